@@ -1,0 +1,528 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/dicomio/synth"
+	"github.com/pacsnet/pacsnet/node"
+)
+
+func initCmd(g *globals) *cobra.Command {
+	var name, ae string
+	c := &cobra.Command{
+		Use:   "init --name NAME [--ae AETITLE]",
+		Short: "Create a facility home: config, keys, encrypted archive, API token",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := node.Init(g.home, node.InitOptions{Name: name, AETitle: ae})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(map[string]string{"home": g.home, "name": cfg.Name, "ae_title": cfg.AETitle})
+			}
+			fmt.Printf("initialised %q (AE %s) in %s\nnext: pacsnet --home %s serve\n", cfg.Name, cfg.AETitle, g.home, g.home)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&name, "name", "", "facility name, e.g. \"St Mary\" (required)")
+	c.Flags().StringVar(&ae, "ae", "", "DICOM AE title (default: derived from the name)")
+	required(c, "name")
+	addJSON(c, g)
+	return c
+}
+
+func serveCmd(g *globals) *cobra.Command {
+	var httpAddr, dicomAddr, logLevel string
+	var p2p []string
+	var uploadRate int64 = -1
+	c := &cobra.Command{
+		Use:   "serve [--http ADDR] [--p2p MULTIADDR]... [--dicom ADDR]",
+		Short: "Run the facility node until SIGINT or SIGTERM",
+		Long: `Run the facility node: the libp2p host (TCP and QUIC, Noise), the
+partner-only connection gater and the local HTTP API. The flags override the
+config file's addresses for this run. One line on stderr says where the
+node listens; HOME/run/api.json tells the other commands.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := node.LoadConfig(g.home)
+			if err != nil {
+				return err
+			}
+			if httpAddr != "" {
+				cfg.HTTPAddr = httpAddr
+			}
+			if len(p2p) > 0 {
+				cfg.P2PAddrs = p2p
+			}
+			if dicomAddr != "" {
+				cfg.DICOMAddr = dicomAddr
+			}
+			if uploadRate >= 0 {
+				cfg.Exchange.UploadRate = uploadRate
+			}
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level: %w", err)}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			n, err := node.Open(g.home, cfg, node.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			runErr := n.Run(ctx)
+			log.Info("shutting down")
+			if err := n.Close(); err != nil && runErr == nil {
+				runErr = err
+			}
+			return runErr
+		},
+	}
+	c.Flags().StringVar(&httpAddr, "http", "", "local API listen address (config http_addr; default 127.0.0.1:7480)")
+	c.Flags().StringSliceVar(&p2p, "p2p", nil, "libp2p listen multiaddr, repeatable (config p2p_addrs)")
+	c.Flags().StringVar(&dicomAddr, "dicom", "", "DICOM listen address (config dicom_addr; reserved for the DICOM edge)")
+	c.Flags().Int64Var(&uploadRate, "upload-rate", -1, "cap on bytes/s served to partners, 0 = unlimited (config exchange.upload_rate)")
+	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return c
+}
+
+func inviteCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "invite",
+		Short: "Print this facility's signed invite for a partner to add",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			var out map[string]string
+			if err := cl.do("GET", "/api/v1/invite", nil, &out); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(out)
+			}
+			fmt.Println(out["invite"])
+			return nil
+		},
+	}
+	addJSON(c, g)
+	return c
+}
+
+func peerCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "peer", Short: "Manage partner facilities"}
+	add := &cobra.Command{
+		Use:   "add INVITE",
+		Short: "Admit the facility an invite describes as a partner",
+		Args:  exactArgs(1, "one invite"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			var p node.Peer
+			if err := cl.do("POST", "/api/v1/peers", map[string]string{"invite": args[0]}, &p); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(p)
+			}
+			fmt.Printf("added partner %q (%s)\n", p.Name, p.ID)
+			return nil
+		},
+	}
+	addJSON(add, g)
+	c.AddCommand(add)
+	return c
+}
+
+func peersCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "peers",
+		Short: "List partner facilities",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			var ps []node.Peer
+			if err := get(g, "/api/v1/peers", &ps); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(ps)
+			}
+			tw := table("NAME", "PEER ID", "ADDED")
+			for _, p := range ps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.ID, p.Added.Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	addJSON(c, g)
+	return c
+}
+
+// importResult is one file's line in `import --json`.
+type importResult struct {
+	Path string `json:"path"`
+	node.ImportResult
+}
+
+func importCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "import PATH...",
+		Short: "Import DICOM files and folders (recursive) into the local archive",
+		Long: `Import DICOM files and folders (recursively) into the local archive.
+Each file is validated, normalized, encrypted and committed before it is
+reported. Exit status 1 when any file was rejected or failed.`,
+		Args: minArgs(1, "at least one file or folder"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			var results []importResult
+			counts := map[string]int{}
+			var bytes int64
+			start := time.Now()
+			for _, root := range args {
+				err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+					if err != nil {
+						results = append(results, importResult{Path: path, ImportResult: node.ImportResult{Outcome: node.OutcomeFailed, Error: err.Error()}})
+						return nil
+					}
+					if d.IsDir() || !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") || d.Name() == "DICOMDIR" || !looksDICOM(d.Name()) {
+						return nil
+					}
+					r := importResult{Path: path}
+					data, err := os.ReadFile(path)
+					if err != nil {
+						r.Outcome, r.Error = node.OutcomeFailed, err.Error()
+					} else if _, err := cl.postRaw("/api/v1/instances", data, &r.ImportResult); err != nil {
+						r.Outcome, r.Error = node.OutcomeFailed, err.Error()
+					}
+					if r.Outcome == node.OutcomeStored {
+						bytes += r.Size
+					}
+					counts[r.Outcome]++
+					results = append(results, r)
+					if !g.json {
+						line := fmt.Sprintf("%-9s %s", r.Outcome, path)
+						if r.Error != "" {
+							line += ": " + r.Error
+						}
+						fmt.Println(line)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			secs := time.Since(start).Seconds()
+			bad := counts[node.OutcomeRejected] + counts[node.OutcomeFailed] + counts[node.OutcomeConflict]
+			if g.json {
+				if results == nil {
+					results = []importResult{}
+				}
+				if err := printJSON(map[string]any{"results": results, "summary": counts, "bytes": bytes, "seconds": secs}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Printf("%d files: %d stored, %d duplicate, %d conflict, %d rejected, %d failed; %.1f MB in %.1fs\n",
+					len(results), counts[node.OutcomeStored], counts[node.OutcomeDuplicate], counts[node.OutcomeConflict],
+					counts[node.OutcomeRejected], counts[node.OutcomeFailed], float64(bytes)/1e6, secs)
+			}
+			if len(results) == 0 {
+				return fmt.Errorf("no files found under %s", strings.Join(args, ", "))
+			}
+			if bad > 0 {
+				return fmt.Errorf("%d of %d files were not imported", bad, len(results))
+			}
+			return nil
+		},
+	}
+	addJSON(c, g)
+	return c
+}
+
+// looksDICOM skips files that are plainly not DICOM (notes, manifests)
+// when walking a folder; content decides for everything else.
+func looksDICOM(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".txt", ".md", ".tsv", ".csv", ".json", ".xml", ".html", ".pdf", ".jpg", ".png", ".zip":
+		return false
+	}
+	return true
+}
+
+func studiesCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "studies",
+		Short: "List the studies in the local archive",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			var ss []node.Study
+			if err := get(g, "/api/v1/studies", &ss); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(ss)
+			}
+			tw := table("STUDY UID", "PATIENT ID", "DATE", "MODALITIES", "INSTANCES", "MB", "FROM")
+			for _, s := range ss {
+				from := "(local)"
+				if s.Origin != "" {
+					from = s.OriginName
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\n", s.UID, s.PatientID, s.StudyDate, strings.Join(s.Modalities, ","), s.Instances, float64(s.Bytes)/1e6, from)
+			}
+			return tw.Flush()
+		},
+	}
+	addJSON(c, g)
+	return c
+}
+
+func grantCmd(g *globals) *cobra.Command {
+	var to, study, expires, purpose, user string
+	c := &cobra.Command{
+		Use:   "grant --to PEER --study UID [--expires 72h]",
+		Short: "Grant a partner facility access to a study held here",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			var sg consent.SignedGrant
+			req := map[string]string{"to": to, "study": study, "expires": expires, "purpose": purpose, "user": user}
+			if err := cl.do("POST", "/api/v1/grants", req, &sg); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(sg)
+			}
+			fmt.Printf("granted %s to %s until %s (grant %s); manifest queued\n", study, sg.Grant.Grantee, sg.Grant.Expires.Format(time.DateTime), sg.Grant.ID)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&to, "to", "", "partner facility: peer ID or name (required)")
+	c.Flags().StringVar(&study, "study", "", "Study Instance UID (required)")
+	c.Flags().StringVar(&expires, "expires", "", "how long the grant lasts (default: config exchange.default_grant_ttl, 72h)")
+	c.Flags().StringVar(&purpose, "purpose", "treatment", "treatment, second-opinion or research-deidentified")
+	c.Flags().StringVar(&user, "user", "", "restrict to a named user at the partner")
+	required(c, "to", "study")
+	addJSON(c, g)
+	return c
+}
+
+func grantsCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "grants",
+		Short: "List grants this facility issued",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			var gs []consent.GrantStatus
+			if err := get(g, "/api/v1/grants", &gs); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(gs)
+			}
+			tw := table("GRANT", "STATE", "GRANTEE", "STUDIES", "PURPOSE", "EXPIRES")
+			for _, s := range gs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Grant.ID, s.State, s.Grant.Grantee, strings.Join(s.Grant.Studies, ","), s.Grant.Purpose, s.Grant.Expires.Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	addJSON(c, g)
+	return c
+}
+
+func revokeCmd(g *globals) *cobra.Command {
+	var reason string
+	c := &cobra.Command{
+		Use:   "revoke GRANT",
+		Short: "Revoke a grant: the partner's next block request is refused",
+		Args:  exactArgs(1, "one grant ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			var rv consent.SignedRevocation
+			if err := cl.do("POST", "/api/v1/grants/"+args[0]+"/revoke", map[string]string{"reason": reason}, &rv); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(rv)
+			}
+			fmt.Printf("revoked grant %s\n", args[0])
+			return nil
+		},
+	}
+	c.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log; no patient data)")
+	addJSON(c, g)
+	return c
+}
+
+func sharedCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "shared",
+		Short: "List studies partner facilities shared with this facility",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			var ss []node.SharedStudy
+			if err := get(g, "/api/v1/shared", &ss); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(ss)
+			}
+			tw := table("STUDY UID", "FROM", "STATE", "INSTANCES", "MB", "EXPIRES", "FETCHED")
+			for _, s := range ss {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%s\t%v\n", s.Study.UID, s.IssuerName, s.State, s.Instances, float64(s.Bytes)/1e6, s.Expires.Format(time.DateTime), s.Fetched)
+			}
+			return tw.Flush()
+		},
+	}
+	addJSON(c, g)
+	return c
+}
+
+func auditCmd(g *globals) *cobra.Command {
+	var verify bool
+	c := &cobra.Command{
+		Use:   "audit [--verify]",
+		Short: "Show the hash-chained audit log, or verify its chain",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			if verify {
+				var res map[string]any
+				err := cl.do("GET", "/api/v1/audit/verify", nil, &res)
+				if ae, ok := err.(*apiError); ok && ae.Status == 409 {
+					if g.json {
+						printJSON(map[string]any{"ok": false, "error": ae.Msg})
+					}
+					return fmt.Errorf("audit log is corrupt: %s", ae.Msg)
+				} else if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(res)
+				}
+				fmt.Printf("audit log OK: %v entries, head %v\n", res["entries"], res["head"])
+				return nil
+			}
+			es := []consent.Entry{}
+			for {
+				var page []consent.Entry
+				if err := cl.do("GET", fmt.Sprintf("/api/v1/audit?after=%d&limit=%d", len(es), consent.MaxEntriesLimit), nil, &page); err != nil {
+					return err
+				}
+				es = append(es, page...)
+				if len(page) < consent.MaxEntriesLimit {
+					break
+				}
+			}
+			if g.json {
+				return printJSON(es)
+			}
+			tw := table("SEQ", "TIME", "ACTOR", "ACTION", "DECISION", "PEER", "STUDY", "REASON")
+			for _, e := range es {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.DateTime), e.Actor, e.Action, e.Decision, shortPeer(e.Peer.String()), e.Study, e.Reason)
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().BoolVar(&verify, "verify", false, "check every hash and link of the chain")
+	addJSON(c, g)
+	return c
+}
+
+func synthCmd(g *globals) *cobra.Command {
+	var out string
+	var slices, size int
+	var seed int64
+	c := &cobra.Command{
+		Use:   "synth --out DIR [--slices 200]",
+		Short: "Write a synthetic CT series (realistic UIDs, geometry, 16-bit pixels)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			study, paths, err := synth.WriteCT(out, synth.CTOptions{Slices: slices, Rows: size, Cols: size, Seed: seed})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(map[string]any{"study": study, "files": len(paths), "dir": out})
+			}
+			fmt.Printf("wrote %d CT slices of study %s to %s\n", len(paths), study, out)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&out, "out", "", "output folder (required)")
+	c.Flags().IntVar(&slices, "slices", 200, "number of slices")
+	c.Flags().IntVar(&size, "size", 512, "rows and columns")
+	c.Flags().Int64Var(&seed, "seed", 1, "seed: the same seed writes the same study")
+	required(c, "out")
+	addJSON(c, g)
+	return c
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  exactArgs(0, "no arguments"),
+		Run: func(c *cobra.Command, args []string) {
+			v := "(devel)"
+			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+				v = bi.Main.Version
+			}
+			fmt.Println("pacsnet", v)
+		},
+	}
+}
+
+func get(g *globals, path string, out any) error {
+	cl, err := newClient(g.home)
+	if err != nil {
+		return err
+	}
+	return cl.do("GET", path, nil, out)
+}
+
+func table(cols ...string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	return tw
+}
+
+func shortPeer(s string) string {
+	if len(s) > 12 {
+		return "…" + s[len(s)-8:]
+	}
+	return s
+}

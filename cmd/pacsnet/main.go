@@ -1,0 +1,116 @@
+// Command pacsnet runs and administers a pacsnet facility node.
+//
+// `pacsnet serve` runs the node; every other command talks to the running
+// node through its local HTTP API (Badger admits one process). See
+// `pacsnet help`.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses: 0 success, 1 failure, 2 usage error.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError marks errors in how the command was called.
+type usageError struct{ error }
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		fmt.Fprintf(os.Stderr, "pacsnet: %v\nRun 'pacsnet help' for usage.\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(os.Stderr, "pacsnet: %v\n", err)
+	return exitFailure
+}
+
+// isCobraUsage recognises cobra's own errors for unknown commands.
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	return len(s) > 16 && (s[:16] == "unknown command " || s[:15] == "unknown flag: -" || s[:14] == "unknown shortha")
+}
+
+type globals struct {
+	home string
+	json bool
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "pacsnet",
+		Short: "Federated peer-to-peer medical image exchange: one node per facility",
+		Long: `pacsnet runs a facility's node: its encrypted DICOM archive, and the
+exchange of signed, encrypted study manifests and images with partner
+facilities, only under grants the data-holding facility issued.
+
+Start with 'pacsnet init --name "St Mary"', then 'pacsnet serve'. The other
+commands talk to the running node. The home directory is --home, or
+$PACSNET_HOME, or ~/.pacsnet.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory ($PACSNET_HOME)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		initCmd(g), serveCmd(g), inviteCmd(g), peerCmd(g), peersCmd(g), importCmd(g),
+		studiesCmd(g), grantCmd(g), grantsCmd(g), revokeCmd(g), sharedCmd(g), fetchCmd(g),
+		exportCmd(g), auditCmd(g), synthCmd(g), versionCmd(),
+	)
+	return root
+}
+
+func defaultHome() string {
+	if h := os.Getenv("PACSNET_HOME"); h != "" {
+		return h
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return h + "/.pacsnet"
+	}
+	return ".pacsnet"
+}
+
+// args validators that report usage errors (exit 2).
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s: want %s", c.CommandPath(), what)}
+		}
+		return nil
+	}
+}
+
+func minArgs(n int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageError{fmt.Errorf("%s: want %s", c.CommandPath(), what)}
+		}
+		return nil
+	}
+}
+
+func addJSON(c *cobra.Command, g *globals) {
+	c.Flags().BoolVar(&g.json, "json", false, "print exactly one JSON document on stdout")
+}
+
+func required(c *cobra.Command, names ...string) {
+	for _, n := range names {
+		c.MarkFlagRequired(n)
+	}
+}

@@ -1,0 +1,131 @@
+package consent
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/audit.golden.json")
+
+// goldenScenario runs a fixed sequence of events with a fixed clock,
+// signing key and grant-ID source, over a fresh store, and returns the
+// audit log. It reopens the ledger halfway, as a restart would.
+func goldenScenario(t *testing.T) []Entry {
+	t.Helper()
+	clock := newClock()
+	store := NewMemStore()
+	l := newLedger(t, store, clock)
+	bob := peerOf(t, fixedKey(t, 2))
+	carol := peerOf(t, fixedKey(t, 3))
+	step := func() { clock.Advance(90 * time.Second) }
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func(e Entry) { _, err := l.Record(e); must(err) }
+
+	record(Entry{Actor: "admin", Peer: bob, Action: ActPeerAdded})
+	step()
+	g1, err := l.Grant(GrantRequest{Grantee: bob, GranteeUser: "dr.house", Studies: []string{studyA, studyB}, Purpose: PurposeSecondOpinion, Expires: t0.Add(14 * 24 * time.Hour), Actor: "admin"})
+	must(err)
+	step()
+	record(Entry{Peer: bob, Action: ActManifestSent, Study: studyA, GrantID: g1.Grant.ID})
+	step()
+	for _, study := range []string{studyA, studyC} {
+		err := l.Check(bob, g1.Grant.ID, study, ActionFetch)
+		e := Entry{Peer: bob, Action: ActFetchAllowed, Study: study, GrantID: g1.Grant.ID, Decision: DecisionAllow}
+		if err != nil {
+			e.Action, e.Decision, e.Reason = ActFetchDenied, DecisionDeny, err.Error()
+		}
+		record(e)
+		step()
+	}
+	if err := l.Check(carol, g1.Grant.ID, studyA, ActionFetch); err != nil {
+		record(Entry{Peer: carol, Action: ActFetchDenied, Study: studyA, GrantID: g1.Grant.ID, Decision: DecisionDeny, Reason: err.Error()})
+	}
+	step()
+
+	// Restart.
+	l = newLedger(t, store, clock)
+	l.rand.Read(make([]byte, 16)) // keep IDs distinct from before the restart
+	g2, err := l.Grant(GrantRequest{Grantee: carol, Studies: []string{studyC}, Purpose: PurposeResearch, NotBefore: t0.Add(24 * time.Hour), Expires: t0.Add(48 * time.Hour), Actor: "research-office"})
+	must(err)
+	step()
+	_, err = l.Revoke(g1.Grant.ID, "opinion received", "admin")
+	must(err)
+	step()
+	if err := l.Check(bob, g1.Grant.ID, studyA, ActionFetch); err != nil {
+		record(Entry{Peer: bob, Action: ActFetchDenied, Study: studyA, GrantID: g1.Grant.ID, Decision: DecisionDeny, Reason: err.Error()})
+	}
+	step()
+	if err := l.Check(carol, g2.Grant.ID, studyC, ActionFetch); err != nil {
+		record(Entry{Peer: carol, Action: ActFetchDenied, Study: studyC, GrantID: g2.Grant.ID, Decision: DecisionDeny, Reason: err.Error()})
+	}
+
+	if _, err := l.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := l.Entries(0, MaxEntriesLimit)
+	must(err)
+	return entries
+}
+
+func TestGoldenAuditLog(t *testing.T) {
+	run1 := goldenScenario(t)
+	run2 := goldenScenario(t)
+	if len(run1) != len(run2) {
+		t.Fatalf("runs differ in length: %d vs %d", len(run1), len(run2))
+	}
+	for i := range run1 {
+		if run1[i] != run2[i] {
+			t.Fatalf("entry %d differs between runs:\n%+v\n%+v", i+1, run1[i], run2[i])
+		}
+	}
+
+	path := filepath.Join("testdata", "audit.golden.json")
+	if *update {
+		b, err := json.MarshalIndent(run1, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	var want []Entry
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(run1) != len(want) {
+		t.Fatalf("%d entries, golden has %d", len(run1), len(want))
+	}
+	// Fields first, so a behaviour change reads as one; then hashes, which
+	// pin the canonical encoding: if they change, every existing log on
+	// disk stops verifying.
+	for i := range want {
+		got, w := run1[i], want[i]
+		gotH, wantH := got.Hash, w.Hash
+		got.Hash, w.Hash, got.Prev, w.Prev = "", "", "", ""
+		if got != w {
+			t.Errorf("entry %d:\n got %+v\nwant %+v", i+1, got, w)
+			continue
+		}
+		if gotH != wantH {
+			t.Errorf("entry %d: hash %s, golden %s (canonical encoding changed?)", i+1, gotH, wantH)
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package consent
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pacsnet/pacsnet/crypto"
+)
+
+// Purpose is why access was granted. It travels in the signed grant so the
+// grantee's node can enforce it too (e.g. de-identify for research).
+type Purpose string
+
+// Purposes.
+const (
+	PurposeTreatment     Purpose = "treatment"
+	PurposeSecondOpinion Purpose = "second-opinion"
+	PurposeResearch      Purpose = "research-deidentified"
+)
+
+func (p Purpose) valid() bool {
+	switch p {
+	case PurposeTreatment, PurposeSecondOpinion, PurposeResearch:
+		return true
+	}
+	return false
+}
+
+// ActionFetch is the only action grants carry today: fetch the study's
+// blocks.
+const ActionFetch = "fetch"
+
+// Signature domains (see crypto.Sign).
+const (
+	grantDomain      = "grant"
+	revocationDomain = "revocation"
+)
+
+// Limits on grant contents. They bound what a hostile signed grant can
+// make a verifier hold, and keep grants small enough to travel in
+// manifests.
+const (
+	MaxStudiesPerGrant = 1000
+	maxUIDLen          = 64 // DICOM PS3.5 §9.1
+	maxUserLen         = 256
+	maxReasonLen       = 1024
+	maxActions         = 8
+	maxActionLen       = 32
+)
+
+// Grant lets one facility (Grantee) perform Actions on Studies held by
+// another (Issuer) for a Purpose, within [NotBefore, Expires).
+type Grant struct {
+	ID          string    `json:"id"`     // 128 random bits, 32 lowercase hex digits
+	Issuer      peer.ID   `json:"issuer"` // the data-holding facility (the signer)
+	Grantee     peer.ID   `json:"grantee"`
+	GranteeUser string    `json:"grantee_user,omitempty"`
+	Studies     []string  `json:"studies"` // Study Instance UIDs (≥1)
+	Actions     []string  `json:"actions"` // ["fetch"]
+	Purpose     Purpose   `json:"purpose"`
+	NotBefore   time.Time `json:"not_before"`
+	Expires     time.Time `json:"expires"` // > NotBefore
+	Created     time.Time `json:"created"`
+}
+
+// SignedGrant is a Grant with the issuer's signature (crypto.Sign, domain
+// "grant") over its canonical encoding: encoding/json of the Grant struct
+// (fixed field order; the issuer writes times in UTC, RFC 3339 with
+// nanoseconds). A verifier re-encodes the decoded Grant, so a grant with
+// fields this version does not know fails verification rather than being
+// half-understood.
+type SignedGrant struct {
+	Grant Grant  `json:"grant"`
+	Sig   []byte `json:"sig"`
+}
+
+// Verify checks that the grant is well formed and signed by its Issuer
+// (whose Ed25519 key is inlined in the peer ID). It does not check time
+// or revocation: that is [Ledger.Check]'s job on the issuer's side.
+func (g *SignedGrant) Verify() error {
+	if err := g.Grant.validate(); err != nil {
+		return fmt.Errorf("verify grant: %w", err)
+	}
+	msg, err := json.Marshal(&g.Grant)
+	if err != nil {
+		return fmt.Errorf("verify grant: %w", err)
+	}
+	if err := crypto.VerifyPeer(g.Grant.Issuer, grantDomain, msg, g.Sig); err != nil {
+		return fmt.Errorf("verify grant %s: %w", g.Grant.ID, err)
+	}
+	return nil
+}
+
+func (g *SignedGrant) clone() *SignedGrant {
+	c := *g
+	c.Grant.Studies = append([]string(nil), g.Grant.Studies...)
+	c.Grant.Actions = append([]string(nil), g.Grant.Actions...)
+	c.Sig = append([]byte(nil), g.Sig...)
+	return &c
+}
+
+// validate checks structure only; messages never quote study UIDs.
+func (g *Grant) validate() error {
+	if !validID(g.ID) {
+		return fmt.Errorf("malformed grant ID")
+	}
+	if err := validPeer(g.Issuer); err != nil {
+		return fmt.Errorf("issuer: %w", err)
+	}
+	if err := validPeer(g.Grantee); err != nil {
+		return fmt.Errorf("grantee: %w", err)
+	}
+	if g.Issuer == g.Grantee {
+		return fmt.Errorf("grantee is the issuer")
+	}
+	if err := checkText(g.GranteeUser, maxUserLen); err != nil {
+		return fmt.Errorf("grantee user: %w", err)
+	}
+	if len(g.Studies) == 0 || len(g.Studies) > MaxStudiesPerGrant {
+		return fmt.Errorf("%d studies, want 1..%d", len(g.Studies), MaxStudiesPerGrant)
+	}
+	for i, s := range g.Studies {
+		if !validUID(s) {
+			return fmt.Errorf("study %d is not a valid UID", i)
+		}
+	}
+	if len(g.Actions) == 0 || len(g.Actions) > maxActions {
+		return fmt.Errorf("%d actions, want 1..%d", len(g.Actions), maxActions)
+	}
+	for i, a := range g.Actions {
+		if !validCode(a, maxActionLen) {
+			return fmt.Errorf("action %d is malformed", i)
+		}
+	}
+	if !g.Purpose.valid() {
+		return fmt.Errorf("unknown purpose")
+	}
+	if g.NotBefore.IsZero() || g.Expires.IsZero() || g.Created.IsZero() {
+		return fmt.Errorf("missing time")
+	}
+	if !g.Expires.After(g.NotBefore) {
+		return fmt.Errorf("expires before it starts")
+	}
+	return nil
+}
+
+// Revocation withdraws a grant. It is signed by the grant's issuer.
+type Revocation struct {
+	GrantID string    `json:"grant_id"`
+	Issuer  peer.ID   `json:"issuer"`
+	Revoked time.Time `json:"revoked"`
+	Reason  string    `json:"reason,omitempty"` // free text from the admin; never patient data
+}
+
+// SignedRevocation is a Revocation with the issuer's signature
+// (crypto.Sign, domain "revocation") over the JSON encoding of Revocation.
+type SignedRevocation struct {
+	Revocation Revocation `json:"revocation"`
+	Sig        []byte     `json:"sig"`
+}
+
+// Verify checks that the revocation is well formed and signed by its
+// Issuer.
+func (r *SignedRevocation) Verify() error {
+	rv := &r.Revocation
+	if !validID(rv.GrantID) {
+		return fmt.Errorf("verify revocation: malformed grant ID")
+	}
+	if err := validPeer(rv.Issuer); err != nil {
+		return fmt.Errorf("verify revocation: issuer: %w", err)
+	}
+	if rv.Revoked.IsZero() {
+		return fmt.Errorf("verify revocation: missing time")
+	}
+	if err := checkText(rv.Reason, maxReasonLen); err != nil {
+		return fmt.Errorf("verify revocation: reason: %w", err)
+	}
+	msg, err := json.Marshal(rv)
+	if err != nil {
+		return fmt.Errorf("verify revocation: %w", err)
+	}
+	if err := crypto.VerifyPeer(rv.Issuer, revocationDomain, msg, r.Sig); err != nil {
+		return fmt.Errorf("verify revocation of %s: %w", rv.GrantID, err)
+	}
+	return nil
+}
+
+func (r *SignedRevocation) clone() *SignedRevocation {
+	c := *r
+	c.Sig = append([]byte(nil), r.Sig...)
+	return &c
+}
+
+// validID accepts exactly what newID produces: 32 lowercase hex digits.
+func validID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func newID(rand interface{ Read([]byte) (int, error) }) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate grant ID: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// validPeer requires an Ed25519 peer ID (every pacsnet node has one) that
+// survives a JSON round trip.
+func validPeer(p peer.ID) error {
+	if _, err := crypto.PublicKey(p); err != nil {
+		return err
+	}
+	return roundTrips(p)
+}
+
+// roundTrips checks that p is some libp2p peer ID that JSON can carry:
+// its string form decodes back to it. The audit log accepts any such ID,
+// so a connection from an unexpected kind of peer is still recorded.
+func roundTrips(p peer.ID) error {
+	if len(p) == 0 || len(p) > 128 {
+		return fmt.Errorf("peer ID of %d bytes", len(p))
+	}
+	if q, err := peer.Decode(p.String()); err != nil || q != p {
+		return fmt.Errorf("peer ID does not round-trip")
+	}
+	return nil
+}
+
+// validUID accepts 1..64 characters of digits and dots with no empty
+// component. It does not insist on PS3.5's "no leading zero" rule:
+// archives hold real-world UIDs that break it, and refusing to share them
+// helps nobody.
+func validUID(s string) bool {
+	if len(s) == 0 || len(s) > maxUIDLen || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '.' {
+			if s[i-1] == '.' {
+				return false
+			}
+		} else if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// validCode accepts short identifiers such as actions: [a-z0-9._-].
+func validCode(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkText accepts valid UTF-8 without control characters, up to max
+// bytes.
+func checkText(s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("longer than %d bytes", max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("not valid UTF-8")
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return fmt.Errorf("contains control characters")
+	}
+	return nil
+}
+
+// sanitize makes s acceptable to checkText without failing: the audit log
+// would rather keep a mangled field than lose the entry. Control
+// characters become U+FFFD and the result is cut at a rune boundary.
+func sanitize(s string, max int) string {
+	if checkText(s, max) == nil {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}

@@ -1,0 +1,31 @@
+package crypto
+
+import (
+	"go/build"
+	"strings"
+	"testing"
+)
+
+// TestImportRules enforces the layering of STYLE.md for this package.
+func TestImportRules(t *testing.T) {
+	// forbidden maps an import path prefix to why this package must not use it.
+	forbidden := map[string]string{
+		"github.com/pacsnet/pacsnet/node":     "crypto is the bottom layer: keys and encryption are reviewed on their own",
+		"github.com/pacsnet/pacsnet/exchange": "crypto is the bottom layer: keys and encryption are reviewed on their own",
+		"github.com/pacsnet/pacsnet/consent":  "crypto is the bottom layer: keys and encryption are reviewed on their own",
+		"github.com/pacsnet/pacsnet/dicomio":  "crypto is the bottom layer: keys and encryption are reviewed on their own",
+		"github.com/pacsnet/pacsnet/cmd":      "crypto is the bottom layer: keys and encryption are reviewed on their own",
+		"github.com/pacsnet/pacsnet/netsim":   "crypto is the bottom layer: keys and encryption are reviewed on their own",
+	}
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		for prefix, why := range forbidden {
+			if imp == prefix || strings.HasPrefix(imp, prefix+"/") {
+				t.Errorf("imports %s: %s", imp, why)
+			}
+		}
+	}
+}

@@ -1,0 +1,33 @@
+// Package crypto holds pacsnet's key material and the few cryptographic
+// constructions the rest of the node is built from.
+//
+// # What it provides
+//
+//   - Key files: [WriteKeyFile] and [ReadKeyFile] create secrets with mode
+//     0600 and refuse to read secrets that group or others could read.
+//   - A node's long-term [Identity]: an Ed25519 libp2p key (whose public key
+//     is the peer ID) and a post-quantum hybrid age identity (ML-KEM-768 +
+//     X25519, recipients "age1pq1…").
+//   - Domain-separated signatures: [Sign], [Verify], [VerifyPeer].
+//   - Whole-buffer age encryption: [Encrypt], [Decrypt].
+//   - Sealed envelopes: [Seal] signs inside and encrypts outside, because age
+//     has no sender authentication; [Open] undoes it and names the signer.
+//   - Study keys ([NewStudyKey], [ParseStudyKey]) and the archive key
+//     ([NewArchiveKey]).
+//
+// # Errors
+//
+// [ErrNotForUs] means none of the identities could decrypt; [ErrMalformed]
+// means the input does not parse (corrupt or truncated age file, or an
+// envelope that does not decode); [ErrBadSignature] means a signature does
+// not verify; [ErrWrongDomain] means a valid-looking envelope was made for
+// another purpose; [ErrInsecureKeyFile] means a key file's permissions or
+// type are unsafe. Errors never contain key material or payload bytes.
+//
+// # Imports
+//
+// This package must not import any other pacsnet package: everything else
+// depends on it, and keeping it a leaf keeps the trusted code small and
+// reviewable. It must not open network connections or use a global logger.
+// deps_test.go enforces this.
+package crypto

@@ -1,0 +1,281 @@
+package dicomio
+
+import (
+	"encoding/binary"
+	"strings"
+	"unicode/utf8"
+)
+
+// trimPadding removes the trailing space/NUL padding of a value, and
+// leading spaces too when leading is set (they are insignificant in LO,
+// SH, CS, DA, TM, IS and UI).
+func trimPadding(b []byte, leading bool) []byte {
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == 0) {
+		b = b[:len(b)-1]
+	}
+	if leading {
+		for len(b) > 0 && b[0] == ' ' {
+			b = b[1:]
+		}
+	}
+	return b
+}
+
+// attrNames are for messages: keywords are not patient data.
+var attrNames = [numAttrs]string{
+	aSpecificCharacterSet: "Specific Character Set",
+	aSOPClassUID:          "SOP Class UID",
+	aSOPInstanceUID:       "SOP Instance UID",
+	aStudyInstanceUID:     "Study Instance UID",
+	aSeriesInstanceUID:    "Series Instance UID",
+	aPatientID:            "Patient ID",
+	aIssuerOfPatientID:    "Issuer of Patient ID",
+	aPatientName:          "Patient's Name",
+	aPatientBirthDate:     "Patient's Birth Date",
+	aPatientSex:           "Patient's Sex",
+	aStudyDate:            "Study Date",
+	aStudyTime:            "Study Time",
+	aStudyDescription:     "Study Description",
+	aAccessionNumber:      "Accession Number",
+	aStudyID:              "Study ID",
+	aModality:             "Modality",
+	aSeriesDescription:    "Series Description",
+	aSeriesNumber:         "Series Number",
+	aInstanceNumber:       "Instance Number",
+	aNumberOfFrames:       "Number of Frames",
+	aSamplesPerPixel:      "Samples per Pixel",
+	aRows:                 "Rows",
+	aColumns:              "Columns",
+	aBitsAllocated:        "Bits Allocated",
+}
+
+func attrLabel(i int) string { return attrNames[i] + " " + tagString(attrTags[i]) }
+
+// uidProblem classifies a trimmed UID value.
+type uidProblem int
+
+const (
+	uidOK       uidProblem = iota
+	uidEmpty               // treated as absent
+	uidLenient             // not a valid UID, but harmless characters: accepted with a warning
+	uidLeadZero            // valid apart from a component with a leading zero: warning
+	uidTooLong             // over 64 characters: rejected
+	uidBadChars            // characters that could be dangerous downstream: rejected
+)
+
+// checkUID applies PS3.5 9.1 (digits and dots, at most 64 characters, no
+// empty components, no leading zeros). Real archives hold non-conforming
+// UIDs made of letters and digits (e.g. a hex digest in the shared corpus
+// that dcmtk and pydicom accept); those are accepted with a warning since
+// they are still safe as keys and file names. Anything with other bytes
+// (separators, spaces, controls, non-ASCII, backslash = multiple values)
+// is refused.
+func checkUID(u string) uidProblem {
+	if u == "" {
+		return uidEmpty
+	}
+	if len(u) > 64 {
+		return uidTooLong
+	}
+	strict, lead := true, false
+	compStart := true
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if compStart && c == '0' && i+1 < len(u) && u[i+1] != '.' {
+				lead = true
+			}
+			compStart = false
+		case c == '.':
+			if compStart {
+				strict = false // empty component
+			}
+			compStart = true
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+			strict = false
+			compStart = false
+		default:
+			return uidBadChars
+		}
+	}
+	if compStart {
+		strict = false // trailing dot
+	}
+	switch {
+	case !strict:
+		return uidLenient
+	case lead:
+		return uidLeadZero
+	}
+	return uidOK
+}
+
+// parseIS parses an Integer String (PS3.5 6.2): optional sign and up to 12
+// characters of digits, padded with spaces, within ±2^31-1.
+func parseIS(b []byte) (int, bool) {
+	s := strings.TrimSpace(string(trimPadding(b, true)))
+	if s == "" || len(s) > 12 {
+		return 0, false
+	}
+	neg := false
+	switch s[0] {
+	case '+':
+		s = s[1:]
+	case '-':
+		neg, s = true, s[1:]
+	}
+	if s == "" {
+		return 0, false
+	}
+	n := int64(0)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+		if n > 1<<31-1 {
+			return 0, false
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return int(n), true
+}
+
+func (w *walker) us(i int, big bool) (uint16, bool) {
+	if !w.seen[i] || len(w.attrs[i]) != 2 {
+		return 0, false
+	}
+	if big {
+		return binary.BigEndian.Uint16(w.attrs[i]), true
+	}
+	return binary.LittleEndian.Uint16(w.attrs[i]), true
+}
+
+// asciiValue returns a CS/DA/TM value as a valid UTF-8 string.
+func asciiValue(b []byte) string {
+	s := string(trimPadding(b, true))
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}
+
+// required are the attributes an instance cannot be stored without.
+var required = [...]int{aSOPClassUID, aSOPInstanceUID, aStudyInstanceUID, aSeriesInstanceUID}
+
+// checkRequired validates the required UIDs of a walked dataset.
+func (w *walker) checkRequired() *Error {
+	for _, i := range required {
+		if !w.seen[i] || len(trimPadding(w.attrs[i], true)) == 0 {
+			return newError(ErrCodeMissingAttribute, attrTags[i], -1, "dataset has no %s", attrLabel(i))
+		}
+		u := string(trimPadding(w.attrs[i], true))
+		switch checkUID(u) {
+		case uidTooLong:
+			return newError(ErrCodeMalformed, attrTags[i], -1, "%s is %d characters long; a UID has at most 64", attrLabel(i), len(u))
+		case uidBadChars:
+			return newError(ErrCodeMalformed, attrTags[i], -1, "%s contains characters not allowed in a UID", attrLabel(i))
+		}
+	}
+	return nil
+}
+
+// fill copies the index attributes of a walked (and checkRequired-passed)
+// dataset into inst.
+func (w *walker) fill(inst *Instance, big bool) *Error {
+	for i := range w.attrs {
+		if w.seen[i] && len(w.attrs[i]) > maxIndexValueLen {
+			return newError(ErrCodeMalformed, attrTags[i], -1, "%s value is %d bytes; index attributes are limited to %d",
+				attrLabel(i), len(w.attrs[i]), maxIndexValueLen)
+		}
+	}
+	uid := func(i int) string {
+		u := string(trimPadding(w.attrs[i], true))
+		switch checkUID(u) {
+		case uidLenient:
+			w.warn.add(attrLabel(i) + " is not a valid UID (characters other than digits and dots, or empty components)")
+		case uidLeadZero:
+			w.warn.add(attrLabel(i) + " has a component with a leading zero")
+		}
+		return u
+	}
+	inst.SOPClassUID = uid(aSOPClassUID)
+	inst.SOPInstanceUID = uid(aSOPInstanceUID)
+	inst.StudyInstanceUID = uid(aStudyInstanceUID)
+	inst.SeriesInstanceUID = uid(aSeriesInstanceUID)
+
+	inst.SpecificCharacterSet = asciiValue(w.attrs[aSpecificCharacterSet])
+	td := newTextDecoder(w.attrs[aSpecificCharacterSet], w.warn)
+	text := func(i int, leading bool) string {
+		s := td.decode(trimPadding(w.attrs[i], false))
+		if leading {
+			s = strings.TrimLeft(s, " ")
+		}
+		return s
+	}
+	inst.PatientName = text(aPatientName, false)
+	inst.PatientID = text(aPatientID, true)
+	inst.IssuerOfPatientID = text(aIssuerOfPatientID, true)
+	inst.StudyDescription = text(aStudyDescription, true)
+	inst.AccessionNumber = text(aAccessionNumber, true)
+	inst.StudyID = text(aStudyID, true)
+	inst.SeriesDescription = text(aSeriesDescription, true)
+
+	inst.PatientBirthDate = asciiValue(w.attrs[aPatientBirthDate])
+	inst.PatientSex = asciiValue(w.attrs[aPatientSex])
+	inst.StudyDate = asciiValue(w.attrs[aStudyDate])
+	inst.StudyTime = asciiValue(w.attrs[aStudyTime])
+	inst.Modality = asciiValue(w.attrs[aModality])
+
+	is := func(i int) int {
+		if !w.seen[i] || len(trimPadding(w.attrs[i], true)) == 0 {
+			return 0
+		}
+		n, ok := parseIS(w.attrs[i])
+		if !ok {
+			w.warn.add(attrLabel(i) + " is not a valid IS; read as 0")
+			return 0
+		}
+		return n
+	}
+	inst.SeriesNumber = is(aSeriesNumber)
+	inst.InstanceNumber = is(aInstanceNumber)
+	inst.NumberOfFrames = is(aNumberOfFrames)
+	if inst.NumberOfFrames < 0 {
+		w.warn.add(attrLabel(aNumberOfFrames) + " is negative; read as 0")
+		inst.NumberOfFrames = 0
+	}
+	w.checkPixelLength(inst, big)
+	return nil
+}
+
+// checkPixelLength warns when native pixel data is shorter than the image
+// it claims to hold. Only a warning: the structure is sound, and whether
+// the pixels are usable is the viewer's business.
+func (w *walker) checkPixelLength(inst *Instance, big bool) {
+	if !w.pixelNative {
+		return
+	}
+	rows, ok1 := w.us(aRows, big)
+	cols, ok2 := w.us(aColumns, big)
+	bits, ok3 := w.us(aBitsAllocated, big)
+	if !ok1 || !ok2 || !ok3 {
+		return
+	}
+	spp, ok := w.us(aSamplesPerPixel, big)
+	if !ok || spp == 0 {
+		spp = 1
+	}
+	frames := int64(inst.NumberOfFrames)
+	if frames < 1 {
+		frames = 1
+	}
+	need := (int64(rows)*int64(cols)*int64(spp)*int64(bits)*frames + 7) / 8
+	if w.pixelLen < need {
+		w.warn.add("native Pixel Data (7FE0,0010) is shorter than Rows x Columns x Samples per Pixel x Bits Allocated x Number of Frames")
+	}
+}

@@ -1,0 +1,36 @@
+// Package exchange is pacsnet's libp2p layer: it builds the host that only
+// partner facilities can connect to ([NewHost]) and speaks the two pacsnet
+// wire protocols on it ([Service]):
+//
+//   - [ManifestProtocol]: a facility pushes one sealed (signed, then
+//     age-encrypted) study manifest to a partner and learns, as a single
+//     code, whether the partner stored it durably.
+//   - [BlocksProtocol]: a facility fetches content-addressed ciphertext
+//     blocks from a partner, citing a grant. The serving side asks its
+//     [Authorizer] before every single block, so a revocation takes
+//     effect in the middle of a transfer; the fetching side recomputes
+//     every block's multihash before handing it on.
+//
+// # What it must not know
+//
+// exchange imports no pacsnet package. It knows nothing of consent
+// (grants, audit), dicomio or node: it asks for decisions and data through
+// the small interfaces it defines ([Partners], [Authorizer], [BlockStore],
+// [ManifestHandler]) and node plugs the real types in. deps_test.go
+// enforces this.
+//
+// # Errors on the wire
+//
+// Peers never see error text: a handler's error is mapped onto a [Code]
+// through the one table in errors.go, and the fetching or pushing side
+// gets a [*RemoteError] that matches the sentinel of its code with
+// [errors.Is] (for example [ErrDenied]). This keeps patient data and local
+// details out of anything a peer can read.
+//
+// # Hostile peers
+//
+// Every frame has a size cap that is checked before anything is allocated
+// ([MaxManifestSize], [MaxBlockSize], [MaxGrantSize],
+// [MaxBlocksPerRequest]); every stream read and write has a deadline; a
+// stream is reset on error and closed when done.
+package exchange

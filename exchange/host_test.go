@@ -1,0 +1,196 @@
+package exchange
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// TestGater checks that only partners get a stream through, and that the
+// set is read at run time.
+func TestGater(t *testing.T) {
+	for _, transport := range transports {
+		t.Run(transport, func(t *testing.T) {
+			sk, sid := newKey(t)
+			pk, pid := newKey(t)
+			sk2, strangerID := newKey(t)
+			serverP := newPartners(pid)
+			server := newHost(t, transport, sk, serverP)
+			partner := newHost(t, transport, pk, newPartners(sid))
+			// The stranger considers us a partner, so only our gater
+			// stands in its way.
+			stranger := newHost(t, transport, sk2, newPartners(sid))
+
+			var calls atomic.Int64
+			newService(t, server, ServiceConfig{Manifests: manifestFunc(func(context.Context, peer.ID, []byte) error {
+				calls.Add(1)
+				return nil
+			})})
+			partnerSvc := newService(t, partner, ServiceConfig{})
+			strangerSvc := newService(t, stranger, ServiceConfig{})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			server.Peerstore().AddAddrs(pid, partner.Addrs(), time.Hour)
+			server.Peerstore().AddAddrs(strangerID, stranger.Addrs(), time.Hour)
+
+			t.Run("stranger cannot open a stream", func(t *testing.T) {
+				// Connect may well return nil: the refusal comes after
+				// the handshake (NOTES.md).
+				_ = stranger.Connect(ctx, peer.AddrInfo{ID: sid, Addrs: server.Addrs()})
+				if st, err := stranger.NewStream(ctx, sid, ManifestProtocol); err == nil {
+					_ = st.Reset()
+					t.Fatal("NewStream from a stranger succeeded")
+				}
+				if err := strangerSvc.PushManifest(ctx, sid, []byte("m")); err == nil {
+					t.Fatal("PushManifest from a stranger succeeded")
+				}
+				if n := calls.Load(); n != 0 {
+					t.Fatalf("handler ran %d times for a stranger", n)
+				}
+			})
+			t.Run("we do not dial a stranger", func(t *testing.T) {
+				if err := server.Connect(ctx, peer.AddrInfo{ID: strangerID, Addrs: stranger.Addrs()}); err == nil {
+					t.Fatal("Connect to a stranger succeeded")
+				}
+			})
+			t.Run("partner can", func(t *testing.T) {
+				connect(t, partner, server)
+				if err := partnerSvc.PushManifest(ctx, sid, []byte("m")); err != nil {
+					t.Fatalf("PushManifest from a partner: %v", err)
+				}
+				if n := calls.Load(); n != 1 {
+					t.Fatalf("handler ran %d times, want 1", n)
+				}
+			})
+			t.Run("removed partner is refused", func(t *testing.T) {
+				serverP.remove(pid)
+				// Open connections outlive the removal; the node closes
+				// them.
+				if err := server.Network().ClosePeer(pid); err != nil {
+					t.Fatal(err)
+				}
+				_ = partner.Network().ClosePeer(sid)
+				_ = partner.Connect(ctx, peer.AddrInfo{ID: sid, Addrs: server.Addrs()})
+				if err := partnerSvc.PushManifest(ctx, sid, []byte("m")); err == nil {
+					t.Fatal("PushManifest from a removed partner succeeded")
+				}
+				if n := calls.Load(); n != 1 {
+					t.Fatalf("handler ran %d times, want still 1", n)
+				}
+			})
+			t.Run("re-added partner is admitted", func(t *testing.T) {
+				serverP.add(pid)
+				_ = partner.Network().ClosePeer(sid)
+				connect(t, partner, server)
+				if err := partnerSvc.PushManifest(ctx, sid, []byte("m")); err != nil {
+					t.Fatalf("PushManifest after re-adding: %v", err)
+				}
+			})
+		})
+	}
+}
+
+func TestNewHostConfig(t *testing.T) {
+	ed, _ := newKey(t)
+	secp, _, err := crypto.GenerateSecp256k1Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		cfg  HostConfig
+		ok   bool
+	}{
+		{"ok, dial only", HostConfig{Key: ed, Partners: newPartners()}, true},
+		{"no key", HostConfig{Partners: newPartners()}, false},
+		{"not ed25519", HostConfig{Key: secp, Partners: newPartners()}, false},
+		{"no partners", HostConfig{Key: ed}, false},
+		{"negative limit", HostConfig{Key: ed, Partners: newPartners(), Limits: Limits{Streams: -1}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := NewHost(tt.cfg)
+			if h != nil {
+				defer h.Close()
+			}
+			if (err == nil) != tt.ok {
+				t.Fatalf("NewHost: %v, want ok %v", err, tt.ok)
+			}
+			if tt.ok && len(h.Addrs()) != 0 {
+				t.Errorf("host without ListenAddrs listens on %v", h.Addrs())
+			}
+		})
+	}
+}
+
+func TestLimitsDefaults(t *testing.T) {
+	d := DefaultLimits()
+	tests := []struct {
+		name string
+		in   Limits
+		want Limits
+		ok   bool
+	}{
+		{"zero", Limits{}, d, true},
+		{"partial", Limits{Conns: 10, Memory: 1 << 30}, Limits{Conns: 10, ConnsInbound: d.ConnsInbound, Streams: d.Streams, StreamsInbound: d.StreamsInbound, Memory: 1 << 30, FD: d.FD}, true},
+		{"negative memory", Limits{Memory: -1}, Limits{}, false},
+		{"negative fd", Limits{FD: -1}, Limits{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.in.withDefaults()
+			if (err == nil) != tt.ok {
+				t.Fatalf("withDefaults: %v, want ok %v", err, tt.ok)
+			}
+			if tt.ok && got != tt.want {
+				t.Errorf("withDefaults = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLimitsApplied checks that the resource manager enforces Limits: a
+// host allowed one inbound stream refuses a second concurrent one.
+func TestLimitsApplied(t *testing.T) {
+	sk, sid := newKey(t)
+	ck, cid := newKey(t)
+	server, err := NewHost(HostConfig{Key: sk, ListenAddrs: []multiaddr.Multiaddr{loopback(t, "tcp")}, Partners: newPartners(cid), Limits: Limits{StreamsInbound: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	client := newHost(t, "tcp", ck, newPartners(sid))
+	connect(t, client, server)
+	entered := make(chan struct{}, 2)
+	release := make(chan struct{})
+	srv := NewService(server, ServiceConfig{Manifests: manifestFunc(func(context.Context, peer.ID, []byte) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	})})
+	defer srv.Close()
+	cs := newService(t, client, ServiceConfig{})
+	first := make(chan error, 1)
+	go func() { first <- cs.PushManifest(context.Background(), sid, []byte("a")) }()
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = cs.PushManifest(ctx, sid, []byte("b"))
+	close(release)
+	if err == nil {
+		t.Error("second concurrent stream admitted with StreamsInbound 1")
+	}
+	if err := <-first; err != nil {
+		t.Errorf("first push: %v", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Error("second stream hung instead of being refused")
+	}
+}

@@ -1,0 +1,111 @@
+package exchange
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// PushManifest sends one sealed manifest to p and waits for p's verdict.
+// It returns nil only when p's ManifestHandler returned nil, that is when
+// p stored the manifest durably; a refusal comes back as a [*RemoteError]
+// (errors.Is(err, ErrRejected) when p could not verify or decrypt it).
+// Any other error leaves it unknown whether p stored the manifest;
+// pushing the same manifest again must be harmless.
+//
+// Wire exchange on one stream: the client sends uvarint(len) | sealed,
+// with 1 <= len <= MaxManifestSize; the server reads exactly len bytes,
+// answers one code byte and closes.
+func (s *Service) PushManifest(ctx context.Context, p peer.ID, sealed []byte) error {
+	switch {
+	case len(sealed) == 0:
+		return fmt.Errorf("push manifest: empty: %w", ErrBadRequest)
+	case len(sealed) > MaxManifestSize:
+		return fmt.Errorf("push manifest: %d bytes: %w", len(sealed), ErrTooLarge)
+	}
+	st, err := s.h.NewStream(ctx, p, ManifestProtocol)
+	if err != nil {
+		return fmt.Errorf("push manifest: open stream to %s: %w", p, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	defer stop()
+	if err := pushManifest(st, sealed); err != nil {
+		_ = st.Reset()
+		if ctx.Err() != nil {
+			return fmt.Errorf("push manifest to %s: %w", p, context.Cause(ctx))
+		}
+		return fmt.Errorf("push manifest to %s: %w", p, err)
+	}
+	_ = st.Close()
+	return nil
+}
+
+func pushManifest(st network.Stream, sealed []byte) error {
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		return fmt.Errorf("attach stream: %w", err)
+	}
+	_ = st.SetWriteDeadline(time.Now().Add(transferTimeout(len(sealed))))
+	hdr := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64), uint64(len(sealed)))
+	if _, err := st.Write(hdr); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if _, err := st.Write(sealed); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	// The peer answers only after storing the manifest.
+	_ = st.SetReadDeadline(time.Now().Add(manifestHandleTimeout + idleTimeout))
+	var code [1]byte
+	if _, err := io.ReadFull(st, code[:]); err != nil {
+		return fmt.Errorf("read reply: %w", err)
+	}
+	if c := Code(code[0]); c != CodeOK {
+		return &RemoteError{Code: c}
+	}
+	return nil
+}
+
+func (s *Service) handleManifest(ctx context.Context, st network.Stream) {
+	bw := bufio.NewWriterSize(st, 16)
+	br := bufio.NewReaderSize(st, 16)
+	_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
+	n, err := readLen(br, MaxManifestSize)
+	switch {
+	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrBadRequest):
+		s.logOutcome("receive manifest", st, codeOf(err), err)
+		s.reply(st, bw, codeOf(err))
+		return
+	case err != nil:
+		_ = st.Reset()
+		return
+	case n == 0:
+		s.logOutcome("receive manifest", st, CodeBadRequest, errors.New("empty manifest"))
+		s.reply(st, bw, CodeBadRequest)
+		return
+	}
+	if err := st.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
+		s.logOutcome("receive manifest", st, CodeUnavailable, err)
+		s.reply(st, bw, CodeUnavailable)
+		return
+	}
+	defer st.Scope().ReleaseMemory(n)
+	_ = st.SetReadDeadline(time.Now().Add(transferTimeout(n)))
+	sealed := make([]byte, n)
+	if _, err := io.ReadFull(br, sealed); err != nil {
+		// The peer went away or is too slow; there is nobody to tell.
+		_ = st.Reset()
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, manifestHandleTimeout)
+	err = s.manifests.HandleManifest(hctx, st.Conn().RemotePeer(), sealed)
+	cancel()
+	code := codeOf(err)
+	s.logOutcome("handle manifest", st, code, err)
+	s.reply(st, bw, code)
+}

@@ -1,0 +1,212 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// ConfigVersion is the version of the config file format this build writes.
+// Load migrates older versions and refuses newer ones.
+const ConfigVersion = 1
+
+// Config is a facility node's configuration, kept in HOME/config.toml. Every
+// field has a documented default (see DefaultConfig); flags in cmd/pacsnet
+// map onto these fields and nowhere else.
+type Config struct {
+	// Version of the file format; see ConfigVersion.
+	Version int `toml:"version"`
+
+	// Name is the facility's display name, e.g. "St Mary". It travels in
+	// invites and manifests.
+	Name string `toml:"name"`
+
+	// AETitle is the facility's DICOM Application Entity title, 1-16
+	// characters of the default repertoire without backslash.
+	AETitle string `toml:"ae_title"`
+
+	// HTTPAddr is where the local API (and later DICOMweb and the web UI)
+	// listens. Default 127.0.0.1:7480; ":0" picks a free port.
+	HTTPAddr string `toml:"http_addr"`
+
+	// P2PAddrs are the libp2p listen multiaddrs. Default TCP and QUIC on
+	// 127.0.0.1 port 4801. Facilities that exchange data across networks
+	// set a routable address here.
+	P2PAddrs []string `toml:"p2p_addrs"`
+
+	// DICOMAddr is where the DIMSE service class provider will listen
+	// (reserved: the DICOM edge is not part of this build). Default
+	// 127.0.0.1:11112.
+	DICOMAddr string `toml:"dicom_addr"`
+
+	// Archive tunes the Badger archive.
+	Archive ArchiveConfig `toml:"archive"`
+
+	// Exchange tunes transfers with partner facilities.
+	Exchange ExchangeConfig `toml:"exchange"`
+}
+
+// ArchiveConfig tunes the encrypted archive.
+type ArchiveConfig struct {
+	// MaxInstanceSize is the largest DICOM instance accepted, in bytes.
+	// Default 1 GiB.
+	MaxInstanceSize int64 `toml:"max_instance_size"`
+}
+
+// ExchangeConfig tunes transfers with partner facilities.
+type ExchangeConfig struct {
+	// UploadRate caps the bytes per second this node serves to all peers
+	// together; 0 means unlimited. Useful on a shared hospital WAN link.
+	UploadRate int64 `toml:"upload_rate"`
+
+	// DefaultGrantTTL is how long a grant lasts when the admin gives no
+	// expiry. Default 72h.
+	DefaultGrantTTL Duration `toml:"default_grant_ttl"`
+
+	// FetchRetryFor is how long a fetch keeps retrying an unreachable
+	// holder before it fails (blocks already received are kept, so a new
+	// fetch resumes). Default 5m.
+	FetchRetryFor Duration `toml:"fetch_retry_for"`
+}
+
+// Duration is a time.Duration that reads and writes as "72h" in TOML.
+type Duration struct{ time.Duration }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// DefaultConfig returns the configuration a new home starts with.
+func DefaultConfig() Config {
+	return Config{
+		Version:   ConfigVersion,
+		HTTPAddr:  "127.0.0.1:7480",
+		P2PAddrs:  []string{"/ip4/127.0.0.1/tcp/4801", "/ip4/127.0.0.1/udp/4801/quic-v1"},
+		DICOMAddr: "127.0.0.1:11112",
+		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30},
+		Exchange: ExchangeConfig{
+			DefaultGrantTTL: Duration{72 * time.Hour},
+			FetchRetryFor:   Duration{5 * time.Minute},
+		},
+	}
+}
+
+// Validate reports the first problem with c, naming the field.
+func (c *Config) Validate() error {
+	if c.Version != ConfigVersion {
+		return fmt.Errorf("config: version %d is not supported (this build reads %d)", c.Version, ConfigVersion)
+	}
+	if strings.TrimSpace(c.Name) == "" || len(c.Name) > 64 {
+		return errors.New("config: name must be 1-64 characters")
+	}
+	if err := validateAE(c.AETitle); err != nil {
+		return fmt.Errorf("config: ae_title: %w", err)
+	}
+	if _, err := netip.ParseAddrPort(c.HTTPAddr); err != nil && !strings.HasPrefix(c.HTTPAddr, "localhost:") {
+		return fmt.Errorf("config: http_addr %q: want host:port", c.HTTPAddr)
+	}
+	if len(c.P2PAddrs) == 0 {
+		return errors.New("config: p2p_addrs must name at least one address")
+	}
+	for _, a := range c.P2PAddrs {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			return fmt.Errorf("config: p2p_addrs %q: %w", a, err)
+		}
+	}
+	if c.Archive.MaxInstanceSize <= 0 {
+		return errors.New("config: archive.max_instance_size must be positive")
+	}
+	if c.Exchange.UploadRate < 0 {
+		return errors.New("config: exchange.upload_rate must not be negative")
+	}
+	if c.Exchange.DefaultGrantTTL.Duration <= 0 {
+		return errors.New("config: exchange.default_grant_ttl must be positive")
+	}
+	if c.Exchange.FetchRetryFor.Duration < 0 {
+		return errors.New("config: exchange.fetch_retry_for must not be negative")
+	}
+	return nil
+}
+
+func validateAE(ae string) error {
+	if ae == "" || len(ae) > 16 {
+		return errors.New("must be 1-16 characters")
+	}
+	for _, r := range ae {
+		if r < 0x20 || r > 0x7e || r == '\\' {
+			return fmt.Errorf("%q has a character outside the DICOM default repertoire", ae)
+		}
+	}
+	if strings.TrimSpace(ae) == "" {
+		return errors.New("must not be blank")
+	}
+	return nil
+}
+
+// aeFromName derives a default AE title from a facility name: upper case
+// letters and digits, at most 16.
+func aeFromName(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(name) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		}
+		if b.Len() == 16 {
+			break
+		}
+	}
+	if b.Len() == 0 {
+		return "PACSNET"
+	}
+	return b.String()
+}
+
+const configHeader = `# pacsnet facility node configuration.
+# Every key is documented in docs/architecture.md (Configuration); a key
+# left out takes its default. Addresses default to 127.0.0.1: set routable
+# addresses here to exchange with facilities on other machines.
+`
+
+// LoadConfig reads HOME/config.toml, fills defaults for absent keys and
+// validates it.
+func LoadConfig(home string) (Config, error) {
+	c := DefaultConfig()
+	b, err := os.ReadFile(filepath.Join(home, "config.toml"))
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		return c, fmt.Errorf("parse config: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return c, fmt.Errorf("parse config: unknown key %q", und[0].String())
+	}
+	if c.Version == 0 {
+		c.Version = ConfigVersion // version 0 is a hand-written file without a version line
+	}
+	return c, c.Validate()
+}
+
+func writeConfig(home string, c Config) error {
+	var b strings.Builder
+	b.WriteString(configHeader)
+	if err := toml.NewEncoder(&b).Encode(c); err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	return writeFileSync(filepath.Join(home, "config.toml"), []byte(b.String()), 0o644)
+}

@@ -1,0 +1,177 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/pacsnet/pacsnet/crypto"
+)
+
+// The layout of a node's home directory. docs/architecture.md describes it.
+const (
+	keysDir        = "keys"
+	archiveDir     = "archive"
+	runDir         = "run"
+	archiveKeyFile = "archive.key" // Badger's AES key, age-encrypted to the node's own recipient
+	apiTokenFile   = "api.token"   // bearer token of the local admin API
+	apiInfoFile    = "api.json"    // written by serve: where the running node's API listens
+)
+
+// InitOptions are what `pacsnet init` asks for.
+type InitOptions struct {
+	Name    string
+	AETitle string // derived from Name when empty
+}
+
+// ErrHomeExists is returned by Init when the home already holds a node.
+var ErrHomeExists = errors.New("home already initialised")
+
+// Init creates a facility home: config file with defaults, node identity
+// (libp2p Ed25519 key and age post-quantum hybrid identity), the wrapped
+// archive key and an admin API token. Key files are written 0600 in a 0700
+// directory. It refuses to touch a home that already has a config.
+func Init(home string, opts InitOptions) (Config, error) {
+	cfg := DefaultConfig()
+	cfg.Name = opts.Name
+	cfg.AETitle = opts.AETitle
+	if cfg.AETitle == "" {
+		cfg.AETitle = aeFromName(opts.Name)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	if _, err := os.Stat(filepath.Join(home, "config.toml")); err == nil {
+		return cfg, fmt.Errorf("init %s: %w", home, ErrHomeExists)
+	}
+	for _, d := range []string{home, filepath.Join(home, keysDir), filepath.Join(home, runDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return cfg, fmt.Errorf("init: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return cfg, fmt.Errorf("init: %w", err)
+		}
+	}
+	kd := filepath.Join(home, keysDir)
+	id, err := crypto.GenerateIdentity()
+	if err != nil {
+		return cfg, fmt.Errorf("init: %w", err)
+	}
+	if err := crypto.SaveIdentity(kd, id); err != nil {
+		return cfg, fmt.Errorf("init: %w", err)
+	}
+	ak, err := crypto.NewArchiveKey()
+	if err != nil {
+		return cfg, fmt.Errorf("init: %w", err)
+	}
+	wrapped, err := crypto.Encrypt(ak, id.Recipient())
+	if err != nil {
+		return cfg, fmt.Errorf("init: wrap archive key: %w", err)
+	}
+	if err := crypto.WriteKeyFile(filepath.Join(kd, archiveKeyFile), wrapped); err != nil {
+		return cfg, fmt.Errorf("init: %w", err)
+	}
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		return cfg, fmt.Errorf("init: %w", err)
+	}
+	if err := crypto.WriteKeyFile(filepath.Join(kd, apiTokenFile), []byte(hex.EncodeToString(tok)+"\n")); err != nil {
+		return cfg, fmt.Errorf("init: %w", err)
+	}
+	if err := writeConfig(home, cfg); err != nil {
+		return cfg, fmt.Errorf("init: %w", err)
+	}
+	return cfg, nil
+}
+
+// keys is what a running node loads from HOME/keys.
+type keys struct {
+	id         *crypto.Identity
+	archiveKey []byte
+	apiToken   string
+}
+
+func loadKeys(home string) (*keys, error) {
+	kd := filepath.Join(home, keysDir)
+	id, err := crypto.LoadIdentity(kd)
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := crypto.ReadKeyFile(filepath.Join(kd, archiveKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	ak, err := crypto.Decrypt(wrapped, id.Box)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap archive key: %w", err)
+	}
+	if len(ak) != 32 {
+		return nil, fmt.Errorf("unwrap archive key: %d bytes, want 32", len(ak))
+	}
+	tok, err := ReadAPIToken(home)
+	if err != nil {
+		return nil, err
+	}
+	return &keys{id: id, archiveKey: ak, apiToken: tok}, nil
+}
+
+// ReadAPIToken reads the admin API token of the node at home; the CLI uses
+// it to talk to the running node.
+func ReadAPIToken(home string) (string, error) {
+	b, err := crypto.ReadKeyFile(filepath.Join(home, keysDir, apiTokenFile))
+	if err != nil {
+		return "", err
+	}
+	tok := string(trimSpace(b))
+	if len(tok) < 32 {
+		return "", errors.New("read api token: token file is too short")
+	}
+	return tok, nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// writeFileSync writes a file atomically (temp file, fsync, rename, fsync of
+// the directory) so that a crash leaves either the old or the new file.
+func writeFileSync(path string, data []byte, mode fs.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
