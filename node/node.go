@@ -65,7 +65,7 @@ type Options struct {
 // Open loads the home's keys (refusing key files readable by others),
 // opens the encrypted archive and the consent ledger and starts the libp2p
 // host and protocol services. Serve starts the HTTP API and the outbox.
-func Open(home string, cfg Config, opts Options) (n *Node, err error) {
+func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func Open(home string, cfg Config, opts Options) (n *Node, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	n = &Node{
+	n := &Node{
 		cfg: cfg, home: home, log: opts.Logger, now: opts.Now,
 		partners: newPartnerSet(), fetches: &fetcher{jobs: map[string]*fetchJob{}},
 		keyCache: map[string]*age.HybridIdentity{}, auditSeen: map[string]time.Time{},

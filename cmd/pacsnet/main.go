@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -40,10 +41,14 @@ func run(args []string) int {
 	return exitFailure
 }
 
-// isCobraUsage recognises cobra's own errors for unknown commands.
+// isCobraUsage recognises cobra's own usage errors, which it does not type.
 func isCobraUsage(err error) bool {
-	s := err.Error()
-	return len(s) > 16 && (s[:16] == "unknown command " || s[:15] == "unknown flag: -" || s[:14] == "unknown shortha")
+	for _, p := range []string{"unknown command ", "unknown flag: ", "unknown shorthand flag", "required flag(s) "} {
+		if strings.HasPrefix(err.Error(), p) {
+			return true
+		}
+	}
+	return false
 }
 
 type globals struct {
