@@ -24,6 +24,10 @@ import (
 // unchanged, or a transport error. Blocks handed to got before an error
 // are good, so a caller resumes by fetching the remaining CIDs.
 //
+// got runs on the caller's goroutine, one block at a time, while up to
+// four further blocks are read and verified ahead of it; the whole list
+// goes over one stream, which measured as fast as several on loopback.
+//
 // CIDs must be defined, at most 128 bytes long, and use SHA2-256,
 // SHA2-512, SHA3-256, SHA3-512 or BLAKE3; grant must be at most
 // MaxGrantSize bytes. Otherwise nothing is sent and the error wraps

@@ -1,10 +1,13 @@
 // Package exchange is pacsnet's libp2p layer: it builds the host that only
-// partner facilities can connect to ([NewHost]) and speaks the two pacsnet
-// wire protocols on it ([Service]):
+// partner facilities can connect to ([NewHost]) and speaks the pacsnet wire
+// protocols on it ([Service]):
 //
 //   - [ManifestProtocol]: a facility pushes one sealed (signed, then
 //     age-encrypted) study manifest to a partner and learns, as a single
 //     code, whether the partner stored it durably.
+//   - [ManifestPullProtocol]: a facility asks a partner for the sealed
+//     manifest of a study; the partner's [ManifestSource] answers only
+//     under a live grant.
 //   - [BlocksProtocol]: a facility fetches content-addressed ciphertext
 //     blocks from a partner, citing a grant. The serving side asks its
 //     [Authorizer] before every single block, so a revocation takes
@@ -16,7 +19,7 @@
 // exchange imports no pacsnet package. It knows nothing of consent
 // (grants, audit), dicomio or node: it asks for decisions and data through
 // the small interfaces it defines ([Partners], [Authorizer], [BlockStore],
-// [ManifestHandler]) and node plugs the real types in. deps_test.go
+// [ManifestHandler], [ManifestSource]) and node plugs the real types in. deps_test.go
 // enforces this.
 //
 // # Errors on the wire
@@ -31,6 +34,7 @@
 //
 // Every frame has a size cap that is checked before anything is allocated
 // ([MaxManifestSize], [MaxBlockSize], [MaxGrantSize],
-// [MaxBlocksPerRequest]); every stream read and write has a deadline; a
-// stream is reset on error and closed when done.
+// [MaxBlocksPerRequest], [MaxStudySize]); every stream read and write has
+// a deadline; a stream is reset on error and closed when done. The
+// resource manager ([Limits]) accounts for every frame held in memory.
 package exchange

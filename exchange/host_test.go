@@ -194,3 +194,34 @@ func TestLimitsApplied(t *testing.T) {
 		t.Error("second stream hung instead of being refused")
 	}
 }
+
+// TestEarlyRefusal checks that a receiver short of memory refuses a large
+// manifest before reading it, and that the refusal ends the pusher's write
+// at once instead of leaving it blocked until its deadline.
+func TestEarlyRefusal(t *testing.T) {
+	sk, sid := newKey(t)
+	ck, cid := newKey(t)
+	server, err := NewHost(HostConfig{Key: sk, ListenAddrs: []multiaddr.Multiaddr{loopback(t, "tcp")}, Partners: newPartners(cid), Limits: Limits{Memory: 8 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	client := newHost(t, "tcp", ck, newPartners(sid))
+	connect(t, client, server)
+	srv := NewService(server, ServiceConfig{Manifests: manifestFunc(func(context.Context, peer.ID, []byte) error {
+		t.Error("handler called")
+		return nil
+	})})
+	defer srv.Close()
+	cs := newService(t, client, ServiceConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = cs.PushManifest(ctx, sid, make([]byte, MaxManifestSize))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("PushManifest: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("refusal took %v", d)
+	}
+}

@@ -126,10 +126,10 @@ func (l Limits) limitConfig() rcmgr.ConcreteLimitConfig {
 		// (about 16 MiB) would let a partner have only one maximal
 		// manifest in flight; allow a few, next to block transfers.
 		ServicePeerDefault: rcmgr.ResourceLimits{
-			Memory: rcmgr.DefaultLimit64,
+			Memory: rcmgr.LimitVal64(peerMemory),
 		},
 		ProtocolPeerDefault: rcmgr.ResourceLimits{
-			Memory: rcmgr.DefaultLimit64,
+			Memory: rcmgr.LimitVal64(peerMemory),
 		},
 	}
 	return partial.Build(base)

@@ -51,22 +51,44 @@ func pushManifest(st network.Stream, sealed []byte) error {
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		return fmt.Errorf("attach stream: %w", err)
 	}
+	// The peer answers only after storing the manifest, or early when it
+	// refuses before reading it all (out of resources). An early answer
+	// arrives while we are still writing, and the muxer would leave our
+	// write blocked on a window the peer never reopens; reading the
+	// answer concurrently lets a refusal end the write. The reader is
+	// always waited for.
+	_ = st.SetReadDeadline(time.Now().Add(transferTimeout(len(sealed)) + manifestHandleTimeout + idleTimeout))
+	type answer struct {
+		code Code
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		var b [1]byte
+		_, err := io.ReadFull(st, b[:])
+		if err == nil && Code(b[0]) != CodeOK {
+			_ = st.Reset() // ends a write still in progress
+		}
+		answered <- answer{Code(b[0]), err}
+	}()
 	_ = st.SetWriteDeadline(time.Now().Add(transferTimeout(len(sealed))))
 	hdr := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64), uint64(len(sealed)))
-	if _, err := st.Write(hdr); err != nil {
-		return fmt.Errorf("send: %w", err)
+	_, werr := st.Write(hdr)
+	if werr == nil {
+		_, werr = st.Write(sealed)
 	}
-	if _, err := st.Write(sealed); err != nil {
-		return fmt.Errorf("send: %w", err)
+	if werr != nil {
+		_ = st.Reset() // ends the reader if no answer came
 	}
-	// The peer answers only after storing the manifest.
-	_ = st.SetReadDeadline(time.Now().Add(manifestHandleTimeout + idleTimeout))
-	var code [1]byte
-	if _, err := io.ReadFull(st, code[:]); err != nil {
-		return fmt.Errorf("read reply: %w", err)
-	}
-	if c := Code(code[0]); c != CodeOK {
-		return &RemoteError{Code: c}
+	a := <-answered
+	switch {
+	case a.err == nil && a.code != CodeOK:
+		// A refusal explains a failed write too.
+		return &RemoteError{Code: a.code}
+	case werr != nil:
+		return fmt.Errorf("send: %w", werr)
+	case a.err != nil:
+		return fmt.Errorf("read reply: %w", a.err)
 	}
 	return nil
 }

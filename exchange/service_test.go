@@ -475,10 +475,14 @@ func TestConcurrentMaxManifests(t *testing.T) {
 	var wg sync.WaitGroup
 	arrived := make(chan struct{}, 3)
 	release := make(chan struct{})
-	newService(t, p.server, ServiceConfig{Manifests: manifestFunc(func(context.Context, peer.ID, []byte) error {
+	newService(t, p.server, ServiceConfig{Manifests: manifestFunc(func(ctx context.Context, _ peer.ID, _ []byte) error {
 		arrived <- struct{}{}
-		<-release // hold every manifest's memory until all arrived
-		return nil
+		select { // hold every manifest's memory until all arrived
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	})})
 	client := newService(t, p.client, ServiceConfig{})
 	msg := make([]byte, MaxManifestSize)

@@ -414,12 +414,16 @@ type RunInfo struct {
 // ReadRunInfo reads HOME/run/api.json.
 func ReadRunInfo(home string) (RunInfo, error) {
 	var ri RunInfo
-	b, err := os.ReadFile(filepath.Join(home, runDir, apiInfoFile))
+	path := filepath.Join(home, runDir, apiInfoFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return ri, fmt.Errorf("no node is serving %s (start one with `pacsnet serve`)", home)
 		}
-		return ri, err
+		return ri, fmt.Errorf("read run info: %w", err)
 	}
-	return ri, json.Unmarshal(b, &ri)
+	if err := json.Unmarshal(b, &ri); err != nil {
+		return ri, fmt.Errorf("read run info %s: %w", path, err)
+	}
+	return ri, nil
 }

@@ -49,7 +49,7 @@ func initCmd(g *globals) *cobra.Command {
 func serveCmd(g *globals) *cobra.Command {
 	var httpAddr, dicomAddr, logLevel string
 	var p2p []string
-	var uploadRate int64 = -1
+	var uploadRate int64
 	c := &cobra.Command{
 		Use:   "serve [--http ADDR] [--p2p MULTIADDR]... [--dicom ADDR]",
 		Short: "Run the facility node until SIGINT or SIGTERM",
@@ -72,7 +72,7 @@ node listens; HOME/run/api.json tells the other commands.`,
 			if dicomAddr != "" {
 				cfg.DICOMAddr = dicomAddr
 			}
-			if uploadRate >= 0 {
+			if c.Flags().Changed("upload-rate") {
 				cfg.Exchange.UploadRate = uploadRate
 			}
 			var lvl slog.Level
@@ -97,7 +97,7 @@ node listens; HOME/run/api.json tells the other commands.`,
 	c.Flags().StringVar(&httpAddr, "http", "", "local API listen address (config http_addr; default 127.0.0.1:7480)")
 	c.Flags().StringSliceVar(&p2p, "p2p", nil, "libp2p listen multiaddr, repeatable (config p2p_addrs)")
 	c.Flags().StringVar(&dicomAddr, "dicom", "", "DICOM listen address (config dicom_addr; reserved for the DICOM edge)")
-	c.Flags().Int64Var(&uploadRate, "upload-rate", -1, "cap on bytes/s served to partners, 0 = unlimited (config exchange.upload_rate)")
+	c.Flags().Int64Var(&uploadRate, "upload-rate", 0, "cap on bytes/s served to partners, 0 = unlimited (config exchange.upload_rate)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
 }
@@ -128,7 +128,16 @@ func inviteCmd(g *globals) *cobra.Command {
 }
 
 func peerCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "peer", Short: "Manage partner facilities"}
+	c := &cobra.Command{
+		Use:   "peer",
+		Short: "Manage partner facilities",
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
+			}
+			return usageError{fmt.Errorf("%s: want a subcommand: add", c.CommandPath())}
+		},
+	}
 	add := &cobra.Command{
 		Use:   "add INVITE",
 		Short: "Admit the facility an invite describes as a partner",
@@ -207,7 +216,12 @@ reported. Exit status 1 when any file was rejected or failed.`,
 						results = append(results, importResult{Path: path, ImportResult: node.ImportResult{Outcome: node.OutcomeFailed, Error: err.Error()}})
 						return nil
 					}
-					if d.IsDir() || !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") || d.Name() == "DICOMDIR" || !looksDICOM(d.Name()) {
+					if d.IsDir() || !d.Type().IsRegular() {
+						return nil
+					}
+					// Skip what is plainly not DICOM when walking a folder;
+					// a file named on the command line is always tried.
+					if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "DICOMDIR" || !looksDICOM(d.Name())) {
 						return nil
 					}
 					r := importResult{Path: path}
@@ -471,6 +485,9 @@ func synthCmd(g *globals) *cobra.Command {
 		Short: "Write a synthetic CT series (realistic UIDs, geometry, 16-bit pixels)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if slices < 1 || size < 1 {
+				return usageError{fmt.Errorf("synth: --slices and --size must be at least 1")}
+			}
 			study, paths, err := synth.WriteCT(out, synth.CTOptions{Slices: slices, Rows: size, Cols: size, Seed: seed})
 			if err != nil {
 				return err

@@ -1,0 +1,16 @@
+package node
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the run if any test leaves a goroutine behind: every
+// node the tests start is closed, and Close must wait for everything the
+// node started (HTTP server, outbox, fetches, exchange handlers, libp2p
+// host, Badger). No goroutine needs to be ignored: libp2p and Badger stop
+// all of theirs on Close.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}

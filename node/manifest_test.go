@@ -1,0 +1,418 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/exchange"
+)
+
+// deliverTimeout bounds waits for an outbox delivery. A first delivery
+// takes milliseconds; after a partner was down, libp2p's dial backoff of
+// that partner (5 s and more, see TestOutboxRetriesUntilGranteeIsBack)
+// comes on top.
+const deliverTimeout = 20 * time.Second
+
+func TestGrantDeliversManifest(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	link(t, a, b)
+	study, files := importCT(t, a, 1, 5)
+
+	g := grant(t, a, b, study)
+	if g.Grant.Issuer != a.ID() || g.Grant.Grantee != b.ID() || len(g.Grant.Studies) != 1 || g.Grant.Studies[0] != study {
+		t.Fatalf("grant: %+v", g.Grant)
+	}
+	if ttl := g.Grant.Expires.Sub(g.Grant.NotBefore); ttl != a.cfg.Exchange.DefaultGrantTTL.Duration {
+		t.Errorf("grant lifetime %s, want the default %s", ttl, a.cfg.Exchange.DefaultGrantTTL)
+	}
+	s := waitShared(t, b, a, study, "available", 1, deliverTimeout)
+	var size int64
+	for _, f := range files {
+		size += int64(len(normalized(t, f.Data)))
+	}
+	if s.Instances != len(files) || s.Bytes != size || s.GrantID != g.Grant.ID || s.IssuerName != "Alpha" ||
+		!s.Expires.Equal(g.Grant.Expires) || s.Fetched || s.Study.UID != study || s.Study.PatientName == "" {
+		t.Errorf("shared study: %+v; want %d instances, %d bytes, grant %s", s, len(files), size, g.Grant.ID)
+	}
+	waitFor(t, deliverTimeout, "the outbox to empty", func() bool {
+		items, err := a.outbox.pending()
+		return err == nil && len(items) == 0
+	})
+
+	requireAudit(t, a, consent.Entry{Action: consent.ActGrant, Peer: b.ID(), GrantID: g.Grant.ID, Actor: "admin"})
+	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), Study: study, GrantID: g.Grant.ID, Reason: KindStudy})
+	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), Study: study, GrantID: g.Grant.ID, Reason: KindStudy})
+	requireAudit(t, a, consent.Entry{Action: consent.ActPeerAdded, Peer: b.ID()})
+
+	// A grant on a study received from a partner is refused: only the
+	// holder of the original may grant it.
+	if st := fetchWait(t, b, study, 20*time.Second); st.State != FetchDone {
+		t.Fatalf("fetch: %+v", st)
+	}
+	if _, err := b.Grant(context.Background(), GrantRequest{To: a.ID().String(), Study: study}); !errors.Is(err, consent.ErrInvalidRequest) {
+		t.Errorf("grantee re-grants a fetched study: %v", err)
+	}
+	if s, _ := sharedStudy(t, b, a, study); !s.Fetched {
+		t.Errorf("shared study after the fetch: %+v, want fetched", s)
+	}
+
+	// Revoke: the revocation manifest reaches the grantee, which forgets
+	// the key and refuses to fetch.
+	if _, err := a.Revoke(g.Grant.ID, "treatment finished", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	waitShared(t, b, a, study, "revoked", 2, deliverTimeout)
+	var rec sharedRecord
+	if ok, err := b.sharedRecord(a.ID(), study, &rec); err != nil || !ok || rec.Manifest.StudyKey != "" || len(rec.Manifest.Instances) != len(files) {
+		t.Errorf("revoked shared record: ok=%v err=%v key kept=%v instances=%d", ok, err, rec.Manifest.StudyKey != "", len(rec.Manifest.Instances))
+	}
+	requireAudit(t, a, consent.Entry{Action: consent.ActRevoke, GrantID: g.Grant.ID, Actor: "admin"})
+	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID, Reason: KindRevocation})
+	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), GrantID: g.Grant.ID, Reason: KindRevocation})
+	if _, err := b.StartFetch(context.Background(), FetchRequest{Study: study}); !errors.Is(err, exchange.ErrDenied) {
+		t.Errorf("fetch after revocation: %v, want ErrDenied", err)
+	}
+}
+
+func TestGrantRequests(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	c := newNode(t, "Gamma")
+	link(t, a, b)
+	study, _ := importCT(t, a, 1, 2)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		req  GrantRequest
+	}{
+		{"unknown study", GrantRequest{To: b.ID().String(), Study: "1.2.3.404"}},
+		{"not a partner", GrantRequest{To: c.ID().String(), Study: study}},
+		{"unknown name", GrantRequest{To: "Nobody", Study: study}},
+		{"bad purpose", GrantRequest{To: "Beta", Study: study, Purpose: "curiosity"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := a.Grant(ctx, tc.req); !errors.Is(err, consent.ErrInvalidRequest) {
+				t.Errorf("Grant: %v, want ErrInvalidRequest", err)
+			}
+		})
+	}
+	t.Run("by name, with purpose and lifetime", func(t *testing.T) {
+		g, err := a.Grant(ctx, GrantRequest{To: "beta", Study: study, Expires: time.Hour, Purpose: string(consent.PurposeSecondOpinion), User: "dr.who"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Grant.Grantee != b.ID() || g.Grant.Purpose != consent.PurposeSecondOpinion || g.Grant.GranteeUser != "dr.who" ||
+			g.Grant.Expires.Sub(g.Grant.NotBefore) != time.Hour {
+			t.Errorf("grant: %+v", g.Grant)
+		}
+	})
+	// Nothing was queued for the refused requests.
+	items, err := a.outbox.pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Peer != b.ID() {
+			t.Errorf("outbox holds an item for %s", it.Peer)
+		}
+	}
+	if g := findAudit(t, a, consent.Entry{Action: consent.ActGrant}); len(g) != 1 {
+		t.Errorf("%d grant audit entries, want 1", len(g))
+	}
+}
+
+// A facility that did not admit us as a partner never accepts our
+// manifest: the connection is refused, the item stays queued, and the
+// handler itself refuses a non-partner even if called.
+func TestManifestToNonPartner(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	addPeer(t, a, b) // a admits b; b does not admit a
+	study, _ := importCT(t, a, 1, 2)
+	grant(t, a, b, study)
+
+	var item outboxItem
+	waitFor(t, 10*time.Second, "a failed delivery attempt", func() bool {
+		items, err := a.outbox.pending()
+		if err != nil || len(items) != 1 {
+			return false
+		}
+		item = items[0]
+		return item.Attempts >= 1 && item.LastErr != ""
+	})
+	if item.Peer != b.ID() || item.Kind != KindStudy || item.Study != study {
+		t.Errorf("queued item: %+v", item)
+	}
+	if s, err := b.Shared(); err != nil || len(s) != 0 {
+		t.Errorf("non-partner's shared list: %+v, %v", s, err)
+	}
+	if e := findAudit(t, a, consent.Entry{Action: consent.ActManifestSent}); len(e) != 0 {
+		t.Errorf("manifest audited as sent: %+v", e)
+	}
+	// Called directly (as if the gater let it through), the handler refuses.
+	err := b.HandleManifest(context.Background(), a.ID(), item.Sealed)
+	if !errors.Is(err, exchange.ErrRejected) {
+		t.Fatalf("HandleManifest from a non-partner: %v, want ErrRejected", err)
+	}
+	requireAudit(t, b, consent.Entry{Action: consent.ActManifestRejected, Peer: a.ID(), Decision: "deny", Reason: "not-partner"})
+	if s, _ := b.Shared(); len(s) != 0 {
+		t.Errorf("shared after a refused manifest: %+v", s)
+	}
+
+	// Once b admits a, the queued manifest is delivered.
+	addPeer(t, b, a)
+	waitShared(t, b, a, study, "available", 1, deliverTimeout)
+}
+
+// A manifest sealed by one partner and pushed by another is rejected
+// (wrong-signer) and audited; garbage is rejected with ErrRejected at the
+// pusher; neither changes what the grantee holds.
+func TestManifestRejections(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	c := newNode(t, "Gamma")
+	link(t, a, b)
+	link(t, c, b)
+	study, _ := importCT(t, a, 1, 2)
+	g := grant(t, a, b, study)
+	before := waitShared(t, b, a, study, "available", 1, deliverTimeout)
+	ctx := context.Background()
+
+	// A valid manifest for b, sealed by a (the answer to a pull).
+	sealed, err := a.ManifestFor(ctx, b.ID(), study)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("wrong signer", func(t *testing.T) {
+		err := c.ex.PushManifest(ctx, b.ID(), sealed)
+		if !errors.Is(err, exchange.ErrRejected) {
+			t.Fatalf("push of a's manifest by c: %v, want ErrRejected", err)
+		}
+		requireAudit(t, b, consent.Entry{Action: consent.ActManifestRejected, Peer: c.ID(), Decision: "deny", Reason: "wrong-signer"})
+		if s, _ := sharedStudy(t, b, a, study); s.Version != before.Version {
+			t.Errorf("version after a rejected manifest: %d, want %d", s.Version, before.Version)
+		}
+		if _, ok := sharedStudy(t, b, c, study); ok {
+			t.Error("the study is listed as shared by c")
+		}
+	})
+	t.Run("garbage", func(t *testing.T) {
+		if err := a.ex.PushManifest(ctx, b.ID(), nil); !errors.Is(err, exchange.ErrBadRequest) {
+			t.Errorf("push of an empty manifest: %v, want a local ErrBadRequest", err)
+		}
+		for _, junk := range [][]byte{[]byte("garbage"), make([]byte, 10000)} {
+			err := a.ex.PushManifest(ctx, b.ID(), junk)
+			if !errors.Is(err, exchange.ErrRejected) {
+				t.Errorf("push of %d bytes of garbage: %v, want ErrRejected", len(junk), err)
+			}
+		}
+		requireAudit(t, b, consent.Entry{Action: consent.ActManifestRejected, Peer: a.ID(), Decision: "deny", Reason: "open"})
+	})
+	t.Run("sealed to another facility", func(t *testing.T) {
+		// a's manifest for c (c has no grant: build it like a grant would)
+		// pushed by a to b: b cannot open it.
+		link(t, a, c)
+		g2 := grant(t, a, c, study)
+		waitShared(t, c, a, study, "available", 1, deliverTimeout)
+		forC, err := a.ManifestFor(ctx, c.ID(), study)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.ex.PushManifest(ctx, b.ID(), forC); !errors.Is(err, exchange.ErrRejected) {
+			t.Errorf("push of c's manifest to b: %v, want ErrRejected", err)
+		}
+		if _, err := a.Revoke(g2.Grant.ID, "", "admin"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("the same bytes from the signer are accepted", func(t *testing.T) {
+		if err := a.ex.PushManifest(ctx, b.ID(), sealed); err != nil {
+			t.Fatalf("push by the signer: %v", err)
+		}
+		if s, _ := sharedStudy(t, b, a, study); s.Version <= before.Version || s.State != "available" {
+			t.Errorf("shared after the pull manifest: %+v", s)
+		}
+		// A replay of an older version is acknowledged but changes nothing.
+		now, _ := sharedStudy(t, b, a, study)
+		if err := a.ex.PushManifest(ctx, b.ID(), sealed); err != nil {
+			t.Fatalf("replay: %v", err)
+		}
+		if s, _ := sharedStudy(t, b, a, study); s.Version != now.Version || !s.Received.Equal(now.Received) {
+			t.Errorf("replay changed the record: %+v", s)
+		}
+	})
+	requireAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID, Reason: "pull"})
+}
+
+// The outbox keeps a manifest whose grantee is down and delivers it when
+// the grantee is back, also across a restart of the holder.
+func TestOutboxRetriesUntilGranteeIsBack(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	link(t, a, b)
+	study, _ := importCT(t, a, 1, 2)
+	bAddrs := b.listenAddrs()
+	b.stop()
+
+	g := grant(t, a, b, study)
+	waitFor(t, 10*time.Second, "a failed delivery attempt", func() bool {
+		items, err := a.outbox.pending()
+		return err == nil && len(items) == 1 && items[0].Attempts >= 1
+	})
+	// The API shows it.
+	var api []OutboxItem
+	if code := apiCall(t, a, "GET", "/api/v1/outbox", nil, &api); code != http.StatusOK {
+		t.Fatalf("GET outbox: %d", code)
+	}
+	if len(api) != 1 || api[0].Peer != b.ID() || api[0].Kind != KindStudy || api[0].Study != study || api[0].Attempts < 1 || api[0].LastErr == "" {
+		t.Fatalf("GET outbox: %+v", api)
+	}
+	var st Status
+	apiCall(t, a, "GET", "/api/v1/status", nil, &st)
+	if st.Outbox != 1 || st.Partners != 1 {
+		t.Errorf("status: %+v", st)
+	}
+
+	start := time.Now()
+	b = b.reopen(bAddrs, nil)
+	s := waitShared(t, b, a, study, "available", 1, deliverTimeout)
+	took := time.Since(start)
+	t.Logf("delivered %s after the grantee came back", took.Round(time.Millisecond))
+	// The grantee was down for well under a second, so the outbox had
+	// made one or two attempts and its own next retry (0.5 s doubling) is
+	// at most 2 s away. libp2p's dial backoff of the grantee (5 s + 1 s ×
+	// tries², up to 5 min) must not delay it further: the outbox paces
+	// its own retries, as fetch does.
+	if took > 4*time.Second {
+		t.Errorf("manifest delivered %s after the grantee came back; the outbox's next retry was at most 2 s away (libp2p dial backoff not cleared before the retry?)", took.Round(time.Millisecond))
+	}
+	if s.GrantID != g.Grant.ID {
+		t.Errorf("shared: %+v", s)
+	}
+	waitFor(t, 5*time.Second, "the outbox to empty", func() bool {
+		items, err := a.outbox.pending()
+		return err == nil && len(items) == 0
+	})
+	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID})
+}
+
+func TestOutboxSurvivesHolderRestart(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	link(t, a, b)
+	study, _ := importCT(t, a, 1, 2)
+	bAddrs := b.listenAddrs()
+	b.stop()
+
+	g := grant(t, a, b, study)
+	waitFor(t, 10*time.Second, "a failed delivery attempt", func() bool {
+		items, err := a.outbox.pending()
+		return err == nil && len(items) == 1 && items[0].Attempts >= 1
+	})
+	a = a.restart(nil)
+	items, err := a.outbox.pending()
+	if err != nil || len(items) != 1 || items[0].GrantID != g.Grant.ID {
+		t.Fatalf("outbox after the restart: %+v, %v", items, err)
+	}
+	b = b.reopen(bAddrs, nil)
+	waitShared(t, b, a, study, "available", 1, deliverTimeout)
+	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID})
+	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), GrantID: g.Grant.ID})
+}
+
+// Manifests to one partner are delivered in the order they were queued,
+// so a revocation never overtakes the grant it revokes.
+func TestOutboxKeepsOrderPerPartner(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	addPeer(t, a, b) // b refuses a's connections until it admits a
+	study, _ := importCT(t, a, 1, 2)
+	g := grant(t, a, b, study)
+	if _, err := a.Revoke(g.Grant.ID, "", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	items, err := a.outbox.pending()
+	if err != nil || len(items) != 2 || items[0].Kind != KindStudy || items[1].Kind != KindRevocation || items[0].Version >= items[1].Version {
+		t.Fatalf("queue: %+v, %v", items, err)
+	}
+	waitFor(t, 10*time.Second, "a failed delivery attempt", func() bool {
+		items, err := a.outbox.pending()
+		return err == nil && len(items) == 2 && items[0].Attempts >= 1
+	})
+	if items, _ := a.outbox.pending(); items[1].Attempts != 0 {
+		t.Errorf("the second item was tried while the first was pending: %+v", items[1])
+	}
+	addPeer(t, b, a)
+	waitShared(t, b, a, study, "revoked", 2, deliverTimeout)
+	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), Reason: KindRevocation})
+	var got []string
+	for _, e := range findAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID()}) {
+		got = append(got, e.Reason)
+	}
+	if strings.Join(got, ",") != "study,revocation" {
+		t.Errorf("received in order %v", got)
+	}
+}
+
+// apiCall calls n's local API with its token; out, if not nil, receives
+// the decoded JSON body.
+func apiCall(t *testing.T, n *tnode, method, path string, body []byte, out any) int {
+	t.Helper()
+	code, b := apiRaw(t, n, method, path, "Bearer "+n.keys.apiToken, body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+	return code
+}
+
+// Revoking one grant must not take a study away from a grantee that still
+// holds another live grant for it (an admin extends access by granting
+// again and revoking the old grant).
+func TestRevokingOneOfTwoGrantsKeepsStudyAvailable(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	link(t, a, b)
+	study, _ := importCT(t, a, 1, 2)
+	old, err := a.Grant(context.Background(), GrantRequest{To: "Beta", Study: study, Expires: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitShared(t, b, a, study, "available", 1, deliverTimeout)
+	extended, err := a.Grant(context.Background(), GrantRequest{To: "Beta", Study: study, Expires: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitShared(t, b, a, study, "available", 2, deliverTimeout)
+	if _, err := a.Revoke(old.Grant.ID, "superseded", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), GrantID: old.Grant.ID, Reason: KindRevocation})
+
+	// The holder still serves the study to b under the extended grant.
+	block := studyCIDs(t, a, study)[0]
+	if _, err := fetchBlock(t, b, a, extended.Grant.ID, block); err != nil {
+		t.Fatalf("block under the live grant: %v", err)
+	}
+	// So the grantee must still list it as available, and fetch it.
+	s, _ := sharedStudy(t, b, a, study)
+	if s.State != "available" || s.GrantID != extended.Grant.ID {
+		t.Errorf("after revoking the superseded grant the grantee lists the study as %q under grant %s; want available under the live grant %s",
+			s.State, s.GrantID, extended.Grant.ID)
+	}
+	st, err := b.StartFetch(context.Background(), FetchRequest{Study: study})
+	if err != nil {
+		t.Fatalf("fetch under the live grant refused by the grantee: %v", err)
+	}
+	if end := waitFetch(t, b, st.ID, 20*time.Second); end.State != FetchDone {
+		t.Errorf("fetch under the live grant: %+v", end)
+	}
+}
