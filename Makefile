@@ -33,20 +33,32 @@ demo: build
 vet:
 	$(GO) vet ./...
 
-# test: vet and every test with the race detector, including the
-# end-to-end test that runs real `pacsnet serve` processes.
+# test: vet, a short fuzzing pass over every decoder of untrusted input,
+# then every test with the race detector (including the end-to-end test
+# that runs real `pacsnet serve` processes, and the CLI scripts).
 test: deps vet
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 	$(GO) test -race -timeout 20m ./...
 
-# bench: transfer and parse benchmarks; figures go to docs/performance.md.
+# bench: transfer, fetch, import, parse and crypto benchmarks, with the raw
+# loopback TCP baseline measured in the same run; bench.out keeps the
+# figures, docs/performance.md the latest table.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./exchange/ ./dicomio/ ./crypto/
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count 3 ./exchange/ ./node/ | tee bench.out
+	$(GO) test -run '^$$' -bench . ./dicomio/ ./crypto/ ./consent/ | tee -a bench.out
 
-# fuzz: a short run of each fuzz target (FUZZTIME per target).
+# fuzz: every fuzz target for FUZZTIME each (30s by default; `make test`
+# runs them for 10s each). A failing input is written to the package's
+# testdata/fuzz and then replayed by every plain `go test`.
 FUZZTIME ?= 30s
+FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
+	crypto:FuzzOpenEnvelope consent:FuzzVerifySignedGrant exchange:FuzzBlockRequest
 fuzz: deps
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./dicomio/
-	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./crypto/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5x ./$$pkg/; \
+	done
 
 clean:
 	rm -rf bin

@@ -225,3 +225,23 @@ func TestEarlyRefusal(t *testing.T) {
 		t.Errorf("refusal took %v", d)
 	}
 }
+
+// TestTCPFirst: TCP addresses are dialled at once, QUIC ones only after
+// quicDelay, whatever order they come in.
+func TestTCPFirst(t *testing.T) {
+	in := []string{"/ip4/127.0.0.1/udp/4801/quic-v1", "/ip4/127.0.0.1/tcp/4801", "/ip6/::1/udp/4801/quic-v1", "/ip6/::1/tcp/4801"}
+	var addrs []multiaddr.Multiaddr
+	for _, s := range in {
+		addrs = append(addrs, multiaddr.StringCast(s))
+	}
+	got := tcpFirst(addrs)
+	if len(got) != len(in) {
+		t.Fatalf("ranked %d addresses, want %d", len(got), len(in))
+	}
+	for _, ad := range got {
+		_, quic := ad.Addr.ValueForProtocol(multiaddr.P_QUIC_V1)
+		if want := map[bool]time.Duration{true: 0, false: quicDelay}[quic != nil]; ad.Delay != want {
+			t.Errorf("%s: delay %s, want %s", ad.Addr, ad.Delay, want)
+		}
+	}
+}

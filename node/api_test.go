@@ -323,3 +323,43 @@ func TestAPIAuditVerifyDetectsTampering(t *testing.T) {
 		t.Errorf("verify after restoring: %d %v", code, v)
 	}
 }
+
+// Mistakes in a fetch request are the client's: they must not be
+// reported as internal server errors (500).
+func TestAPIFetchRequestErrorsAreClientErrors(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	c := newNode(t, "Gamma")
+	link(t, a, b)
+	link(t, c, b)
+	// The same study (same seed: same UIDs and bytes) held by two
+	// facilities, both sharing it with b.
+	study, _ := importCT(t, a, 1, 1)
+	importCT(t, c, 1, 1)
+	grant(t, a, b, study)
+	grant(t, c, b, study)
+	waitShared(t, b, a, study, "available", 1, deliverTimeout)
+	waitShared(t, b, c, study, "available", 1, deliverTimeout)
+	for _, tc := range []struct{ name, body string }{
+		{"unknown partner", `{"study":"` + study + `","from":"Nobody"}`},
+		{"ambiguous: two partners shared it", `{"study":"` + study + `"}`},
+		{"malformed", `{"study":`},
+		{"unknown field", `{"study":"` + study + `","to":"x"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := apiRaw(t, b, "POST", "/api/v1/fetches", "Bearer "+b.keys.apiToken, []byte(tc.body))
+			if code < 400 || code >= 500 {
+				t.Errorf("POST fetches %s: %d %s, want a 4xx client error", tc.body, code, body)
+			}
+			jsonError(t, body)
+		})
+	}
+	// Naming the partner resolves the ambiguity.
+	var st FetchStatus
+	if code := apiCall(t, b, "POST", "/api/v1/fetches", []byte(`{"study":"`+study+`","from":"Gamma"}`), &st); code != http.StatusOK || st.Issuer != c.ID() {
+		t.Fatalf("fetch --from Gamma: %d %+v", code, st)
+	}
+	if end := waitFetch(t, b, st.ID, 20*time.Second); end.State != FetchDone {
+		t.Errorf("fetch: %+v", end)
+	}
+}

@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,4 +45,52 @@ func TestCloseStopsEverything(t *testing.T) {
 		}
 	}
 	goleak.VerifyNone(t, before)
+}
+
+// Run serves until its context ends and leaves HOME/run/api.json for the
+// CLI only while it serves.
+func TestRunWritesRunInfo(t *testing.T) {
+	home := initHome(t)
+	if _, err := ReadRunInfo(home); err == nil || !strings.Contains(err.Error(), "no node is serving") {
+		t.Fatalf("ReadRunInfo before serving: %v", err)
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.P2PAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	n, err := Open(home, cfg, Options{Logger: testLogger(t, "Keys")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	var ri RunInfo
+	waitFor(t, 5*time.Second, "run/api.json", func() bool {
+		ri, err = ReadRunInfo(home)
+		return err == nil
+	})
+	if ri.API != "http://"+n.HTTPAddr() || ri.PID != os.Getpid() || ri.PeerID != n.ID() || len(ri.P2P) == 0 || ri.Name != "Keys" {
+		t.Errorf("run info: %+v", ri)
+	}
+	if fi, err := os.Stat(filepath.Join(home, runDir, apiInfoFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("run file: %v, %v", fi.Mode(), err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if _, err := ReadRunInfo(home); err == nil {
+		t.Error("run/api.json left behind after Run returned")
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

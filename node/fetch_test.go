@@ -172,6 +172,14 @@ func TestFetchResumesAfterHolderOutage(t *testing.T) {
 		return s.BytesDone > 0
 	})
 	a.stop()
+	// While the holder is away the fetch waits and retries.
+	waitFor(t, 5*time.Second, "the fetch to wait for the holder", func() bool {
+		s, _ := b.FetchStatus(st.ID)
+		return s.State == FetchWaiting || s.State == FetchFailed
+	})
+	if s, _ := b.FetchStatus(st.ID); s.State == FetchWaiting && s.Error == "" {
+		t.Errorf("a waiting fetch does not say why: %+v", s)
+	}
 	first := waitFetch(t, b, st.ID, 20*time.Second)
 	if first.State != FetchFailed || !strings.Contains(first.Error, "unreachable") || first.BytesDone == 0 || first.BytesDone >= first.Bytes {
 		t.Fatalf("fetch with the holder gone: %+v", first)
@@ -362,4 +370,33 @@ func TestConcurrentFetchesOfOneStudy(t *testing.T) {
 		t.Fatalf("studies after concurrent fetches: %+v, %v", studies, err)
 	}
 	requireSameStudy(t, a, b, study)
+}
+
+// "done" must mean every instance of the manifest is verified and
+// indexed. A manifest that lists one block under two instances (a faulty
+// or hostile holder) must not end in a "done" fetch that silently lacks
+// an instance.
+func TestFetchNeverReportsDoneForIncompleteStudy(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	link(t, a, b)
+	study, _ := importCT(t, a, 1, 2)
+	insts, err := a.Instances(study)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The holder's record of the second instance names the first one's
+	// block, size and digest.
+	x, y := insts[0], insts[1]
+	y.Blocks, y.Size, y.Digest = x.Blocks, x.Size, x.Digest
+	if err := a.arch.update(func(txn *badger.Txn) error { return setJSON(txn, instKey(study, y.SOPInstanceUID), y) }); err != nil {
+		t.Fatal(err)
+	}
+	grant(t, a, b, study)
+	waitShared(t, b, a, study, "available", 1, deliverTimeout)
+	st := fetchWait(t, b, study, 20*time.Second)
+	got, _ := b.Instances(study)
+	if st.State == FetchDone && (st.InstancesDone != st.Instances || len(got) != st.Instances) {
+		t.Errorf("fetch reported done with %d of %d instances done and %d indexed", st.InstancesDone, st.Instances, len(got))
+	}
 }

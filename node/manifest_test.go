@@ -2,8 +2,8 @@ package node
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -402,8 +402,17 @@ func TestRevokingOneOfTwoGrantsKeepsStudyAvailable(t *testing.T) {
 	if _, err := fetchBlock(t, b, a, extended.Grant.ID, block); err != nil {
 		t.Fatalf("block under the live grant: %v", err)
 	}
-	// So the grantee must still list it as available, and fetch it.
-	s, _ := sharedStudy(t, b, a, study)
+	// So the grantee must (again, at the latest once the manifests queued
+	// with the revocation arrived) list it as available, and fetch it.
+	var s SharedStudy
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		s, _ = sharedStudy(t, b, a, study)
+		if s.State == "available" && s.GrantID == extended.Grant.ID || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if s.State != "available" || s.GrantID != extended.Grant.ID {
 		t.Errorf("after revoking the superseded grant the grantee lists the study as %q under grant %s; want available under the live grant %s",
 			s.State, s.GrantID, extended.Grant.ID)
