@@ -96,19 +96,8 @@ func pushManifest(st network.Stream, sealed []byte) error {
 func (s *Service) handleManifest(ctx context.Context, st network.Stream) {
 	bw := bufio.NewWriterSize(st, 16)
 	br := bufio.NewReaderSize(st, 16)
-	_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
-	n, err := readLen(br, MaxManifestSize)
-	switch {
-	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrBadRequest):
-		s.logOutcome("receive manifest", st, codeOf(err), err)
-		s.reply(st, bw, codeOf(err))
-		return
-	case err != nil:
-		_ = st.Reset()
-		return
-	case n == 0:
-		s.logOutcome("receive manifest", st, CodeBadRequest, errors.New("empty manifest"))
-		s.reply(st, bw, CodeBadRequest)
+	n, ok := s.readRequestLen(st, br, bw, MaxManifestSize, "receive manifest")
+	if !ok {
 		return
 	}
 	if err := st.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
@@ -125,9 +114,31 @@ func (s *Service) handleManifest(ctx context.Context, st network.Stream) {
 		return
 	}
 	hctx, cancel := context.WithTimeout(ctx, manifestHandleTimeout)
-	err = s.manifests.HandleManifest(hctx, st.Conn().RemotePeer(), sealed)
+	err := s.manifests.HandleManifest(hctx, st.Conn().RemotePeer(), sealed)
 	cancel()
 	code := codeOf(err)
 	s.logOutcome("handle manifest", st, code, err)
 	s.reply(st, bw, code)
+}
+
+// readRequestLen reads the length prefix of a handler's one request frame
+// and answers a malformed, empty or oversized one itself (nothing is
+// allocated for it); ok is false when the handler must stop.
+func (s *Service) readRequestLen(st network.Stream, br *bufio.Reader, bw *bufio.Writer, max int, what string) (n int, ok bool) {
+	_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
+	n, err := readLen(br, max)
+	switch {
+	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrBadRequest):
+		s.logOutcome(what, st, codeOf(err), err)
+		s.reply(st, bw, codeOf(err))
+		return 0, false
+	case err != nil:
+		_ = st.Reset()
+		return 0, false
+	case n == 0:
+		s.logOutcome(what, st, CodeBadRequest, errors.New("empty frame"))
+		s.reply(st, bw, CodeBadRequest)
+		return 0, false
+	}
+	return n, true
 }

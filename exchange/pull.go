@@ -89,19 +89,8 @@ func pullManifest(st network.Stream, study string) ([]byte, error) {
 func (s *Service) handlePull(ctx context.Context, st network.Stream) {
 	bw := bufio.NewWriterSize(st, 16)
 	br := bufio.NewReaderSize(st, 16)
-	_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
-	n, err := readLen(br, MaxStudySize)
-	switch {
-	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrBadRequest):
-		s.logOutcome("read manifest pull", st, codeOf(err), err)
-		s.reply(st, bw, codeOf(err))
-		return
-	case err != nil:
-		_ = st.Reset()
-		return
-	case n == 0:
-		s.logOutcome("read manifest pull", st, CodeBadRequest, errors.New("empty study reference"))
-		s.reply(st, bw, CodeBadRequest)
+	n, ok := s.readRequestLen(st, br, bw, MaxStudySize, "read manifest pull")
+	if !ok {
 		return
 	}
 	study := make([]byte, n)

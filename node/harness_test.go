@@ -391,19 +391,6 @@ func scanArchive(t *testing.T, n *tnode, fn func(key, value []byte)) {
 	}
 }
 
-// keysContaining lists the keys of n's archive whose key or value holds
-// needle.
-func keysContaining(t *testing.T, n *tnode, needle []byte) []string {
-	t.Helper()
-	var out []string
-	scanArchive(t, n, func(k, v []byte) {
-		if bytes.Contains(k, needle) || bytes.Contains(v, needle) {
-			out = append(out, printableKey(k))
-		}
-	})
-	return out
-}
-
 // printableKey shows a key's prefix readably (CID bytes are binary).
 func printableKey(k []byte) string {
 	for _, p := range []string{pfxBlock, pfxBlockIdx} {

@@ -194,59 +194,63 @@ type importResult struct {
 }
 
 func importCmd(g *globals) *cobra.Command {
+	var parallel int
 	c := &cobra.Command{
 		Use:   "import PATH...",
 		Short: "Import DICOM files and folders (recursive) into the local archive",
 		Long: `Import DICOM files and folders (recursively) into the local archive.
 Each file is validated, normalized, encrypted and committed before it is
-reported. Exit status 1 when any file was rejected or failed.`,
+reported; results are printed in file order. Exit status 1 when any file
+was rejected or failed.`,
 		Args: minArgs(1, "at least one file or folder"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if parallel < 1 || parallel > 64 {
+				return usageError{fmt.Errorf("import: --parallel must be 1-64")}
+			}
 			cl, err := newClient(g.home)
 			if err != nil {
 				return err
 			}
-			var results []importResult
-			counts := map[string]int{}
-			var bytes int64
 			start := time.Now()
-			for _, root := range args {
-				err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-					if err != nil {
-						results = append(results, importResult{Path: path, ImportResult: node.ImportResult{Outcome: node.OutcomeFailed, Error: err.Error()}})
-						return nil
-					}
-					if d.IsDir() || !d.Type().IsRegular() {
-						return nil
-					}
-					// Skip what is plainly not DICOM when walking a folder;
-					// a file named on the command line is always tried.
-					if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "DICOMDIR" || !looksDICOM(d.Name())) {
-						return nil
-					}
-					r := importResult{Path: path}
-					data, err := os.ReadFile(path)
+			results := collectImports(args)
+			// Several files in flight let the node group their synced
+			// commits; results are still reported in file order.
+			done := make([]chan struct{}, len(results))
+			sem := make(chan struct{}, parallel)
+			for i := range results {
+				done[i] = make(chan struct{})
+				if results[i].Outcome != "" { // a walk error, already decided
+					close(done[i])
+					continue
+				}
+				go func() {
+					defer close(done[i])
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					r := &results[i]
+					data, err := os.ReadFile(r.Path)
 					if err != nil {
 						r.Outcome, r.Error = node.OutcomeFailed, err.Error()
 					} else if _, err := cl.postRaw("/api/v1/instances", data, &r.ImportResult); err != nil {
 						r.Outcome, r.Error = node.OutcomeFailed, err.Error()
 					}
-					if r.Outcome == node.OutcomeStored {
-						bytes += r.Size
+				}()
+			}
+			counts := map[string]int{}
+			var bytes int64
+			for i := range results {
+				<-done[i]
+				r := results[i]
+				counts[r.Outcome]++
+				if r.Outcome == node.OutcomeStored {
+					bytes += r.Size
+				}
+				if !g.json {
+					line := fmt.Sprintf("%-9s %s", r.Outcome, r.Path)
+					if r.Error != "" {
+						line += ": " + r.Error
 					}
-					counts[r.Outcome]++
-					results = append(results, r)
-					if !g.json {
-						line := fmt.Sprintf("%-9s %s", r.Outcome, path)
-						if r.Error != "" {
-							line += ": " + r.Error
-						}
-						fmt.Println(line)
-					}
-					return nil
-				})
-				if err != nil {
-					return err
+					fmt.Println(line)
 				}
 			}
 			secs := time.Since(start).Seconds()
@@ -272,8 +276,34 @@ reported. Exit status 1 when any file was rejected or failed.`,
 			return nil
 		},
 	}
+	c.Flags().IntVar(&parallel, "parallel", 4, "files in flight at once")
 	addJSON(c, g)
 	return c
+}
+
+// collectImports lists the files to import under the given paths, in walk
+// order; a path that cannot be read is a result with outcome failed.
+func collectImports(roots []string) []importResult {
+	var out []importResult
+	for _, root := range roots {
+		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				out = append(out, importResult{Path: path, ImportResult: node.ImportResult{Outcome: node.OutcomeFailed, Error: err.Error()}})
+				return nil
+			}
+			if d.IsDir() || !d.Type().IsRegular() {
+				return nil
+			}
+			// Skip what is plainly not DICOM when walking a folder; a file
+			// named on the command line is always tried.
+			if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "DICOMDIR" || !looksDICOM(d.Name())) {
+				return nil
+			}
+			out = append(out, importResult{Path: path})
+			return nil
+		})
+	}
+	return out
 }
 
 // looksDICOM skips files that are plainly not DICOM (notes, manifests)

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -66,8 +67,26 @@ func (f *Facility) Init() error {
 }
 
 // Start runs `pacsnet serve` on loopback ports (free ones at the first
-// start, the same ones after) and waits until its API answers.
+// start, the same ones after) and waits until its API answers. A port
+// found free can be taken by another process before serve binds it (tests
+// of other packages run in parallel): then Start tries again, with new
+// ports at the first start and with the same ones, a little later, after.
 func (f *Facility) Start() error {
+	fixed := f.HTTPAddr != ""
+	var err error
+	for range 5 {
+		if err = f.start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+		if !fixed {
+			f.HTTPAddr, f.P2PPort = "", 0
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
+}
+
+func (f *Facility) start() error {
 	if f.cmd != nil {
 		return errors.New("already started")
 	}
