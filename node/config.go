@@ -3,9 +3,11 @@ package node
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,7 +118,8 @@ func (c *Config) Validate() error {
 	if err := validateAE(c.AETitle); err != nil {
 		return fmt.Errorf("config: ae_title: %w", err)
 	}
-	if _, err := netip.ParseAddrPort(c.HTTPAddr); err != nil && !strings.HasPrefix(c.HTTPAddr, "localhost:") {
+	if host, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || !validPort(port) ||
+		(host != "" && host != "localhost" && !validIP(host)) {
 		return fmt.Errorf("config: http_addr %q: want host:port", c.HTTPAddr)
 	}
 	if len(c.P2PAddrs) == 0 {
@@ -140,6 +143,16 @@ func (c *Config) Validate() error {
 		return errors.New("config: exchange.fetch_retry_for must not be negative")
 	}
 	return nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func validIP(h string) bool {
+	_, err := netip.ParseAddr(h)
+	return err == nil
 }
 
 func validateAE(ae string) error {

@@ -89,6 +89,13 @@ func (n *Node) StartFetch(ctx context.Context, req FetchRequest) (FetchStatus, e
 		return FetchStatus{}, err
 	}
 	m := rec.Manifest
+	if len(rec.Key) > 0 {
+		k, err := crypto.Decrypt(rec.Key, n.keys.id.Box)
+		if err != nil {
+			return FetchStatus{}, fmt.Errorf("unwrap study key: %w", err)
+		}
+		m.StudyKey = string(k)
+	}
 	switch {
 	case rec.State == "revoked":
 		return FetchStatus{}, fmt.Errorf("%w: the grant for that study was revoked by %s", exchange.ErrDenied, m.IssuerName)
@@ -149,7 +156,7 @@ func (n *Node) sharedFor(ctx context.Context, req FetchRequest) (sharedRecord, e
 	if req.From != "" {
 		p, err := n.resolvePeer(req.From)
 		if err != nil {
-			return sharedRecord{}, err
+			return sharedRecord{}, badRequest("%v", err)
 		}
 		from = p.ID
 	}
@@ -167,7 +174,7 @@ func (n *Node) sharedFor(ctx context.Context, req FetchRequest) (sharedRecord, e
 	case len(found) == 1:
 		return found[0], nil
 	case len(found) > 1:
-		return sharedRecord{}, errors.New("several partners shared that study: name one with --from")
+		return sharedRecord{}, badRequest("several partners shared that study: name one with --from")
 	case from == "":
 		return sharedRecord{}, ErrNotShared
 	}
@@ -218,7 +225,7 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 		info    InstanceInfo
 		missing int
 	}
-	byCID := map[cid.Cid]*pending{}
+	byCID := map[cid.Cid][]*pending{}
 	var want []cid.Cid
 	var todo []*pending
 	for _, in := range m.Instances {
@@ -253,8 +260,10 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 				continue
 			}
 			p.missing++
-			byCID[c] = p
-			want = append(want, c)
+			if len(byCID[c]) == 0 {
+				want = append(want, c)
+			}
+			byCID[c] = append(byCID[c], p)
 		}
 	}
 	// Received blocks and verified instances are committed in batches: one
@@ -279,7 +288,7 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 			done++
 			lastProgress = n.now()
 			j.update(func(s *FetchStatus) { s.BytesDone += int64(len(data)) })
-			if p := byCID[c]; p != nil {
+			for _, p := range byCID[c] {
 				if p.missing--; p.missing == 0 {
 					if err := bt.finished(ctx, p.info); err != nil {
 						return err
@@ -326,6 +335,9 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 	}
 	if err := bt.flush(); err != nil {
 		return err
+	}
+	if st := j.status(); st.InstancesDone != st.Instances {
+		return fmt.Errorf("%w: %d of %d instances verified", errIntegrity, st.InstancesDone, st.Instances)
 	}
 	j.update(func(s *FetchStatus) { s.Error = "" })
 	return nil
@@ -399,6 +411,8 @@ func (b *fetchBatch) flush() error {
 	for _, c := range b.order {
 		blocks = append(blocks, block{c: c, data: b.pending[c]})
 	}
+	b.n.commitMu.Lock()
+	defer b.n.commitMu.Unlock()
 	err := b.n.arch.update(func(txn *badger.Txn) error {
 		if err := putBlocksTxn(txn, blocks); err != nil {
 			return err

@@ -242,13 +242,15 @@ func (e errAlreadyOtherTS) Error() string {
 func (n *Node) commitInstance(_ context.Context, rec InstanceInfo, blocks []block) (string, error) {
 	var outcome string
 	var conflict error
+	n.commitMu.Lock()
+	defer n.commitMu.Unlock()
 	err := n.arch.update(func(txn *badger.Txn) error {
-		if err := putBlocksTxn(txn, blocks); err != nil {
-			return err
-		}
 		var err error
 		outcome, conflict, err = n.addInstanceTxn(txn, rec)
-		return err
+		if err != nil || outcome != OutcomeStored {
+			return err // nothing of a duplicate or conflict is written
+		}
+		return putBlocksTxn(txn, blocks)
 	})
 	if err != nil {
 		return OutcomeFailed, fmt.Errorf("commit instance: %w", err)

@@ -49,7 +49,8 @@ type Manifest struct {
 // for a study.
 type sharedRecord struct {
 	Manifest Manifest  `json:"manifest"`
-	State    string    `json:"state"` // "available" or "revoked"
+	Key      []byte    `json:"key,omitempty"` // the manifest's study key, age-encrypted to this node
+	State    string    `json:"state"`         // "available" or "revoked"
 	Received time.Time `json:"received"`
 }
 
@@ -135,6 +136,16 @@ func (n *Node) Revoke(id, reason, actor string) (*consent.SignedRevocation, erro
 		m := Manifest{Kind: KindRevocation, Grant: &st.SignedGrant, Revocation: rv, Study: sr.StudyInfo}
 		if err := n.sealAndQueue(p, m); err != nil {
 			return rv, fmt.Errorf("revocation stored, but its manifest was not queued: %w", err)
+		}
+		// Another live grant still covers the study: the grantee keeps it.
+		for _, other := range n.ledger.GrantsFor(p.ID) {
+			if other.Grant.ID != id && slices.Contains(other.Grant.Studies, study) && n.ledger.Check(p.ID, other.Grant.ID, study, consent.ActionFetch) == nil {
+				g := other.SignedGrant
+				if err := n.issueStudyManifest(p, sr, &g); err != nil {
+					return rv, fmt.Errorf("revocation stored, but the manifest of the remaining grant was not queued: %w", err)
+				}
+				break
+			}
 		}
 	}
 	return rv, nil
@@ -229,7 +240,8 @@ func nextSeq(txn *badger.Txn, key string) (uint64, error) {
 func (n *Node) HandleManifest(ctx context.Context, from peer.ID, sealed []byte) error {
 	err := n.receiveManifest(from, sealed)
 	if err != nil {
-		n.log.Warn("manifest rejected", "peer", from, "err", err)
+		// Only the reason code: the error may quote bytes the peer sent.
+		n.log.Warn("manifest rejected", "peer", from, "reason", reasonOf(err))
 		n.audit(consent.Entry{Actor: "system", Peer: from, Action: consent.ActManifestRejected, Decision: "deny", Reason: reasonOf(err)})
 		return fmt.Errorf("%w: %v", exchange.ErrRejected, err)
 	}
@@ -303,6 +315,13 @@ func (n *Node) receiveManifest(from peer.ID, sealed []byte) error {
 			return nil
 		}
 		rec := sharedRecord{Manifest: m, State: "available", Received: n.now().UTC()}
+		if m.StudyKey != "" {
+			w, err := crypto.Encrypt([]byte(m.StudyKey), n.keys.id.Recipient())
+			if err != nil {
+				return err
+			}
+			rec.Key, rec.Manifest.StudyKey = w, ""
+		}
 		if m.Kind == KindRevocation {
 			rec.State = "revoked"
 			if ok {

@@ -20,6 +20,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/pacsnet/pacsnet/consent"
@@ -42,6 +43,8 @@ type Node struct {
 	partners *partnerSet
 	outbox   *outbox
 	fetches  *fetcher
+
+	commitMu sync.Mutex // serialises commits that update study records
 
 	keyMu    sync.Mutex
 	keyCache map[string]*age.HybridIdentity
@@ -119,7 +122,12 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		Auth: n, Blocks: n.arch, Manifests: n, Source: n,
 		Logger: n.log, UploadRate: cfg.Exchange.UploadRate,
 	})
-	n.outbox = &outbox{arch: n.arch, push: n.ex, audit: n.audit, log: n.log, now: n.now, wake: make(chan struct{}, 1), timeout: 30 * time.Second}
+	n.outbox = &outbox{arch: n.arch, push: n.ex, audit: n.audit, log: n.log, now: n.now, wake: make(chan struct{}, 1), timeout: 30 * time.Second,
+		redial: func(p peer.ID) {
+			if sw, ok := n.host.Network().(*swarm.Swarm); ok {
+				sw.Backoff().Clear(p)
+			}
+		}}
 	return n, nil
 }
 
@@ -207,18 +215,41 @@ func (n *Node) audit(e consent.Entry) {
 
 // auditOnce records e unless the same (peer, grant, action) was recorded
 // within the last window: block requests come by the hundred per fetch.
+//
+// A request citing a grant we never issued is keyed without the grant ID,
+// so that a peer inventing IDs cannot turn each request into an audit
+// commit, and the dedupe table is pruned so it cannot grow without bound.
 func (n *Node) auditOnce(e consent.Entry, window time.Duration) {
-	k := string(e.Peer) + "|" + e.GrantID + "|" + e.Action + "|" + e.Reason
+	grant := e.GrantID
+	if _, ok := n.ledger.Get(grant); !ok {
+		grant = "(unknown)"
+	}
+	k := string(e.Peer) + "|" + grant + "|" + e.Action + "|" + e.Reason
+	now := n.now()
 	n.auditMu.Lock()
 	last, ok := n.auditSeen[k]
-	if ok && n.now().Sub(last) < window {
+	if ok && now.Sub(last) < window {
 		n.auditMu.Unlock()
 		return
 	}
-	n.auditSeen[k] = n.now()
+	if len(n.auditSeen) >= maxAuditSeen {
+		for key, t := range n.auditSeen {
+			if now.Sub(t) >= auditDedupeMax {
+				delete(n.auditSeen, key)
+			}
+		}
+	}
+	n.auditSeen[k] = now
 	n.auditMu.Unlock()
 	n.audit(e)
 }
+
+// Bounds of the authorization-audit dedupe table: entries older than the
+// longest window are dropped once it holds maxAuditSeen keys.
+const (
+	maxAuditSeen   = 4096
+	auditDedupeMax = 10 * time.Minute
+)
 
 // AuthorizeBlock implements exchange.Authorizer. It runs for every block a
 // partner asks for: the block must belong to a study that a live grant,

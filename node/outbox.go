@@ -48,6 +48,7 @@ type outbox struct {
 	now     func() time.Time
 	wake    chan struct{}
 	timeout time.Duration
+	redial  func(peer.ID) // forgets libp2p's dial backoff: the outbox paces its own retries
 }
 
 const (
@@ -125,6 +126,9 @@ func (o *outbox) deliverDue(ctx context.Context) time.Time {
 			blocked[it.Peer] = true
 			next = earliest(next, it.Next)
 			continue
+		}
+		if it.Attempts > 0 && o.redial != nil {
+			o.redial(it.Peer)
 		}
 		pctx, cancel := context.WithTimeout(ctx, o.timeout)
 		err := o.push.PushManifest(pctx, it.Peer, it.Sealed)
