@@ -200,8 +200,8 @@ func importCmd(g *globals) *cobra.Command {
 		Short: "Import DICOM files and folders (recursive) into the local archive",
 		Long: `Import DICOM files and folders (recursively) into the local archive.
 Each file is validated, normalized, encrypted and committed before it is
-reported; results are printed in file order. Exit status 1 when any file
-was rejected or failed.`,
+reported; results are printed in file order.
+Exit status 1 when any file was rejected or failed.`,
 		Args: minArgs(1, "at least one file or folder"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if parallel < 1 || parallel > 64 {
