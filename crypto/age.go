@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"filippo.io/age"
 )
@@ -26,8 +25,9 @@ func ageOverhead(n, recipients int) int {
 }
 
 // Encrypt age-encrypts plaintext to the recipients. Post-quantum and
-// classic recipients cannot be mixed (age refuses). Callers cap sizes;
-// the whole ciphertext is returned in one buffer.
+// classic recipients cannot be mixed, and a [StudyKey]'s recipient must be
+// the only one (age refuses both). Callers cap sizes; the whole ciphertext
+// is returned in one buffer.
 func Encrypt(plaintext []byte, r ...age.Recipient) ([]byte, error) {
 	if err := checkRecipients(r); err != nil {
 		return nil, fmt.Errorf("encrypt: %w", err)
@@ -64,7 +64,8 @@ func checkRecipients(r []age.Recipient) error {
 
 // Decrypt decrypts a whole age file. It fails with [ErrNotForUs] (also
 // wrapping *age.NoIdentityMatchError) when no identity matches, and with
-// [ErrMalformed] for anything that does not parse or authenticate. The
+// [ErrMalformed] for anything that does not parse or authenticate
+// (including a study-key stanza that breaks the rules in studykey.go). The
 // plaintext is never larger than the ciphertext, so the allocation is
 // bounded by the caller's cap on len(ciphertext).
 func Decrypt(ciphertext []byte, ids ...age.Identity) ([]byte, error) {
@@ -123,37 +124,6 @@ func (s stanzaLimit) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 		return nil, errTooManyStanzas
 	}
 	return s.Identity.Unwrap(stanzas)
-}
-
-// NewStudyKey generates a study key: one hybrid age identity per study.
-// Instances are encrypted to its recipient; sharing the study means
-// sharing this identity inside a manifest, and destroying every copy of
-// it shreds the study.
-func NewStudyKey() (*age.HybridIdentity, error) {
-	k, err := age.GenerateHybridIdentity()
-	if err != nil {
-		return nil, fmt.Errorf("generate study key: %w", err)
-	}
-	return k, nil
-}
-
-// maxStudyKeyLen bounds the bech32 decoder's work on hostile input. A
-// hybrid identity string is ~90 characters.
-const maxStudyKeyLen = 256
-
-// ParseStudyKey parses a study key serialised with its String method
-// ("AGE-SECRET-KEY-PQ-1…"). Surrounding whitespace is ignored. Errors wrap
-// [ErrMalformed] and never quote the input, which is secret.
-func ParseStudyKey(s string) (*age.HybridIdentity, error) {
-	s = strings.TrimSpace(s)
-	if len(s) > maxStudyKeyLen {
-		return nil, fmt.Errorf("parse study key: too long: %w", ErrMalformed)
-	}
-	k, err := age.ParseHybridIdentity(s)
-	if err != nil {
-		return nil, fmt.Errorf("parse study key: not a hybrid age identity: %w", ErrMalformed)
-	}
-	return k, nil
 }
 
 // ArchiveKeySize is the size of the archive key: AES-256 for Badger.

@@ -246,46 +246,6 @@ func TestSealRefuses(t *testing.T) {
 	}
 }
 
-func TestEncryptDecryptStudyKey(t *testing.T) {
-	study, err := NewStudyKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := ParseStudyKey(" " + study.String() + "\n")
-	if err != nil {
-		t.Fatalf("ParseStudyKey: %v", err)
-	}
-	if parsed.Recipient().String() != study.Recipient().String() {
-		t.Fatal("parsed study key differs")
-	}
-	plain := bytes.Repeat([]byte("DICM"), 128<<10) // 512 KiB
-	ct, err := Encrypt(plain, study.Recipient())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decrypt(ct, parsed)
-	if err != nil || !bytes.Equal(got, plain) {
-		t.Fatalf("Decrypt: %v", err)
-	}
-
-	other, _ := NewStudyKey()
-	_, err = Decrypt(ct, other)
-	if !errors.Is(err, ErrNotForUs) {
-		t.Fatalf("wrong key: err = %v, want ErrNotForUs", err)
-	}
-	var nomatch *age.NoIdentityMatchError
-	if !errors.As(err, &nomatch) {
-		t.Fatalf("wrong key: err does not wrap *age.NoIdentityMatchError")
-	}
-	// Either identity works when several are offered.
-	if got, err := Decrypt(ct, other, parsed); err != nil || !bytes.Equal(got, plain) {
-		t.Fatalf("Decrypt with two identities: %v", err)
-	}
-	if _, err := Decrypt(ct); err == nil {
-		t.Fatal("Decrypt with no identities succeeded")
-	}
-}
-
 func TestDecryptStanzaLimit(t *testing.T) {
 	// age itself allows 1,024 stanzas; Decrypt stops at MaxRecipients.
 	for _, n := range []int{MaxRecipients, MaxRecipients + 1} {
@@ -311,20 +271,6 @@ func TestDecryptStanzaLimit(t *testing.T) {
 				t.Fatalf("err = %v, want ErrMalformed", err)
 			}
 		})
-	}
-}
-
-func TestParseStudyKeyRejects(t *testing.T) {
-	x := mustX25519(t)
-	secret := "AGE-SECRET-KEY-PQ-1QQQQSECRETSECRET"
-	for _, s := range []string{"", secret, x.String(), strings.Repeat("A", 10000)} {
-		_, err := ParseStudyKey(s)
-		if !errors.Is(err, ErrMalformed) {
-			t.Fatalf("err = %v, want ErrMalformed", err)
-		}
-		if len(s) > 10 && strings.Contains(err.Error(), s[10:]) {
-			t.Fatalf("error quotes the key: %v", err)
-		}
 	}
 }
 

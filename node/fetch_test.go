@@ -135,8 +135,8 @@ func TestGranteeArchiveHoldsNoPlaintext(t *testing.T) {
 		}
 		// Whoever reads the archive with the study key in it reads the
 		// study: the key must be kept wrapped, as the holder keeps it.
-		if bytes.Contains(v, []byte("AGE-SECRET-KEY")) {
-			t.Errorf("an unwrapped age secret key (the study key) under %s", printableKey(k))
+		if bytes.Contains(v, []byte("AGE-SECRET-KEY")) || bytes.Contains(v, []byte("PACSNET-STUDY-KEY")) {
+			t.Errorf("an unwrapped secret key (the study key) under %s", printableKey(k))
 		}
 	})
 	if blocks < len(files) {

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"filippo.io/age"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -343,7 +342,7 @@ func (n *Node) instanceBySOP(sop string) (InstanceInfo, bool, error) {
 // with a new key (wrapped to this node) on first use. origin is empty for
 // studies imported here; for a fetched study the key comes from the
 // manifest (given) and origin names the issuer.
-func (n *Node) studyKey(info StudyInfo, origin peer.ID, given string, create bool) (*age.HybridIdentity, error) {
+func (n *Node) studyKey(info StudyInfo, origin peer.ID, given string, create bool) (*crypto.StudyKey, error) {
 	n.keyMu.Lock()
 	defer n.keyMu.Unlock()
 	if k, ok := n.keyCache[info.UID]; ok {
@@ -374,7 +373,7 @@ func (n *Node) studyKey(info StudyInfo, origin peer.ID, given string, create boo
 	if !create {
 		return nil, errStudyNotFound
 	}
-	var k *age.HybridIdentity
+	var k *crypto.StudyKey
 	if given != "" {
 		k, err = crypto.ParseStudyKey(given)
 	} else {

@@ -239,8 +239,8 @@ func TestArchiveHoldsNoPlaintext(t *testing.T) {
 		if bytes.Contains(k, []byte("QUUXLEY")) {
 			t.Errorf("patient name in key %s", printableKey(k))
 		}
-		if bytes.Contains(v, []byte("AGE-SECRET-KEY")) {
-			t.Errorf("an unwrapped age secret key under %s", printableKey(k))
+		if bytes.Contains(v, []byte("AGE-SECRET-KEY")) || bytes.Contains(v, []byte("PACSNET-STUDY-KEY")) {
+			t.Errorf("an unwrapped secret key under %s", printableKey(k))
 		}
 	})
 	if blocks < len(files) || values < 10 {

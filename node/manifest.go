@@ -41,7 +41,7 @@ type Manifest struct {
 	Grant      *consent.SignedGrant      `json:"grant,omitempty"`
 	Revocation *consent.SignedRevocation `json:"revocation,omitempty"`
 	Study      StudyInfo                 `json:"study"`
-	StudyKey   string                    `json:"study_key,omitempty"` // AGE-SECRET-KEY-PQ-1…: reading the blocks needs it
+	StudyKey   string                    `json:"study_key,omitempty"` // PACSNET-STUDY-KEY-1… (crypto.StudyKey): reading the blocks needs it
 	Instances  []InstanceInfo            `json:"instances,omitempty"`
 }
 

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"filippo.io/age"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -24,6 +23,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/crypto"
 	"github.com/pacsnet/pacsnet/exchange"
 )
 
@@ -47,7 +47,7 @@ type Node struct {
 	commitMu sync.Mutex // serialises commits that update study records
 
 	keyMu    sync.Mutex
-	keyCache map[string]*age.HybridIdentity
+	keyCache map[string]*crypto.StudyKey
 
 	auditMu   sync.Mutex
 	auditSeen map[string]time.Time // dedupe of per-block authorization audit entries
@@ -81,7 +81,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n := &Node{
 		cfg: cfg, home: home, log: opts.Logger, now: opts.Now,
 		partners: newPartnerSet(), fetches: &fetcher{jobs: map[string]*fetchJob{}},
-		keyCache: map[string]*age.HybridIdentity{}, auditSeen: map[string]time.Time{},
+		keyCache: map[string]*crypto.StudyKey{}, auditSeen: map[string]time.Time{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
