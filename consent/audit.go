@@ -32,6 +32,7 @@ const (
 	ActPeerRemoved      = "peer-removed"
 	ActAccessRequested  = "access-requested"
 	ActQuery            = "query"
+	ActInstanceRead     = "instance-read"
 )
 
 // Decisions, and the actor recorded when no local user is involved.

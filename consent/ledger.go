@@ -55,8 +55,8 @@ const (
 // It is a copy: changing it does not change the ledger.
 type GrantStatus struct {
 	SignedGrant
-	State      State
-	Revocation *SignedRevocation
+	State      State             `json:"state"`
+	Revocation *SignedRevocation `json:"revocation,omitempty"`
 }
 
 type grantRec struct {

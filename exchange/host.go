@@ -1,8 +1,10 @@
 package exchange
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -35,7 +37,8 @@ type HostConfig struct {
 	// ListenAddrs are the addresses to listen on, for example
 	// /ip4/127.0.0.1/tcp/4801 and /ip4/127.0.0.1/udp/4801/quic-v1. Empty
 	// means the host only dials: it never falls back to libp2p's
-	// all-interfaces defaults.
+	// all-interfaces defaults. Every address must be listened on or
+	// NewHost fails; port 0 takes a free port.
 	ListenAddrs []multiaddr.Multiaddr
 	// Partners decides who may connect, in either direction. Required.
 	Partners Partners
@@ -49,6 +52,10 @@ type HostConfig struct {
 // gater that admits only [Partners] on inbound and outbound connections;
 // a resource manager with fixed [Limits]. There is no relay, NAT port
 // mapping, mDNS or hole punching, and no metrics are registered globally.
+//
+// NewHost fails, naming the address, when any of cfg.ListenAddrs cannot be
+// listened on, typically because another node holds the port; ports are
+// never shared with another process (no SO_REUSEPORT).
 //
 // Membership is decided on both sides, but only the accepting side's
 // decision is reliable: when a remote gater refuses us, our Connect may
@@ -78,14 +85,21 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new host: resource manager: %w", err)
 	}
-	listen := libp2p.NoListenAddrs
-	if len(cfg.ListenAddrs) > 0 {
-		listen = libp2p.ListenAddrs(cfg.ListenAddrs...)
-	}
+	// libp2p.ListenAddrs is not used: libp2p fails only when no address
+	// at all can be listened on, logging and dropping the others, and on
+	// that failure it leaks the host's goroutines. A node half bound (TCP
+	// up, QUIC port taken) would look healthy and be unreachable over the
+	// other transport, so each address is listened on here and any
+	// failure is fatal.
 	h, err := libp2p.New(
 		libp2p.Identity(cfg.Key),
-		listen,
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.NoListenAddrs,
+		// With SO_REUSEPORT (libp2p's default) a second node binds the
+		// same TCP port as a running one and the kernel splits inbound
+		// connections between them. QUIC needs no option: quicreuse binds
+		// its UDP sockets without SO_REUSEPORT, and its own "reuseport"
+		// only shares a listening socket with this host's dials.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
@@ -103,7 +117,37 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		rm.Close()
 		return nil, fmt.Errorf("new host: %w", err)
 	}
+	if err := listen(h.Network(), cfg.ListenAddrs); err != nil {
+		_ = h.Close()
+		return nil, fmt.Errorf("new host: %w", err)
+	}
 	return h, nil
+}
+
+// listen listens on every address in addrs, or fails. The host's
+// addresses are updated as each listener starts (basichost's
+// addrsManager does so synchronously on the swarm's Listen event).
+func listen(n network.Network, addrs []multiaddr.Multiaddr) error {
+	// The swarm's AddListenAddr returns the listener's own error (such
+	// as "bind: address already in use"); Network.Listen wraps it in
+	// "failed to listen on any addresses".
+	add := func(a multiaddr.Multiaddr) error { return n.Listen(a) }
+	if s, ok := n.(interface {
+		AddListenAddr(multiaddr.Multiaddr) error
+	}); ok {
+		add = s.AddListenAddr
+	}
+	for _, a := range addrs {
+		if err := add(a); err != nil {
+			return fmt.Errorf("listen on %s: %w", a, err)
+		}
+	}
+	// A transport could accept an address and listen on another one;
+	// what is advertised must be what was asked for.
+	if missing := unbound(addrs, n.ListenAddresses()); len(missing) > 0 {
+		return fmt.Errorf("listen on %s: not bound (address in use?)", missing[0])
+	}
+	return nil
 }
 
 // quicDelay is how long a dial waits for TCP before it also tries QUIC.
@@ -147,3 +191,35 @@ func (g gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMu
 }
 
 func (g gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// unbound returns the addresses in want that no listener in have serves.
+// A listener serves an address when it has the same protocols with the
+// same values, except that a port 0 in want matches any port.
+func unbound(want, have []multiaddr.Multiaddr) []multiaddr.Multiaddr {
+	var missing []multiaddr.Multiaddr
+	for _, w := range want {
+		if !slices.ContainsFunc(have, func(h multiaddr.Multiaddr) bool { return serves(h, w) }) {
+			missing = append(missing, w)
+		}
+	}
+	return missing
+}
+
+func serves(have, want multiaddr.Multiaddr) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for i, w := range want {
+		h := have[i]
+		if h.Code() != w.Code() {
+			return false
+		}
+		if (w.Code() == multiaddr.P_TCP || w.Code() == multiaddr.P_UDP) && w.Value() == "0" {
+			continue
+		}
+		if !bytes.Equal(h.RawValue(), w.RawValue()) {
+			return false
+		}
+	}
+	return true
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -244,4 +245,135 @@ func TestTCPFirst(t *testing.T) {
 			t.Errorf("%s: delay %s, want %s", ad.Addr, ad.Delay, want)
 		}
 	}
+}
+
+// TestListenAddrInUse: a node started on addresses another node already
+// holds must fail, naming the address, rather than start half-bound or
+// share a TCP port through SO_REUSEPORT. The other transport listens on
+// port 0 so that libp2p itself has one working address and does not fail
+// on its own.
+func TestListenAddrInUse(t *testing.T) {
+	tests := []struct {
+		name      string
+		taken     string // transport whose port the second host reuses
+		alongside string // transport the second host also listens on, port 0
+	}{
+		{"tcp", "tcp", "quic"},
+		{"quic", "quic", "tcp"},
+		{"tcp alone", "tcp", ""},
+		{"quic alone", "quic", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k1, _ := newKey(t)
+			first := newHost(t, tt.taken, k1, newPartners())
+			taken := first.Network().ListenAddresses()
+			if len(taken) != 1 {
+				t.Fatalf("first host listens on %v, want one address", taken)
+			}
+			addrs := []multiaddr.Multiaddr{taken[0]}
+			if tt.alongside != "" {
+				addrs = append(addrs, loopback(t, tt.alongside))
+			}
+			k2, _ := newKey(t)
+			h, err := NewHost(HostConfig{Key: k2, ListenAddrs: addrs, Partners: newPartners()})
+			if err == nil {
+				got := h.Network().ListenAddresses()
+				_ = h.Close()
+				t.Fatalf("second host on %s started, listening on %v", taken[0], got)
+			}
+			if !strings.Contains(err.Error(), "listen on "+taken[0].String()+":") {
+				t.Errorf("error %q does not name %s", err, taken[0])
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// TestListenAddrsBound: every configured address is listened on, port 0
+// ones on a port of their own.
+func TestListenAddrsBound(t *testing.T) {
+	k, _ := newKey(t)
+	want := []multiaddr.Multiaddr{loopback(t, "tcp"), loopback(t, "quic")}
+	h, err := NewHost(HostConfig{Key: k, ListenAddrs: want, Partners: newPartners()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	have := h.Network().ListenAddresses()
+	if len(have) != len(want) {
+		t.Fatalf("listening on %v, want %d addresses", have, len(want))
+	}
+	if missing := unbound(want, have); len(missing) != 0 {
+		t.Errorf("unbound(%v, %v) = %v", want, have, missing)
+	}
+	for _, a := range have {
+		if strings.Contains(a.String(), "/0") {
+			t.Errorf("listener %s has port 0", a)
+		}
+	}
+}
+
+func TestUnbound(t *testing.T) {
+	tests := []struct {
+		name string
+		want string
+		have []string
+		ok   bool
+	}{
+		{"exact tcp", "/ip4/127.0.0.1/tcp/4801", []string{"/ip4/127.0.0.1/tcp/4801"}, true},
+		{"exact quic", "/ip4/127.0.0.1/udp/4801/quic-v1", []string{"/ip4/127.0.0.1/tcp/4801", "/ip4/127.0.0.1/udp/4801/quic-v1"}, true},
+		{"port 0", "/ip4/127.0.0.1/tcp/0", []string{"/ip4/127.0.0.1/tcp/39211"}, true},
+		{"quic port 0", "/ip4/127.0.0.1/udp/0/quic-v1", []string{"/ip4/127.0.0.1/udp/39211/quic-v1"}, true},
+		{"any ip4", "/ip4/0.0.0.0/tcp/4801", []string{"/ip4/0.0.0.0/tcp/4801"}, true},
+		{"ip6", "/ip6/::1/udp/4801/quic-v1", []string{"/ip6/::1/udp/4801/quic-v1"}, true},
+		{"nothing", "/ip4/127.0.0.1/tcp/4801", nil, false},
+		{"other port", "/ip4/127.0.0.1/tcp/4801", []string{"/ip4/127.0.0.1/tcp/4802"}, false},
+		{"other ip", "/ip4/127.0.0.1/tcp/4801", []string{"/ip4/127.0.0.2/tcp/4801"}, false},
+		{"any is not loopback", "/ip4/127.0.0.1/tcp/4801", []string{"/ip4/0.0.0.0/tcp/4801"}, false},
+		{"tcp is not udp", "/ip4/127.0.0.1/tcp/4801", []string{"/ip4/127.0.0.1/udp/4801/quic-v1"}, false},
+		{"udp without quic", "/ip4/127.0.0.1/udp/4801/quic-v1", []string{"/ip4/127.0.0.1/udp/4801"}, false},
+		{"ip4 is not ip6", "/ip4/127.0.0.1/tcp/4801", []string{"/ip6/::1/tcp/4801"}, false},
+		{"port 0 wrong transport", "/ip4/127.0.0.1/udp/0/quic-v1", []string{"/ip4/127.0.0.1/tcp/39211"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := multiaddr.StringCast(tt.want)
+			var have []multiaddr.Multiaddr
+			for _, s := range tt.have {
+				have = append(have, multiaddr.StringCast(s))
+			}
+			missing := unbound([]multiaddr.Multiaddr{want}, have)
+			if ok := len(missing) == 0; ok != tt.ok {
+				t.Errorf("unbound(%s, %v) = %v, want bound %v", want, have, missing, tt.ok)
+			}
+		})
+	}
+}
+
+// TestListenAgain: without SO_REUSEPORT a node restarted on its fixed
+// ports must still bind them while its old connections sit in TIME_WAIT
+// (Go sets SO_REUSEADDR on TCP listeners).
+func TestListenAgain(t *testing.T) {
+	sk, sid := newKey(t)
+	ck, cid := newKey(t)
+	server, err := NewHost(HostConfig{Key: sk, ListenAddrs: []multiaddr.Multiaddr{loopback(t, "tcp"), loopback(t, "quic")}, Partners: newPartners(cid)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := server.Network().ListenAddresses()
+	client := newHost(t, "tcp", ck, newPartners(sid))
+	connect(t, client, server)
+	// The server closes first, so its side of the connection is the one
+	// left in TIME_WAIT.
+	if err := server.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := NewHost(HostConfig{Key: sk, ListenAddrs: addrs, Partners: newPartners(cid)})
+	if err != nil {
+		t.Fatalf("restart on %v: %v", addrs, err)
+	}
+	defer again.Close()
+	_ = client.Network().ClosePeer(sid)
+	connect(t, client, again)
 }

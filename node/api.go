@@ -74,6 +74,9 @@ func (n *Node) apiHandler() http.Handler {
 		}
 		return n.AddPeer(req.Invite, actor(r))
 	})
+	h("DELETE /api/v1/peers/{id}", func(w http.ResponseWriter, r *http.Request) (any, error) {
+		return n.RemovePeer(r.PathValue("id"), actor(r))
+	})
 	h("POST /api/v1/instances", func(w http.ResponseWriter, r *http.Request) (any, error) {
 		body := http.MaxBytesReader(w, r.Body, n.cfg.Archive.MaxInstanceSize)
 		data, err := io.ReadAll(body)
@@ -109,19 +112,45 @@ func (n *Node) apiHandler() http.Handler {
 	h("GET /api/v1/studies/{uid}/instances", func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return n.Instances(r.PathValue("uid"))
 	})
+	// Export is three steps: the list (refused for a partly fetched study
+	// unless ?partial=1), the instance reads (each audited, deduplicated
+	// per study and user), and the outcome the exporter reports.
 	h("POST /api/v1/studies/{uid}/export", func(w http.ResponseWriter, r *http.Request) (any, error) {
-		insts, err := n.Instances(r.PathValue("uid"))
+		uid := r.PathValue("uid")
+		sr, ok, err := n.study(uid)
 		if err != nil {
 			return nil, err
 		}
-		n.audit(consent.Entry{Actor: actor(r), Action: consent.ActExport, Study: r.PathValue("uid"), Reason: strconv.Itoa(len(insts)) + " instances"})
-		return insts, nil
+		if !ok || sr.Instances == 0 {
+			return nil, errStudyNotFound
+		}
+		if !sr.complete() && r.URL.Query().Get("partial") != "1" {
+			return nil, &httpErr{http.StatusConflict, fmt.Sprintf("%v: %d of %d instances are held; fetch it again to complete it, or export the part with --allow-partial", errIncomplete, sr.Instances, sr.Expected)}
+		}
+		return n.instances(uid)
+	})
+	h("POST /api/v1/studies/{uid}/export/done", func(w http.ResponseWriter, r *http.Request) (any, error) {
+		var req struct {
+			Written int    `json:"written"`
+			Failed  string `json:"failed"` // a short reason, no patient data
+		}
+		if err := readJSON(w, r, &req); err != nil {
+			return nil, err
+		}
+		e := consent.Entry{Actor: actor(r), Action: consent.ActExport, Study: r.PathValue("uid"), Decision: "allow",
+			Reason: strconv.Itoa(req.Written) + " instances written"}
+		if req.Failed != "" {
+			e.Reason += "; failed: " + req.Failed
+		}
+		n.audit(e)
+		return map[string]bool{"ok": true}, nil
 	})
 	h("GET /api/v1/studies/{uid}/instances/{sop}", func(w http.ResponseWriter, r *http.Request) (any, error) {
 		data, rec, err := n.InstanceData(r.PathValue("uid"), r.PathValue("sop"))
 		if err != nil {
 			return nil, err
 		}
+		n.auditOnce(consent.Entry{Actor: actor(r), Action: consent.ActInstanceRead, Study: rec.Study, Decision: "allow", Reason: "instance data read through the API"}, 10*time.Minute)
 		w.Header().Set("Content-Type", "application/dicom")
 		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 		w.Header().Set("X-Pacsnet-Sha256", rec.Digest)

@@ -190,7 +190,13 @@ func TestAPI(t *testing.T) {
 		if code := apiCall(t, a, "POST", "/api/v1/studies/"+study+"/export", nil, &exp); code != http.StatusOK || len(exp) != 2 {
 			t.Errorf("export: %d %+v", code, exp)
 		}
-		requireAudit(t, a, consent.Entry{Action: consent.ActExport, Study: study, Actor: "admin"})
+		// Reading instance data is audited on its own; the export is
+		// audited when the exporter reports what it wrote.
+		requireAudit(t, a, consent.Entry{Action: consent.ActInstanceRead, Study: study, Actor: "admin"})
+		if code := apiCall(t, a, "POST", "/api/v1/studies/"+study+"/export/done", []byte(`{"written": 2}`), nil); code != http.StatusOK {
+			t.Errorf("export done: %d", code)
+		}
+		requireAudit(t, a, consent.Entry{Action: consent.ActExport, Study: study, Actor: "admin", Reason: "2 instances written"})
 	})
 	t.Run("grants", func(t *testing.T) {
 		code, body := apiRaw(t, a, "POST", "/api/v1/grants", "Bearer "+a.keys.apiToken, []byte(`{"to":"Beta","study":"1.2.3.404"}`))

@@ -72,6 +72,9 @@ type ExchangeConfig struct {
 	// expiry. Default 72h.
 	DefaultGrantTTL Duration `toml:"default_grant_ttl"`
 
+	// MaxGrantTTL is the longest a grant may last. Default 720h (30 days).
+	MaxGrantTTL Duration `toml:"max_grant_ttl"`
+
 	// FetchRetryFor is how long a fetch keeps retrying an unreachable
 	// holder before it fails (blocks already received are kept, so a new
 	// fetch resumes). Default 5m.
@@ -102,6 +105,7 @@ func DefaultConfig() Config {
 		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30},
 		Exchange: ExchangeConfig{
 			DefaultGrantTTL: Duration{72 * time.Hour},
+			MaxGrantTTL:     Duration{30 * 24 * time.Hour},
 			FetchRetryFor:   Duration{5 * time.Minute},
 		},
 	}
@@ -138,6 +142,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Exchange.DefaultGrantTTL.Duration <= 0 {
 		return errors.New("config: exchange.default_grant_ttl must be positive")
+	}
+	if c.Exchange.MaxGrantTTL.Duration < c.Exchange.DefaultGrantTTL.Duration {
+		return errors.New("config: exchange.max_grant_ttl must be at least exchange.default_grant_ttl")
 	}
 	if c.Exchange.FetchRetryFor.Duration < 0 {
 		return errors.New("config: exchange.fetch_retry_for must not be negative")

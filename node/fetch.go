@@ -89,6 +89,16 @@ func (n *Node) StartFetch(ctx context.Context, req FetchRequest) (FetchStatus, e
 		return FetchStatus{}, err
 	}
 	m := rec.Manifest
+	// A fetch of the same study that is still running is followed, not
+	// started twice: `pacsnet fetch` after a Ctrl-C picks it up again.
+	n.fetches.mu.Lock()
+	for _, j := range n.fetches.jobs {
+		if st := j.status(); st.Study == m.Study.UID && st.Issuer == m.Issuer && (st.State == FetchRunning || st.State == FetchWaiting) {
+			n.fetches.mu.Unlock()
+			return st, nil
+		}
+	}
+	n.fetches.mu.Unlock()
 	if len(rec.Key) > 0 {
 		k, err := crypto.Decrypt(rec.Key, n.keys.id.Box)
 		if err != nil {
@@ -219,6 +229,24 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 	}
 	if sk.String() != m.StudyKey {
 		return fmt.Errorf("%w: a different key is already held for that study", errIntegrity)
+	}
+	// Until every instance is here, the study is listed as partial and
+	// export refuses it unless asked for a partial export.
+	n.commitMu.Lock()
+	err = n.arch.update(func(txn *badger.Txn) error {
+		var sr studyRecord
+		if _, err := getJSON(txn, pfxStudy+m.Study.UID, &sr); err != nil {
+			return err
+		}
+		if sr.Expected == len(m.Instances) {
+			return nil
+		}
+		sr.Expected = len(m.Instances)
+		return setJSON(txn, pfxStudy+m.Study.UID, sr)
+	})
+	n.commitMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("record expected instances: %w", err)
 	}
 	// Which instances are still missing, and which of their blocks.
 	type pending struct {

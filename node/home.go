@@ -48,6 +48,9 @@ func Init(home string, opts InitOptions) (Config, error) {
 	if _, err := os.Stat(filepath.Join(home, "config.toml")); err == nil {
 		return cfg, fmt.Errorf("init %s: %w", home, ErrHomeExists)
 	}
+	if ents, err := os.ReadDir(home); err == nil && len(ents) > 0 {
+		return cfg, fmt.Errorf("init %s: the directory exists and is not empty; choose a new or empty one", home)
+	}
 	for _, d := range []string{home, filepath.Join(home, keysDir), filepath.Join(home, runDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return cfg, fmt.Errorf("init: %w", err)
@@ -97,6 +100,11 @@ type keys struct {
 
 func loadKeys(home string) (*keys, error) {
 	kd := filepath.Join(home, keysDir)
+	if fi, err := os.Stat(kd); err != nil {
+		return nil, fmt.Errorf("load keys: %w", err)
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("load keys: %s is accessible by group or others (mode %04o); chmod 700 it: %w", kd, fi.Mode().Perm(), crypto.ErrInsecureKeyFile)
+	}
 	id, err := crypto.LoadIdentity(kd)
 	if err != nil {
 		return nil, err

@@ -51,6 +51,7 @@ type studyRecord struct {
 	OriginName string    `json:"origin_name,omitempty"`
 	Key        []byte    `json:"key"` // the study's age identity, age-encrypted to this node
 	Instances  int       `json:"instances"`
+	Expected   int       `json:"expected,omitempty"` // a fetched study: instances its manifest lists
 	Bytes      int64     `json:"bytes"`
 	Created    time.Time `json:"created"`
 	Updated    time.Time `json:"updated"`

@@ -90,9 +90,18 @@ func (n *Node) Grant(ctx context.Context, req GrantRequest) (*consent.SignedGran
 	if ttl == 0 {
 		ttl = n.cfg.Exchange.DefaultGrantTTL.Duration
 	}
+	if ttl > n.cfg.Exchange.MaxGrantTTL.Duration {
+		return nil, fmt.Errorf("%w: a grant may last at most %s (config exchange.max_grant_ttl)", consent.ErrInvalidRequest, n.cfg.Exchange.MaxGrantTTL)
+	}
 	purpose := consent.Purpose(req.Purpose)
-	if purpose == "" {
+	switch purpose {
+	case "":
 		purpose = consent.PurposeTreatment
+	case consent.PurposeResearch:
+		// A research grant promises de-identified copies; until the PS3.15
+		// Basic Profile is applied on the way out, refuse rather than
+		// disclose identified data under that label.
+		return nil, fmt.Errorf("%w: research-deidentified grants need de-identification (PS3.15 Basic Profile), which this build does not do yet", consent.ErrInvalidRequest)
 	}
 	now := n.now()
 	g, err := n.ledger.Grant(consent.GrantRequest{

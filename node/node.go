@@ -208,9 +208,14 @@ func (n *Node) audit(e consent.Entry) {
 	if e.Actor == "" {
 		e.Actor = "system"
 	}
-	if _, err := n.ledger.Record(e); err != nil {
+	rec, err := n.ledger.Record(e)
+	if err != nil {
 		n.log.Error("audit write failed", "action", e.Action, "err", err)
+		return
 	}
+	// The log line names the event, never the study or patient: the audit
+	// log (encrypted at rest) keeps those.
+	n.log.Info(e.Action, "audit", rec.Seq, "actor", e.Actor, "peer", e.Peer, "decision", e.Decision, "reason", e.Reason)
 }
 
 // auditOnce records e unless the same (peer, grant, action) was recorded
@@ -224,7 +229,7 @@ func (n *Node) auditOnce(e consent.Entry, window time.Duration) {
 	if _, ok := n.ledger.Get(grant); !ok {
 		grant = "(unknown)"
 	}
-	k := string(e.Peer) + "|" + grant + "|" + e.Action + "|" + e.Reason
+	k := string(e.Peer) + "|" + e.Actor + "|" + grant + "|" + e.Study + "|" + e.Action + "|" + e.Reason
 	now := n.now()
 	n.auditMu.Lock()
 	last, ok := n.auditSeen[k]
@@ -378,16 +383,25 @@ type Study struct {
 	Origin     peer.ID   `json:"origin,omitempty"`
 	OriginName string    `json:"origin_name,omitempty"`
 	Instances  int       `json:"instances"`
+	Expected   int       `json:"expected,omitempty"` // fetched studies: what the manifest lists
+	Complete   bool      `json:"complete"`           // false while a fetched study lacks instances
 	Bytes      int64     `json:"bytes"`
 	Updated    time.Time `json:"updated"`
 }
+
+func (r *studyRecord) complete() bool { return r.Expected == 0 || r.Instances >= r.Expected }
+
+// errIncomplete is returned when a partly fetched study is exported
+// without asking for a partial export.
+var errIncomplete = errors.New("study is incomplete")
 
 // Studies lists the studies in the local archive.
 func (n *Node) Studies() ([]Study, error) {
 	var out []Study
 	err := scanJSON(n.arch, pfxStudy, func(_ []byte, r *studyRecord) error {
 		if r.Instances > 0 {
-			out = append(out, Study{StudyInfo: r.StudyInfo, Origin: r.Origin, OriginName: r.OriginName, Instances: r.Instances, Bytes: r.Bytes, Updated: r.Updated})
+			out = append(out, Study{StudyInfo: r.StudyInfo, Origin: r.Origin, OriginName: r.OriginName,
+				Instances: r.Instances, Expected: r.Expected, Complete: r.complete(), Bytes: r.Bytes, Updated: r.Updated})
 		}
 		return nil
 	})

@@ -144,6 +144,11 @@ func (n *Node) AddPeer(inviteStr, actor string) (Peer, error) {
 	if p.ID == n.host.ID() {
 		return Peer{}, fmt.Errorf("%w: that is this node's own invite", ErrBadInvite)
 	}
+	for _, q := range n.partners.list() {
+		if q.ID != p.ID && strings.EqualFold(q.Name, p.Name) {
+			return Peer{}, fmt.Errorf("%w: a partner called %q already exists with another peer ID (%s); remove it first if this facility replaced its keys", ErrBadInvite, q.Name, q.ID)
+		}
+	}
 	p.Added = n.now().UTC()
 	if err := n.arch.update(func(txn *badger.Txn) error { return setJSON(txn, pfxPeer+p.ID.String(), p) }); err != nil {
 		return Peer{}, fmt.Errorf("store peer: %w", err)
@@ -154,6 +159,44 @@ func (n *Node) AddPeer(inviteStr, actor string) (Peer, error) {
 		return p, fmt.Errorf("audit: %w", err)
 	}
 	n.outbox.kick()
+	return p, nil
+}
+
+// RemovePeer ends a partnership: the partner's live grants are revoked,
+// manifests still queued for it are dropped, its connections are closed
+// and the gater refuses it from now on. Audited.
+func (n *Node) RemovePeer(idOrName, actor string) (Peer, error) {
+	p, err := n.resolvePeer(idOrName)
+	if err != nil {
+		return Peer{}, fmt.Errorf("%w: %v", consent.ErrInvalidRequest, err)
+	}
+	for _, st := range n.ledger.GrantsFor(p.ID) {
+		if st.State == consent.StateActive || st.State == consent.StatePending {
+			if _, err := n.ledger.Revoke(st.Grant.ID, "partner removed", actor); err != nil {
+				return p, fmt.Errorf("revoke grant %s: %w", st.Grant.ID, err)
+			}
+		}
+	}
+	items, err := n.outbox.pending()
+	if err != nil {
+		return p, err
+	}
+	err = n.arch.update(func(txn *badger.Txn) error {
+		for _, it := range items {
+			if it.Peer == p.ID {
+				if err := txn.Delete([]byte(outboxKey(it.Seq))); err != nil {
+					return err
+				}
+			}
+		}
+		return txn.Delete([]byte(pfxPeer + p.ID.String()))
+	})
+	if err != nil {
+		return p, fmt.Errorf("remove peer: %w", err)
+	}
+	n.partners.remove(p.ID)
+	n.host.Network().ClosePeer(p.ID)
+	n.audit(consent.Entry{Actor: actor, Peer: p.ID, Action: consent.ActPeerRemoved})
 	return p, nil
 }
 
@@ -195,6 +238,12 @@ func (s *partnerSet) add(p Peer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m[p.ID] = p
+}
+
+func (s *partnerSet) remove(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, p)
 }
 
 func (s *partnerSet) list() []Peer {

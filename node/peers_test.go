@@ -109,15 +109,21 @@ func TestPartnerMovedAddress(t *testing.T) {
 	}
 }
 
-// Partners are found by peer ID or by name; a name two partners share is
-// refused rather than guessed.
+// Partners are found by peer ID or by name; a second partner under a name
+// already taken (in any case) is refused, so a name always names one.
 func TestResolvePeer(t *testing.T) {
 	a := newNode(t, "Alpha")
 	b := newNode(t, "Beta")
 	c := newNode(t, "beta")
 	d := newNode(t, "Delta")
 	addPeer(t, a, b)
-	addPeer(t, a, c)
+	inv, err := c.Invite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddPeer(inv, "test"); !errors.Is(err, ErrBadInvite) || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("adding a second partner called beta: %v, want a refusal", err)
+	}
 	addPeer(t, a, d)
 	for _, tc := range []struct {
 		in   string
@@ -127,7 +133,7 @@ func TestResolvePeer(t *testing.T) {
 		{d.ID().String(), d, ""},
 		{"delta", d, ""},
 		{"DELTA", d, ""},
-		{"Beta", nil, "several"},
+		{"Beta", b, ""},
 		{b.ID().String(), b, ""},
 		{"Gamma", nil, "no partner"},
 		{a.ID().String(), nil, "not a partner"},
@@ -146,7 +152,15 @@ func TestResolvePeer(t *testing.T) {
 		})
 	}
 	study, _ := importCT(t, a, 1, 1)
-	if _, err := a.Grant(context.Background(), GrantRequest{To: "beta", Study: study}); !errors.Is(err, consent.ErrInvalidRequest) || !strings.Contains(err.Error(), "several") {
-		t.Errorf("grant to an ambiguous name: %v", err)
+	if _, err := a.Grant(context.Background(), GrantRequest{To: "Gamma", Study: study}); !errors.Is(err, consent.ErrInvalidRequest) || !strings.Contains(err.Error(), "no partner") {
+		t.Errorf("grant to an unknown name: %v", err)
+	}
+	// Removing the partner frees its name for the replacement.
+	if _, err := a.RemovePeer("Beta", "test"); err != nil {
+		t.Fatal(err)
+	}
+	addPeer(t, a, c)
+	if p, err := a.resolvePeer("BETA"); err != nil || p.ID != c.ID() {
+		t.Errorf("after replacing Beta: %+v, %v", p, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -135,7 +136,7 @@ func peerCmd(g *globals) *cobra.Command {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
 			}
-			return usageError{fmt.Errorf("%s: want a subcommand: add", c.CommandPath())}
+			return usageError{fmt.Errorf("%s: want a subcommand: add or remove", c.CommandPath())}
 		},
 	}
 	add := &cobra.Command{
@@ -159,7 +160,28 @@ func peerCmd(g *globals) *cobra.Command {
 		},
 	}
 	addJSON(add, g)
-	c.AddCommand(add)
+	remove := &cobra.Command{
+		Use:   "remove PEER",
+		Short: "End a partnership: revoke its grants, drop queued manifests, refuse its connections",
+		Args:  exactArgs(1, "one partner (peer ID or name)"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			var p node.Peer
+			if err := cl.do("DELETE", "/api/v1/peers/"+url.PathEscape(args[0]), nil, &p); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(p)
+			}
+			fmt.Printf("removed partner %q (%s); its grants are revoked\n", p.Name, p.ID)
+			return nil
+		},
+	}
+	addJSON(remove, g)
+	c.AddCommand(add, remove)
 	return c
 }
 
@@ -178,7 +200,7 @@ func peersCmd(g *globals) *cobra.Command {
 			}
 			tw := table("NAME", "PEER ID", "ADDED")
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.ID, p.Added.Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.ID, fmtTime(p.Added))
 			}
 			return tw.Flush()
 		},
@@ -212,7 +234,7 @@ Exit status 1 when any file was rejected or failed.`,
 				return err
 			}
 			start := time.Now()
-			results := collectImports(args)
+			results, skipped := collectImports(args)
 			// Several files in flight let the node group their synced
 			// commits; results are still reported in file order.
 			done := make([]chan struct{}, len(results))
@@ -259,13 +281,16 @@ Exit status 1 when any file was rejected or failed.`,
 				if results == nil {
 					results = []importResult{}
 				}
-				if err := printJSON(map[string]any{"results": results, "summary": counts, "bytes": bytes, "seconds": secs}); err != nil {
+				if err := printJSON(map[string]any{"results": results, "summary": counts, "bytes": bytes, "seconds": secs, "skipped": skipped}); err != nil {
 					return err
 				}
 			} else {
 				fmt.Printf("%d files: %d stored, %d duplicate, %d conflict, %d rejected, %d failed; %.1f MB in %.1fs\n",
 					len(results), counts[node.OutcomeStored], counts[node.OutcomeDuplicate], counts[node.OutcomeConflict],
 					counts[node.OutcomeRejected], counts[node.OutcomeFailed], float64(bytes)/1e6, secs)
+				if skipped > 0 {
+					fmt.Printf("%d files skipped in folders (hidden, DICOMDIR, links, or named .txt/.md/.jpg/...): name a file to import it anyway\n", skipped)
+				}
 			}
 			if len(results) == 0 {
 				return fmt.Errorf("no files found under %s", strings.Join(args, ", "))
@@ -283,27 +308,28 @@ Exit status 1 when any file was rejected or failed.`,
 
 // collectImports lists the files to import under the given paths, in walk
 // order; a path that cannot be read is a result with outcome failed.
-func collectImports(roots []string) []importResult {
-	var out []importResult
+// skipped counts the files passed over in folders.
+func collectImports(roots []string) (out []importResult, skipped int) {
 	for _, root := range roots {
 		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				out = append(out, importResult{Path: path, ImportResult: node.ImportResult{Outcome: node.OutcomeFailed, Error: err.Error()}})
 				return nil
 			}
-			if d.IsDir() || !d.Type().IsRegular() {
+			if d.IsDir() {
 				return nil
 			}
 			// Skip what is plainly not DICOM when walking a folder; a file
 			// named on the command line is always tried.
-			if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "DICOMDIR" || !looksDICOM(d.Name())) {
+			if !d.Type().IsRegular() || path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "DICOMDIR" || !looksDICOM(d.Name())) {
+				skipped++
 				return nil
 			}
 			out = append(out, importResult{Path: path})
 			return nil
 		})
 	}
-	return out
+	return out, skipped
 }
 
 // looksDICOM skips files that are plainly not DICOM (notes, manifests)
@@ -335,7 +361,11 @@ func studiesCmd(g *globals) *cobra.Command {
 				if s.Origin != "" {
 					from = s.OriginName
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\n", s.UID, s.PatientID, s.StudyDate, strings.Join(s.Modalities, ","), s.Instances, float64(s.Bytes)/1e6, from)
+				count := fmt.Sprint(s.Instances)
+				if !s.Complete {
+					count = fmt.Sprintf("%d/%d partial", s.Instances, s.Expected)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\n", s.UID, s.PatientID, s.StudyDate, strings.Join(s.Modalities, ","), count, float64(s.Bytes)/1e6, from)
 			}
 			return tw.Flush()
 		},
@@ -345,33 +375,44 @@ func studiesCmd(g *globals) *cobra.Command {
 }
 
 func grantCmd(g *globals) *cobra.Command {
-	var to, study, expires, purpose, user string
+	var to, study, expires, purpose string
 	c := &cobra.Command{
 		Use:   "grant --to PEER --study UID [--expires 72h]",
 		Short: "Grant a partner facility access to a study held here",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if expires != "" {
+				if d, err := time.ParseDuration(expires); err != nil || d <= 0 {
+					return usageError{fmt.Errorf("grant: --expires %q: want a positive duration such as 72h or 90m", expires)}
+				}
+			}
+			switch consent.Purpose(purpose) {
+			case consent.PurposeTreatment, consent.PurposeSecondOpinion:
+			case consent.PurposeResearch:
+				return fmt.Errorf("grant: research-deidentified grants need de-identification (PS3.15 Basic Profile), which this build does not do yet")
+			default:
+				return usageError{fmt.Errorf("grant: --purpose %q: want treatment or second-opinion", purpose)}
+			}
 			cl, err := newClient(g.home)
 			if err != nil {
 				return err
 			}
 			var sg consent.SignedGrant
-			req := map[string]string{"to": to, "study": study, "expires": expires, "purpose": purpose, "user": user}
+			req := map[string]string{"to": to, "study": study, "expires": expires, "purpose": purpose}
 			if err := cl.do("POST", "/api/v1/grants", req, &sg); err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(sg)
 			}
-			fmt.Printf("granted %s to %s until %s (grant %s); manifest queued\n", study, sg.Grant.Grantee, sg.Grant.Expires.Format(time.DateTime), sg.Grant.ID)
+			fmt.Printf("granted %s to %s until %s (grant %s); manifest queued\n", study, peerName(cl, sg.Grant.Grantee.String()), fmtTime(sg.Grant.Expires), sg.Grant.ID)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "partner facility: peer ID or name (required)")
 	c.Flags().StringVar(&study, "study", "", "Study Instance UID (required)")
 	c.Flags().StringVar(&expires, "expires", "", "how long the grant lasts (default: config exchange.default_grant_ttl, 72h)")
-	c.Flags().StringVar(&purpose, "purpose", "treatment", "treatment, second-opinion or research-deidentified")
-	c.Flags().StringVar(&user, "user", "", "restrict to a named user at the partner")
+	c.Flags().StringVar(&purpose, "purpose", "treatment", "treatment or second-opinion (research-deidentified needs de-identification, not in this build)")
 	required(c, "to", "study")
 	addJSON(c, g)
 	return c
@@ -390,9 +431,10 @@ func grantsCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(gs)
 			}
+			names := partnerNames(g)
 			tw := table("GRANT", "STATE", "GRANTEE", "STUDIES", "PURPOSE", "EXPIRES")
 			for _, s := range gs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Grant.ID, s.State, s.Grant.Grantee, strings.Join(s.Grant.Studies, ","), s.Grant.Purpose, s.Grant.Expires.Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Grant.ID, s.State, nameOr(names, s.Grant.Grantee.String()), strings.Join(s.Grant.Studies, ","), s.Grant.Purpose, fmtTime(s.Grant.Expires))
 			}
 			return tw.Flush()
 		},
@@ -443,7 +485,7 @@ func sharedCmd(g *globals) *cobra.Command {
 			}
 			tw := table("STUDY UID", "FROM", "STATE", "INSTANCES", "MB", "EXPIRES", "FETCHED")
 			for _, s := range ss {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%s\t%v\n", s.Study.UID, s.IssuerName, s.State, s.Instances, float64(s.Bytes)/1e6, s.Expires.Format(time.DateTime), s.Fetched)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%s\t%v\n", s.Study.UID, s.IssuerName, s.State, s.Instances, float64(s.Bytes)/1e6, fmtTime(s.Expires), s.Fetched)
 			}
 			return tw.Flush()
 		},
@@ -494,9 +536,10 @@ func auditCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(es)
 			}
-			tw := table("SEQ", "TIME", "ACTOR", "ACTION", "DECISION", "PEER", "STUDY", "REASON")
+			names := partnerNames(g)
+			tw := table("SEQ", "TIME", "ACTOR", "ACTION", "DECISION", "PEER", "GRANT", "STUDY", "REASON")
 			for _, e := range es {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.DateTime), e.Actor, e.Action, e.Decision, shortPeer(e.Peer.String()), e.Study, e.Reason)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(e.Time), e.Actor, e.Action, e.Decision, nameOr(names, e.Peer.String()), e.GrantID, e.Study, e.Reason)
 			}
 			return tw.Flush()
 		},
@@ -567,9 +610,45 @@ func table(cols ...string) *tabwriter.Writer {
 	return tw
 }
 
-func shortPeer(s string) string {
-	if len(s) > 12 {
-		return "…" + s[len(s)-8:]
+// fmtTime shows a time in the local zone, with the zone named.
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
 	}
-	return s
+	return t.Local().Format("2006-01-02 15:04:05 MST")
+}
+
+// partnerNames maps peer IDs to partner names for listings (empty when the
+// node cannot be asked).
+func partnerNames(g *globals) map[string]string {
+	var ps []node.Peer
+	names := map[string]string{}
+	if get(g, "/api/v1/peers", &ps) == nil {
+		for _, p := range ps {
+			names[p.ID.String()] = p.Name
+		}
+	}
+	return names
+}
+
+func nameOr(names map[string]string, id string) string {
+	if n, ok := names[id]; ok {
+		return n
+	}
+	if len(id) > 12 {
+		return "…" + id[len(id)-8:]
+	}
+	return id
+}
+
+func peerName(cl *client, id string) string {
+	var ps []node.Peer
+	if cl.do("GET", "/api/v1/peers", nil, &ps) == nil {
+		for _, p := range ps {
+			if p.ID.String() == id {
+				return p.Name
+			}
+		}
+	}
+	return id
 }
