@@ -3,8 +3,11 @@
 // the parse-ok files of the real test corpus, grants the CT to Riverside,
 // Riverside receives the manifest, fetches, exports and verifies every
 // instance's SHA-256; Northgate, a partner without a grant, is refused and
-// the refusal is in St Mary's audit log. It exits 0 only if all of it held,
-// and stops every process it started.
+// the refusal is in St Mary's audit log; then St Mary grants a second CT to
+// Riverside and revokes the grant while Riverside fetches it, and the rest
+// of the study is refused. It exits 0 only if all of it held, and stops
+// every process it started. On SIGINT or SIGTERM it stops them too, removes
+// its temporary homes (unless --keep) and exits 130 or 143.
 package main
 
 import (
@@ -13,11 +16,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -26,19 +32,56 @@ import (
 	"github.com/pacsnet/pacsnet/node"
 )
 
+// errInterrupted is the cause of the demo's context when a signal ends it.
+var errInterrupted = errors.New("interrupted")
+
 func main() {
 	bin := flag.String("bin", "bin/pacsnet", "the pacsnet binary")
 	corpus := flag.String("corpus", "testdata/dicom", "the real DICOM test corpus (with MANIFEST.tsv)")
 	slices := flag.Int("slices", 200, "CT slices to generate")
+	uploadRate := flag.Int64("upload-rate", 16_000_000, "St Mary's cap on bytes/s served to partners (its WAN uplink)")
 	keep := flag.Bool("keep", false, "keep the temporary homes")
 	flag.Parse()
-	d := &demo{bin: *bin, corpus: *corpus, slices: *slices}
+
+	// The first SIGINT or SIGTERM cancels ctx: the CLI command running
+	// gets SIGTERM, run returns, and every serve process is stopped below.
+	// Later signals are swallowed until then; stopping is bounded (Stop
+	// kills after 20 s).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	var sig os.Signal // written by the watcher, read after watched is closed
+	finished, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case sig = <-sigc:
+			fmt.Fprintf(os.Stderr, "\n%s: stopping every process the demo started\n", sigName(sig))
+			cancel(errInterrupted)
+		case <-finished:
+		}
+	}()
+
+	d := &demo{ctx: ctx, bin: *bin, corpus: *corpus, slices: *slices, uploadRate: *uploadRate}
 	err := d.run()
-	d.stopAll()
-	if *keep {
+	stopped := d.stopAll()
+	close(finished)
+	<-watched
+	cancel(nil)
+	what := "no temporary homes yet"
+	if *keep && d.dir != "" {
 		fmt.Printf("homes kept in %s\n", d.dir)
+		what = "homes kept in " + d.dir
 	} else if d.dir != "" {
-		os.RemoveAll(d.dir)
+		what = "removed " + d.dir
+		if rerr := os.RemoveAll(d.dir); rerr != nil {
+			fmt.Fprintf(os.Stderr, "remove %s: %v\n", d.dir, rerr)
+			what = "could not remove " + d.dir
+		}
+	}
+	if sig != nil {
+		fmt.Fprintf(os.Stderr, "\ndemo interrupted (%s): stopped %s; %s\n", sigName(sig), stopped, what)
+		os.Exit(128 + int(sig.(syscall.Signal)))
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\nDEMO FAILED: %v\n", err)
@@ -47,22 +90,60 @@ func main() {
 	fmt.Println("\nDEMO OK: every step held.")
 }
 
+func sigName(s os.Signal) string {
+	if s == syscall.SIGINT {
+		return "SIGINT"
+	}
+	return "SIGTERM"
+}
+
 type demo struct {
+	ctx              context.Context // ends on SIGINT or SIGTERM
 	bin, corpus, dir string
 	slices           int
+	uploadRate       int64
 	facs             []*facility.Facility
 	rows             [][]string
+	notes            []string // printed under the summary table
 }
 
 func step(f string, a ...any) { fmt.Printf("\n== "+f+"\n", a...) }
 
-func (d *demo) stopAll() {
+// stopAll stops every serve process the demo started, by PID, and says
+// which.
+func (d *demo) stopAll() string {
+	var stopped []string
 	for _, f := range d.facs {
 		if pid := f.PID(); pid != 0 {
 			if err := f.Stop(); err != nil {
 				fmt.Fprintf(os.Stderr, "stop %s (pid %d): %v\n", f.Name, pid, err)
 			}
+			stopped = append(stopped, fmt.Sprintf("%s (pid %d)", f.Name, pid))
 		}
+	}
+	if len(stopped) == 0 {
+		return "no process was running"
+	}
+	return strings.Join(stopped, ", ")
+}
+
+// cli runs a pacsnet command at f under the demo's context.
+func (d *demo) cli(f *facility.Facility, args ...string) ([]byte, error) {
+	return f.RunContext(d.ctx, nil, args...)
+}
+
+// json runs a pacsnet command with --json at f under the demo's context.
+func (d *demo) json(f *facility.Facility, v any, args ...string) error {
+	return f.JSONContext(d.ctx, v, args...)
+}
+
+// sleep waits for dur or until the demo is interrupted.
+func (d *demo) sleep(dur time.Duration) error {
+	select {
+	case <-d.ctx.Done():
+		return context.Cause(d.ctx)
+	case <-time.After(dur):
+		return nil
 	}
 }
 
@@ -77,10 +158,10 @@ func (d *demo) run() error {
 	northgate := facility.New(d.bin, d.dir, "Northgate")
 	for _, f := range []*facility.Facility{stMary, riverside, northgate} {
 		d.facs = append(d.facs, f)
-		if err := f.Init(); err != nil {
+		if _, err := d.cli(f, "init", "--name", f.Name); err != nil {
 			return err
 		}
-		if err := f.Start(); err != nil {
+		if err := f.StartContext(d.ctx); err != nil {
 			return err
 		}
 		var st node.Status
@@ -91,13 +172,13 @@ func (d *demo) run() error {
 	}
 
 	step("Partners: St Mary <-> Riverside and St Mary <-> Northgate exchange signed invites")
-	if err := facility.Partner(stMary, riverside); err != nil {
+	if err := facility.PartnerContext(d.ctx, stMary, riverside); err != nil {
 		return err
 	}
-	if err := facility.Partner(stMary, northgate); err != nil {
+	if err := facility.PartnerContext(d.ctx, stMary, northgate); err != nil {
 		return err
 	}
-	out, _ := stMary.Run("peers")
+	out, _ := d.cli(stMary, "peers")
 	fmt.Print(indent(out))
 
 	step("St Mary imports a generated %d-slice CT and the real corpus", d.slices)
@@ -106,7 +187,7 @@ func (d *demo) run() error {
 		Study string `json:"study"`
 		Files int    `json:"files"`
 	}
-	if err := stMary.JSON(&syn, "synth", "--out", ctDir, "--slices", fmt.Sprint(d.slices)); err != nil {
+	if err := d.json(stMary, &syn, "synth", "--out", ctDir, "--slices", fmt.Sprint(d.slices)); err != nil {
 		return err
 	}
 	corpusDir, corpusName, err := d.copyParseOK()
@@ -114,22 +195,26 @@ func (d *demo) run() error {
 		return err
 	}
 	var imp, impCorpus importOut
-	if err := stMary.JSON(&imp, "import", ctDir); err != nil {
+	if err := d.json(stMary, &imp, "import", ctDir); err != nil {
 		return err
 	}
 	if imp.Summary[node.OutcomeStored] != syn.Files {
 		return fmt.Errorf("CT: %d of %d slices stored", imp.Summary[node.OutcomeStored], syn.Files)
 	}
 	// Every corpus file parses (dicomio's tests hold that); the archive
-	// then files each one or says clearly why not: a file without Study or
-	// Series Instance UID cannot be filed; the corpus also holds the same
+	// then files each one or says clearly why not: two files carry SOP
+	// Class, Study and Series UIDs only inside sequences, not at the top
+	// level, and cannot be filed; the corpus also holds the same
 	// MR image in five transfer syntaxes (one instance: the first encoding
 	// is kept) and a doctored copy of a JPEG 2000 file under the original's
 	// SOP Instance UID (refused: nothing is overwritten).
-	out, _ = stMary.Run("import", "--json", corpusDir) // exits 1 when any file was refused
-	if err := json.Unmarshal(out, &impCorpus); err != nil {
-		return fmt.Errorf("import --json: %w", err)
+	out, err = d.cli(stMary, "import", "--json", corpusDir) // exits 1 when any file was refused
+	if jerr := json.Unmarshal(out, &impCorpus); jerr != nil {
+		return fmt.Errorf("import --json: %w (%v)", jerr, err)
 	}
+	fmt.Println("  The corpus deliberately holds five encodings of one MR image and two of one RT plan (duplicates: the\n" +
+		"  first stored is kept), a doctored copy under an existing UID (conflict) and two files without top-level\n" +
+		"  SOP Class/Study/Series UIDs (refused, the first missing one named): the lines below are expected.")
 	stored, counts := syn.Files, map[string]int{}
 	for _, r := range impCorpus.Results {
 		counts[r.Outcome]++
@@ -149,41 +234,41 @@ func (d *demo) run() error {
 	imp.Bytes += impCorpus.Bytes
 	imp.Seconds += impCorpus.Seconds
 	d.row("import at St Mary", stored, imp.Bytes, imp.Seconds)
-	out, _ = stMary.Run("studies")
+	out, _ = d.cli(stMary, "studies")
 	fmt.Print(indent(out))
 
 	step("St Mary grants the CT to Riverside (72h)")
 	var sg consent.SignedGrant
-	if err := stMary.JSON(&sg, "grant", "--to", "Riverside", "--study", syn.Study, "--expires", "72h"); err != nil {
+	if err := d.json(stMary, &sg, "grant", "--to", "Riverside", "--study", syn.Study, "--expires", "72h"); err != nil {
 		return err
 	}
 	fmt.Printf("  grant %s, purpose %s, expires %s\n", sg.Grant.ID, sg.Grant.Purpose, sg.Grant.Expires.Format(time.RFC3339))
 
 	step("Riverside receives the signed, encrypted manifest")
 	start := time.Now()
-	if err := waitShared(riverside, syn.Study, 30*time.Second); err != nil {
+	if err := d.waitShared(riverside, syn.Study, "available", 30*time.Second); err != nil {
 		return err
 	}
 	fmt.Printf("  arrived after %.0f ms\n", time.Since(start).Seconds()*1000)
-	out, _ = riverside.Run("shared")
+	out, _ = d.cli(riverside, "shared")
 	fmt.Print(indent(out))
 
 	step("Riverside fetches the study (blocks verified by CID, instances by SHA-256)")
 	t0 := time.Now()
-	if _, err := riverside.RunContext(context.Background(), os.Stderr, "fetch", "--study", syn.Study, "--from", "St Mary"); err != nil {
+	if _, err := riverside.RunContext(d.ctx, os.Stderr, "fetch", "--study", syn.Study, "--from", "St Mary"); err != nil {
 		return err
 	}
 	fetchSecs := time.Since(t0).Seconds()
 	var ctBytes int64
-	origSum := map[string]string{}
+	origSum, origRaw := map[string]string{}, map[string]string{}
 	for _, r := range imp.Results {
 		if strings.HasPrefix(r.Path, ctDir) {
 			ctBytes += r.Size
-			sum, err := normalizedSHA256(r.Path)
+			sum, raw, err := sha256s(r.Path)
 			if err != nil {
 				return err
 			}
-			origSum[r.SOP] = sum
+			origSum[r.SOP], origRaw[r.SOP] = sum, raw
 		}
 	}
 	d.row("fetch St Mary -> Riverside", syn.Files, ctBytes, fetchSecs)
@@ -198,49 +283,70 @@ func (d *demo) run() error {
 		Bytes int64 `json:"bytes"`
 	}
 	t0 = time.Now()
-	if err := riverside.JSON(&exp, "export", "--study", syn.Study, "--out", exportDir); err != nil {
+	if err := d.json(riverside, &exp, "export", "--study", syn.Study, "--out", exportDir); err != nil {
 		return err
 	}
 	d.row("export at Riverside", len(exp.Files), exp.Bytes, time.Since(t0).Seconds())
 	if len(exp.Files) != syn.Files {
 		return fmt.Errorf("exported %d files, want %d", len(exp.Files), syn.Files)
 	}
+	byteExact := 0
 	for _, f := range exp.Files {
-		sum, err := normalizedSHA256(f.Path)
+		sum, raw, err := sha256s(f.Path)
 		if err != nil {
 			return err
 		}
 		if want, ok := origSum[f.SOP]; !ok || sum != want {
 			return fmt.Errorf("exported %s does not match the original", f.Path)
 		}
+		if raw == origRaw[f.SOP] {
+			byteExact++
+		}
 	}
-	fmt.Printf("  %d of %d instances bit-identical to the originals (SHA-256)\n", len(exp.Files), syn.Files)
+	// The archive keeps a file as stored: with its 128-byte preamble
+	// zeroed (a preamble can carry anything, see docs/conformance.md).
+	// The generated CT's preamble is zero already; say so only if checked.
+	fmt.Printf("  %d of %d instances identical to the originals as stored (SHA-256 of the file with its 128-byte preamble zeroed", len(exp.Files), syn.Files)
+	if byteExact == len(exp.Files) {
+		fmt.Printf(";\n  the generated CT has a zero preamble, so here the files are byte-for-byte the originals)\n")
+	} else {
+		fmt.Printf(";\n  %d of them are byte-for-byte the originals, the others differed only in their preamble)\n", byteExact)
+	}
 
 	step("Northgate, a partner without a grant, tries to fetch the CT")
-	_, err = northgate.Run("fetch", "--study", syn.Study, "--from", "St Mary", "--no-progress")
+	_, err = d.cli(northgate, "fetch", "--study", syn.Study, "--from", "St Mary", "--no-progress")
+	var ee *facility.ExitError
 	if err == nil {
 		return fmt.Errorf("northgate's fetch succeeded; it must be refused")
+	} else if !errors.As(err, &ee) || !strings.Contains(ee.Stderr, "denied") {
+		return fmt.Errorf("northgate's fetch: %w; want a refusal (denied)", err)
 	}
-	fmt.Printf("  refused: %s\n", firstLine(err.(*facility.ExitError).Stderr))
+	fmt.Printf("  refused: %s\n", firstLine(ee.Stderr))
 	var ngStatus node.Status
 	if err := getStatus(northgate, &ngStatus); err != nil {
 		return err
 	}
 	var entries []consent.Entry
-	if err := stMary.JSON(&entries, "audit"); err != nil {
+	if err := d.json(stMary, &entries, "audit"); err != nil {
 		return err
 	}
-	found := false
+	found, reason := false, ""
 	for _, e := range entries {
 		if e.Action == consent.ActFetchDenied && e.Peer.String() == ngStatus.PeerID && e.Study == syn.Study {
-			found = true
+			found, reason = true, e.Reason
 			fmt.Printf("  St Mary's audit #%d: %s %s by Northgate, reason %q\n", e.Seq, e.Action, e.Decision, e.Reason)
 		}
 	}
 	if !found {
 		return fmt.Errorf("the refusal is not in St Mary's audit log")
 	}
-	out, err = stMary.Run("audit", "--verify")
+	d.notes = append(d.notes, fmt.Sprintf("Northgate (partner, no grant): refused, 0 of %d instances; audited as %q", syn.Files, reason))
+
+	if err := d.revokeMidFetch(stMary, riverside); err != nil {
+		return err
+	}
+
+	out, err = d.cli(stMary, "audit", "--verify")
 	if err != nil {
 		return err
 	}
@@ -253,11 +359,184 @@ func (d *demo) run() error {
 		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
 	}
 	tw.Flush()
+	for _, n := range d.notes {
+		fmt.Println("  " + n)
+	}
+	return nil
+}
+
+// revokeMidFetch shares a second study with Riverside and revokes the
+// grant as soon as Riverside holds part of it: St Mary checks the grant on
+// every block request, so the rest must be refused and audited, and the
+// signed revocation must reach Riverside.
+func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
+	const slices = 60
+	step("St Mary shares a second CT (%d slices) with Riverside, then revokes the grant mid-fetch", slices)
+	ctDir := filepath.Join(d.dir, "ct2")
+	var syn struct {
+		Study string `json:"study"`
+		Files int    `json:"files"`
+	}
+	if err := d.json(stMary, &syn, "synth", "--seed", "2", "--slices", fmt.Sprint(slices), "--out", ctDir); err != nil {
+		return err
+	}
+	var imp importOut
+	if err := d.json(stMary, &imp, "import", ctDir); err != nil {
+		return err
+	}
+	if imp.Summary[node.OutcomeStored] != syn.Files {
+		return fmt.Errorf("second CT: %d of %d slices stored", imp.Summary[node.OutcomeStored], syn.Files)
+	}
+	var sg consent.SignedGrant
+	if err := d.json(stMary, &sg, "grant", "--to", "Riverside", "--study", syn.Study, "--expires", "72h"); err != nil {
+		return err
+	}
+	fmt.Printf("  imported %d slices (%.1f MB), grant %s to Riverside\n", syn.Files, float64(imp.Bytes)/1e6, sg.Grant.ID)
+	// A hospital's WAN uplink rather than loopback's GB/s, so that the
+	// revocation surely lands while the study is on its way.
+	if err := stMary.Stop(); err != nil {
+		return err
+	}
+	stMary.Extra = []string{"--upload-rate", fmt.Sprint(d.uploadRate)}
+	if err := stMary.StartContext(d.ctx); err != nil {
+		return err
+	}
+	fmt.Printf("  St Mary restarted serving partners at most %.0f MB/s (%.0f Mbit/s, --upload-rate), a hospital WAN uplink\n",
+		float64(d.uploadRate)/1e6, float64(d.uploadRate)*8/1e6)
+	if err := d.waitShared(riverside, syn.Study, "available", 30*time.Second); err != nil {
+		return err
+	}
+
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		out, err := d.cli(riverside, "fetch", "--study", syn.Study, "--from", "St Mary", "--no-progress", "--json")
+		done <- result{out, err}
+	}()
+	// The goroutine ends with its command, which ends with the demo's
+	// context at the latest: whatever happens below, wait for it.
+	var r result
+	waited := false
+	wait := func() result {
+		if !waited {
+			r, waited = <-done, true
+		}
+		return r
+	}
+	defer wait()
+
+	held := 0
+	for held == 0 {
+		select {
+		case r := <-done:
+			waited = true
+			return fmt.Errorf("the fetch ended (%v) before Riverside held any instance; nothing to revoke mid-way (lower --upload-rate)", r.err)
+		default:
+		}
+		var ss []node.Study
+		if err := d.json(riverside, &ss, "studies"); err != nil {
+			return err
+		}
+		for _, s := range ss {
+			if s.UID == syn.Study {
+				held = s.Instances
+			}
+		}
+		if held == 0 {
+			if time.Since(start) > 60*time.Second {
+				return errors.New("riverside held no instance of the second study after 60s")
+			}
+			if err := d.sleep(20 * time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	if held >= syn.Files {
+		return fmt.Errorf("riverside already held all %d instances when it was seen: nothing to revoke mid-way (lower --upload-rate)", held)
+	}
+	revokeAt := time.Since(start)
+	if _, err := d.cli(stMary, "revoke", sg.Grant.ID, "--reason", "demo"); err != nil {
+		return err
+	}
+	fmt.Printf("  Riverside held %d of %d instances %.2fs into its fetch; St Mary revoked grant %s (%.2fs)\n",
+		held, syn.Files, revokeAt.Seconds(), sg.Grant.ID, time.Since(start).Seconds())
+
+	r = wait()
+	var ee *facility.ExitError
+	if r.err == nil {
+		return errors.New("riverside's fetch completed after the revocation; the holder must refuse the remaining blocks")
+	} else if !errors.As(r.err, &ee) || !strings.Contains(ee.Stderr, "denied") {
+		return fmt.Errorf("riverside's fetch after the revocation: %w; want a refusal (denied)", r.err)
+	}
+	var fo struct {
+		Fetch   node.FetchStatus `json:"fetch"`
+		Seconds float64          `json:"seconds"`
+	}
+	if err := json.Unmarshal(r.out, &fo); err != nil {
+		return fmt.Errorf("fetch --json: %w", err)
+	}
+	got := fo.Fetch.InstancesDone
+	if got >= syn.Files {
+		return fmt.Errorf("riverside's fetch failed but reports all %d instances done", got)
+	}
+	fmt.Printf("  the fetch failed after %.2fs with %d of %d instances: %s\n", fo.Seconds, got, syn.Files, firstLine(ee.Stderr))
+
+	var rvSt node.Status
+	if err := getStatus(riverside, &rvSt); err != nil {
+		return err
+	}
+	var entries []consent.Entry
+	if err := d.json(stMary, &entries, "audit"); err != nil {
+		return err
+	}
+	denied := 0
+	for _, e := range entries {
+		if e.Action == consent.ActFetchDenied && e.Peer.String() == rvSt.PeerID && e.GrantID == sg.Grant.ID && e.Reason == "revoked" {
+			if denied == 0 {
+				fmt.Printf("  St Mary's audit #%d: %s %s by Riverside under grant %s, reason %q\n", e.Seq, e.Action, e.Decision, e.GrantID, e.Reason)
+			}
+			denied++
+		}
+	}
+	if denied == 0 {
+		return errors.New("st mary's audit log has no refusal with reason \"revoked\" for riverside's grant")
+	}
+
+	t0 := time.Now()
+	if err := d.waitShared(riverside, syn.Study, "revoked", 10*time.Second); err != nil {
+		return err
+	}
+	fmt.Printf("  Riverside's `shared` shows the study %q %.0f ms later (the signed revocation arrived)\n", "revoked", time.Since(t0).Seconds()*1000)
+	var ss []node.Study
+	if err := d.json(riverside, &ss, "studies"); err != nil {
+		return err
+	}
+	heldNow := 0
+	for _, s := range ss {
+		if s.UID == syn.Study {
+			heldNow = s.Instances
+		}
+	}
+	if heldNow >= syn.Files {
+		return fmt.Errorf("riverside holds all %d instances of the revoked study", heldNow)
+	}
+	fmt.Printf("  Riverside holds %d of %d instances: the other %d were refused\n", heldNow, syn.Files, syn.Files-heldNow)
+	d.rowN("fetch 2nd CT, revoked mid-way", fmt.Sprintf("%d/%d", got, syn.Files), fo.Fetch.BytesDone, fo.Seconds)
+	d.notes = append(d.notes, fmt.Sprintf("Riverside, grant revoked mid-fetch: %d of %d instances arrived before St Mary refused the next block, the other %d were refused; audited as %q",
+		got, syn.Files, syn.Files-got, "revoked"))
 	return nil
 }
 
 func (d *demo) row(name string, n int, bytes int64, secs float64) {
-	d.rows = append(d.rows, []string{name, fmt.Sprint(n), fmt.Sprintf("%.1f", float64(bytes)/1e6), fmt.Sprintf("%.2f", secs), fmt.Sprintf("%.1f", float64(bytes)/1e6/secs)})
+	d.rowN(name, fmt.Sprint(n), bytes, secs)
+}
+
+func (d *demo) rowN(name, n string, bytes int64, secs float64) {
+	d.rows = append(d.rows, []string{name, n, fmt.Sprintf("%.1f", float64(bytes)/1e6), fmt.Sprintf("%.2f", secs), fmt.Sprintf("%.1f", float64(bytes)/1e6/secs)})
 }
 
 // importOut is `pacsnet import --json`.
@@ -324,35 +603,39 @@ func getStatus(f *facility.Facility, st *node.Status) error {
 	return nil
 }
 
-func waitShared(f *facility.Facility, study string, d time.Duration) error {
-	deadline := time.Now().Add(d)
+// waitShared waits until f's `shared` lists the study in state.
+func (d *demo) waitShared(f *facility.Facility, study, state string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		var ss []node.SharedStudy
-		if err := f.JSON(&ss, "shared"); err != nil {
+		if err := d.json(f, &ss, "shared"); err != nil {
 			return err
 		}
 		for _, s := range ss {
-			if s.Study.UID == study && s.State == "available" {
+			if s.Study.UID == study && s.State == state {
 				return nil
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		if err := d.sleep(50 * time.Millisecond); err != nil {
+			return err
+		}
 	}
-	return fmt.Errorf("%s: manifest for the study did not arrive in %s", f.Name, d)
+	return fmt.Errorf("%s: the study is not %q in `shared` after %s", f.Name, state, timeout)
 }
 
-// normalizedSHA256 is the SHA-256 of a Part-10 file with its preamble
-// zeroed, as the archive stores it.
-func normalizedSHA256(path string) (string, error) {
+// sha256s returns the SHA-256 of a Part-10 file with its preamble zeroed,
+// as the archive stores it, and of the file as it is.
+func sha256s(path string) (normalized, raw string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
+	r := sha256.Sum256(b)
 	if len(b) >= 132 && string(b[128:132]) == "DICM" {
 		clear(b[:128])
 	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:]), nil
+	n := sha256.Sum256(b)
+	return hex.EncodeToString(n[:]), hex.EncodeToString(r[:]), nil
 }
 
 func indent(b []byte) string {

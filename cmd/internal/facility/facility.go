@@ -1,6 +1,17 @@
 // Package facility runs real `pacsnet` processes for the demo and the
 // end-to-end tests: one Facility is one home and one `pacsnet serve`
 // process on loopback, driven through the CLI exactly as an operator would.
+//
+// Every process it starts (serve and CLI commands) is started with
+// Pdeathsig=SIGTERM, so that it is told to stop when the demo or test
+// process that started it dies without stopping it (SIGKILL, a crash).
+// That is a safety net only; the main path stays an explicit Stop by PID.
+// Two caveats: Linux delivers the signal when the OS thread that forked
+// the child exits, not the process (golang.org/issue/27505); the Go runtime
+// only retires a thread when a goroutine locked to it with
+// runtime.LockOSThread returns without unlocking, which nothing here does,
+// so in practice it fires on process death. And Pdeathsig is Linux-only
+// (pacsnet's target); this file does not build elsewhere.
 package facility
 
 import (
@@ -71,22 +82,36 @@ func (f *Facility) Init() error {
 // found free can be taken by another process before serve binds it (tests
 // of other packages run in parallel): then Start tries again, with new
 // ports at the first start and with the same ones, a little later, after.
-func (f *Facility) Start() error {
+func (f *Facility) Start() error { return f.StartContext(context.Background()) }
+
+// StartContext is Start that gives up, stopping the serve process it
+// started, when ctx is done.
+func (f *Facility) StartContext(ctx context.Context) error {
 	fixed := f.HTTPAddr != ""
 	var err error
 	for range 5 {
-		if err = f.start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		if err = f.start(ctx); err == nil || !strings.Contains(err.Error(), "address already in use") {
 			return err
 		}
 		if !fixed {
 			f.HTTPAddr, f.P2PPort = "", 0
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	return err
 }
 
-func (f *Facility) start() error {
+// dieWithParent is the SysProcAttr of every process started here; see the
+// package comment for what it guarantees and what it does not.
+func dieWithParent() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+}
+
+func (f *Facility) start(ctx context.Context) error {
 	if f.cmd != nil {
 		return errors.New("already started")
 	}
@@ -110,8 +135,11 @@ func (f *Facility) start() error {
 		"--p2p", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", f.P2PPort),
 		"--p2p", fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", f.P2PPort)}
 	args = append(args, f.Extra...)
+	// Not CommandContext: serve is stopped by Stop (SIGTERM, then wait),
+	// never killed because a context ended.
 	cmd := exec.Command(f.Bin, args...)
 	cmd.Env = append(os.Environ(), f.Env...)
+	cmd.SysProcAttr = dieWithParent()
 	var w io.Writer = lf
 	if f.LogTee != nil {
 		w = io.MultiWriter(lf, f.LogTee)
@@ -131,10 +159,13 @@ func (f *Facility) start() error {
 			f.cmd = nil
 			lf.Close()
 			return fmt.Errorf("%s: serve exited at start (%v); log: %s", f.Name, err, tail(f.LogPath()))
+		case <-ctx.Done():
+			f.Stop()
+			return fmt.Errorf("%s: start: %w", f.Name, ctx.Err())
 		default:
 		}
 		if _, err := os.Stat(filepath.Join(f.Home, "run", "api.json")); err == nil {
-			if _, err := f.Run("peers", "--json"); err == nil {
+			if _, err := f.RunContext(ctx, nil, "peers", "--json"); err == nil {
 				return nil
 			}
 		}
@@ -190,10 +221,14 @@ func (f *Facility) Run(args ...string) ([]byte, error) {
 }
 
 // RunContext is Run with a context and an optional writer for stderr
-// (progress bars).
+// (progress bars). When ctx ends, the command gets SIGTERM and, if it has
+// not exited 5 s later, SIGKILL; the error then wraps ctx's error.
 func (f *Facility) RunContext(ctx context.Context, stderr io.Writer, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, f.Bin, append([]string{"--home", f.Home}, args...)...)
 	cmd.Env = append(os.Environ(), f.Env...)
+	cmd.SysProcAttr = dieWithParent()
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out
 	if stderr != nil {
@@ -202,7 +237,13 @@ func (f *Facility) RunContext(ctx context.Context, stderr io.Writer, args ...str
 		cmd.Stderr = &errb
 	}
 	err := cmd.Run()
+	if ctx.Err() != nil && err != nil {
+		return out.Bytes(), fmt.Errorf("pacsnet %v: %w", args, context.Cause(ctx))
+	}
 	if err != nil {
+		if cmd.ProcessState == nil { // did not start
+			return nil, fmt.Errorf("pacsnet %v: %w", args, err)
+		}
 		return out.Bytes(), &ExitError{Code: cmd.ProcessState.ExitCode(), Stderr: errb.String(), Args: args}
 	}
 	return out.Bytes(), nil
@@ -210,7 +251,12 @@ func (f *Facility) RunContext(ctx context.Context, stderr io.Writer, args ...str
 
 // JSON runs a command with --json and decodes its one JSON document.
 func (f *Facility) JSON(v any, args ...string) error {
-	out, err := f.Run(append(args, "--json")...)
+	return f.JSONContext(context.Background(), v, args...)
+}
+
+// JSONContext is JSON with a context, as RunContext.
+func (f *Facility) JSONContext(ctx context.Context, v any, args ...string) error {
+	out, err := f.RunContext(ctx, nil, append(args, "--json")...)
 	if err != nil {
 		return err
 	}
@@ -260,13 +306,16 @@ func tail(path string) string {
 
 // Partner makes a and b partners of each other by exchanging invites with
 // the CLI.
-func Partner(a, b *Facility) error {
+func Partner(a, b *Facility) error { return PartnerContext(context.Background(), a, b) }
+
+// PartnerContext is Partner with a context, as RunContext.
+func PartnerContext(ctx context.Context, a, b *Facility) error {
 	for _, pair := range [][2]*Facility{{a, b}, {b, a}} {
 		var inv map[string]string
-		if err := pair[0].JSON(&inv, "invite"); err != nil {
+		if err := pair[0].JSONContext(ctx, &inv, "invite"); err != nil {
 			return err
 		}
-		if _, err := pair[1].Run("peer", "add", inv["invite"]); err != nil {
+		if _, err := pair[1].RunContext(ctx, nil, "peer", "add", inv["invite"]); err != nil {
 			return err
 		}
 	}
