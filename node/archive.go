@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -198,7 +199,12 @@ var _ exchange.BlockStore = (*archive)(nil)
 // warnings and errors; Badger logs no values.
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug("badger: " + fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Debugf(f string, a ...any)   {}
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(badgerLine(f, a)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(badgerLine(f, a)) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(badgerLine(f, a)) }
+
+// badgerLine formats a Badger log line without its trailing newline.
+func badgerLine(f string, a []any) string {
+	return "badger: " + strings.TrimRight(fmt.Sprintf(f, a...), "\n")
+}
+func (b badgerLogger) Debugf(f string, a ...any) {}

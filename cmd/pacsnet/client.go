@@ -91,13 +91,24 @@ func (c *client) do(method, path string, in, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-// postRaw posts bytes and decodes the JSON answer whatever the status
-// (import reports per-file outcomes with 4xx statuses).
-func (c *client) postRaw(path string, data []byte, out any) (int, error) {
-	req, err := http.NewRequest(http.MethodPost, c.base+path, bytes.NewReader(data))
+// postFile streams a file to the API and decodes the JSON answer whatever
+// the status (import reports per-file outcomes with 4xx statuses). The
+// file is never held whole in the CLI's memory.
+func (c *client) postFile(path, file string, out any) (int, error) {
+	f, err := os.Open(file)
 	if err != nil {
 		return 0, err
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequest(http.MethodPost, c.base+path, f)
+	if err != nil {
+		return 0, err
+	}
+	req.ContentLength = fi.Size()
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/dicom")
 	resp, err := c.http.Do(req)

@@ -250,10 +250,7 @@ Exit status 1 when any file was rejected or failed.`,
 					sem <- struct{}{}
 					defer func() { <-sem }()
 					r := &results[i]
-					data, err := os.ReadFile(r.Path)
-					if err != nil {
-						r.Outcome, r.Error = node.OutcomeFailed, err.Error()
-					} else if _, err := cl.postRaw("/api/v1/instances", data, &r.ImportResult); err != nil {
+					if _, err := cl.postFile("/api/v1/instances", r.Path, &r.ImportResult); err != nil {
 						r.Outcome, r.Error = node.OutcomeFailed, err.Error()
 					}
 				}()
