@@ -179,7 +179,12 @@ func (n *Node) apiHandler() http.Handler {
 			}
 			gr.Expires = d
 		}
-		return n.Grant(r.Context(), gr)
+		others := n.LiveGrants(gr.To, gr.Study)
+		g, err := n.Grant(r.Context(), gr)
+		if err == nil && others > 0 {
+			w.Header().Set("X-Pacsnet-Notice", fmt.Sprintf("notice: the partner already holds %d other live grant(s) for this study; revoke all of them to end its access", others))
+		}
+		return g, err
 	})
 	h("POST /api/v1/grants/{id}/revoke", func(w http.ResponseWriter, r *http.Request) (any, error) {
 		var req struct {

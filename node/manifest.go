@@ -122,6 +122,23 @@ func (n *Node) Grant(ctx context.Context, req GrantRequest) (*consent.SignedGran
 	return g, nil
 }
 
+// LiveGrants counts the live grants that give the partner named by to
+// access to the study: an admin granting again, or revoking one of
+// several, should know.
+func (n *Node) LiveGrants(to, study string) int {
+	p, err := n.resolvePeer(to)
+	if err != nil {
+		return 0
+	}
+	count := 0
+	for _, st := range n.ledger.GrantsFor(p.ID) {
+		if slices.Contains(st.Grant.Studies, study) {
+			count++
+		}
+	}
+	return count
+}
+
 // Revoke revokes a grant; a revocation manifest is queued to the grantee.
 // From the moment Revoke returns, the grantee's block requests are refused.
 func (n *Node) Revoke(id, reason, actor string) (*consent.SignedRevocation, error) {

@@ -214,8 +214,13 @@ func (n *Node) audit(e consent.Entry) {
 		return
 	}
 	// The log line names the event, never the study or patient: the audit
-	// log (encrypted at rest) keeps those.
-	n.log.Info(e.Action, "audit", rec.Seq, "actor", e.Actor, "peer", e.Peer, "decision", e.Decision, "reason", e.Reason)
+	// log (encrypted at rest) keeps those, and an admin's free-text
+	// revocation reason, which could name a patient, too.
+	reason := e.Reason
+	if e.Action == consent.ActRevoke {
+		reason = "(in the audit log)"
+	}
+	n.log.Info(e.Action, "audit", rec.Seq, "actor", e.Actor, "peer", e.Peer, "decision", e.Decision, "reason", reason)
 }
 
 // auditOnce records e unless the same (peer, grant, action) was recorded

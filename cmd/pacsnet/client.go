@@ -42,6 +42,12 @@ func (e *apiError) Error() string { return e.Msg }
 // do sends a request; a JSON body is encoded from in (or sent raw when in
 // is []byte), and a 2xx JSON answer is decoded into out.
 func (c *client) do(method, path string, in, out any) error {
+	_, err := c.doHeader(method, path, in, out)
+	return err
+}
+
+// doHeader is do that also returns the answer's header.
+func (c *client) doHeader(method, path string, in, out any) (http.Header, error) {
 	var body io.Reader
 	ctype := "application/json"
 	switch v := in.(type) {
@@ -51,13 +57,13 @@ func (c *client) do(method, path string, in, out any) error {
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, c.base+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if body != nil {
@@ -65,30 +71,30 @@ func (c *client) do(method, path string, in, out any) error {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("node API unreachable (is `pacsnet serve` running?): %w", err)
+		return nil, fmt.Errorf("node API unreachable (is `pacsnet serve` running?): %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &apiError{resp.StatusCode, e.Error}
+			return nil, &apiError{resp.StatusCode, e.Error}
 		}
-		return &apiError{resp.StatusCode, fmt.Sprintf("node API: %s", resp.Status)}
+		return nil, &apiError{resp.StatusCode, fmt.Sprintf("node API: %s", resp.Status)}
 	}
 	if out == nil {
-		return nil
+		return resp.Header, nil
 	}
 	if raw, ok := out.(*[]byte); ok {
 		*raw = b
-		return nil
+		return resp.Header, nil
 	}
-	return json.Unmarshal(b, out)
+	return resp.Header, json.Unmarshal(b, out)
 }
 
 // postFile streams a file to the API and decodes the JSON answer whatever

@@ -396,8 +396,12 @@ func grantCmd(g *globals) *cobra.Command {
 			}
 			var sg consent.SignedGrant
 			req := map[string]string{"to": to, "study": study, "expires": expires, "purpose": purpose}
-			if err := cl.do("POST", "/api/v1/grants", req, &sg); err != nil {
+			hdr, err := cl.doHeader("POST", "/api/v1/grants", req, &sg)
+			if err != nil {
 				return err
+			}
+			if n := hdr.Get("X-Pacsnet-Notice"); n != "" {
+				fmt.Fprintln(os.Stderr, "pacsnet: "+n)
 			}
 			if g.json {
 				return printJSON(sg)
