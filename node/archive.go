@@ -32,6 +32,10 @@ const (
 	keyOutSeq   = "meta/outbox-seq"
 )
 
+// valueLogFileSize bounds one value-log file: moderate, because Badger
+// scans the active one on open. A variable so a test can make GC reachable.
+var valueLogFileSize int64 = 256 << 20
+
 // archive is the node's Badger database, encrypted at rest with Badger's
 // AES encryption. Only one process may open it.
 type archive struct {
@@ -46,7 +50,7 @@ func openArchive(dir string, key []byte, log *slog.Logger) (*archive, error) {
 		WithSyncWrites(true).          // acknowledged means durable: every commit is fsynced
 		WithCompression(options.None). // ciphertext does not compress
 		WithValueThreshold(64 << 10).  // large values go to the value log (faster, and big instances fit a transaction)
-		WithValueLogFileSize(256 << 20).
+		WithValueLogFileSize(valueLogFileSize).
 		WithNumVersionsToKeep(1).
 		WithLogger(badgerLogger{log})
 	db, err := badger.Open(opts)
@@ -194,6 +198,33 @@ func (a *archive) Scan(prefix []byte, fn func(key, value []byte) error) error {
 
 var _ consent.Store = (*archive)(nil)
 var _ exchange.BlockStore = (*archive)(nil)
+
+// valueLogGCInterval is how often the archive reclaims value-log space of
+// deleted and overwritten values (delivered outbox items, rewritten
+// records).
+const valueLogGCInterval = 10 * time.Minute
+
+// runGC runs Badger's value-log GC every interval until ctx is done. v4.9.6
+// carries the fix for deleted keys reappearing after a GC rewrite (badger
+// #2286, PR #2310), which is why the archive may run it at all.
+func (a *archive) runGC(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		files := 0
+		for ctx.Err() == nil && a.db.RunValueLogGC(0.5) == nil {
+			files++ // each success rewrote one value-log file
+		}
+		if files > 0 {
+			a.log.Info("archive value-log GC", "files_rewritten", files)
+		}
+	}
+}
 
 // badgerLogger routes Badger's logging into slog at debug level except
 // warnings and errors; Badger logs no values.

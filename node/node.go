@@ -155,7 +155,7 @@ func (n *Node) Start() error {
 	}
 	n.httpLn = ln
 	n.http = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -165,6 +165,10 @@ func (n *Node) Start() error {
 	go func() {
 		defer n.wg.Done()
 		n.outbox.Run(n.ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.arch.runGC(n.ctx, valueLogGCInterval)
 	}()
 	return nil
 }
