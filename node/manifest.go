@@ -130,13 +130,19 @@ func (n *Node) LiveGrants(to, study string) int {
 	if err != nil {
 		return 0
 	}
-	count := 0
-	for _, st := range n.ledger.GrantsFor(p.ID) {
-		if slices.Contains(st.Grant.Studies, study) {
-			count++
+	return len(n.liveGrants(p.ID, study))
+}
+
+// liveGrants returns the grants that let peer p fetch study now, oldest
+// first.
+func (n *Node) liveGrants(p peer.ID, study string) []consent.SignedGrant {
+	var out []consent.SignedGrant
+	for _, st := range n.ledger.GrantsFor(p) {
+		if slices.Contains(st.Grant.Studies, study) && n.ledger.Check(p, st.Grant.ID, study, consent.ActionFetch) == nil {
+			out = append(out, st.SignedGrant)
 		}
 	}
-	return count
+	return out
 }
 
 // Revoke revokes a grant; a revocation manifest is queued to the grantee.
@@ -163,14 +169,11 @@ func (n *Node) Revoke(id, reason, actor string) (*consent.SignedRevocation, erro
 		if err := n.sealAndQueue(p, m); err != nil {
 			return rv, fmt.Errorf("revocation stored, but its manifest was not queued: %w", err)
 		}
-		// Another live grant still covers the study: the grantee keeps it.
-		for _, other := range n.ledger.GrantsFor(p.ID) {
-			if other.Grant.ID != id && slices.Contains(other.Grant.Studies, study) && n.ledger.Check(p.ID, other.Grant.ID, study, consent.ActionFetch) == nil {
-				g := other.SignedGrant
-				if err := n.issueStudyManifest(p, sr, &g); err != nil {
-					return rv, fmt.Errorf("revocation stored, but the manifest of the remaining grant was not queued: %w", err)
-				}
-				break
+		// Another live grant still covers the study (the revoked one no
+		// longer counts): the grantee keeps it.
+		if others := n.liveGrants(p.ID, study); len(others) > 0 {
+			if err := n.issueStudyManifest(p, sr, &others[0]); err != nil {
+				return rv, fmt.Errorf("revocation stored, but the manifest of the remaining grant was not queued: %w", err)
 			}
 		}
 	}

@@ -314,17 +314,12 @@ func denyReason(err error) string {
 // manifest of a study (a pull, e.g. a specialist who knows the study
 // exists). It is answered only under a live grant to that partner.
 func (n *Node) ManifestFor(_ context.Context, p peer.ID, study string) ([]byte, error) {
-	var grant *consent.SignedGrant
-	for _, st := range n.ledger.GrantsFor(p) {
-		if slices.Contains(st.Grant.Studies, study) && n.ledger.Check(p, st.Grant.ID, study, consent.ActionFetch) == nil {
-			g := st.SignedGrant
-			grant = &g
-		}
-	}
-	if grant == nil {
+	live := n.liveGrants(p, study)
+	if len(live) == 0 {
 		n.audit(consent.Entry{Peer: p, Action: consent.ActFetchDenied, Study: study, Decision: "deny", Reason: "no-grant"})
 		return nil, fmt.Errorf("%w: no grant", exchange.ErrDenied)
 	}
+	grant := &live[len(live)-1] // the newest
 	pr, ok := n.partners.get(p)
 	if !ok {
 		return nil, exchange.ErrDenied

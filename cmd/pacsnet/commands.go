@@ -406,7 +406,7 @@ func grantCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(sg)
 			}
-			fmt.Printf("granted %s to %s until %s (grant %s); manifest queued\n", study, peerName(cl, sg.Grant.Grantee.String()), fmtTime(sg.Grant.Expires), sg.Grant.ID)
+			fmt.Printf("granted %s to %s until %s (grant %s); manifest queued\n", study, nameOr(partnerNames(cl), sg.Grant.Grantee.String()), fmtTime(sg.Grant.Expires), sg.Grant.ID)
 			return nil
 		},
 	}
@@ -425,14 +425,18 @@ func grantsCmd(g *globals) *cobra.Command {
 		Short: "List grants this facility issued",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
 			var gs []consent.GrantStatus
-			if err := get(g, "/api/v1/grants", &gs); err != nil {
+			if err := cl.do("GET", "/api/v1/grants", nil, &gs); err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(gs)
 			}
-			names := partnerNames(g)
+			names := partnerNames(cl)
 			tw := table("GRANT", "STATE", "GRANTEE", "STUDIES", "PURPOSE", "EXPIRES")
 			for _, s := range gs {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Grant.ID, s.State, nameOr(names, s.Grant.Grantee.String()), strings.Join(s.Grant.Studies, ","), s.Grant.Purpose, fmtTime(s.Grant.Expires))
@@ -537,7 +541,7 @@ func auditCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(es)
 			}
-			names := partnerNames(g)
+			names := partnerNames(cl)
 			tw := table("SEQ", "TIME", "ACTOR", "ACTION", "DECISION", "PEER", "GRANT", "STUDY", "REASON")
 			for _, e := range es {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(e.Time), e.Actor, e.Action, e.Decision, nameOr(names, e.Peer.String()), e.GrantID, e.Study, e.Reason)
@@ -621,10 +625,10 @@ func fmtTime(t time.Time) string {
 
 // partnerNames maps peer IDs to partner names for listings (empty when the
 // node cannot be asked).
-func partnerNames(g *globals) map[string]string {
+func partnerNames(cl *client) map[string]string {
 	var ps []node.Peer
 	names := map[string]string{}
-	if get(g, "/api/v1/peers", &ps) == nil {
+	if cl.do("GET", "/api/v1/peers", nil, &ps) == nil {
 		for _, p := range ps {
 			names[p.ID.String()] = p.Name
 		}
@@ -638,18 +642,6 @@ func nameOr(names map[string]string, id string) string {
 	}
 	if len(id) > 12 {
 		return "…" + id[len(id)-8:]
-	}
-	return id
-}
-
-func peerName(cl *client, id string) string {
-	var ps []node.Peer
-	if cl.do("GET", "/api/v1/peers", nil, &ps) == nil {
-		for _, p := range ps {
-			if p.ID.String() == id {
-				return p.Name
-			}
-		}
 	}
 	return id
 }
