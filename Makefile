@@ -52,7 +52,9 @@ bench: deps
 # testdata/fuzz and then replayed by every plain `go test`.
 FUZZTIME ?= 30s
 FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
-	crypto:FuzzOpenEnvelope consent:FuzzVerifySignedGrant exchange:FuzzBlockRequest
+	crypto:FuzzOpenEnvelope crypto:FuzzStudyKeyUnwrap crypto:FuzzParseStudyKey \
+	consent:FuzzVerifySignedGrant exchange:FuzzBlockRequest \
+	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest
 fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

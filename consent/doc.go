@@ -12,11 +12,11 @@
 //
 // The data-holding facility issues a [Grant] with [Ledger.Grant] and
 // withdraws it with [Ledger.Revoke]. Both are signed with the facility's
-// libp2p key (domains "grant" and "revocation"), so the grantee, or anyone
-// holding the facility's peer ID, can check them with [SignedGrant.Verify]
-// and [SignedRevocation.Verify]. [Ledger.Check] is the per-request
-// authorization decision; it is in-memory and lock-light because the node
-// calls it on every block request.
+// libp2p key (domains [crypto.DomainGrant] and [crypto.DomainRevocation]),
+// so the grantee, or anyone holding the facility's peer ID, can check them
+// with [SignedGrant.Verify] and [SignedRevocation.Verify]. [Ledger.Check]
+// is the per-request authorization decision; it is in-memory and
+// lock-light because the node calls it on every block request.
 //
 // # Audit log
 //
@@ -50,11 +50,14 @@
 // ([ErrNoGrant], [ErrWrongGrantee], [ErrRevoked], [ErrNotYetValid],
 // [ErrExpired], [ErrOutOfScope], [ErrActionNotGranted]), wrapped with the
 // grant ID only. Errors never contain study UIDs, patient data or dates.
+// [ReasonOf] maps a decision onto the short [DenyReason] code that audit
+// entries and logs carry ([ReasonNoGrant], …, [ReasonDenied]).
 //
 // # Imports
 //
 // consent imports only pacsnet's crypto package (to sign and verify). It
 // must not import node, exchange, dicomio or cmd, nor any network,
 // storage or logging package: the node plugs in storage (Badger) and
-// decides what to log. deps_test.go enforces this.
+// decides what to log. The layering test in internal/deptest enforces
+// this.
 package consent

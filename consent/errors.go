@@ -24,3 +24,47 @@ var ErrInvalidRequest = errors.New("invalid request")
 // ErrAuditCorrupt is returned (wrapped, naming the first bad sequence
 // number and what is wrong) when the stored audit log does not verify.
 var ErrAuditCorrupt = errors.New("audit log corrupt")
+
+// DenyReason is the short code an audit entry or a log line carries for a
+// refused request: never patient data, and stable, because audit logs
+// already written hold these values.
+type DenyReason string
+
+// Deny reasons, one per decision sentinel of [Ledger.Check], and
+// [ReasonDenied] for any other error.
+const (
+	ReasonNoGrant          DenyReason = "no-grant"
+	ReasonWrongGrantee     DenyReason = "wrong-grantee"
+	ReasonOutOfScope       DenyReason = "out-of-scope"
+	ReasonExpired          DenyReason = "expired"
+	ReasonNotYetValid      DenyReason = "not-yet-valid"
+	ReasonRevoked          DenyReason = "revoked"
+	ReasonActionNotGranted DenyReason = "action-not-granted"
+	ReasonDenied           DenyReason = "denied"
+)
+
+// denyReasons is the one table from decision sentinels to reasons.
+var denyReasons = []struct {
+	err    error
+	reason DenyReason
+}{
+	{ErrNoGrant, ReasonNoGrant},
+	{ErrWrongGrantee, ReasonWrongGrantee},
+	{ErrOutOfScope, ReasonOutOfScope},
+	{ErrExpired, ReasonExpired},
+	{ErrNotYetValid, ReasonNotYetValid},
+	{ErrRevoked, ReasonRevoked},
+	{ErrActionNotGranted, ReasonActionNotGranted},
+}
+
+// ReasonOf returns the reason for a refusal by [Ledger.Check]: the reason
+// of the first decision sentinel err wraps (errors.Is), or [ReasonDenied]
+// for any other error, including nil.
+func ReasonOf(err error) DenyReason {
+	for _, r := range denyReasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return ReasonDenied
+}

@@ -37,12 +37,6 @@ func (p Purpose) valid() bool {
 // blocks.
 const ActionFetch = "fetch"
 
-// Signature domains (see crypto.Sign).
-const (
-	grantDomain      = "grant"
-	revocationDomain = "revocation"
-)
-
 // Limits on grant contents. They bound what a hostile signed grant can
 // make a verifier hold, and keep grants small enough to travel in
 // manifests.
@@ -70,10 +64,10 @@ type Grant struct {
 	Created     time.Time `json:"created"`
 }
 
-// SignedGrant is a Grant with the issuer's signature (crypto.Sign, domain
-// "grant") over its canonical encoding: encoding/json of the Grant struct
-// (fixed field order; the issuer writes times in UTC, RFC 3339 with
-// nanoseconds). A verifier re-encodes the decoded Grant, so a grant with
+// SignedGrant is a Grant with the issuer's signature ([crypto.Sign], domain
+// [crypto.DomainGrant]) over its canonical encoding: encoding/json of the
+// Grant struct (fixed field order; the issuer writes times in UTC, RFC 3339
+// with nanoseconds). A verifier re-encodes the decoded Grant, so a grant with
 // fields this version does not know fails verification rather than being
 // half-understood.
 type SignedGrant struct {
@@ -92,7 +86,7 @@ func (g *SignedGrant) Verify() error {
 	if err != nil {
 		return fmt.Errorf("verify grant: %w", err)
 	}
-	if err := crypto.VerifyPeer(g.Grant.Issuer, grantDomain, msg, g.Sig); err != nil {
+	if err := crypto.VerifyPeer(g.Grant.Issuer, crypto.DomainGrant, msg, g.Sig); err != nil {
 		return fmt.Errorf("verify grant %s: %w", g.Grant.ID, err)
 	}
 	return nil
@@ -160,7 +154,8 @@ type Revocation struct {
 }
 
 // SignedRevocation is a Revocation with the issuer's signature
-// (crypto.Sign, domain "revocation") over the JSON encoding of Revocation.
+// ([crypto.Sign], domain [crypto.DomainRevocation]) over the JSON encoding
+// of Revocation.
 type SignedRevocation struct {
 	Revocation Revocation `json:"revocation"`
 	Sig        []byte     `json:"sig"`
@@ -186,7 +181,7 @@ func (r *SignedRevocation) Verify() error {
 	if err != nil {
 		return fmt.Errorf("verify revocation: %w", err)
 	}
-	if err := crypto.VerifyPeer(rv.Issuer, revocationDomain, msg, r.Sig); err != nil {
+	if err := crypto.VerifyPeer(rv.Issuer, crypto.DomainRevocation, msg, r.Sig); err != nil {
 		return fmt.Errorf("verify revocation of %s: %w", rv.GrantID, err)
 	}
 	return nil

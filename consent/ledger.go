@@ -298,7 +298,7 @@ func (l *Ledger) Grant(req GrantRequest) (*SignedGrant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grant: %w", err)
 	}
-	sig, err := crypto.Sign(l.signer, grantDomain, msg)
+	sig, err := crypto.Sign(l.signer, crypto.DomainGrant, msg)
 	if err != nil {
 		return nil, fmt.Errorf("grant: %w", err)
 	}
@@ -426,7 +426,7 @@ func (l *Ledger) Revoke(grantID, reason, actor string) (*SignedRevocation, error
 	if err != nil {
 		return nil, fmt.Errorf("revoke grant %s: %w", grantID, err)
 	}
-	sig, err := crypto.Sign(l.signer, revocationDomain, msg)
+	sig, err := crypto.Sign(l.signer, crypto.DomainRevocation, msg)
 	if err != nil {
 		return nil, fmt.Errorf("revoke grant %s: %w", grantID, err)
 	}

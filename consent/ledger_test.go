@@ -216,7 +216,7 @@ func TestSignedGrantVerify(t *testing.T) {
 		{"truncated sig", func(g *SignedGrant) { g.Sig = g.Sig[:10] }},
 		{"signed as a revocation", func(g *SignedGrant) {
 			msg, _ := json.Marshal(&g.Grant)
-			g.Sig, _ = crypto.Sign(fixedKey(t, 1), revocationDomain, msg)
+			g.Sig, _ = crypto.Sign(fixedKey(t, 1), crypto.DomainRevocation, msg)
 		}},
 	}
 	for _, tt := range tests {

@@ -8,7 +8,10 @@
 //   - A node's long-term [Identity]: an Ed25519 libp2p key (whose public key
 //     is the peer ID) and a post-quantum hybrid age identity (ML-KEM-768 +
 //     X25519, recipients "age1pq1…").
-//   - Domain-separated signatures: [Sign], [Verify], [VerifyPeer].
+//   - Domain-separated signatures: [Sign], [Verify], [VerifyPeer]. Every
+//     domain pacsnet signs under is a constant in sign.go, and only there:
+//     [DomainInvite], [DomainManifest], [DomainGrant], [DomainRevocation],
+//     and "envelope", which only [Seal] may use.
 //   - Whole-buffer age encryption: [Encrypt], [Decrypt].
 //   - Sealed envelopes: [Seal] signs inside and encrypts outside, because age
 //     has no sender authentication; [Open] undoes it and names the signer.
@@ -38,5 +41,5 @@
 // This package must not import any other pacsnet package: everything else
 // depends on it, and keeping it a leaf keeps the trusted code small and
 // reviewable. It must not open network connections or use a global logger.
-// deps_test.go enforces this.
+// The layering test in internal/deptest enforces the imports.
 package crypto

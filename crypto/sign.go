@@ -13,10 +13,23 @@ import (
 // cannot contain NUL, so no (domain, msg) pair can be re-read as another.
 const sigPrefix = "pacsnet-sig-v1\x00"
 
-// envelopeDomain is the domain under which [Seal] signs envelopes. [Sign]
-// refuses it so no ordinary signature can ever be passed off as an
-// envelope signature.
-const envelopeDomain = "envelope"
+// Signature domains: the list of every domain pacsnet signs under. A
+// signature made for one never verifies for another, so one kind of
+// signed object can never be passed off as another. The values are part
+// of signed data already deployed: never change one, add a new domain
+// instead (and add it here, so this list stays complete).
+const (
+	DomainInvite     = "invite"     // a facility's invite (internal/wire)
+	DomainManifest   = "manifest"   // a sealed study or revocation manifest ([Seal])
+	DomainGrant      = "grant"      // a consent grant
+	DomainRevocation = "revocation" // a consent revocation
+
+	// envelopeDomain is the domain under which [Seal] signs envelopes.
+	// [Sign] refuses it so no ordinary signature can ever be passed off as
+	// an envelope signature; it is unexported because only this package
+	// signs under it.
+	envelopeDomain = "envelope"
+)
 
 // MaxDomainLen is the longest accepted signature domain.
 const MaxDomainLen = 64

@@ -106,3 +106,33 @@ func flip(b []byte, i int) []byte {
 	c[i] ^= 1
 	return c
 }
+
+// TestDomains pins the signature domains: they are inside signed data that
+// is already deployed, so a changed value would make every existing
+// invite, manifest, grant or revocation fail to verify.
+func TestDomains(t *testing.T) {
+	id := mustIdentity(t)
+	seen := map[string]bool{}
+	for _, tt := range []struct{ got, want string }{
+		{DomainInvite, "invite"},
+		{DomainManifest, "manifest"},
+		{DomainGrant, "grant"},
+		{DomainRevocation, "revocation"},
+		{envelopeDomain, "envelope"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("domain %q, want %q", tt.got, tt.want)
+		}
+		if seen[tt.got] {
+			t.Errorf("domain %q listed twice", tt.got)
+		}
+		seen[tt.got] = true
+		if err := checkDomain(tt.got); err != nil {
+			t.Errorf("domain %q: %v", tt.got, err)
+		}
+		_, err := Sign(id.Sign, tt.got, []byte("x"))
+		if reserved := tt.got == envelopeDomain; (err != nil) != reserved {
+			t.Errorf("Sign under %q: err = %v, reserved = %v", tt.got, err, reserved)
+		}
+	}
+}

@@ -19,8 +19,8 @@
 // exchange imports no pacsnet package. It knows nothing of consent
 // (grants, audit), dicomio or node: it asks for decisions and data through
 // the small interfaces it defines ([Partners], [Authorizer], [BlockStore],
-// [ManifestHandler], [ManifestSource]) and node plugs the real types in. deps_test.go
-// enforces this.
+// [ManifestHandler], [ManifestSource]) and node plugs the real types in.
+// The layering test in internal/deptest enforces this.
 //
 // # Errors on the wire
 //

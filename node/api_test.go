@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/internal/wire"
 )
 
 var apiClient = &http.Client{Timeout: 20 * time.Second}
@@ -96,7 +99,7 @@ func TestAPI(t *testing.T) {
 	study, files := ctStudy(t, 21, 2, "")
 
 	t.Run("status", func(t *testing.T) {
-		var st Status
+		var st api.Status
 		if code := apiCall(t, a, "GET", "/api/v1/status", nil, &st); code != http.StatusOK {
 			t.Fatal(code)
 		}
@@ -105,13 +108,13 @@ func TestAPI(t *testing.T) {
 		}
 	})
 	t.Run("add peer", func(t *testing.T) {
-		var inv map[string]string
-		if code := apiCall(t, b, "GET", "/api/v1/invite", nil, &inv); code != http.StatusOK || !strings.HasPrefix(inv["invite"], invitePrefix) {
+		var inv api.Invite
+		if code := apiCall(t, b, "GET", "/api/v1/invite", nil, &inv); code != http.StatusOK || !strings.HasPrefix(inv.Invite, wire.InvitePrefix) {
 			t.Fatalf("invite: %d %v", code, inv)
 		}
-		body, _ := json.Marshal(map[string]string{"invite": inv["invite"]})
-		var p Peer
-		if code := apiCall(t, a, "POST", "/api/v1/peers", body, &p); code != http.StatusOK || p.ID != b.ID() || p.Name != "Beta" {
+		body, _ := json.Marshal(api.AddPartnerRequest{Invite: inv.Invite})
+		var p api.Partner
+		if code := apiCall(t, a, "POST", "/api/v1/peers", body, &p); code != http.StatusOK || p.PeerID != b.ID().String() || p.Name != "Beta" {
 			t.Fatalf("add peer: %d %+v", code, p)
 		}
 		addPeer(t, b, a)
@@ -120,14 +123,14 @@ func TestAPI(t *testing.T) {
 			t.Errorf("bad invite: %d", code)
 		}
 		jsonError(t, resp)
-		var peers []Peer
+		var peers []api.Partner
 		apiCall(t, a, "GET", "/api/v1/peers", nil, &peers)
-		if len(peers) != 1 || peers[0].ID != b.ID() {
+		if len(peers) != 1 || peers[0].PeerID != b.ID().String() {
 			t.Errorf("peers: %+v", peers)
 		}
 	})
 	t.Run("import", func(t *testing.T) {
-		var r ImportResult
+		var r api.ImportResult
 		if code := apiCall(t, a, "POST", "/api/v1/instances", files[0].Data, &r); code != http.StatusOK || r.Outcome != OutcomeStored {
 			t.Fatalf("import: %d %+v", code, r)
 		}
@@ -148,7 +151,7 @@ func TestAPI(t *testing.T) {
 		if code != http.StatusUnprocessableEntity {
 			t.Errorf("garbage: %d, want 422", code)
 		}
-		var r ImportResult
+		var r api.ImportResult
 		if err := json.Unmarshal(body, &r); err != nil || r.Outcome != OutcomeRejected || r.Error == "" || r.Code == "" {
 			t.Errorf("garbage: body %s", body)
 		}
@@ -160,23 +163,23 @@ func TestAPI(t *testing.T) {
 		if code != http.StatusRequestEntityTooLarge {
 			t.Errorf("oversize body: %d, want 413", code)
 		}
-		var r ImportResult
+		var r api.ImportResult
 		if err := json.Unmarshal(body, &r); err != nil || r.Outcome != OutcomeRejected || r.Code != "too-large" {
 			t.Errorf("oversize body: %s", body)
 		}
 	})
 	t.Run("studies and instances", func(t *testing.T) {
-		var studies []Study
-		if code := apiCall(t, a, "GET", "/api/v1/studies", nil, &studies); code != http.StatusOK || len(studies) != 1 || studies[0].UID != study || studies[0].Instances != 2 {
+		var studies []api.Study
+		if code := apiCall(t, a, "GET", "/api/v1/studies", nil, &studies); code != http.StatusOK || len(studies) != 1 || studies[0].StudyUID != study || studies[0].Instances != 2 {
 			t.Fatalf("studies: %d %+v", code, studies)
 		}
-		var insts []InstanceInfo
+		var insts []api.Instance
 		if code := apiCall(t, a, "GET", "/api/v1/studies/"+study+"/instances", nil, &insts); code != http.StatusOK || len(insts) != 2 {
 			t.Fatalf("instances: %d %+v", code, insts)
 		}
 		code, body := apiRaw(t, a, "GET", "/api/v1/studies/"+study+"/instances/"+insts[0].SOPInstanceUID, "Bearer "+a.keys.apiToken, nil)
-		if code != http.StatusOK || sha(body) != insts[0].Digest {
-			t.Errorf("instance download: %d, sha256 %s want %s", code, sha(body), insts[0].Digest)
+		if code != http.StatusOK || sha(body) != insts[0].SHA256 {
+			t.Errorf("instance download: %d, sha256 %s want %s", code, sha(body), insts[0].SHA256)
 		}
 		code, body = apiRaw(t, a, "GET", "/api/v1/studies/1.2.3.404/instances", "Bearer "+a.keys.apiToken, nil)
 		if code != http.StatusNotFound {
@@ -186,51 +189,58 @@ func TestAPI(t *testing.T) {
 		if code, _ := apiRaw(t, a, "GET", "/api/v1/studies/"+study+"/instances/1.2.3.404", "Bearer "+a.keys.apiToken, nil); code != http.StatusNotFound {
 			t.Errorf("unknown instance: %d", code)
 		}
-		var exp []InstanceInfo
-		if code := apiCall(t, a, "POST", "/api/v1/studies/"+study+"/export", nil, &exp); code != http.StatusOK || len(exp) != 2 {
+		// Reading instance data is audited on its own; the node writes an
+		// export itself and audits what it wrote.
+		requireAudit(t, a, consent.Entry{Action: consent.ActInstanceRead, Study: study, Actor: "admin"})
+		out := t.TempDir()
+		var exp api.ExportResult
+		req, _ := json.Marshal(api.ExportRequest{Out: out})
+		if code := apiCall(t, a, "POST", "/api/v1/studies/"+study+"/export", req, &exp); code != http.StatusOK || len(exp.Files) != 2 || exp.Verified != 2 {
 			t.Errorf("export: %d %+v", code, exp)
 		}
-		// Reading instance data is audited on its own; the export is
-		// audited when the exporter reports what it wrote.
-		requireAudit(t, a, consent.Entry{Action: consent.ActInstanceRead, Study: study, Actor: "admin"})
-		if code := apiCall(t, a, "POST", "/api/v1/studies/"+study+"/export/done", []byte(`{"written": 2}`), nil); code != http.StatusOK {
-			t.Errorf("export done: %d", code)
+		for _, f := range exp.Files {
+			if b, err := os.ReadFile(f.Path); err != nil || sha(b) != f.SHA256 {
+				t.Errorf("exported %s: %v", f.Path, err)
+			}
 		}
 		requireAudit(t, a, consent.Entry{Action: consent.ActExport, Study: study, Actor: "admin", Reason: "2 instances written"})
+		if code, body := apiRaw(t, a, "POST", "/api/v1/studies/"+study+"/export", "Bearer "+a.keys.apiToken, []byte(`{"out":"relative/dir"}`)); code != http.StatusBadRequest {
+			t.Errorf("export to a relative folder: %d %s", code, body)
+		}
 	})
 	t.Run("grants", func(t *testing.T) {
-		code, body := apiRaw(t, a, "POST", "/api/v1/grants", "Bearer "+a.keys.apiToken, []byte(`{"to":"Beta","study":"1.2.3.404"}`))
+		code, body := apiRaw(t, a, "POST", "/api/v1/grants", "Bearer "+a.keys.apiToken, []byte(`{"to":"Beta","study_uid":"1.2.3.404"}`))
 		if code != http.StatusBadRequest || !strings.Contains(jsonError(t, body), "no study") {
 			t.Errorf("grant of an unknown study: %d %s", code, body)
 		}
-		for _, bad := range []string{`{"to":"Beta","study":"` + study + `","expires":"-1h"}`, `{"to":"Beta","study":"` + study + `","expires":"soon"}`, `{"to":"Beta","study":"` + study + `","colour":"red"}`, `not json`, `{"to":"Nobody","study":"` + study + `"}`} {
+		for _, bad := range []string{`{"to":"Beta","study_uid":"` + study + `","expires":"-1h"}`, `{"to":"Beta","study_uid":"` + study + `","expires":"soon"}`, `{"to":"Beta","study_uid":"` + study + `","colour":"red"}`, `not json`, `{"to":"Nobody","study_uid":"` + study + `"}`} {
 			code, body := apiRaw(t, a, "POST", "/api/v1/grants", "Bearer "+a.keys.apiToken, []byte(bad))
 			if code != http.StatusBadRequest {
 				t.Errorf("grant %s: %d, want 400", bad, code)
 			}
 			jsonError(t, body)
 		}
-		var g consent.SignedGrant
-		if code := apiCall(t, a, "POST", "/api/v1/grants", []byte(`{"to":"Beta","study":"`+study+`","expires":"2h"}`), &g); code != http.StatusOK || g.Grant.Grantee != b.ID() {
+		var g api.Grant
+		if code := apiCall(t, a, "POST", "/api/v1/grants", []byte(`{"to":"Beta","study_uid":"`+study+`","expires":"2h"}`), &g); code != http.StatusOK || g.Grantee.PeerID != b.ID().String() {
 			t.Fatalf("grant: %d %+v", code, g)
 		}
-		var grants []consent.GrantStatus
-		if apiCall(t, a, "GET", "/api/v1/grants", nil, &grants); len(grants) != 1 || grants[0].Grant.ID != g.Grant.ID {
+		var grants []api.Grant
+		if apiCall(t, a, "GET", "/api/v1/grants", nil, &grants); len(grants) != 1 || grants[0].GrantID != g.GrantID {
 			t.Errorf("grants: %+v", grants)
 		}
 		waitShared(t, b, a, study, "available", 1, deliverTimeout)
-		var shared []SharedStudy
-		if apiCall(t, b, "GET", "/api/v1/shared", nil, &shared); len(shared) != 1 || shared[0].Study.UID != study {
+		var shared []api.SharedStudy
+		if apiCall(t, b, "GET", "/api/v1/shared", nil, &shared); len(shared) != 1 || shared[0].StudyUID != study {
 			t.Errorf("shared: %+v", shared)
 		}
 
 		// Fetch over the API.
-		var st FetchStatus
-		if code := apiCall(t, b, "POST", "/api/v1/fetches", []byte(`{"study":"`+study+`"}`), &st); code != http.StatusOK || st.ID == "" {
+		var st api.FetchJob
+		if code := apiCall(t, b, "POST", "/api/v1/fetches", []byte(`{"study_uid":"`+study+`"}`), &st); code != http.StatusOK || st.FetchID == "" {
 			t.Fatalf("start fetch: %d %+v", code, st)
 		}
 		waitFor(t, 20*time.Second, "the fetch over the API", func() bool {
-			apiCall(t, b, "GET", "/api/v1/fetches/"+st.ID, nil, &st)
+			apiCall(t, b, "GET", "/api/v1/fetches/"+st.FetchID, nil, &st)
 			return st.State == FetchDone || st.State == FetchFailed
 		})
 		if st.State != FetchDone || st.InstancesDone != 2 {
@@ -241,48 +251,44 @@ func TestAPI(t *testing.T) {
 			t.Errorf("unknown fetch: %d", code)
 		}
 		jsonError(t, body)
-		code, body = apiRaw(t, b, "POST", "/api/v1/fetches", "Bearer "+b.keys.apiToken, []byte(`{"study":"1.2.3.404"}`))
+		code, body = apiRaw(t, b, "POST", "/api/v1/fetches", "Bearer "+b.keys.apiToken, []byte(`{"study_uid":"1.2.3.404"}`))
 		if code != http.StatusNotFound {
 			t.Errorf("fetch of a study nobody shared: %d %s", code, body)
 		}
 
 		// Revoke, then revoking again is a bad request; an unknown grant too.
-		if code := apiCall(t, a, "POST", "/api/v1/grants/"+g.Grant.ID+"/revoke", []byte(`{"reason":"done"}`), nil); code != http.StatusOK {
+		if code := apiCall(t, a, "POST", "/api/v1/grants/"+g.GrantID+"/revoke", []byte(`{"reason":"done"}`), nil); code != http.StatusOK {
 			t.Errorf("revoke: %d", code)
 		}
-		if code, _ := apiRaw(t, a, "POST", "/api/v1/grants/"+g.Grant.ID+"/revoke", "Bearer "+a.keys.apiToken, nil); code != http.StatusBadRequest {
+		if code, _ := apiRaw(t, a, "POST", "/api/v1/grants/"+g.GrantID+"/revoke", "Bearer "+a.keys.apiToken, nil); code != http.StatusBadRequest {
 			t.Errorf("revoke twice: %d", code)
 		}
 		if code, _ := apiRaw(t, a, "POST", "/api/v1/grants/"+strings.Repeat("ab", 16)+"/revoke", "Bearer "+a.keys.apiToken, nil); code != http.StatusBadRequest && code != http.StatusNotFound {
 			t.Errorf("revoke an unknown grant: %d", code)
 		}
 		waitShared(t, b, a, study, "revoked", 2, deliverTimeout)
-		code, body = apiRaw(t, b, "POST", "/api/v1/fetches", "Bearer "+b.keys.apiToken, []byte(`{"study":"`+study+`"}`))
+		code, body = apiRaw(t, b, "POST", "/api/v1/fetches", "Bearer "+b.keys.apiToken, []byte(`{"study_uid":"`+study+`"}`))
 		if code != http.StatusForbidden {
 			t.Errorf("fetch after revocation: %d %s", code, body)
 		}
 	})
 	t.Run("audit", func(t *testing.T) {
-		var entries []consent.Entry
+		var entries []api.AuditEntry
 		if code := apiCall(t, a, "GET", "/api/v1/audit?limit=1000", nil, &entries); code != http.StatusOK || len(entries) == 0 {
 			t.Fatalf("audit: %d, %d entries", code, len(entries))
 		}
-		var page []consent.Entry
+		var page []api.AuditEntry
 		apiCall(t, a, "GET", "/api/v1/audit?after=1&limit=2", nil, &page)
 		if len(page) != 2 || page[0].Seq != 2 || page[1].Seq != 3 {
 			t.Errorf("audit page: %+v", page)
 		}
-		var v struct {
-			OK      bool   `json:"ok"`
-			Entries int    `json:"entries"`
-			Head    string `json:"head"`
-		}
+		var v api.AuditVerify
 		for _, n := range []*tnode{a, b} {
 			if code := apiCall(t, n, "GET", "/api/v1/audit/verify", nil, &v); code != http.StatusOK || !v.OK || v.Entries == 0 || len(v.Head) != 64 {
 				t.Errorf("%s: verify: %d %+v", n.name, code, v)
 			}
 		}
-		if v.Entries != len(auditLog(t, b)) {
+		if v.Entries != uint64(len(auditLog(t, b))) {
 			t.Errorf("verify counted %d entries, the log has %d", v.Entries, len(auditLog(t, b)))
 		}
 	})
@@ -306,7 +312,7 @@ func TestAPIAuditVerifyDetectsTampering(t *testing.T) {
 	// so that the end-of-test verification passes.
 	key := []byte("audit/00000000000000000001")
 	var orig []byte
-	if err := a.arch.Scan(key, func(_, v []byte) error { orig = bytes.Clone(v); return nil }); err != nil || orig == nil {
+	if err := a.store.Scan(key, func(_, v []byte) error { orig = bytes.Clone(v); return nil }); err != nil || orig == nil {
 		t.Fatalf("read entry 1: %v", err)
 	}
 	var e consent.Entry
@@ -315,14 +321,14 @@ func TestAPIAuditVerifyDetectsTampering(t *testing.T) {
 	}
 	e.Reason = "rewritten"
 	raw, _ := json.Marshal(e)
-	if err := a.arch.Commit([]consent.KV{{Key: key, Value: raw}}); err != nil {
+	if err := a.store.Commit([]consent.KV{{Key: key, Value: raw}}); err != nil {
 		t.Fatal(err)
 	}
 	code, body := apiRaw(t, a, "GET", "/api/v1/audit/verify", "Bearer "+a.keys.apiToken, nil)
 	if code != http.StatusConflict || !strings.Contains(string(body), `"ok": false`) {
 		t.Errorf("verify of a tampered log: %d %s", code, body)
 	}
-	if err := a.arch.Commit([]consent.KV{{Key: key, Value: orig}}); err != nil {
+	if err := a.store.Commit([]consent.KV{{Key: key, Value: orig}}); err != nil {
 		t.Fatal(err)
 	}
 	if code := apiCall(t, a, "GET", "/api/v1/audit/verify", nil, &v); code != http.StatusOK || v["ok"] != true {
@@ -347,10 +353,10 @@ func TestAPIFetchRequestErrorsAreClientErrors(t *testing.T) {
 	waitShared(t, b, a, study, "available", 1, deliverTimeout)
 	waitShared(t, b, c, study, "available", 1, deliverTimeout)
 	for _, tc := range []struct{ name, body string }{
-		{"unknown partner", `{"study":"` + study + `","from":"Nobody"}`},
-		{"ambiguous: two partners shared it", `{"study":"` + study + `"}`},
-		{"malformed", `{"study":`},
-		{"unknown field", `{"study":"` + study + `","to":"x"}`},
+		{"unknown partner", `{"study_uid":"` + study + `","from":"Nobody"}`},
+		{"ambiguous: two partners shared it", `{"study_uid":"` + study + `"}`},
+		{"malformed", `{"study_uid":`},
+		{"unknown field", `{"study_uid":"` + study + `","to":"x"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := apiRaw(t, b, "POST", "/api/v1/fetches", "Bearer "+b.keys.apiToken, []byte(tc.body))
@@ -361,11 +367,11 @@ func TestAPIFetchRequestErrorsAreClientErrors(t *testing.T) {
 		})
 	}
 	// Naming the partner resolves the ambiguity.
-	var st FetchStatus
-	if code := apiCall(t, b, "POST", "/api/v1/fetches", []byte(`{"study":"`+study+`","from":"Gamma"}`), &st); code != http.StatusOK || st.Issuer != c.ID() {
+	var st api.FetchJob
+	if code := apiCall(t, b, "POST", "/api/v1/fetches", []byte(`{"study_uid":"`+study+`","from":"Gamma"}`), &st); code != http.StatusOK || st.Holder.PeerID != c.ID().String() {
 		t.Fatalf("fetch --from Gamma: %d %+v", code, st)
 	}
-	if end := waitFetch(t, b, st.ID, 20*time.Second); end.State != FetchDone {
+	if end := waitFetch(t, b, st.FetchID, 20*time.Second); end.State != FetchDone {
 		t.Errorf("fetch: %+v", end)
 	}
 }

@@ -2,240 +2,230 @@ package node
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
-	"strings"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
-	"github.com/pacsnet/pacsnet/exchange"
+	"github.com/pacsnet/pacsnet/crypto"
+	"github.com/pacsnet/pacsnet/internal/wire"
+	"github.com/pacsnet/pacsnet/node/internal/store"
 )
 
-// Key prefixes in the Badger archive. docs/architecture.md (On-disk layout)
-// lists them; consent owns "consent/" and "audit/".
-const (
-	pfxBlock    = "blk/"    // + CID bytes → age ciphertext block
-	pfxBlockIdx = "bix/"    // + CID bytes → Study Instance UID the block belongs to
-	pfxStudy    = "study/"  // + study UID → studyRecord
-	pfxInstance = "inst/"   // + study UID + "/" + SOP Instance UID → instanceRecord
-	pfxSOP      = "sop/"    // + SOP Instance UID → study UID (uniqueness across studies)
-	pfxPeer     = "peer/"   // + peer ID → Peer
-	pfxShared   = "shared/" // + issuer peer ID + "/" + study UID → sharedRecord
-	pfxOutbox   = "outbox/" // + %020d sequence → outboxItem
-	keyMSeq     = "meta/manifest-seq/"
-	keyOutSeq   = "meta/outbox-seq"
-)
+// StudyInfo is what the index and manifests say about a study.
+type StudyInfo = wire.Study
 
-// valueLogFileSize bounds one value-log file: moderate, because Badger
-// scans the active one on open. A variable so a test can make GC reachable.
-var valueLogFileSize int64 = 256 << 20
+// InstanceInfo is the index entry of one instance; manifests carry the
+// same record.
+type InstanceInfo = wire.Instance
 
-// archive is the node's Badger database, encrypted at rest with Badger's
-// AES encryption. Only one process may open it.
+// BlockRef names one ciphertext block of an instance.
+type BlockRef = wire.BlockRef
+
+// Study is a study held here, as listings show it.
+type Study struct {
+	StudyInfo
+	Origin     peer.ID
+	OriginName string
+	Instances  int
+	Expected   int  // fetched studies: what the manifest lists
+	Complete   bool // false while a fetched study lacks instances
+	Bytes      int64
+	Updated    time.Time
+}
+
+// errIncomplete is returned when a partly fetched study is exported
+// without asking for a partial export.
+var errIncomplete = errors.New("study is incomplete")
+
+// archive is the read side of the local archive: listings, verified
+// instance reads and exports.
 type archive struct {
-	db  *badger.DB
-	log *slog.Logger
+	store *store.Store
+	keys  *keyring
+	audit *auditor
 }
 
-func openArchive(dir string, key []byte, log *slog.Logger) (*archive, error) {
-	opts := badger.DefaultOptions(dir).
-		WithEncryptionKey(key).
-		WithIndexCacheSize(64 << 20).  // required by Badger when encryption is on
-		WithSyncWrites(true).          // acknowledged means durable: every commit is fsynced
-		WithCompression(options.None). // ciphertext does not compress
-		WithValueThreshold(64 << 10).  // large values go to the value log (faster, and big instances fit a transaction)
-		WithValueLogFileSize(valueLogFileSize).
-		WithNumVersionsToKeep(1).
-		WithLogger(badgerLogger{log})
-	db, err := badger.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("open archive: %w", err)
-	}
-	return &archive{db: db, log: log}, nil
-}
-
-func (a *archive) Close() error { return a.db.Close() }
-
-// getJSON reads key into v; ok is false when the key is absent.
-func getJSON(txn *badger.Txn, key string, v any) (ok bool, err error) {
-	it, err := txn.Get([]byte(key))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
-}
-
-func setJSON(txn *badger.Txn, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return txn.Set([]byte(key), b)
-}
-
-// scanJSON calls fn for each value under prefix, decoded into a new T.
-func scanJSON[T any](a *archive, prefix string, fn func(key []byte, v *T) error) error {
-	return a.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			v := new(T)
-			if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
-				return fmt.Errorf("decode %s: %w", item.Key(), err)
-			}
-			if err := fn(item.KeyCopy(nil), v); err != nil {
-				return err
-			}
+// Studies lists the studies in the local archive.
+func (a *archive) Studies() ([]Study, error) {
+	recs, err := a.store.Studies()
+	var out []Study
+	for _, r := range recs {
+		if r.Instances > 0 {
+			out = append(out, Study{StudyInfo: r.Study, Origin: r.Origin, OriginName: r.OriginName,
+				Instances: r.Instances, Expected: r.Expected, Complete: r.Complete(), Bytes: r.Bytes, Updated: r.Updated})
 		}
-		return nil
-	})
-}
-
-// update runs fn in a read-write transaction, retrying on Badger's
-// optimistic-concurrency conflicts.
-func (a *archive) update(fn func(txn *badger.Txn) error) error {
-	for i := 0; ; i++ {
-		err := a.db.Update(fn)
-		if errors.Is(err, badger.ErrConflict) && i < 20 {
-			time.Sleep(time.Duration(i+1) * time.Millisecond)
-			continue
-		}
-		return err
-	}
-}
-
-func blockKey(c cid.Cid) []byte    { return append([]byte(pfxBlock), c.Bytes()...) }
-func blockIdxKey(c cid.Cid) []byte { return append([]byte(pfxBlockIdx), c.Bytes()...) }
-
-// GetBlock implements exchange.BlockStore.
-func (a *archive) GetBlock(_ context.Context, c cid.Cid) ([]byte, error) {
-	var out []byte
-	err := a.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(blockKey(c))
-		if err != nil {
-			return err
-		}
-		out, err = it.ValueCopy(nil)
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("get block %s: %w", c, exchange.ErrBlockNotFound)
 	}
 	return out, err
 }
 
-// hasBlock reports whether the block is stored.
-func (a *archive) hasBlock(c cid.Cid) (bool, error) {
-	err := a.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(blockKey(c))
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
+// Instances lists a local study's instances.
+func (a *archive) Instances(study string) ([]InstanceInfo, error) {
+	if _, ok, err := a.store.Study(study); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errStudyNotFound
 	}
-	return err == nil, err
+	return a.store.Instances(study)
 }
 
-// blockStudy returns the study a stored block belongs to.
-func (a *archive) blockStudy(c cid.Cid) (string, error) {
-	var study string
-	err := a.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(blockIdxKey(c))
+// InstanceData returns one instance's Part-10 bytes, verified against its
+// digest.
+func (a *archive) InstanceData(study, sop string) ([]byte, InstanceInfo, error) {
+	rec, ok, err := a.store.Instance(study, sop)
+	if err != nil {
+		return nil, rec, err
+	}
+	if !ok {
+		return nil, rec, errStudyNotFound
+	}
+	b, err := a.read(rec)
+	return b, rec, err
+}
+
+// read decrypts one stored instance and checks it against its digest:
+// corrupted storage is reported, never served.
+func (a *archive) read(rec InstanceInfo) ([]byte, error) {
+	sk, err := a.keys.Key(rec.Study)
+	if err != nil {
+		return nil, err
+	}
+	var ct []byte
+	for _, br := range rec.Blocks {
+		c, err := cid.Decode(br.CID)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("read instance: %w", err)
 		}
-		return it.Value(func(b []byte) error { study = string(b); return nil })
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return "", exchange.ErrBlockNotFound
+		b, err := a.store.GetBlock(context.Background(), c)
+		if err != nil {
+			return nil, fmt.Errorf("read instance: %w", err)
+		}
+		ct = append(ct, b...)
 	}
-	return study, err
+	plain, err := crypto.Decrypt(ct, sk)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt instance: %w", err)
+	}
+	if sum := sha256.Sum256(plain); hex.EncodeToString(sum[:]) != rec.Digest {
+		return nil, errors.New("read instance: plaintext does not match its recorded SHA-256")
+	}
+	return plain, nil
 }
 
-// putBlock stores one verified block durably. Blocks arriving from a
-// fetch are not yet indexed to a study: the index is written with the
-// instance once the whole instance has been verified.
-func (a *archive) putBlock(c cid.Cid, data []byte) error {
-	return a.update(func(txn *badger.Txn) error { return txn.Set(blockKey(c), data) })
+// ExportRequest asks the node to write a study's instances to a folder.
+type ExportRequest struct {
+	Study        string
+	Out          string // absolute folder on the node's machine
+	AllowPartial bool
+	Actor        string
 }
 
-// Commit implements consent.Store: one synced transaction.
-func (a *archive) Commit(kvs []consent.KV) error {
-	return a.update(func(txn *badger.Txn) error {
-		for _, kv := range kvs {
-			if err := txn.Set(kv.Key, kv.Value); err != nil {
+// ExportedFile is one file an export wrote.
+type ExportedFile struct {
+	Path           string
+	SOPInstanceUID string
+	SHA256         string
+	Size           int64
+}
+
+// errExportRequest marks a request the caller must change (relative path,
+// incomplete study).
+type exportError struct{ msg string }
+
+func (e *exportError) Error() string { return e.msg }
+
+// Export writes every instance of a study held here to
+// OUT/<Series UID>/<SOP Instance UID>.dcm (files 0640, folders 0750: these
+// are patient data), each decrypted, verified against its SHA-256, written
+// and synced, then read back and verified again. A partly fetched study is
+// refused unless AllowPartial. What was really written is audited, also
+// when the export fails half-way (the reason is the failure's kind, never
+// a path, which could name a patient).
+func (a *archive) Export(ctx context.Context, req ExportRequest) ([]ExportedFile, error) {
+	if !filepath.IsAbs(req.Out) {
+		return nil, &exportError{"export: the output folder must be an absolute path"}
+	}
+	sr, ok, err := a.store.Study(req.Study)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || sr.Instances == 0 {
+		return nil, errStudyNotFound
+	}
+	if !sr.Complete() && !req.AllowPartial {
+		return nil, fmt.Errorf("%w: %d of %d instances are held; fetch it again to complete it, or export the part with --allow-partial", errIncomplete, sr.Instances, sr.Expected)
+	}
+	insts, err := a.store.Instances(req.Study)
+	if err != nil {
+		return nil, err
+	}
+	var files []ExportedFile
+	err = func() error {
+		for _, in := range insts {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-		}
-		return nil
-	})
-}
-
-// Scan implements consent.Store.
-func (a *archive) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	return a.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
-				return err
+			data, err := a.read(in)
+			if err != nil {
+				return fmt.Errorf("export %s: %w", in.SOPInstanceUID, err)
 			}
+			path := filepath.Join(req.Out, filepath.FromSlash(api.ExportPath(in.Series, in.SOPInstanceUID)))
+			if err := writeSynced(path, data); err != nil {
+				return fmt.Errorf("export: write: %w", err)
+			}
+			sum, err := fileSHA256(path)
+			if err != nil {
+				return fmt.Errorf("export: read back: %w", err)
+			}
+			if sum != in.Digest {
+				return fmt.Errorf("export %s: the written file's SHA-256 differs from the archive's", path)
+			}
+			files = append(files, ExportedFile{Path: path, SOPInstanceUID: in.SOPInstanceUID, SHA256: sum, Size: int64(len(data))})
 		}
 		return nil
-	})
-}
-
-var _ consent.Store = (*archive)(nil)
-var _ exchange.BlockStore = (*archive)(nil)
-
-// valueLogGCInterval is how often the archive reclaims value-log space of
-// deleted and overwritten values (delivered outbox items, rewritten
-// records).
-const valueLogGCInterval = 10 * time.Minute
-
-// runGC runs Badger's value-log GC every interval until ctx is done. v4.9.6
-// carries the fix for deleted keys reappearing after a GC rewrite (badger
-// #2286, PR #2310), which is why the archive may run it at all.
-func (a *archive) runGC(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		files := 0
-		for ctx.Err() == nil && a.db.RunValueLogGC(0.5) == nil {
-			files++ // each success rewrote one value-log file
-		}
-		if files > 0 {
-			a.log.Info("archive value-log GC", "files_rewritten", files)
-		}
+	}()
+	e := consent.Entry{Actor: req.Actor, Action: consent.ActExport, Study: req.Study, Decision: consent.DecisionAllow,
+		Reason: strconv.Itoa(len(files)) + " instances written"}
+	if err != nil {
+		e.Reason += "; failed: write error"
 	}
+	a.audit.Record(e)
+	return files, err
 }
 
-// badgerLogger routes Badger's logging into slog at debug level except
-// warnings and errors; Badger logs no values.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(badgerLine(f, a)) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(badgerLine(f, a)) }
-func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(badgerLine(f, a)) }
-
-// badgerLine formats a Badger log line without its trailing newline.
-func badgerLine(f string, a []any) string {
-	return "badger: " + strings.TrimRight(fmt.Sprintf(f, a...), "\n")
+func writeSynced(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	return errors.Join(werr, serr, cerr)
 }
-func (b badgerLogger) Debugf(f string, a ...any) {}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -52,7 +52,7 @@ func TestBlockAuthorization(t *testing.T) {
 	ctx := context.Background()
 	g := grant(t, a, b, studyA)
 
-	want, err := a.arch.GetBlock(ctx, blockA)
+	want, err := a.store.GetBlock(ctx, blockA)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func BenchmarkFetch(b *testing.B) {
 	}
 	var size int64
 	for _, f := range files {
-		if r := holder.Import(context.Background(), f.Data); r.Outcome != OutcomeStored {
+		if r := holder.ingest.Import(context.Background(), f.Data); r.Outcome != OutcomeStored {
 			b.Fatalf("import: %+v", r)
 		}
 		size += int64(len(f.Data))
@@ -51,19 +51,19 @@ func BenchmarkFetch(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		grantee := benchNode(b, "Grantee")
-		hinv, _ := holder.Invite()
-		ginv, _ := grantee.Invite()
-		if _, err := holder.AddPeer(ginv, "bench"); err != nil {
+		hinv, _ := holder.partners.Invite()
+		ginv, _ := grantee.partners.Invite()
+		if _, err := holder.partners.Add(ginv, "bench"); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := grantee.AddPeer(hinv, "bench"); err != nil {
+		if _, err := grantee.partners.Add(hinv, "bench"); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := holder.Grant(context.Background(), GrantRequest{To: grantee.ID().String(), Study: study, Actor: "bench"}); err != nil {
+		if _, err := holder.sharing.Grant(context.Background(), GrantRequest{To: grantee.ID().String(), Study: study, Actor: "bench"}); err != nil {
 			b.Fatal(err)
 		}
 		for deadline := time.Now().Add(30 * time.Second); ; {
-			if ss, _ := grantee.Shared(); len(ss) == 1 {
+			if ss, _ := grantee.inbox.Shared(); len(ss) == 1 {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -72,7 +72,7 @@ func BenchmarkFetch(b *testing.B) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		b.StartTimer()
-		st, err := grantee.StartFetch(context.Background(), FetchRequest{Study: study})
+		st, err := grantee.fetcher.Start(context.Background(), FetchRequest{Study: study})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func BenchmarkFetch(b *testing.B) {
 				b.Fatal(st.Error)
 			}
 			time.Sleep(5 * time.Millisecond)
-			st, _ = grantee.FetchStatus(st.ID)
+			st, _ = grantee.fetcher.Status(st.ID)
 		}
 	}
 }
@@ -104,7 +104,7 @@ func BenchmarkImport(b *testing.B) {
 			f = more[0].Data
 			b.StartTimer()
 		}
-		if r := n.Import(context.Background(), f); r.Outcome != OutcomeStored {
+		if r := n.ingest.Import(context.Background(), f); r.Outcome != OutcomeStored {
 			b.Fatalf("import: %+v", r)
 		}
 	}

@@ -7,17 +7,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/crypto"
 	"github.com/pacsnet/pacsnet/exchange"
+	"github.com/pacsnet/pacsnet/node/clock"
+	"github.com/pacsnet/pacsnet/node/internal/store"
 )
 
 // Fetch states.
@@ -28,37 +29,61 @@ const (
 	FetchFailed  = "failed"
 )
 
-// FetchStatus is the progress of one fetch, as the API reports it.
+// FetchStatus is the progress of one fetch.
 type FetchStatus struct {
-	ID            string    `json:"id"`
-	Study         string    `json:"study"`
-	Issuer        peer.ID   `json:"issuer"`
-	IssuerName    string    `json:"issuer_name"`
-	State         string    `json:"state"`
-	Instances     int       `json:"instances"`
-	InstancesDone int       `json:"instances_done"`
-	Bytes         int64     `json:"bytes"`      // ciphertext bytes of all the study's blocks
-	BytesDone     int64     `json:"bytes_done"` // of which are stored here (received now or before)
-	BytesResumed  int64     `json:"bytes_resumed"`
-	Attempts      int       `json:"attempts"`
-	Started       time.Time `json:"started"`
-	Finished      time.Time `json:"finished,omitzero"`
-	Error         string    `json:"error,omitempty"`
+	ID            string
+	Study         string
+	Issuer        peer.ID
+	IssuerName    string
+	State         string
+	Instances     int
+	InstancesDone int
+	Bytes         int64 // ciphertext bytes of all the study's blocks
+	BytesDone     int64 // of which are stored here (received now or before)
+	BytesResumed  int64
+	Attempts      int
+	Started       time.Time
+	Finished      time.Time
+	Error         string
 }
 
 // FetchRequest names the study to fetch and, optionally, the partner.
 type FetchRequest struct {
-	Study string `json:"study"`
-	From  string `json:"from,omitempty"`
-	Actor string `json:"-"`
+	Study string
+	From  string
+	Actor string
 }
 
-// fetcher runs fetch jobs; it owns their goroutines.
+// blockFetcher is what the fetcher needs of the exchange service.
+type blockFetcher interface {
+	FetchBlocks(ctx context.Context, p peer.ID, grant string, cids []cid.Cid, got func(cid.Cid, []byte) error) error
+	PullManifest(ctx context.Context, p peer.ID, study string) ([]byte, error)
+}
+
+// fetcher runs fetch jobs: it owns their goroutines, which stop when the
+// context given to newFetcher ends; wait waits for them.
 type fetcher struct {
+	store    *store.Store
+	keys     *keyring
+	ex       blockFetcher
+	inbox    *inbox
+	partners *partners
+	audit    *auditor
+	clock    clock.Clock
+	id       *crypto.Identity
+	retryFor time.Duration
+	redial   func(peer.ID)
+	ctx      context.Context
+
 	mu   sync.Mutex
 	jobs map[string]*fetchJob
 	wg   sync.WaitGroup
 }
+
+// maxFinishedJobs bounds the finished jobs kept for status queries; the
+// oldest finished ones are forgotten first. Running jobs are never
+// dropped.
+const maxFinishedJobs = 256
 
 type fetchJob struct {
 	mu sync.Mutex
@@ -77,141 +102,175 @@ func (j *fetchJob) update(f func(*FetchStatus)) {
 	f(&j.st)
 }
 
-// ErrNotShared is returned when no partner shared the study with us.
-var ErrNotShared = errors.New("no partner facility has shared that study with this facility")
+func (j *fetchJob) active() bool {
+	st := j.status()
+	return st.State == FetchRunning || st.State == FetchWaiting
+}
 
-// StartFetch starts fetching a study a partner shared with us and returns
-// at once; FetchStatus reports progress. Blocks already held are not
-// fetched again, so a fetch that failed can simply be started again.
-func (n *Node) StartFetch(ctx context.Context, req FetchRequest) (FetchStatus, error) {
-	rec, err := n.sharedFor(ctx, req)
+// Start starts fetching a study a partner shared with us and returns at
+// once; Status reports progress. Blocks already held are not fetched
+// again, so a fetch that failed can simply be started again.
+func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, error) {
+	rec, err := f.sharedFor(ctx, req)
 	if err != nil {
 		return FetchStatus{}, err
 	}
 	m := rec.Manifest
 	// A fetch of the same study that is still running is followed, not
 	// started twice: `pacsnet fetch` after a Ctrl-C picks it up again.
-	n.fetches.mu.Lock()
-	for _, j := range n.fetches.jobs {
-		if st := j.status(); st.Study == m.Study.UID && st.Issuer == m.Issuer && (st.State == FetchRunning || st.State == FetchWaiting) {
-			n.fetches.mu.Unlock()
+	f.mu.Lock()
+	for _, j := range f.jobs {
+		if st := j.status(); st.Study == m.Study.UID && st.Issuer == m.Issuer && j.active() {
+			f.mu.Unlock()
 			return st, nil
 		}
 	}
-	n.fetches.mu.Unlock()
+	f.mu.Unlock()
 	if len(rec.Key) > 0 {
-		k, err := crypto.Decrypt(rec.Key, n.keys.id.Box)
+		k, err := crypto.Decrypt(rec.Key, f.id.Box)
 		if err != nil {
 			return FetchStatus{}, fmt.Errorf("unwrap study key: %w", err)
 		}
 		m.StudyKey = string(k)
 	}
 	switch {
-	case rec.State == "revoked":
+	case rec.State == SharedRevoked:
 		return FetchStatus{}, fmt.Errorf("%w: the grant for that study was revoked by %s", exchange.ErrDenied, m.IssuerName)
-	case !n.now().Before(m.Grant.Grant.Expires):
+	case !f.clock.Now().Before(m.Grant.Grant.Expires):
 		return FetchStatus{}, fmt.Errorf("%w: the grant for that study expired at %s", exchange.ErrDenied, m.Grant.Grant.Expires.UTC().Format(time.RFC3339))
 	}
 	id := make([]byte, 8)
 	rand.Read(id)
 	j := &fetchJob{st: FetchStatus{
 		ID: hex.EncodeToString(id), Study: m.Study.UID, Issuer: m.Issuer, IssuerName: m.IssuerName,
-		State: FetchRunning, Instances: len(m.Instances), Started: n.now().UTC(),
+		State: FetchRunning, Instances: len(m.Instances), Started: f.clock.Now().UTC(),
 	}}
 	for _, in := range m.Instances {
 		for _, b := range in.Blocks {
 			j.st.Bytes += int64(b.Size)
 		}
 	}
-	n.fetches.mu.Lock()
-	n.fetches.jobs[j.st.ID] = j
-	n.fetches.mu.Unlock()
-	n.fetches.wg.Add(1)
+	f.mu.Lock()
+	f.pruneLocked()
+	f.jobs[j.st.ID] = j
+	f.mu.Unlock()
+	f.wg.Add(1)
 	go func() {
-		defer n.fetches.wg.Done()
-		err := n.runFetch(n.ctx, j, m, req.Actor)
+		defer f.wg.Done()
+		err := f.run(f.ctx, j, m)
 		j.update(func(s *FetchStatus) {
-			s.Finished = n.now().UTC()
+			s.Finished = f.clock.Now().UTC()
 			if err != nil {
 				s.State, s.Error = FetchFailed, err.Error()
 			} else {
 				s.State = FetchDone
 			}
 		})
-		e := consent.Entry{Actor: req.Actor, Peer: m.Issuer, Action: consent.ActFetchCompleted, Study: m.Study.UID, GrantID: m.Grant.Grant.ID, Decision: "allow"}
+		e := consent.Entry{Actor: req.Actor, Peer: m.Issuer, Action: consent.ActFetchCompleted, Study: m.Study.UID, GrantID: m.Grant.Grant.ID, Decision: consent.DecisionAllow}
 		if err != nil {
-			e.Action, e.Decision, e.Reason = consent.ActFetchFailed, "deny", reasonOf(err)
+			e.Action, e.Decision, e.Reason = consent.ActFetchFailed, consent.DecisionDeny, fetchFailReason(err)
 		}
-		n.audit(e)
+		f.audit.Record(e)
 	}()
 	return j.status(), nil
 }
 
-// FetchStatus reports a fetch job.
-func (n *Node) FetchStatus(id string) (FetchStatus, bool) {
-	n.fetches.mu.Lock()
-	j, ok := n.fetches.jobs[id]
-	n.fetches.mu.Unlock()
+// pruneLocked forgets the oldest finished jobs beyond maxFinishedJobs.
+func (f *fetcher) pruneLocked() {
+	var done []*fetchJob
+	for _, j := range f.jobs {
+		if !j.active() {
+			done = append(done, j)
+		}
+	}
+	if len(done) < maxFinishedJobs {
+		return
+	}
+	slices.SortFunc(done, func(a, b *fetchJob) int { return a.status().Finished.Compare(b.status().Finished) })
+	for _, j := range done[:len(done)-maxFinishedJobs+1] {
+		delete(f.jobs, j.status().ID)
+	}
+}
+
+// Status reports a fetch job.
+func (f *fetcher) Status(id string) (FetchStatus, bool) {
+	f.mu.Lock()
+	j, ok := f.jobs[id]
+	f.mu.Unlock()
 	if !ok {
 		return FetchStatus{}, false
 	}
 	return j.status(), true
 }
 
+// wait waits for the jobs' goroutines (after their context ended).
+func (f *fetcher) wait() { f.wg.Wait() }
+
+// unavailableError marks a holder that cannot be reached now: try again
+// later.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// badRequestError marks a fetch request the caller must change.
+type badRequestError struct{ msg string }
+
+func (e *badRequestError) Error() string { return e.msg }
+
 // sharedFor finds the manifest for the requested study. When no partner
 // shared it yet and one is named, we ask that partner for it (pull): the
 // partner answers only if it granted us access, and audits the request.
-func (n *Node) sharedFor(ctx context.Context, req FetchRequest) (sharedRecord, error) {
+func (f *fetcher) sharedFor(ctx context.Context, req FetchRequest) (store.Shared, error) {
 	var from peer.ID
 	if req.From != "" {
-		p, err := n.resolvePeer(req.From)
+		p, err := f.partners.Resolve(req.From)
 		if err != nil {
-			return sharedRecord{}, badRequest("%v", err)
+			return store.Shared{}, &badRequestError{err.Error()}
 		}
 		from = p.ID
 	}
-	var found []sharedRecord
-	err := scanJSON(n.arch, pfxShared, func(_ []byte, r *sharedRecord) error {
-		if r.Manifest.Study.UID == req.Study && (from == "" || r.Manifest.Issuer == from) {
-			found = append(found, *r)
-		}
-		return nil
-	})
+	all, err := f.store.SharedAll()
 	if err != nil {
-		return sharedRecord{}, err
+		return store.Shared{}, err
+	}
+	var found []store.Shared
+	for _, r := range all {
+		if r.Manifest.Study.UID == req.Study && (from == "" || r.Manifest.Issuer == from) {
+			found = append(found, r)
+		}
 	}
 	switch {
 	case len(found) == 1:
 		return found[0], nil
 	case len(found) > 1:
-		return sharedRecord{}, badRequest("several partners shared that study: name one with --from")
+		return store.Shared{}, &badRequestError{"several partners shared that study: name one with --from"}
 	case from == "":
-		return sharedRecord{}, ErrNotShared
+		return store.Shared{}, ErrNotShared
 	}
 	// Pull: ask the named partner for the manifest.
-	sealed, err := n.ex.PullManifest(ctx, from, req.Study)
+	sealed, err := f.ex.PullManifest(ctx, from, req.Study)
 	if err != nil {
-		return sharedRecord{}, fmt.Errorf("ask %s for the study: %w", req.From, err)
+		err = fmt.Errorf("ask %s for the study: %w", req.From, err)
+		var re *exchange.RemoteError
+		if !errors.As(err, &re) && !permanent(err) {
+			return store.Shared{}, &unavailableError{err}
+		}
+		return store.Shared{}, err
 	}
-	if err := n.receiveManifest(from, sealed); err != nil {
-		return sharedRecord{}, fmt.Errorf("manifest from %s: %w", req.From, err)
+	if err := f.inbox.receive(from, sealed); err != nil {
+		return store.Shared{}, fmt.Errorf("manifest from %s: %w", req.From, err)
 	}
-	var r sharedRecord
-	if ok, err := n.sharedRecord(from, req.Study, &r); err != nil || !ok {
-		return sharedRecord{}, fmt.Errorf("manifest from %s: not stored: %v", req.From, err)
+	r, ok, err := f.store.SharedFor(from, req.Study)
+	if err != nil || !ok {
+		return store.Shared{}, fmt.Errorf("manifest from %s: not stored: %v", req.From, err)
 	}
 	return r, nil
 }
 
-func (n *Node) sharedRecord(issuer peer.ID, study string, r *sharedRecord) (bool, error) {
-	var ok bool
-	err := n.arch.db.View(func(txn *badger.Txn) error {
-		var err error
-		ok, err = getJSON(txn, sharedKey(issuer, study), r)
-		return err
-	})
-	return ok, err
-}
+// errIntegrity marks what a partner sent that does not verify: no retry
+// can fix it.
+var errIntegrity = store.ErrIntegrity
 
 // permanent reports errors a retry cannot fix.
 func permanent(err error) bool {
@@ -220,10 +279,37 @@ func permanent(err error) bool {
 		errors.Is(err, errIntegrity)
 }
 
-var errIntegrity = errors.New("integrity")
+// Audit reasons of a failed fetch: codes, never the error's text.
+const (
+	fetchFailIntegrity   = "integrity"
+	fetchFailUnreachable = "holder-unreachable"
+	fetchFailRefused     = "holder-refused" // followed by the holder's wire code
+	fetchFailStopped     = "stopped"
+	fetchFailLocal       = "local-error"
+)
 
-func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor string) error {
-	sk, err := n.studyKey(m.Study, m.Issuer, m.StudyKey, true)
+// fetchFailReason is the audit reason of a failed fetch.
+func fetchFailReason(err error) string {
+	var re *exchange.RemoteError
+	switch {
+	case errors.Is(err, errIntegrity):
+		return fetchFailIntegrity
+	case errors.Is(err, errHolderUnreachable):
+		return fetchFailUnreachable
+	case errors.As(err, &re):
+		return fetchFailRefused + ": " + re.Code.String()
+	case errors.Is(err, context.Canceled):
+		return fetchFailStopped
+	}
+	return fetchFailLocal
+}
+
+// errHolderUnreachable: the holder could not be reached for
+// exchange.fetch_retry_for.
+var errHolderUnreachable = errors.New("holder unreachable")
+
+func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest) error {
+	sk, err := f.keys.Ensure(m.Study, m.Issuer, m.IssuerName, m.StudyKey)
 	if err != nil {
 		return err
 	}
@@ -232,20 +318,7 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 	}
 	// Until every instance is here, the study is listed as partial and
 	// export refuses it unless asked for a partial export.
-	n.commitMu.Lock()
-	err = n.arch.update(func(txn *badger.Txn) error {
-		var sr studyRecord
-		if _, err := getJSON(txn, pfxStudy+m.Study.UID, &sr); err != nil {
-			return err
-		}
-		if sr.Expected == len(m.Instances) {
-			return nil
-		}
-		sr.Expected = len(m.Instances)
-		return setJSON(txn, pfxStudy+m.Study.UID, sr)
-	})
-	n.commitMu.Unlock()
-	if err != nil {
+	if err := f.store.SetExpected(m.Study.UID, len(m.Instances)); err != nil {
 		return fmt.Errorf("record expected instances: %w", err)
 	}
 	// Which instances are still missing, and which of their blocks.
@@ -257,7 +330,7 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 	var want []cid.Cid
 	var todo []*pending
 	for _, in := range m.Instances {
-		if prev, ok, err := n.instanceBySOP(in.SOPInstanceUID); err != nil {
+		if prev, ok, err := f.store.InstanceBySOP(in.SOPInstanceUID); err != nil {
 			return err
 		} else if ok {
 			if prev.Digest != in.Digest {
@@ -279,7 +352,7 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 			if pf := c.Prefix(); err != nil || pf.Version != 1 || pf.Codec != cid.Raw || pf.MhType != cidPrefix.MhType || pf.MhLength != 32 || b.Size <= 0 || b.Size > BlockSize {
 				return fmt.Errorf("%w: manifest names a malformed block", errIntegrity)
 			}
-			has, err := n.arch.hasBlock(c)
+			has, err := f.store.HasBlock(c)
 			if err != nil {
 				return err
 			}
@@ -297,7 +370,7 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 	// Received blocks and verified instances are committed in batches: one
 	// synced transaction per fetchBatchBytes (group commit) instead of one
 	// per block. Nothing is reported done before its batch is committed.
-	bt := &fetchBatch{n: n, j: j, pending: map[cid.Cid][]byte{}, since: time.Now()}
+	bt := &fetchBatch{f: f, j: j, sk: sk, pending: map[cid.Cid][]byte{}, since: f.clock.Now()}
 	for _, p := range todo {
 		if p.missing == 0 {
 			if err := bt.finished(ctx, p.info); err != nil {
@@ -305,16 +378,15 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 			}
 		}
 	}
-	retryFor := n.cfg.Exchange.FetchRetryFor.Duration
-	lastProgress := n.now()
+	lastProgress := f.clock.Now()
 	backoff := 250 * time.Millisecond
 	for len(want) > 0 {
 		j.update(func(s *FetchStatus) { s.Attempts++; s.State = FetchRunning })
 		done := 0
-		err := n.ex.FetchBlocks(ctx, m.Issuer, m.Grant.Grant.ID, want, func(c cid.Cid, data []byte) error {
+		err := f.ex.FetchBlocks(ctx, m.Issuer, m.Grant.Grant.ID, want, func(c cid.Cid, data []byte) error {
 			bt.add(c, data)
 			done++
-			lastProgress = n.now()
+			lastProgress = f.clock.Now()
 			j.update(func(s *FetchStatus) { s.BytesDone += int64(len(data)) })
 			for _, p := range byCID[c] {
 				if p.missing--; p.missing == 0 {
@@ -323,7 +395,7 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 					}
 				}
 			}
-			if bt.bytes >= fetchBatchBytes || time.Since(bt.since) >= fetchBatchInterval {
+			if bt.bytes >= fetchBatchBytes || f.clock.Now().Sub(bt.since) >= fetchBatchInterval {
 				return bt.flush()
 			}
 			return nil
@@ -346,19 +418,21 @@ func (n *Node) runFetch(ctx context.Context, j *fetchJob, m Manifest, actor stri
 		if done > 0 {
 			backoff = 250 * time.Millisecond
 		}
-		if n.now().Sub(lastProgress) > retryFor {
-			return fmt.Errorf("holder unreachable for %s (%d blocks still missing; start the fetch again to resume): %w", retryFor, len(want), err)
+		if f.clock.Now().Sub(lastProgress) > f.retryFor {
+			return fmt.Errorf("%w for %s (%d blocks still missing; start the fetch again to resume): %w", errHolderUnreachable, f.retryFor, len(want), err)
 		}
 		j.update(func(s *FetchStatus) { s.State = FetchWaiting; s.Error = err.Error() })
+		t := f.clock.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-t.C():
 		}
 		backoff = min(backoff*2, 5*time.Second)
 		// Forget libp2p's dial backoff: we are the ones pacing retries.
-		if sw, ok := n.host.Network().(*swarm.Swarm); ok {
-			sw.Backoff().Clear(m.Issuer)
+		if f.redial != nil {
+			f.redial(m.Issuer)
 		}
 	}
 	if err := bt.flush(); err != nil {
@@ -382,8 +456,9 @@ const (
 // fetchBatch collects received blocks and verified instances until they
 // are committed together.
 type fetchBatch struct {
-	n       *Node
+	f       *fetcher
 	j       *fetchJob
+	sk      *crypto.StudyKey
 	pending map[cid.Cid][]byte // received, not yet committed
 	order   []cid.Cid
 	bytes   int
@@ -403,22 +478,19 @@ func (b *fetchBatch) add(c cid.Cid, data []byte) {
 // batch or stored earlier), verifies it against the manifest's SHA-256 and
 // size, and queues it for indexing.
 func (b *fetchBatch) finished(ctx context.Context, in InstanceInfo) error {
-	sk, err := b.n.studyKey(StudyInfo{UID: in.Study}, "", "", false)
-	if err != nil {
-		return err
-	}
 	var ct []byte
 	for _, br := range in.Blocks {
 		c, _ := cid.Decode(br.CID)
 		data, ok := b.pending[c]
 		if !ok {
-			if data, err = b.n.arch.GetBlock(ctx, c); err != nil {
+			var err error
+			if data, err = b.f.store.GetBlock(ctx, c); err != nil {
 				return err
 			}
 		}
 		ct = append(ct, data...)
 	}
-	plain, err := crypto.Decrypt(ct, sk)
+	plain, err := crypto.Decrypt(ct, b.sk)
 	if err != nil {
 		return fmt.Errorf("%w: an instance does not decrypt with the study key", errIntegrity)
 	}
@@ -431,33 +503,16 @@ func (b *fetchBatch) finished(ctx context.Context, in InstanceInfo) error {
 
 // flush commits the batch in one synced transaction.
 func (b *fetchBatch) flush() error {
-	b.since = time.Now()
+	b.since = b.f.clock.Now()
 	if len(b.order) == 0 && len(b.insts) == 0 {
 		return nil
 	}
-	blocks := make([]block, 0, len(b.order))
+	blocks := make([]store.Block, 0, len(b.order))
 	for _, c := range b.order {
-		blocks = append(blocks, block{c: c, data: b.pending[c]})
+		blocks = append(blocks, store.Block{CID: c, Data: b.pending[c]})
 	}
-	b.n.commitMu.Lock()
-	defer b.n.commitMu.Unlock()
-	err := b.n.arch.update(func(txn *badger.Txn) error {
-		if err := putBlocksTxn(txn, blocks); err != nil {
-			return err
-		}
-		for _, in := range b.insts {
-			outcome, conflict, err := b.n.addInstanceTxn(txn, in)
-			if err != nil {
-				return err
-			}
-			if outcome != OutcomeStored && (outcome != OutcomeDuplicate || conflict != nil) {
-				return fmt.Errorf("%w: %v", errIntegrity, conflict)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("commit fetched blocks: %w", err)
+	if err := b.f.store.CommitFetched(blocks, b.insts, b.f.clock.Now()); err != nil {
+		return err
 	}
 	n := len(b.insts)
 	b.j.update(func(s *FetchStatus) { s.InstancesDone += n })

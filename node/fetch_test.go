@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"github.com/pacsnet/pacsnet/node/internal/store"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 
 	"github.com/pacsnet/pacsnet/consent"
@@ -242,7 +242,7 @@ func TestFetchRejectsTamperedBlock(t *testing.T) {
 	bad := cid.MustParse(victim.Blocks[0].CID)
 	junk := make([]byte, victim.Blocks[0].Size)
 	rand.Read(junk)
-	if err := a.arch.db.Update(func(txn *badger.Txn) error { return txn.Set(blockKey(bad), junk) }); err != nil {
+	if err := a.store.SetRaw(store.BlockKey(bad), junk); err != nil {
 		t.Fatal(err)
 	}
 
@@ -261,7 +261,7 @@ func TestFetchRejectsTamperedBlock(t *testing.T) {
 		want, _, _ := a.InstanceData(study, in.SOPInstanceUID)
 		requireInstance(t, b, study, in.SOPInstanceUID, want)
 	}
-	if has, err := b.arch.hasBlock(bad); err != nil || has {
+	if has, err := b.store.HasBlock(bad); err != nil || has {
 		t.Errorf("grantee stored the tampered block: %v, %v", has, err)
 	}
 	if _, _, err := b.InstanceData(study, victim.SOPInstanceUID); err == nil {
@@ -285,7 +285,7 @@ func TestFetchRejectsInstanceNotMatchingManifest(t *testing.T) {
 	// the manifest carries it.
 	victim := insts[1]
 	victim.Digest = strings.Repeat("ab", 32)
-	if err := a.arch.update(func(txn *badger.Txn) error { return setJSON(txn, instKey(study, victim.SOPInstanceUID), victim) }); err != nil {
+	if err := setRecord(a, store.InstanceKey(study, victim.SOPInstanceUID), victim); err != nil {
 		t.Fatal(err)
 	}
 	grant(t, a, b, study)
@@ -307,7 +307,7 @@ func TestFetchRejectsInstanceNotMatchingManifest(t *testing.T) {
 func TestFetchPullsManifest(t *testing.T) {
 	a, b, study, g := sharedPair(t, 2, nodeSetup{}, nodeSetup{})
 	// Forget the pushed manifest.
-	if err := b.arch.update(func(txn *badger.Txn) error { return txn.Delete([]byte(sharedKey(a.ID(), study))) }); err != nil {
+	if err := b.store.DeleteRaw(store.SharedKey(a.ID(), study)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.StartFetch(context.Background(), FetchRequest{Study: study}); !errors.Is(err, ErrNotShared) {
@@ -389,7 +389,7 @@ func TestFetchNeverReportsDoneForIncompleteStudy(t *testing.T) {
 	// block, size and digest.
 	x, y := insts[0], insts[1]
 	y.Blocks, y.Size, y.Digest = x.Blocks, x.Size, x.Digest
-	if err := a.arch.update(func(txn *badger.Txn) error { return setJSON(txn, instKey(study, y.SOPInstanceUID), y) }); err != nil {
+	if err := setRecord(a, store.InstanceKey(study, y.SOPInstanceUID), y); err != nil {
 		t.Fatal(err)
 	}
 	grant(t, a, b, study)

@@ -1,19 +1,21 @@
 package node
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/dicomio/synth"
+	"github.com/pacsnet/pacsnet/node/clock"
+	"github.com/pacsnet/pacsnet/node/internal/store"
 )
 
 // The tests in this package run several real nodes in one process, each
@@ -33,6 +35,9 @@ func (c *testClock) Now() time.Time {
 	defer c.mu.Unlock()
 	return time.Now().Add(c.offset)
 }
+
+// NewTimer makes a real timer: the test clock only shifts what Now says.
+func (c *testClock) NewTimer(d time.Duration) clock.Timer { return clock.Real().NewTimer(d) }
 
 func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
@@ -78,7 +83,7 @@ func newNode(t *testing.T, name string, setup ...nodeSetup) *tnode {
 			s.cfg(&cfg)
 		}
 		if s.clock != nil {
-			opts.Now = s.clock.Now
+			opts.Clock = s.clock
 		}
 	}
 	return startNode(t, name, home, cfg, opts)
@@ -97,6 +102,41 @@ func startNode(t *testing.T, name, home string, cfg Config, opts Options) *tnode
 	}
 	t.Cleanup(tn.stop)
 	return tn
+}
+
+// The rooms' entry points under the names the tests were written with.
+func (tn *tnode) Import(ctx context.Context, data []byte) ImportResult {
+	return tn.ingest.Import(ctx, data)
+}
+func (tn *tnode) Shared() ([]SharedStudy, error) { return tn.inbox.Shared() }
+func (tn *tnode) Grant(ctx context.Context, req GrantRequest) (*consent.SignedGrant, error) {
+	return tn.sharing.Grant(ctx, req)
+}
+func (tn *tnode) Revoke(id, reason, actor string) (*consent.SignedRevocation, error) {
+	return tn.sharing.Revoke(id, reason, actor)
+}
+func (tn *tnode) RemovePeer(idOrName, actor string) (Peer, error) {
+	return tn.sharing.RemovePartner(idOrName, actor)
+}
+func (tn *tnode) LiveGrants(to, study string) int { return tn.sharing.LiveGrants(to, study) }
+func (tn *tnode) StartFetch(ctx context.Context, req FetchRequest) (FetchStatus, error) {
+	return tn.fetcher.Start(ctx, req)
+}
+func (tn *tnode) FetchStatus(id string) (FetchStatus, bool)      { return tn.fetcher.Status(id) }
+func (tn *tnode) Instances(study string) ([]InstanceInfo, error) { return tn.archive.Instances(study) }
+func (tn *tnode) Studies() ([]Study, error)                      { return tn.archive.Studies() }
+func (tn *tnode) InstanceData(study, sop string) ([]byte, InstanceInfo, error) {
+	return tn.archive.InstanceData(study, sop)
+}
+func (tn *tnode) Invite() (string, error)                    { return tn.partners.Invite() }
+func (tn *tnode) AddPeer(invite, actor string) (Peer, error) { return tn.partners.Add(invite, actor) }
+func (tn *tnode) Peers() []Peer                              { return tn.partners.List() }
+func (tn *tnode) resolvePeer(s string) (Peer, error)         { return tn.partners.Resolve(s) }
+func (tn *tnode) ManifestFor(ctx context.Context, p peer.ID, study string) ([]byte, error) {
+	return tn.sharing.ManifestFor(ctx, p, study)
+}
+func (tn *tnode) HandleManifest(ctx context.Context, from peer.ID, sealed []byte) error {
+	return tn.inbox.HandleManifest(ctx, from, sealed)
 }
 
 // stop verifies the audit chain and closes the node; later calls do
@@ -370,35 +410,32 @@ func studyCIDs(t *testing.T, n *tnode, study string) []cid.Cid {
 // scanArchive calls fn for every key and value version in n's archive.
 func scanArchive(t *testing.T, n *tnode, fn func(key, value []byte)) {
 	t.Helper()
-	err := n.arch.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, PrefetchValues: false})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			if item.IsDeletedOrExpired() {
-				continue
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			fn(item.KeyCopy(nil), v)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := n.store.ScanRaw(fn); err != nil {
 		t.Fatalf("%s: scan archive: %v", n.name, err)
 	}
 }
 
 // printableKey shows a key's prefix readably (CID bytes are binary).
-func printableKey(k []byte) string {
-	for _, p := range []string{pfxBlock, pfxBlockIdx} {
-		if bytes.HasPrefix(k, []byte(p)) {
-			if c, err := cid.Cast(k[len(p):]); err == nil {
-				return p + c.String()
-			}
-		}
+func printableKey(k []byte) string { return store.PrintableKey(k) }
+
+// setRecord overwrites a record of n's archive with v's JSON (tests that
+// corrupt what is stored).
+func setRecord(n *tnode, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
 	}
-	return string(k)
+	return n.store.SetRaw(key, b)
 }
+
+// The archive's key prefixes, for tests that look at raw keys.
+const (
+	pfxBlock    = store.PrefixBlock
+	pfxBlockIdx = store.PrefixBlockIdx
+	pfxStudy    = store.PrefixStudy
+	pfxInstance = store.PrefixInstance
+	pfxSOP      = store.PrefixSOP
+	pfxPeer     = store.PrefixPeer
+	pfxShared   = store.PrefixShared
+	pfxOutbox   = store.PrefixOutbox
+)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/internal/wire"
+	"github.com/pacsnet/pacsnet/node/internal/store"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,13 +45,13 @@ func TestGrantDeliversManifest(t *testing.T) {
 		t.Errorf("shared study: %+v; want %d instances, %d bytes, grant %s", s, len(files), size, g.Grant.ID)
 	}
 	waitFor(t, deliverTimeout, "the outbox to empty", func() bool {
-		items, err := a.outbox.pending()
+		items, err := a.outbox.Pending()
 		return err == nil && len(items) == 0
 	})
 
 	requireAudit(t, a, consent.Entry{Action: consent.ActGrant, Peer: b.ID(), GrantID: g.Grant.ID, Actor: "admin"})
-	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), Study: study, GrantID: g.Grant.ID, Reason: KindStudy})
-	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), Study: study, GrantID: g.Grant.ID, Reason: KindStudy})
+	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), Study: study, GrantID: g.Grant.ID, Reason: wire.KindStudy})
+	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), Study: study, GrantID: g.Grant.ID, Reason: wire.KindStudy})
 	requireAudit(t, a, consent.Entry{Action: consent.ActPeerAdded, Peer: b.ID()})
 
 	// A grant on a study received from a partner is refused: only the
@@ -69,13 +72,13 @@ func TestGrantDeliversManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitShared(t, b, a, study, "revoked", 2, deliverTimeout)
-	var rec sharedRecord
-	if ok, err := b.sharedRecord(a.ID(), study, &rec); err != nil || !ok || rec.Manifest.StudyKey != "" || len(rec.Manifest.Instances) != len(files) {
+	rec, ok, err := b.store.SharedFor(a.ID(), study)
+	if err != nil || !ok || rec.Manifest.StudyKey != "" || len(rec.Manifest.Instances) != len(files) {
 		t.Errorf("revoked shared record: ok=%v err=%v key kept=%v instances=%d", ok, err, rec.Manifest.StudyKey != "", len(rec.Manifest.Instances))
 	}
 	requireAudit(t, a, consent.Entry{Action: consent.ActRevoke, GrantID: g.Grant.ID, Actor: "admin"})
-	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID, Reason: KindRevocation})
-	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), GrantID: g.Grant.ID, Reason: KindRevocation})
+	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID, Reason: wire.KindRevocation})
+	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), GrantID: g.Grant.ID, Reason: wire.KindRevocation})
 	if _, err := b.StartFetch(context.Background(), FetchRequest{Study: study}); !errors.Is(err, exchange.ErrDenied) {
 		t.Errorf("fetch after revocation: %v, want ErrDenied", err)
 	}
@@ -114,7 +117,7 @@ func TestGrantRequests(t *testing.T) {
 		}
 	})
 	// Nothing was queued for the refused requests.
-	items, err := a.outbox.pending()
+	items, err := a.outbox.Pending()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,16 +141,16 @@ func TestManifestToNonPartner(t *testing.T) {
 	study, _ := importCT(t, a, 1, 2)
 	grant(t, a, b, study)
 
-	var item outboxItem
+	var item store.OutboxItem
 	waitFor(t, 10*time.Second, "a failed delivery attempt", func() bool {
-		items, err := a.outbox.pending()
+		items, err := a.outbox.Pending()
 		if err != nil || len(items) != 1 {
 			return false
 		}
 		item = items[0]
 		return item.Attempts >= 1 && item.LastErr != ""
 	})
-	if item.Peer != b.ID() || item.Kind != KindStudy || item.Study != study {
+	if item.Peer != b.ID() || item.Kind != wire.KindStudy || item.Study != study {
 		t.Errorf("queued item: %+v", item)
 	}
 	if s, err := b.Shared(); err != nil || len(s) != 0 {
@@ -263,18 +266,18 @@ func TestOutboxRetriesUntilGranteeIsBack(t *testing.T) {
 
 	g := grant(t, a, b, study)
 	waitFor(t, 10*time.Second, "a failed delivery attempt", func() bool {
-		items, err := a.outbox.pending()
+		items, err := a.outbox.Pending()
 		return err == nil && len(items) == 1 && items[0].Attempts >= 1
 	})
 	// The API shows it.
-	var api []OutboxItem
-	if code := apiCall(t, a, "GET", "/api/v1/outbox", nil, &api); code != http.StatusOK {
+	var out []api.OutboxItem
+	if code := apiCall(t, a, "GET", "/api/v1/outbox", nil, &out); code != http.StatusOK {
 		t.Fatalf("GET outbox: %d", code)
 	}
-	if len(api) != 1 || api[0].Peer != b.ID() || api[0].Kind != KindStudy || api[0].Study != study || api[0].Attempts < 1 || api[0].LastErr == "" {
-		t.Fatalf("GET outbox: %+v", api)
+	if len(out) != 1 || out[0].Peer.PeerID != b.ID().String() || out[0].Kind != wire.KindStudy || out[0].StudyUID != study || out[0].Attempts < 1 || out[0].LastError == "" {
+		t.Fatalf("GET outbox: %+v", out)
 	}
-	var st Status
+	var st api.Status
 	apiCall(t, a, "GET", "/api/v1/status", nil, &st)
 	if st.Outbox != 1 || st.Partners != 1 {
 		t.Errorf("status: %+v", st)
@@ -297,7 +300,7 @@ func TestOutboxRetriesUntilGranteeIsBack(t *testing.T) {
 		t.Errorf("shared: %+v", s)
 	}
 	waitFor(t, 5*time.Second, "the outbox to empty", func() bool {
-		items, err := a.outbox.pending()
+		items, err := a.outbox.Pending()
 		return err == nil && len(items) == 0
 	})
 	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID})
@@ -313,11 +316,11 @@ func TestOutboxSurvivesHolderRestart(t *testing.T) {
 
 	g := grant(t, a, b, study)
 	waitFor(t, 10*time.Second, "a failed delivery attempt", func() bool {
-		items, err := a.outbox.pending()
+		items, err := a.outbox.Pending()
 		return err == nil && len(items) == 1 && items[0].Attempts >= 1
 	})
 	a = a.restart(nil)
-	items, err := a.outbox.pending()
+	items, err := a.outbox.Pending()
 	if err != nil || len(items) != 1 || items[0].GrantID != g.Grant.ID {
 		t.Fatalf("outbox after the restart: %+v, %v", items, err)
 	}
@@ -338,20 +341,20 @@ func TestOutboxKeepsOrderPerPartner(t *testing.T) {
 	if _, err := a.Revoke(g.Grant.ID, "", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	items, err := a.outbox.pending()
-	if err != nil || len(items) != 2 || items[0].Kind != KindStudy || items[1].Kind != KindRevocation || items[0].Version >= items[1].Version {
+	items, err := a.outbox.Pending()
+	if err != nil || len(items) != 2 || items[0].Kind != wire.KindStudy || items[1].Kind != wire.KindRevocation || items[0].Version >= items[1].Version {
 		t.Fatalf("queue: %+v, %v", items, err)
 	}
 	waitFor(t, 10*time.Second, "a failed delivery attempt", func() bool {
-		items, err := a.outbox.pending()
+		items, err := a.outbox.Pending()
 		return err == nil && len(items) == 2 && items[0].Attempts >= 1
 	})
-	if items, _ := a.outbox.pending(); items[1].Attempts != 0 {
+	if items, _ := a.outbox.Pending(); items[1].Attempts != 0 {
 		t.Errorf("the second item was tried while the first was pending: %+v", items[1])
 	}
 	addPeer(t, b, a)
 	waitShared(t, b, a, study, "revoked", 2, deliverTimeout)
-	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), Reason: KindRevocation})
+	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), Reason: wire.KindRevocation})
 	var got []string
 	for _, e := range findAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID()}) {
 		got = append(got, e.Reason)
@@ -395,7 +398,7 @@ func TestRevokingOneOfTwoGrantsKeepsStudyAvailable(t *testing.T) {
 	if _, err := a.Revoke(old.Grant.ID, "superseded", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), GrantID: old.Grant.ID, Reason: KindRevocation})
+	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), GrantID: old.Grant.ID, Reason: wire.KindRevocation})
 
 	// The holder still serves the study to b under the extended grant.
 	block := studyCIDs(t, a, study)[0]

@@ -10,47 +10,47 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/pacsnet/pacsnet/consent"
-	"github.com/pacsnet/pacsnet/crypto"
 	"github.com/pacsnet/pacsnet/exchange"
+	"github.com/pacsnet/pacsnet/node/clock"
+	"github.com/pacsnet/pacsnet/node/internal/store"
 )
 
-// Node is one facility's running pacsnet node: archive, consent ledger,
-// libp2p services, outbox, fetches and the local HTTP API.
+// Node is one facility's running pacsnet node. It owns the wiring and
+// the lifetime of its rooms: the archive (store), the consent ledger and
+// auditor, the partner registry, ingest, sharing (grants → manifests →
+// outbox), the inbox of partners' manifests, the fetcher, the exchange
+// adapters and the local HTTP API. docs/architecture.md draws them.
 type Node struct {
-	cfg  Config
-	home string
-	log  *slog.Logger
-	now  func() time.Time
+	cfg   Config
+	home  string
+	log   *slog.Logger
+	clock clock.Clock
 
-	keys     *keys
-	arch     *archive
-	ledger   *consent.Ledger
-	host     host.Host
-	ex       *exchange.Service
-	partners *partnerSet
+	keys    *keys
+	store   *store.Store
+	ledger  *consent.Ledger
+	host    host.Host
+	ownHost bool // the node made the host and closes it
+	ex      *exchange.Service
+
+	audit    *auditor
+	keyring  *keyring
+	partners *partners
+	ingest   *ingester
+	archive  *archive
+	sharing  *sharing
+	inbox    *inbox
 	outbox   *outbox
-	fetches  *fetcher
-
-	commitMu sync.Mutex // serialises commits that update study records
-
-	keyMu    sync.Mutex
-	keyCache map[string]*crypto.StudyKey
-
-	auditMu   sync.Mutex
-	auditSeen map[string]time.Time // dedupe of per-block authorization audit entries
+	fetcher  *fetcher
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -59,15 +59,28 @@ type Node struct {
 	http   *http.Server
 }
 
-// Options are the parts of a node that tests and simulations swap.
+// Options are the parts of a node that tests and simulations swap; the
+// zero value is what `pacsnet serve` runs.
 type Options struct {
-	Logger *slog.Logger     // default: discard
-	Now    func() time.Time // default: time.Now
+	// Logger receives the node's log, tagged by Open with the facility's
+	// name. Default: discard.
+	Logger *slog.Logger
+	// Clock is the node's time (grant expiry, outbox and fetch retries,
+	// value-log GC). Default: the system clock.
+	Clock clock.Clock
+	// Host is the libp2p host to use instead of one built from the
+	// config's addresses (e.g. a mocknet peer). The caller keeps it: Close
+	// does not close it.
+	Host host.Host
+	// InMemory runs the archive in Badger's in-memory mode: nothing of it
+	// is written to the home (simulations, tests).
+	InMemory bool
 }
 
 // Open loads the home's keys (refusing key files readable by others),
-// opens the encrypted archive and the consent ledger and starts the libp2p
-// host and protocol services. Serve starts the HTTP API and the outbox.
+// opens the encrypted archive and the consent ledger, starts the libp2p
+// host and protocol services and wires the node's rooms together. Start
+// (or Run) serves the HTTP API and the outbox.
 func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -75,14 +88,10 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
 	}
-	n := &Node{
-		cfg: cfg, home: home, log: opts.Logger, now: opts.Now,
-		partners: newPartnerSet(), fetches: &fetcher{jobs: map[string]*fetchJob{}},
-		keyCache: map[string]*crypto.StudyKey{}, auditSeen: map[string]time.Time{},
-	}
+	n := &Node{cfg: cfg, home: home, log: opts.Logger.With("facility", cfg.Name), clock: opts.Clock}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -92,44 +101,73 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	if n.keys, err = loadKeys(home); err != nil {
 		return nil, err
 	}
-	if n.arch, err = openArchive(filepath.Join(home, archiveDir), n.keys.archiveKey, n.log); err != nil {
-		if strings.Contains(err.Error(), "Another process is using this Badger database") {
-			return nil, fmt.Errorf("open archive: another pacsnet process is serving this home (%s)", home)
-		}
+	n.store, err = store.Open(store.Options{
+		Dir: filepath.Join(home, archiveDir), InMemory: opts.InMemory, Key: n.keys.archiveKey,
+		ValueLogFileSize: valueLogFileSize, Logger: n.log,
+	})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("open archive: another pacsnet process is serving this home (%s)", home)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if n.ledger, err = consent.Open(n.arch, n.keys.id.Sign, n.now); err != nil {
+	if n.ledger, err = consent.Open(n.store, n.keys.id.Sign, n.clock.Now); err != nil {
 		return nil, fmt.Errorf("open consent ledger: %w", err)
 	}
-	if err := scanJSON(n.arch, pfxPeer, func(_ []byte, p *Peer) error { n.partners.add(*p); return nil }); err != nil {
-		return nil, fmt.Errorf("load peers: %w", err)
+	n.audit = newAuditor(n.ledger, n.log, n.clock)
+	n.keyring = newKeyring(n.store, n.keys.id, n.clock)
+	if n.partners, err = newPartners(n.store, n.keys.id, cfg.Name, n.audit, n.clock); err != nil {
+		return nil, err
 	}
-	var addrs []multiaddr.Multiaddr
-	for _, s := range cfg.P2PAddrs {
-		a, err := multiaddr.NewMultiaddr(s)
-		if err != nil {
-			return nil, err
-		}
-		addrs = append(addrs, a)
-	}
-	if n.host, err = exchange.NewHost(exchange.HostConfig{Key: n.keys.id.Sign, ListenAddrs: addrs, Partners: n.partners}); err != nil {
-		return nil, fmt.Errorf("start libp2p host: %w", err)
-	}
-	for _, p := range n.partners.list() {
-		n.addPeerAddrs(p)
-	}
-	n.ex = exchange.NewService(n.host, exchange.ServiceConfig{
-		Auth: n, Blocks: n.arch, Manifests: n, Source: n,
-		Logger: n.log, UploadRate: cfg.Exchange.UploadRate,
-	})
-	n.outbox = &outbox{arch: n.arch, push: n.ex, audit: n.audit, log: n.log, now: n.now, wake: make(chan struct{}, 1), timeout: 30 * time.Second,
-		redial: func(p peer.ID) {
-			if sw, ok := n.host.Network().(*swarm.Swarm); ok {
-				sw.Backoff().Clear(p)
+	if opts.Host != nil {
+		n.host = opts.Host
+	} else {
+		var addrs []multiaddr.Multiaddr
+		for _, s := range cfg.P2PAddrs {
+			a, err := multiaddr.NewMultiaddr(s)
+			if err != nil {
+				return nil, err
 			}
-		}}
+			addrs = append(addrs, a)
+		}
+		if n.host, err = exchange.NewHost(exchange.HostConfig{Key: n.keys.id.Sign, ListenAddrs: addrs, Partners: n.partners}); err != nil {
+			return nil, fmt.Errorf("start libp2p host: %w", err)
+		}
+		n.ownHost = true
+	}
+	n.partners.attach(n.host)
+	redial := func(p peer.ID) { exchange.ClearDialBackoff(n.host, p) }
+
+	n.ingest = &ingester{store: n.store, keys: n.keyring, clock: n.clock, maxSize: cfg.Archive.MaxInstanceSize}
+	n.archive = &archive{store: n.store, keys: n.keyring, audit: n.audit}
+	n.inbox = &inbox{store: n.store, partners: n.partners, id: n.keys.id, self: n.host.ID(), audit: n.audit, clock: n.clock, log: n.log}
+	n.outbox = &outbox{store: n.store, audit: n.audit, log: n.log, clock: n.clock,
+		wake: make(chan struct{}, 1), timeout: 30 * time.Second, redial: redial}
+	n.partners.added = n.outbox.kick
+	n.sharing = &sharing{store: n.store, ledger: n.ledger, partners: n.partners, keys: n.keyring, outbox: n.outbox,
+		audit: n.audit, clock: n.clock, id: n.keys.id, self: n.host.ID(), name: cfg.Name, ttl: cfg.Exchange}
+	n.ex = exchange.NewService(n.host, exchange.ServiceConfig{
+		Auth:      &blockAuthorizer{store: n.store, ledger: n.ledger, audit: n.audit},
+		Blocks:    blockSource{n.store},
+		Manifests: n.inbox,
+		Source:    n.sharing,
+		Logger:    n.log, UploadRate: cfg.Exchange.UploadRate,
+	})
+	n.outbox.push = n.ex
+	n.fetcher = &fetcher{store: n.store, keys: n.keyring, ex: n.ex, inbox: n.inbox, partners: n.partners, audit: n.audit,
+		clock: n.clock, id: n.keys.id, retryFor: cfg.Exchange.FetchRetryFor.Duration, redial: redial, ctx: n.ctx,
+		jobs: map[string]*fetchJob{}}
 	return n, nil
 }
+
+// valueLogFileSize bounds one value-log file (store.Options). A variable
+// so a test can make GC reachable.
+var valueLogFileSize int64 = 256 << 20
+
+// valueLogGCInterval is how often the archive reclaims value-log space of
+// deleted and overwritten values (delivered outbox items, rewritten
+// records).
+const valueLogGCInterval = 10 * time.Minute
 
 // ID is the node's libp2p peer ID.
 func (n *Node) ID() peer.ID { return n.host.ID() }
@@ -146,15 +184,15 @@ func (n *Node) P2PAddrs() []string {
 	return out
 }
 
-// Start begins serving: the HTTP API on cfg.HTTPAddr and the outbox. It
-// returns once the API listens.
+// Start begins serving: the HTTP API on cfg.HTTPAddr, the outbox and the
+// archive's value-log GC. It returns once the API listens.
 func (n *Node) Start() error {
 	ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen http: %w", err)
 	}
 	n.httpLn = ln
-	n.http = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.http = &http.Server{Handler: n.apiServer().handler(), ReadHeaderTimeout: 10 * time.Second}
 	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
@@ -168,9 +206,25 @@ func (n *Node) Start() error {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.arch.runGC(n.ctx, valueLogGCInterval)
+		n.runGC(n.ctx)
 	}()
 	return nil
+}
+
+// runGC runs the archive's value-log GC every valueLogGCInterval.
+func (n *Node) runGC(ctx context.Context) {
+	for {
+		t := n.clock.NewTimer(valueLogGCInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		if files := n.store.GC(ctx); files > 0 {
+			n.log.Info("archive value-log GC", "files_rewritten", files)
+		}
+	}
 }
 
 // HTTPAddr is the address the API listens on, once started.
@@ -189,257 +243,38 @@ func (n *Node) Close() error {
 		n.http.Shutdown(ctx)
 		cancel()
 	}
-	if n.fetches != nil {
-		n.fetches.wg.Wait()
+	if n.fetcher != nil {
+		n.fetcher.wait()
 	}
 	n.wg.Wait()
 	if n.ex != nil {
 		n.ex.Close()
 	}
-	if n.host != nil {
+	if n.host != nil && n.ownHost {
 		n.host.Close()
 	}
 	var err error
-	if n.arch != nil {
-		err = n.arch.Close()
+	if n.store != nil {
+		err = n.store.Close()
 	}
 	return err
 }
 
-// audit records an entry; a failure to audit is logged loudly (the entry
-// itself carries no patient data).
-func (n *Node) audit(e consent.Entry) {
-	if e.Actor == "" {
-		e.Actor = "system"
-	}
-	rec, err := n.ledger.Record(e)
-	if err != nil {
-		n.log.Error("audit write failed", "action", e.Action, "err", err)
-		return
-	}
-	// The log line names the event, never the study or patient: the audit
-	// log (encrypted at rest) keeps those, and an admin's free-text
-	// revocation reason, which could name a patient, too.
-	reason := e.Reason
-	if e.Action == consent.ActRevoke {
-		reason = "(in the audit log)"
-	}
-	n.log.Info(e.Action, "audit", rec.Seq, "actor", e.Actor, "peer", e.Peer, "decision", e.Decision, "reason", reason)
-}
-
-// auditOnce records e unless the same (peer, grant, action) was recorded
-// within the last window: block requests come by the hundred per fetch.
-//
-// A request citing a grant we never issued is keyed without the grant ID,
-// so that a peer inventing IDs cannot turn each request into an audit
-// commit, and the dedupe table is pruned so it cannot grow without bound.
-func (n *Node) auditOnce(e consent.Entry, window time.Duration) {
-	grant := e.GrantID
-	if _, ok := n.ledger.Get(grant); !ok {
-		grant = "(unknown)"
-	}
-	k := string(e.Peer) + "|" + e.Actor + "|" + grant + "|" + e.Study + "|" + e.Action + "|" + e.Reason
-	now := n.now()
-	n.auditMu.Lock()
-	last, ok := n.auditSeen[k]
-	if ok && now.Sub(last) < window {
-		n.auditMu.Unlock()
-		return
-	}
-	if len(n.auditSeen) >= maxAuditSeen {
-		for key, t := range n.auditSeen {
-			if now.Sub(t) >= auditDedupeMax {
-				delete(n.auditSeen, key)
-			}
-		}
-	}
-	n.auditSeen[k] = now
-	n.auditMu.Unlock()
-	n.audit(e)
-}
-
-// Bounds of the authorization-audit dedupe table: entries older than the
-// longest window are dropped once it holds maxAuditSeen keys.
-const (
-	maxAuditSeen   = 4096
-	auditDedupeMax = 10 * time.Minute
-)
-
-// AuthorizeBlock implements exchange.Authorizer. It runs for every block a
-// partner asks for: the block must belong to a study that a live grant,
-// issued by us to that very peer and cited by the request, covers.
-func (n *Node) AuthorizeBlock(_ context.Context, p peer.ID, grantID string, c cid.Cid) error {
-	study, err := n.arch.blockStudy(c)
-	if err != nil {
-		if errors.Is(err, exchange.ErrBlockNotFound) {
-			// Only a peer holding a grant of ours learns that a block is
-			// absent; others are simply refused.
-			if st, ok := n.ledger.Get(grantID); ok && st.Grant.Grantee == p {
-				return err
-			}
-			n.auditOnce(consent.Entry{Peer: p, Action: consent.ActFetchDenied, GrantID: grantID, Decision: "deny", Reason: "no-grant"}, time.Minute)
-			return fmt.Errorf("%w: no grant", exchange.ErrDenied)
-		}
+// Run serves until ctx is done: it starts the API and the outbox, writes
+// HOME/run/api.json for the CLI, logs one line with its addresses, and on
+// cancellation removes the run file. The caller closes the node.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.Start(); err != nil {
 		return err
 	}
-	if err := n.ledger.Check(p, grantID, study, consent.ActionFetch); err != nil {
-		n.auditOnce(consent.Entry{Peer: p, Action: consent.ActFetchDenied, Study: study, GrantID: grantID, Decision: "deny", Reason: denyReason(err)}, time.Minute)
-		return fmt.Errorf("%w: %s", exchange.ErrDenied, denyReason(err))
+	if err := n.writeRunInfo(); err != nil {
+		return fmt.Errorf("write run info: %w", err)
 	}
-	n.auditOnce(consent.Entry{Peer: p, Action: consent.ActFetchAllowed, Study: study, GrantID: grantID, Decision: "allow"}, 10*time.Minute)
+	n.log.Info("serving", "name", n.cfg.Name, "peer", n.host.ID().String(), "http", "http://"+n.HTTPAddr(),
+		"p2p", strings.Join(n.P2PAddrs(), ","), "dicom", n.cfg.DICOMAddr+" (not enabled in this build)")
+	<-ctx.Done()
+	os.Remove(filepath.Join(n.home, runDir, apiInfoFile))
 	return nil
-}
-
-func denyReason(err error) string {
-	for _, r := range []struct {
-		err    error
-		reason string
-	}{
-		{consent.ErrNoGrant, "no-grant"},
-		{consent.ErrWrongGrantee, "wrong-grantee"},
-		{consent.ErrOutOfScope, "out-of-scope"},
-		{consent.ErrExpired, "expired"},
-		{consent.ErrNotYetValid, "not-yet-valid"},
-		{consent.ErrRevoked, "revoked"},
-		{consent.ErrActionNotGranted, "action-not-granted"},
-	} {
-		if errors.Is(err, r.err) {
-			return r.reason
-		}
-	}
-	return "denied"
-}
-
-// ManifestFor implements exchange.ManifestSource: a partner asks for the
-// manifest of a study (a pull, e.g. a specialist who knows the study
-// exists). It is answered only under a live grant to that partner.
-func (n *Node) ManifestFor(_ context.Context, p peer.ID, study string) ([]byte, error) {
-	live := n.liveGrants(p, study)
-	if len(live) == 0 {
-		n.audit(consent.Entry{Peer: p, Action: consent.ActFetchDenied, Study: study, Decision: "deny", Reason: "no-grant"})
-		return nil, fmt.Errorf("%w: no grant", exchange.ErrDenied)
-	}
-	grant := &live[len(live)-1] // the newest
-	pr, ok := n.partners.get(p)
-	if !ok {
-		return nil, exchange.ErrDenied
-	}
-	sr, ok, err := n.study(study)
-	if err != nil || !ok {
-		return nil, fmt.Errorf("%w: study", exchange.ErrNotFound)
-	}
-	sk, err := n.studyKey(sr.StudyInfo, "", "", false)
-	if err != nil {
-		return nil, err
-	}
-	insts, err := n.instances(study)
-	if err != nil {
-		return nil, err
-	}
-	m := Manifest{Kind: KindStudy, Grant: grant, Study: sr.StudyInfo, StudyKey: sk.String(), Instances: insts}
-	var sealed []byte
-	err = n.arch.update(func(txn *badger.Txn) error {
-		var err error
-		sealed, err = n.sealManifest(txn, pr, &m)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	n.audit(consent.Entry{Peer: p, Action: consent.ActManifestSent, Study: study, GrantID: grant.Grant.ID, Reason: "pull"})
-	return sealed, nil
-}
-
-// study reads a study record.
-func (n *Node) study(uid string) (studyRecord, bool, error) {
-	var sr studyRecord
-	var ok bool
-	err := n.arch.db.View(func(txn *badger.Txn) error {
-		var err error
-		ok, err = getJSON(txn, pfxStudy+uid, &sr)
-		return err
-	})
-	return sr, ok, err
-}
-
-// instances lists a study's instances in series and instance order.
-func (n *Node) instances(study string) ([]InstanceInfo, error) {
-	var out []InstanceInfo
-	err := scanJSON(n.arch, pfxInstance+study+"/", func(_ []byte, r *InstanceInfo) error {
-		out = append(out, *r)
-		return nil
-	})
-	slices.SortStableFunc(out, func(a, b InstanceInfo) int {
-		if a.SeriesNumber != b.SeriesNumber {
-			return a.SeriesNumber - b.SeriesNumber
-		}
-		if a.Series != b.Series {
-			return strings.Compare(a.Series, b.Series)
-		}
-		return a.InstanceNumber - b.InstanceNumber
-	})
-	return out, err
-}
-
-// Study is the API view of a study held here.
-type Study struct {
-	StudyInfo
-	Origin     peer.ID   `json:"origin,omitempty"`
-	OriginName string    `json:"origin_name,omitempty"`
-	Instances  int       `json:"instances"`
-	Expected   int       `json:"expected,omitempty"` // fetched studies: what the manifest lists
-	Complete   bool      `json:"complete"`           // false while a fetched study lacks instances
-	Bytes      int64     `json:"bytes"`
-	Updated    time.Time `json:"updated"`
-}
-
-func (r *studyRecord) complete() bool { return r.Expected == 0 || r.Instances >= r.Expected }
-
-// errIncomplete is returned when a partly fetched study is exported
-// without asking for a partial export.
-var errIncomplete = errors.New("study is incomplete")
-
-// Studies lists the studies in the local archive.
-func (n *Node) Studies() ([]Study, error) {
-	var out []Study
-	err := scanJSON(n.arch, pfxStudy, func(_ []byte, r *studyRecord) error {
-		if r.Instances > 0 {
-			out = append(out, Study{StudyInfo: r.StudyInfo, Origin: r.Origin, OriginName: r.OriginName,
-				Instances: r.Instances, Expected: r.Expected, Complete: r.complete(), Bytes: r.Bytes, Updated: r.Updated})
-		}
-		return nil
-	})
-	return out, err
-}
-
-// Instances lists a local study's instances.
-func (n *Node) Instances(study string) ([]InstanceInfo, error) {
-	if _, ok, err := n.study(study); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, errStudyNotFound
-	}
-	return n.instances(study)
-}
-
-// InstanceData returns one instance's Part-10 bytes, verified against its
-// digest.
-func (n *Node) InstanceData(study, sop string) ([]byte, InstanceInfo, error) {
-	var rec InstanceInfo
-	var ok bool
-	err := n.arch.db.View(func(txn *badger.Txn) error {
-		var err error
-		ok, err = getJSON(txn, instKey(study, sop), &rec)
-		return err
-	})
-	if err != nil {
-		return nil, rec, err
-	}
-	if !ok {
-		return nil, rec, errStudyNotFound
-	}
-	b, err := n.readInstance(rec)
-	return b, rec, err
 }
 
 // writeRunInfo records where the running node's API listens, for the CLI.

@@ -15,7 +15,7 @@ func TestGrantOverlapNotice(t *testing.T) {
 	link(t, a, b)
 	study, _ := importCT(t, a, 1, 1)
 	notice := func() string {
-		body := []byte(`{"to":"Beta","study":"` + study + `"}`)
+		body := []byte(`{"to":"Beta","study_uid":"` + study + `"}`)
 		req, _ := http.NewRequest("POST", "http://"+a.HTTPAddr()+"/api/v1/grants", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+a.keys.apiToken)
 		resp, err := http.DefaultClient.Do(req)

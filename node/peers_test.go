@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/pacsnet/pacsnet/internal/wire"
 	"strings"
 	"testing"
 	"time"
@@ -19,21 +20,24 @@ func TestInvites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := parseInvite(invB)
+	p, err := wire.ParseInvite(invB)
 	if err != nil {
 		t.Fatalf("parse a fresh invite: %v", err)
 	}
-	if p.ID != b.ID() || p.Name != "Beta" || p.Recipient != b.keys.id.Recipient().String() || len(p.Addrs) == 0 {
+	if p.PeerID != b.ID() || p.Name != "Beta" || p.Recipient != b.keys.id.Recipient().String() || len(p.Addrs) == 0 {
 		t.Errorf("invite: %+v", p)
 	}
 
 	// tamper re-encodes the invite after changing its signed body.
 	tamper := func(f func(inv map[string]any)) string {
-		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(invB, invitePrefix))
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(invB, wire.InvitePrefix))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var si signedInvite
+		var si struct {
+			Invite json.RawMessage `json:"invite"`
+			Sig    []byte          `json:"sig"`
+		}
 		if err := json.Unmarshal(raw, &si); err != nil {
 			t.Fatal(err)
 		}
@@ -44,21 +48,21 @@ func TestInvites(t *testing.T) {
 		f(body)
 		si.Invite, _ = json.Marshal(body)
 		out, _ := json.Marshal(si)
-		return invitePrefix + base64.RawURLEncoding.EncodeToString(out)
+		return wire.InvitePrefix + base64.RawURLEncoding.EncodeToString(out)
 	}
 	invA, _ := a.Invite()
 	for _, tc := range []struct{ name, invite string }{
 		{"empty", ""},
-		{"no prefix", strings.TrimPrefix(invB, invitePrefix)},
-		{"not base64", invitePrefix + "!!!"},
-		{"not json", invitePrefix + base64.RawURLEncoding.EncodeToString([]byte("hello"))},
+		{"no prefix", strings.TrimPrefix(invB, wire.InvitePrefix)},
+		{"not base64", wire.InvitePrefix + "!!!"},
+		{"not json", wire.InvitePrefix + base64.RawURLEncoding.EncodeToString([]byte("hello"))},
 		{"truncated", invB[:len(invB)-10]},
 		{"renamed", tamper(func(m map[string]any) { m["name"] = "Evil" })},
 		{"other address", tamper(func(m map[string]any) { m["addrs"] = []string{"/ip4/10.0.0.1/tcp/1"} })},
 		{"other recipient", tamper(func(m map[string]any) { m["recipient"] = a.keys.id.Recipient().String() })},
 		{"other peer id", tamper(func(m map[string]any) { m["peer_id"] = a.ID().String() })},
 		{"own invite", invA},
-		{"too long", invitePrefix + strings.Repeat("A", maxInviteLen)},
+		{"too long", wire.InvitePrefix + strings.Repeat("A", wire.MaxInviteLen)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := a.AddPeer(tc.invite, "admin"); !errors.Is(err, ErrBadInvite) {

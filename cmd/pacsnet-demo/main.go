@@ -15,7 +15,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,9 +26,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/cmd/internal/facility"
-	"github.com/pacsnet/pacsnet/consent"
-	"github.com/pacsnet/pacsnet/node"
 )
 
 // errInterrupted is the cause of the demo's context when a signal ends it.
@@ -164,8 +162,8 @@ func (d *demo) run() error {
 		if err := f.StartContext(d.ctx); err != nil {
 			return err
 		}
-		var st node.Status
-		if err := getStatus(f, &st); err != nil {
+		var st api.Status
+		if err := d.json(f, &st, "status"); err != nil {
 			return err
 		}
 		fmt.Printf("  %-10s pid %-7d api http://%s  peer %s\n", f.Name, f.PID(), f.HTTPAddr, st.PeerID)
@@ -183,10 +181,7 @@ func (d *demo) run() error {
 
 	step("St Mary imports a generated %d-slice CT and the real corpus", d.slices)
 	ctDir := filepath.Join(d.dir, "ct")
-	var syn struct {
-		Study string `json:"study"`
-		Files int    `json:"files"`
-	}
+	var syn api.SynthResult
 	if err := d.json(stMary, &syn, "synth", "--out", ctDir, "--slices", fmt.Sprint(d.slices)); err != nil {
 		return err
 	}
@@ -194,12 +189,12 @@ func (d *demo) run() error {
 	if err != nil {
 		return err
 	}
-	var imp, impCorpus importOut
+	var imp, impCorpus api.ImportReport
 	if err := d.json(stMary, &imp, "import", ctDir); err != nil {
 		return err
 	}
-	if imp.Summary[node.OutcomeStored] != syn.Files {
-		return fmt.Errorf("CT: %d of %d slices stored", imp.Summary[node.OutcomeStored], syn.Files)
+	if imp.Summary[api.OutcomeStored] != syn.Files {
+		return fmt.Errorf("CT: %d of %d slices stored", imp.Summary[api.OutcomeStored], syn.Files)
 	}
 	// Every corpus file parses (dicomio's tests hold that); the archive
 	// then files each one or says clearly why not: two files carry SOP
@@ -209,7 +204,7 @@ func (d *demo) run() error {
 	// is kept) and a doctored copy of a JPEG 2000 file under the original's
 	// SOP Instance UID (refused: nothing is overwritten).
 	out, err = d.cli(stMary, "import", "--json", corpusDir) // exits 1 when any file was refused
-	if jerr := json.Unmarshal(out, &impCorpus); jerr != nil {
+	if jerr := facility.DecodeJSON(out, &impCorpus); jerr != nil {
 		return fmt.Errorf("import --json: %w (%v)", jerr, err)
 	}
 	fmt.Println("  The corpus deliberately holds five encodings of one MR image and two of one RT plan (duplicates: the\n" +
@@ -219,11 +214,11 @@ func (d *demo) run() error {
 	for _, r := range impCorpus.Results {
 		counts[r.Outcome]++
 		switch {
-		case r.Outcome == node.OutcomeStored:
+		case r.Outcome == api.OutcomeStored:
 			stored++
-		case r.Outcome == node.OutcomeDuplicate:
+		case r.Outcome == api.OutcomeDuplicate:
 			fmt.Printf("  duplicate  %s: %s\n", corpusName[r.Path], strings.Join(r.Warnings, "; "))
-		case r.Outcome == node.OutcomeConflict, r.Outcome == node.OutcomeRejected && r.Code == "missing-attribute":
+		case r.Outcome == api.OutcomeConflict, r.Outcome == api.OutcomeRejected && r.Code == "missing-attribute":
 			fmt.Printf("  %-10s %s: %s\n", r.Outcome, corpusName[r.Path], r.Error)
 		default:
 			return fmt.Errorf("corpus file %s: %s %s", corpusName[r.Path], r.Outcome, r.Error)
@@ -238,15 +233,15 @@ func (d *demo) run() error {
 	fmt.Print(indent(out))
 
 	step("St Mary grants the CT to Riverside (72h)")
-	var sg consent.SignedGrant
-	if err := d.json(stMary, &sg, "grant", "--to", "Riverside", "--study", syn.Study, "--expires", "72h"); err != nil {
+	var gr api.Grant
+	if err := d.json(stMary, &gr, "grant", "--to", "Riverside", "--study", syn.StudyUID, "--expires", "72h"); err != nil {
 		return err
 	}
-	fmt.Printf("  grant %s, purpose %s, expires %s\n", sg.Grant.ID, sg.Grant.Purpose, sg.Grant.Expires.Format(time.RFC3339))
+	fmt.Printf("  grant %s, purpose %s, expires %s\n", gr.GrantID, gr.Purpose, gr.Expires.Format(time.RFC3339))
 
 	step("Riverside receives the signed, encrypted manifest")
 	start := time.Now()
-	if err := d.waitShared(riverside, syn.Study, "available", 30*time.Second); err != nil {
+	if err := d.waitShared(riverside, syn.StudyUID, api.SharedAvailable, 30*time.Second); err != nil {
 		return err
 	}
 	fmt.Printf("  arrived after %.0f ms\n", time.Since(start).Seconds()*1000)
@@ -255,7 +250,7 @@ func (d *demo) run() error {
 
 	step("Riverside fetches the study (blocks verified by CID, instances by SHA-256)")
 	t0 := time.Now()
-	if _, err := riverside.RunContext(d.ctx, os.Stderr, "fetch", "--study", syn.Study, "--from", "St Mary"); err != nil {
+	if _, err := riverside.RunContext(d.ctx, os.Stderr, "fetch", "--study", syn.StudyUID, "--from", "St Mary"); err != nil {
 		return err
 	}
 	fetchSecs := time.Since(t0).Seconds()
@@ -268,22 +263,16 @@ func (d *demo) run() error {
 			if err != nil {
 				return err
 			}
-			origSum[r.SOP], origRaw[r.SOP] = sum, raw
+			origSum[r.SOPInstanceUID], origRaw[r.SOPInstanceUID] = sum, raw
 		}
 	}
 	d.row("fetch St Mary -> Riverside", syn.Files, ctBytes, fetchSecs)
 
 	step("Riverside exports the study and checks every file against the original")
 	exportDir := filepath.Join(d.dir, "riverside-export")
-	var exp struct {
-		Files []struct {
-			Path string `json:"path"`
-			SOP  string `json:"sop_instance_uid"`
-		} `json:"files"`
-		Bytes int64 `json:"bytes"`
-	}
+	var exp api.ExportResult
 	t0 = time.Now()
-	if err := d.json(riverside, &exp, "export", "--study", syn.Study, "--out", exportDir); err != nil {
+	if err := d.json(riverside, &exp, "export", "--study", syn.StudyUID, "--out", exportDir); err != nil {
 		return err
 	}
 	d.row("export at Riverside", len(exp.Files), exp.Bytes, time.Since(t0).Seconds())
@@ -296,10 +285,10 @@ func (d *demo) run() error {
 		if err != nil {
 			return err
 		}
-		if want, ok := origSum[f.SOP]; !ok || sum != want {
+		if want, ok := origSum[f.SOPInstanceUID]; !ok || sum != want {
 			return fmt.Errorf("exported %s does not match the original", f.Path)
 		}
-		if raw == origRaw[f.SOP] {
+		if raw == origRaw[f.SOPInstanceUID] {
 			byteExact++
 		}
 	}
@@ -314,7 +303,7 @@ func (d *demo) run() error {
 	}
 
 	step("Northgate, a partner without a grant, tries to fetch the CT")
-	_, err = d.cli(northgate, "fetch", "--study", syn.Study, "--from", "St Mary", "--no-progress")
+	_, err = d.cli(northgate, "fetch", "--study", syn.StudyUID, "--from", "St Mary", "--no-progress")
 	var ee *facility.ExitError
 	if err == nil {
 		return fmt.Errorf("northgate's fetch succeeded; it must be refused")
@@ -322,17 +311,17 @@ func (d *demo) run() error {
 		return fmt.Errorf("northgate's fetch: %w; want a refusal (denied)", err)
 	}
 	fmt.Printf("  refused: %s\n", firstLine(ee.Stderr))
-	var ngStatus node.Status
-	if err := getStatus(northgate, &ngStatus); err != nil {
+	var ngStatus api.Status
+	if err := d.json(northgate, &ngStatus, "status"); err != nil {
 		return err
 	}
-	var entries []consent.Entry
+	var entries []api.AuditEntry
 	if err := d.json(stMary, &entries, "audit"); err != nil {
 		return err
 	}
 	found, reason := false, ""
 	for _, e := range entries {
-		if e.Action == consent.ActFetchDenied && e.Peer.String() == ngStatus.PeerID && e.Study == syn.Study {
+		if e.Action == api.ActFetchDenied && e.Peer != nil && e.Peer.PeerID == ngStatus.PeerID && e.StudyUID == syn.StudyUID {
 			found, reason = true, e.Reason
 			fmt.Printf("  St Mary's audit #%d: %s %s by Northgate, reason %q\n", e.Seq, e.Action, e.Decision, e.Reason)
 		}
@@ -373,25 +362,22 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 	const slices = 60
 	step("St Mary shares a second CT (%d slices) with Riverside, then revokes the grant mid-fetch", slices)
 	ctDir := filepath.Join(d.dir, "ct2")
-	var syn struct {
-		Study string `json:"study"`
-		Files int    `json:"files"`
-	}
+	var syn api.SynthResult
 	if err := d.json(stMary, &syn, "synth", "--seed", "2", "--slices", fmt.Sprint(slices), "--out", ctDir); err != nil {
 		return err
 	}
-	var imp importOut
+	var imp api.ImportReport
 	if err := d.json(stMary, &imp, "import", ctDir); err != nil {
 		return err
 	}
-	if imp.Summary[node.OutcomeStored] != syn.Files {
-		return fmt.Errorf("second CT: %d of %d slices stored", imp.Summary[node.OutcomeStored], syn.Files)
+	if imp.Summary[api.OutcomeStored] != syn.Files {
+		return fmt.Errorf("second CT: %d of %d slices stored", imp.Summary[api.OutcomeStored], syn.Files)
 	}
-	var sg consent.SignedGrant
-	if err := d.json(stMary, &sg, "grant", "--to", "Riverside", "--study", syn.Study, "--expires", "72h"); err != nil {
+	var gr api.Grant
+	if err := d.json(stMary, &gr, "grant", "--to", "Riverside", "--study", syn.StudyUID, "--expires", "72h"); err != nil {
 		return err
 	}
-	fmt.Printf("  imported %d slices (%.1f MB), grant %s to Riverside\n", syn.Files, float64(imp.Bytes)/1e6, sg.Grant.ID)
+	fmt.Printf("  imported %d slices (%.1f MB), grant %s to Riverside\n", syn.Files, float64(imp.Bytes)/1e6, gr.GrantID)
 	// A hospital's WAN uplink rather than loopback's GB/s, so that the
 	// revocation surely lands while the study is on its way.
 	if err := stMary.Stop(); err != nil {
@@ -403,7 +389,7 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 	}
 	fmt.Printf("  St Mary restarted serving partners at most %.0f MB/s (%.0f Mbit/s, --upload-rate), a hospital WAN uplink\n",
 		float64(d.uploadRate)/1e6, float64(d.uploadRate)*8/1e6)
-	if err := d.waitShared(riverside, syn.Study, "available", 30*time.Second); err != nil {
+	if err := d.waitShared(riverside, syn.StudyUID, api.SharedAvailable, 30*time.Second); err != nil {
 		return err
 	}
 
@@ -414,7 +400,7 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		out, err := d.cli(riverside, "fetch", "--study", syn.Study, "--from", "St Mary", "--no-progress", "--json")
+		out, err := d.cli(riverside, "fetch", "--study", syn.StudyUID, "--from", "St Mary", "--no-progress", "--json")
 		done <- result{out, err}
 	}()
 	// The goroutine ends with its command, which ends with the demo's
@@ -437,12 +423,12 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 			return fmt.Errorf("the fetch ended (%v) before Riverside held any instance; nothing to revoke mid-way (lower --upload-rate)", r.err)
 		default:
 		}
-		var ss []node.Study
+		var ss []api.Study
 		if err := d.json(riverside, &ss, "studies"); err != nil {
 			return err
 		}
 		for _, s := range ss {
-			if s.UID == syn.Study {
+			if s.StudyUID == syn.StudyUID {
 				held = s.Instances
 			}
 		}
@@ -459,11 +445,11 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 		return fmt.Errorf("riverside already held all %d instances when it was seen: nothing to revoke mid-way (lower --upload-rate)", held)
 	}
 	revokeAt := time.Since(start)
-	if _, err := d.cli(stMary, "revoke", sg.Grant.ID, "--reason", "demo"); err != nil {
+	if _, err := d.cli(stMary, "revoke", gr.GrantID, "--reason", "demo"); err != nil {
 		return err
 	}
 	fmt.Printf("  Riverside held %d of %d instances %.2fs into its fetch; St Mary revoked grant %s (%.2fs)\n",
-		held, syn.Files, revokeAt.Seconds(), sg.Grant.ID, time.Since(start).Seconds())
+		held, syn.Files, revokeAt.Seconds(), gr.GrantID, time.Since(start).Seconds())
 
 	r = wait()
 	var ee *facility.ExitError
@@ -472,11 +458,8 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 	} else if !errors.As(r.err, &ee) || !strings.Contains(ee.Stderr, "denied") {
 		return fmt.Errorf("riverside's fetch after the revocation: %w; want a refusal (denied)", r.err)
 	}
-	var fo struct {
-		Fetch   node.FetchStatus `json:"fetch"`
-		Seconds float64          `json:"seconds"`
-	}
-	if err := json.Unmarshal(r.out, &fo); err != nil {
+	var fo api.FetchReport
+	if err := facility.DecodeJSON(r.out, &fo); err != nil {
 		return fmt.Errorf("fetch --json: %w", err)
 	}
 	got := fo.Fetch.InstancesDone
@@ -485,17 +468,17 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 	}
 	fmt.Printf("  the fetch failed after %.2fs with %d of %d instances: %s\n", fo.Seconds, got, syn.Files, firstLine(ee.Stderr))
 
-	var rvSt node.Status
-	if err := getStatus(riverside, &rvSt); err != nil {
+	var rvSt api.Status
+	if err := d.json(riverside, &rvSt, "status"); err != nil {
 		return err
 	}
-	var entries []consent.Entry
+	var entries []api.AuditEntry
 	if err := d.json(stMary, &entries, "audit"); err != nil {
 		return err
 	}
 	denied := 0
 	for _, e := range entries {
-		if e.Action == consent.ActFetchDenied && e.Peer.String() == rvSt.PeerID && e.GrantID == sg.Grant.ID && e.Reason == "revoked" {
+		if e.Action == api.ActFetchDenied && e.Peer != nil && e.Peer.PeerID == rvSt.PeerID && e.GrantID == gr.GrantID && e.Reason == "revoked" {
 			if denied == 0 {
 				fmt.Printf("  St Mary's audit #%d: %s %s by Riverside under grant %s, reason %q\n", e.Seq, e.Action, e.Decision, e.GrantID, e.Reason)
 			}
@@ -507,17 +490,17 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 	}
 
 	t0 := time.Now()
-	if err := d.waitShared(riverside, syn.Study, "revoked", 10*time.Second); err != nil {
+	if err := d.waitShared(riverside, syn.StudyUID, api.SharedRevoked, 10*time.Second); err != nil {
 		return err
 	}
 	fmt.Printf("  Riverside's `shared` shows the study %q %.0f ms later (the signed revocation arrived)\n", "revoked", time.Since(t0).Seconds()*1000)
-	var ss []node.Study
+	var ss []api.Study
 	if err := d.json(riverside, &ss, "studies"); err != nil {
 		return err
 	}
 	heldNow := 0
 	for _, s := range ss {
-		if s.UID == syn.Study {
+		if s.StudyUID == syn.StudyUID {
 			heldNow = s.Instances
 		}
 	}
@@ -537,22 +520,6 @@ func (d *demo) row(name string, n int, bytes int64, secs float64) {
 
 func (d *demo) rowN(name, n string, bytes int64, secs float64) {
 	d.rows = append(d.rows, []string{name, n, fmt.Sprintf("%.1f", float64(bytes)/1e6), fmt.Sprintf("%.2f", secs), fmt.Sprintf("%.1f", float64(bytes)/1e6/secs)})
-}
-
-// importOut is `pacsnet import --json`.
-type importOut struct {
-	Results []struct {
-		Path     string   `json:"path"`
-		Outcome  string   `json:"outcome"`
-		Size     int64    `json:"size"`
-		SOP      string   `json:"sop_instance_uid"`
-		Code     string   `json:"code"`
-		Error    string   `json:"error"`
-		Warnings []string `json:"warnings"`
-	} `json:"results"`
-	Summary map[string]int `json:"summary"`
-	Bytes   int64          `json:"bytes"`
-	Seconds float64        `json:"seconds"`
 }
 
 // copyParseOK copies the corpus files MANIFEST.tsv says must parse and
@@ -593,26 +560,16 @@ func (d *demo) copyParseOK() (string, map[string]string, error) {
 	return dst, names, sc.Err()
 }
 
-func getStatus(f *facility.Facility, st *node.Status) error {
-	ri, err := node.ReadRunInfo(f.Home)
-	if err != nil {
-		return err
-	}
-	st.PeerID = ri.PeerID.String()
-	st.Name = ri.Name
-	return nil
-}
-
 // waitShared waits until f's `shared` lists the study in state.
 func (d *demo) waitShared(f *facility.Facility, study, state string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		var ss []node.SharedStudy
+		var ss []api.SharedStudy
 		if err := d.json(f, &ss, "shared"); err != nil {
 			return err
 		}
 		for _, s := range ss {
-			if s.Study.UID == study && s.State == state {
+			if s.StudyUID == study && s.State == state {
 				return nil
 			}
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/dicomio/synth"
 	"github.com/pacsnet/pacsnet/node"
 )
@@ -34,7 +33,7 @@ func initCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(map[string]string{"home": g.home, "name": cfg.Name, "ae_title": cfg.AETitle})
+				return printJSON(api.InitResult{Home: g.home, Name: cfg.Name, AETitle: cfg.AETitle})
 			}
 			fmt.Printf("initialised %q (AE %s) in %s\nnext: pacsnet --home %s serve\n", cfg.Name, cfg.AETitle, g.home, g.home)
 			return nil
@@ -103,6 +102,36 @@ node listens; HOME/run/api.json tells the other commands.`,
 	return c
 }
 
+func statusCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running node: name, peer ID, addresses, partners, outbox",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			st, err := cl.Status(c.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(st)
+			}
+			dicom := st.DICOM
+			if dicom == "" {
+				dicom = "(not enabled)"
+			}
+			fmt.Printf("%s (AE %s)\npeer ID   %s\napi       http://%s\np2p       %s\ndicom     %s\npartners  %d\noutbox    %d\n",
+				st.Name, st.AETitle, st.PeerID, st.HTTP, strings.Join(st.P2P, " "), dicom, st.Partners, st.Outbox)
+			return nil
+		},
+	}
+	addJSON(c, g)
+	return c
+}
+
 func inviteCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "invite",
@@ -113,14 +142,14 @@ func inviteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out map[string]string
-			if err := cl.do("GET", "/api/v1/invite", nil, &out); err != nil {
+			inv, err := cl.Invite(c.Context())
+			if err != nil {
 				return err
 			}
 			if g.json {
-				return printJSON(out)
+				return printJSON(inv)
 			}
-			fmt.Println(out["invite"])
+			fmt.Println(inv.Invite)
 			return nil
 		},
 	}
@@ -148,14 +177,14 @@ func peerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var p node.Peer
-			if err := cl.do("POST", "/api/v1/peers", map[string]string{"invite": args[0]}, &p); err != nil {
+			p, err := cl.AddPartner(c.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(p)
 			}
-			fmt.Printf("added partner %q (%s)\n", p.Name, p.ID)
+			fmt.Printf("added partner %q (%s)\n", p.Name, p.PeerID)
 			return nil
 		},
 	}
@@ -169,14 +198,14 @@ func peerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var p node.Peer
-			if err := cl.do("DELETE", "/api/v1/peers/"+url.PathEscape(args[0]), nil, &p); err != nil {
+			p, err := cl.RemovePartner(c.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(p)
 			}
-			fmt.Printf("removed partner %q (%s); its grants are revoked\n", p.Name, p.ID)
+			fmt.Printf("removed partner %q (%s); its grants are revoked\n", p.Name, p.PeerID)
 			return nil
 		},
 	}
@@ -191,8 +220,12 @@ func peersCmd(g *globals) *cobra.Command {
 		Short: "List partner facilities",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			var ps []node.Peer
-			if err := get(g, "/api/v1/peers", &ps); err != nil {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			ps, err := cl.Partners(c.Context())
+			if err != nil {
 				return err
 			}
 			if g.json {
@@ -200,19 +233,13 @@ func peersCmd(g *globals) *cobra.Command {
 			}
 			tw := table("NAME", "PEER ID", "ADDED")
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.ID, fmtTime(p.Added))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.PeerID, fmtTime(p.Added))
 			}
 			return tw.Flush()
 		},
 	}
 	addJSON(c, g)
 	return c
-}
-
-// importResult is one file's line in `import --json`.
-type importResult struct {
-	Path string `json:"path"`
-	node.ImportResult
 }
 
 func importCmd(g *globals) *cobra.Command {
@@ -250,9 +277,11 @@ Exit status 1 when any file was rejected or failed.`,
 					sem <- struct{}{}
 					defer func() { <-sem }()
 					r := &results[i]
-					if _, err := cl.postFile("/api/v1/instances", r.Path, &r.ImportResult); err != nil {
-						r.Outcome, r.Error = node.OutcomeFailed, err.Error()
+					res, err := importFile(c.Context(), cl, r.Path)
+					if err != nil {
+						res = api.ImportResult{Outcome: api.OutcomeFailed, Error: unreachable(err).Error()}
 					}
+					r.ImportResult = res
 				}()
 			}
 			counts := map[string]int{}
@@ -261,7 +290,7 @@ Exit status 1 when any file was rejected or failed.`,
 				<-done[i]
 				r := results[i]
 				counts[r.Outcome]++
-				if r.Outcome == node.OutcomeStored {
+				if r.Outcome == api.OutcomeStored {
 					bytes += r.Size
 				}
 				if !g.json {
@@ -273,18 +302,18 @@ Exit status 1 when any file was rejected or failed.`,
 				}
 			}
 			secs := time.Since(start).Seconds()
-			bad := counts[node.OutcomeRejected] + counts[node.OutcomeFailed] + counts[node.OutcomeConflict]
+			bad := counts[api.OutcomeRejected] + counts[api.OutcomeFailed] + counts[api.OutcomeConflict]
 			if g.json {
 				if results == nil {
-					results = []importResult{}
+					results = []api.ImportFileResult{}
 				}
-				if err := printJSON(map[string]any{"results": results, "summary": counts, "bytes": bytes, "seconds": secs, "skipped": skipped}); err != nil {
+				if err := printJSON(api.ImportReport{Results: results, Summary: counts, Bytes: bytes, Seconds: secs, Skipped: skipped}); err != nil {
 					return err
 				}
 			} else {
 				fmt.Printf("%d files: %d stored, %d duplicate, %d conflict, %d rejected, %d failed; %.1f MB in %.1fs\n",
-					len(results), counts[node.OutcomeStored], counts[node.OutcomeDuplicate], counts[node.OutcomeConflict],
-					counts[node.OutcomeRejected], counts[node.OutcomeFailed], float64(bytes)/1e6, secs)
+					len(results), counts[api.OutcomeStored], counts[api.OutcomeDuplicate], counts[api.OutcomeConflict],
+					counts[api.OutcomeRejected], counts[api.OutcomeFailed], float64(bytes)/1e6, secs)
 				if skipped > 0 {
 					fmt.Printf("%d files skipped in folders (hidden, DICOMDIR, links, or named .txt/.md/.jpg/...): name a file to import it anyway\n", skipped)
 				}
@@ -303,14 +332,29 @@ Exit status 1 when any file was rejected or failed.`,
 	return c
 }
 
+// importFile streams one file to the node; the file is never held whole in
+// the CLI's memory.
+func importFile(ctx context.Context, cl *api.Client, path string) (api.ImportResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return api.ImportResult{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return api.ImportResult{}, err
+	}
+	return cl.ImportFile(ctx, f, fi.Size())
+}
+
 // collectImports lists the files to import under the given paths, in walk
 // order; a path that cannot be read is a result with outcome failed.
 // skipped counts the files passed over in folders.
-func collectImports(roots []string) (out []importResult, skipped int) {
+func collectImports(roots []string) (out []api.ImportFileResult, skipped int) {
 	for _, root := range roots {
 		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
-				out = append(out, importResult{Path: path, ImportResult: node.ImportResult{Outcome: node.OutcomeFailed, Error: err.Error()}})
+				out = append(out, api.ImportFileResult{Path: path, ImportResult: api.ImportResult{Outcome: api.OutcomeFailed, Error: err.Error()}})
 				return nil
 			}
 			if d.IsDir() {
@@ -322,7 +366,7 @@ func collectImports(roots []string) (out []importResult, skipped int) {
 				skipped++
 				return nil
 			}
-			out = append(out, importResult{Path: path})
+			out = append(out, api.ImportFileResult{Path: path})
 			return nil
 		})
 	}
@@ -345,8 +389,12 @@ func studiesCmd(g *globals) *cobra.Command {
 		Short: "List the studies in the local archive",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			var ss []node.Study
-			if err := get(g, "/api/v1/studies", &ss); err != nil {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			ss, err := cl.Studies(c.Context())
+			if err != nil {
 				return err
 			}
 			if g.json {
@@ -355,14 +403,14 @@ func studiesCmd(g *globals) *cobra.Command {
 			tw := table("STUDY UID", "PATIENT ID", "DATE", "MODALITIES", "INSTANCES", "MB", "FROM")
 			for _, s := range ss {
 				from := "(local)"
-				if s.Origin != "" {
-					from = s.OriginName
+				if s.Origin != nil {
+					from = partnerName(*s.Origin)
 				}
 				count := fmt.Sprint(s.Instances)
 				if !s.Complete {
 					count = fmt.Sprintf("%d/%d partial", s.Instances, s.Expected)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\n", s.UID, s.PatientID, s.StudyDate, strings.Join(s.Modalities, ","), count, float64(s.Bytes)/1e6, from)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\n", s.StudyUID, s.PatientID, s.StudyDate, strings.Join(s.Modalities, ","), count, float64(s.Bytes)/1e6, from)
 			}
 			return tw.Flush()
 		},
@@ -383,9 +431,9 @@ func grantCmd(g *globals) *cobra.Command {
 					return usageError{fmt.Errorf("grant: --expires %q: want a positive duration such as 72h or 90m", expires)}
 				}
 			}
-			switch consent.Purpose(purpose) {
-			case consent.PurposeTreatment, consent.PurposeSecondOpinion:
-			case consent.PurposeResearch:
+			switch purpose {
+			case api.PurposeTreatment, api.PurposeSecondOpinion:
+			case api.PurposeResearch:
 				return fmt.Errorf("grant: research-deidentified grants need de-identification (PS3.15 Basic Profile), which this build does not do yet")
 			default:
 				return usageError{fmt.Errorf("grant: --purpose %q: want treatment or second-opinion", purpose)}
@@ -394,19 +442,17 @@ func grantCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var sg consent.SignedGrant
-			req := map[string]string{"to": to, "study": study, "expires": expires, "purpose": purpose}
-			hdr, err := cl.doHeader("POST", "/api/v1/grants", req, &sg)
+			gr, notice, err := cl.Grant(c.Context(), api.GrantRequest{To: to, StudyUID: study, Expires: expires, Purpose: purpose})
 			if err != nil {
 				return err
 			}
-			if n := hdr.Get("X-Pacsnet-Notice"); n != "" {
-				fmt.Fprintln(os.Stderr, "pacsnet: "+n)
+			if notice != "" {
+				fmt.Fprintln(os.Stderr, "pacsnet: "+notice)
 			}
 			if g.json {
-				return printJSON(sg)
+				return printJSON(gr)
 			}
-			fmt.Printf("granted %s to %s until %s (grant %s); manifest queued\n", study, nameOr(partnerNames(cl), sg.Grant.Grantee.String()), fmtTime(sg.Grant.Expires), sg.Grant.ID)
+			fmt.Printf("granted %s to %s until %s (grant %s); manifest queued\n", study, partnerName(gr.Grantee), fmtTime(gr.Expires), gr.GrantID)
 			return nil
 		},
 	}
@@ -429,17 +475,16 @@ func grantsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var gs []consent.GrantStatus
-			if err := cl.do("GET", "/api/v1/grants", nil, &gs); err != nil {
+			gs, err := cl.Grants(c.Context())
+			if err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(gs)
 			}
-			names := partnerNames(cl)
 			tw := table("GRANT", "STATE", "GRANTEE", "STUDIES", "PURPOSE", "EXPIRES")
 			for _, s := range gs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Grant.ID, s.State, nameOr(names, s.Grant.Grantee.String()), strings.Join(s.Grant.Studies, ","), s.Grant.Purpose, fmtTime(s.Grant.Expires))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.GrantID, s.State, partnerName(s.Grantee), strings.Join(s.StudyUIDs, ","), s.Purpose, fmtTime(s.Expires))
 			}
 			return tw.Flush()
 		},
@@ -459,8 +504,8 @@ func revokeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var rv consent.SignedRevocation
-			if err := cl.do("POST", "/api/v1/grants/"+args[0]+"/revoke", map[string]string{"reason": reason}, &rv); err != nil {
+			rv, err := cl.Revoke(c.Context(), args[0], reason)
+			if err != nil {
 				return err
 			}
 			if g.json {
@@ -481,8 +526,12 @@ func sharedCmd(g *globals) *cobra.Command {
 		Short: "List studies partner facilities shared with this facility",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			var ss []node.SharedStudy
-			if err := get(g, "/api/v1/shared", &ss); err != nil {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			ss, err := cl.Shared(c.Context())
+			if err != nil {
 				return err
 			}
 			if g.json {
@@ -490,7 +539,7 @@ func sharedCmd(g *globals) *cobra.Command {
 			}
 			tw := table("STUDY UID", "FROM", "STATE", "INSTANCES", "MB", "EXPIRES", "FETCHED")
 			for _, s := range ss {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%s\t%v\n", s.Study.UID, s.IssuerName, s.State, s.Instances, float64(s.Bytes)/1e6, fmtTime(s.Expires), s.Fetched)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%s\t%v\n", s.StudyUID, partnerName(s.Issuer), s.State, s.Instances, float64(s.Bytes)/1e6, fmtTime(s.Expires), s.Fetched)
 			}
 			return tw.Flush()
 		},
@@ -511,40 +560,46 @@ func auditCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if verify {
-				var res map[string]any
-				err := cl.do("GET", "/api/v1/audit/verify", nil, &res)
-				if ae, ok := err.(*apiError); ok && ae.Status == 409 {
-					if g.json {
-						printJSON(map[string]any{"ok": false, "error": ae.Msg})
-					}
-					return fmt.Errorf("audit log is corrupt: %s", ae.Msg)
-				} else if err != nil {
+				res, err := cl.AuditVerify(c.Context())
+				if err != nil {
 					return err
 				}
 				if g.json {
-					return printJSON(res)
+					if err := printJSON(res); err != nil {
+						return err
+					}
 				}
-				fmt.Printf("audit log OK: %v entries, head %v\n", res["entries"], res["head"])
+				if !res.OK {
+					return fmt.Errorf("audit log is corrupt: %s", res.Error)
+				}
+				if !g.json {
+					fmt.Printf("audit log OK: %d entries, head %s\n", res.Entries, res.Head)
+				}
 				return nil
 			}
-			es := []consent.Entry{}
+			es := []api.AuditEntry{}
+			var after uint64
 			for {
-				var page []consent.Entry
-				if err := cl.do("GET", fmt.Sprintf("/api/v1/audit?after=%d&limit=%d", len(es), consent.MaxEntriesLimit), nil, &page); err != nil {
+				page, err := cl.Audit(c.Context(), after, api.MaxAuditLimit)
+				if err != nil {
 					return err
 				}
-				es = append(es, page...)
-				if len(page) < consent.MaxEntriesLimit {
+				if len(page) == 0 || page[len(page)-1].Seq <= after {
 					break
 				}
+				es = append(es, page...)
+				after = page[len(page)-1].Seq
 			}
 			if g.json {
 				return printJSON(es)
 			}
-			names := partnerNames(cl)
 			tw := table("SEQ", "TIME", "ACTOR", "ACTION", "DECISION", "PEER", "GRANT", "STUDY", "REASON")
 			for _, e := range es {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(e.Time), e.Actor, e.Action, e.Decision, nameOr(names, e.Peer.String()), e.GrantID, e.Study, e.Reason)
+				peer := ""
+				if e.Peer != nil {
+					peer = partnerName(*e.Peer)
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(e.Time), e.Actor, e.Action, e.Decision, peer, e.GrantID, e.StudyUID, e.Reason)
 			}
 			return tw.Flush()
 		},
@@ -571,7 +626,7 @@ func synthCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(map[string]any{"study": study, "files": len(paths), "dir": out})
+				return printJSON(api.SynthResult{StudyUID: study, Files: len(paths), Dir: out})
 			}
 			fmt.Printf("wrote %d CT slices of study %s to %s\n", len(paths), study, out)
 			return nil
@@ -601,14 +656,6 @@ func versionCmd() *cobra.Command {
 	}
 }
 
-func get(g *globals, path string, out any) error {
-	cl, err := newClient(g.home)
-	if err != nil {
-		return err
-	}
-	return cl.do("GET", path, nil, out)
-}
-
 func table(cols ...string) *tabwriter.Writer {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(cols, "\t"))
@@ -621,27 +668,4 @@ func fmtTime(t time.Time) string {
 		return "-"
 	}
 	return t.Local().Format("2006-01-02 15:04:05 MST")
-}
-
-// partnerNames maps peer IDs to partner names for listings (empty when the
-// node cannot be asked).
-func partnerNames(cl *client) map[string]string {
-	var ps []node.Peer
-	names := map[string]string{}
-	if cl.do("GET", "/api/v1/peers", nil, &ps) == nil {
-		for _, p := range ps {
-			names[p.ID.String()] = p.Name
-		}
-	}
-	return names
-}
-
-func nameOr(names map[string]string, id string) string {
-	if n, ok := names[id]; ok {
-		return n
-	}
-	if len(id) > 12 {
-		return "…" + id[len(id)-8:]
-	}
-	return id
 }

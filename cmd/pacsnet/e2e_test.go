@@ -18,10 +18,9 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/cmd/internal/facility"
-	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/crypto"
-	"github.com/pacsnet/pacsnet/node"
 )
 
 // buildBinary builds cmd/pacsnet once for the end-to-end tests.
@@ -33,24 +32,6 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-type importOut struct {
-	Results []struct {
-		Path     string   `json:"path"`
-		Outcome  string   `json:"outcome"`
-		SOP      string   `json:"sop_instance_uid"`
-		Digest   string   `json:"sha256"`
-		Code     string   `json:"code"`
-		Error    string   `json:"error"`
-		Warnings []string `json:"warnings"`
-	} `json:"results"`
-	Summary map[string]int `json:"summary"`
-}
-
-type fetchOut struct {
-	Fetch        node.FetchStatus `json:"fetch"`
-	BytesFetched int64            `json:"bytes_fetched"`
 }
 
 // cluster is the set of facilities of one test; all are stopped at the end.
@@ -130,11 +111,9 @@ func exitCode(err error) int {
 
 func peerID(t *testing.T, f *facility.Facility) string {
 	t.Helper()
-	ri, err := node.ReadRunInfo(f.Home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ri.PeerID.String()
+	var st api.Status
+	mustJSON(t, f, &st, "status")
+	return st.PeerID
 }
 
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
@@ -150,18 +129,18 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 func sharedState(t *testing.T, f *facility.Facility, study string) string {
-	var ss []node.SharedStudy
+	var ss []api.SharedStudy
 	mustJSON(t, f, &ss, "shared")
 	for _, s := range ss {
-		if s.Study.UID == study {
+		if s.StudyUID == study {
 			return s.State
 		}
 	}
 	return ""
 }
 
-func auditEntries(t *testing.T, f *facility.Facility) []consent.Entry {
-	var es []consent.Entry
+func auditEntries(t *testing.T, f *facility.Facility) []api.AuditEntry {
+	var es []api.AuditEntry
 	mustJSON(t, f, &es, "audit")
 	return es
 }
@@ -217,11 +196,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	// The outsider knows St Mary's invite, but St Mary never admitted it.
-	var inv map[string]string
+	var inv api.Invite
 	mustJSON(t, stMary, &inv, "invite")
-	mustRun(t, outsider, "peer", "add", inv["invite"])
+	mustRun(t, outsider, "peer", "add", inv.Invite)
 
-	var peers []node.Peer
+	var peers []api.Partner
 	mustJSON(t, stMary, &peers, "peers")
 	if len(peers) != 2 || peers[0].Name != "Northgate" || peers[1].Name != "Riverside" {
 		t.Fatalf("St Mary's peers = %+v, want Northgate and Riverside", peers)
@@ -229,17 +208,14 @@ func TestEndToEnd(t *testing.T) {
 
 	// Studies: two small generated CTs (one to fetch, one to revoke mid-fetch).
 	ctDir, ct2Dir := filepath.Join(c.dir, "ct"), filepath.Join(c.dir, "ct2")
-	var syn, syn2 struct {
-		Study string `json:"study"`
-		Files int    `json:"files"`
-	}
+	var syn, syn2 api.SynthResult
 	mustJSON(t, stMary, &syn, "synth", "--out", ctDir, "--slices", "24", "--size", "256", "--seed", "7")
 	mustJSON(t, stMary, &syn2, "synth", "--out", ct2Dir, "--slices", "24", "--size", "256", "--seed", "8")
 
 	t.Run("import", func(t *testing.T) {
-		var imp importOut
+		var imp api.ImportReport
 		mustJSON(t, stMary, &imp, "import", ctDir, ct2Dir)
-		if imp.Summary[node.OutcomeStored] != 48 {
+		if imp.Summary[api.OutcomeStored] != 48 {
 			t.Fatalf("import summary %v, want 48 stored", imp.Summary)
 		}
 		// The whole real corpus: every file gets the outcome MANIFEST.tsv names.
@@ -247,7 +223,7 @@ func TestEndToEnd(t *testing.T) {
 		if exitCode(err) != 1 {
 			t.Fatalf("importing the corpus (with broken files) exited %d, want 1", exitCode(err))
 		}
-		if err := json.Unmarshal(out, &imp); err != nil {
+		if err := facility.DecodeJSON(out, &imp); err != nil {
 			t.Fatalf("import --json output: %v", err)
 		}
 		// The archive files every parse-ok file or says exactly why not:
@@ -264,26 +240,26 @@ func TestEndToEnd(t *testing.T) {
 		unfileable := 0
 		for _, r := range imp.Results {
 			name := filepath.Base(r.Path)
-			if r.Outcome == node.OutcomeStored {
-				storedPerSOP[r.SOP]++
+			if r.Outcome == api.OutcomeStored {
+				storedPerSOP[r.SOPInstanceUID]++
 			}
 			switch exp := want[name]; exp {
 			case "parse-ok", "parse-ok-as-raw-dataset":
 				switch {
-				case r.Outcome == node.OutcomeStored && r.SOP != "":
-				case r.Outcome == node.OutcomeDuplicate && len(r.Warnings) == 1 && strings.Contains(r.Warnings[0], "transfer syntax"):
-				case r.Outcome == node.OutcomeConflict && (strings.Contains(name, "JPEG2000-embedded-sequence-delimiter") || strings.Contains(name, "nm_jpeg2000-lossy")):
-				case r.Outcome == node.OutcomeRejected && r.Code == "missing-attribute":
+				case r.Outcome == api.OutcomeStored && r.SOPInstanceUID != "":
+				case r.Outcome == api.OutcomeDuplicate && len(r.Warnings) == 1 && strings.Contains(r.Warnings[0], "transfer syntax"):
+				case r.Outcome == api.OutcomeConflict && (strings.Contains(name, "JPEG2000-embedded-sequence-delimiter") || strings.Contains(name, "nm_jpeg2000-lossy")):
+				case r.Outcome == api.OutcomeRejected && r.Code == "missing-attribute":
 					unfileable++
 				default:
 					t.Errorf("%s: outcome %s (%s)", name, r.Outcome, r.Error)
 				}
 			case "must-reject-with-clear-error":
-				if r.Outcome != node.OutcomeRejected || len(r.Error) < 20 {
+				if r.Outcome != api.OutcomeRejected || len(r.Error) < 20 {
 					t.Errorf("%s: outcome %s error %q, want a clear rejection", name, r.Outcome, r.Error)
 				}
 			case "lenient-ok-or-clear-reject":
-				if r.Outcome != node.OutcomeStored && (r.Outcome != node.OutcomeRejected || r.Error == "") {
+				if r.Outcome != api.OutcomeStored && (r.Outcome != api.OutcomeRejected || r.Error == "") {
 					t.Errorf("%s: outcome %s error %q", name, r.Outcome, r.Error)
 				}
 			default:
@@ -299,8 +275,9 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		// Importing again is idempotent.
+		imp = api.ImportReport{}
 		mustJSON(t, stMary, &imp, "import", ctDir)
-		if imp.Summary[node.OutcomeDuplicate] != 24 {
+		if imp.Summary[api.OutcomeDuplicate] != 24 {
 			t.Errorf("re-import summary %v, want 24 duplicate", imp.Summary)
 		}
 		// A different instance under an existing SOP Instance UID is a conflict.
@@ -316,20 +293,23 @@ func TestEndToEnd(t *testing.T) {
 		if exitCode(err) != 1 {
 			t.Fatalf("conflicting import exited %d, want 1", exitCode(err))
 		}
-		json.Unmarshal(out, &imp)
-		if len(imp.Results) != 1 || imp.Results[0].Outcome != node.OutcomeConflict {
+		imp = api.ImportReport{}
+		if err := facility.DecodeJSON(out, &imp); err != nil {
+			t.Fatal(err)
+		}
+		if len(imp.Results) != 1 || imp.Results[0].Outcome != api.OutcomeConflict {
 			t.Fatalf("conflicting import: %+v, want conflict", imp.Results)
 		}
 	})
 
-	var grant consent.SignedGrant
+	var grant api.Grant
 	t.Run("grant and manifest delivery", func(t *testing.T) {
-		mustJSON(t, stMary, &grant, "grant", "--to", "Riverside", "--study", syn.Study, "--expires", "2h")
-		if grant.Grant.Grantee.String() != peerID(t, riverside) {
-			t.Fatalf("grant names %s, want Riverside", grant.Grant.Grantee)
+		mustJSON(t, stMary, &grant, "grant", "--to", "Riverside", "--study", syn.StudyUID, "--expires", "2h")
+		if grant.Grantee.PeerID != peerID(t, riverside) {
+			t.Fatalf("grant names %+v, want Riverside", grant.Grantee)
 		}
-		waitFor(t, "the manifest at Riverside", 30*time.Second, func() bool { return sharedState(t, riverside, syn.Study) == "available" })
-		if s := sharedState(t, northgate, syn.Study); s != "" {
+		waitFor(t, "the manifest at Riverside", 30*time.Second, func() bool { return sharedState(t, riverside, syn.StudyUID) == api.SharedAvailable })
+		if s := sharedState(t, northgate, syn.StudyUID); s != "" {
 			t.Fatalf("Northgate sees the study (%s): it was not granted", s)
 		}
 		// Granting a study this node does not hold is a clear 4xx.
@@ -355,11 +335,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			out, err := riverside.RunContext(ctx, nil, "fetch", "--json", "--study", syn.Study, "--from", "St Mary")
+			out, err := riverside.RunContext(ctx, nil, "fetch", "--json", "--study", syn.StudyUID, "--from", "St Mary")
 			done <- result{out, err}
 		}()
 		waitFor(t, "the first fetched instances", 60*time.Second, func() bool {
-			var ss []node.Study
+			var ss []api.Study
 			mustJSON(t, riverside, &ss, "studies")
 			return len(ss) == 1 && ss[0].Instances >= 2
 		})
@@ -373,11 +353,11 @@ func TestEndToEnd(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("fetch across the restart: %v", r.err)
 		}
-		var fo fetchOut
-		if err := json.Unmarshal(r.out, &fo); err != nil {
+		var fo api.FetchReport
+		if err := facility.DecodeJSON(r.out, &fo); err != nil {
 			t.Fatal(err)
 		}
-		if fo.Fetch.State != node.FetchDone || fo.Fetch.InstancesDone != 24 {
+		if fo.Fetch.State != api.FetchDone || fo.Fetch.InstancesDone != 24 {
 			t.Fatalf("fetch ended %+v", fo.Fetch)
 		}
 		if fo.Fetch.Attempts < 2 {
@@ -389,8 +369,8 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("fetch again resumes: nothing is fetched twice", func(t *testing.T) {
-		var fo fetchOut
-		mustJSON(t, riverside, &fo, "fetch", "--study", syn.Study)
+		var fo api.FetchReport
+		mustJSON(t, riverside, &fo, "fetch", "--study", syn.StudyUID)
 		if fo.BytesFetched != 0 || fo.Fetch.BytesResumed != fo.Fetch.Bytes {
 			t.Fatalf("second fetch moved %d bytes (resumed %d of %d), want 0", fo.BytesFetched, fo.Fetch.BytesResumed, fo.Fetch.Bytes)
 		}
@@ -403,13 +383,8 @@ func TestEndToEnd(t *testing.T) {
 			orig[normalizedSum(t, f)] = f
 		}
 		out := filepath.Join(c.dir, "export")
-		var exp struct {
-			Files []struct {
-				Path   string `json:"path"`
-				SHA256 string `json:"sha256"`
-			} `json:"files"`
-		}
-		mustJSON(t, riverside, &exp, "export", "--study", syn.Study, "--out", out)
+		var exp api.ExportResult
+		mustJSON(t, riverside, &exp, "export", "--study", syn.StudyUID, "--out", out)
 		if len(exp.Files) != 24 {
 			t.Fatalf("exported %d files, want 24", len(exp.Files))
 		}
@@ -437,14 +412,14 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a partner without a grant is refused and audited", func(t *testing.T) {
-		_, err := northgate.Run("fetch", "--study", syn.Study, "--from", "St Mary", "--no-progress")
+		_, err := northgate.Run("fetch", "--study", syn.StudyUID, "--from", "St Mary", "--no-progress")
 		if exitCode(err) != 1 || !strings.Contains(err.Error(), "denied") {
 			t.Fatalf("Northgate's fetch: %v, want a refusal", err)
 		}
 		ng := peerID(t, northgate)
 		found := false
 		for _, e := range auditEntries(t, stMary) {
-			if e.Action == consent.ActFetchDenied && e.Peer.String() == ng && e.Study == syn.Study && e.Decision == "deny" {
+			if e.Action == api.ActFetchDenied && e.Peer != nil && e.Peer.PeerID == ng && e.StudyUID == syn.StudyUID && e.Decision == api.DecisionDeny {
 				found = true
 			}
 		}
@@ -455,13 +430,13 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("a non-partner is refused at the connection gater", func(t *testing.T) {
 		before := len(auditEntries(t, stMary))
-		_, err := outsider.Run("fetch", "--study", syn.Study, "--from", "St Mary", "--no-progress")
+		_, err := outsider.Run("fetch", "--study", syn.StudyUID, "--from", "St Mary", "--no-progress")
 		if exitCode(err) != 1 {
 			t.Fatalf("outsider's fetch: %v, want failure", err)
 		}
 		out := peerID(t, outsider)
 		for _, e := range auditEntries(t, stMary)[before:] {
-			if e.Peer.String() == out {
+			if e.Peer != nil && e.Peer.PeerID == out {
 				t.Fatalf("the outsider reached St Mary's protocols (audit %+v); the gater must refuse it first", e)
 			}
 		}
@@ -473,25 +448,25 @@ func TestEndToEnd(t *testing.T) {
 		if err := stMary.Start(); err != nil {
 			t.Fatal(err)
 		}
-		var g2 consent.SignedGrant
-		mustJSON(t, stMary, &g2, "grant", "--to", "Riverside", "--study", syn2.Study)
-		waitFor(t, "the second manifest", 30*time.Second, func() bool { return sharedState(t, riverside, syn2.Study) == "available" })
+		var g2 api.Grant
+		mustJSON(t, stMary, &g2, "grant", "--to", "Riverside", "--study", syn2.StudyUID)
+		waitFor(t, "the second manifest", 30*time.Second, func() bool { return sharedState(t, riverside, syn2.StudyUID) == api.SharedAvailable })
 		done := make(chan error, 1)
 		go func() {
-			_, err := riverside.Run("fetch", "--study", syn2.Study, "--no-progress")
+			_, err := riverside.Run("fetch", "--study", syn2.StudyUID, "--no-progress")
 			done <- err
 		}()
 		waitFor(t, "the first instances of the second study", 60*time.Second, func() bool {
-			var ss []node.Study
+			var ss []api.Study
 			mustJSON(t, riverside, &ss, "studies")
 			for _, s := range ss {
-				if s.UID == syn2.Study && s.Instances >= 1 {
+				if s.StudyUID == syn2.StudyUID && s.Instances >= 1 {
 					return true
 				}
 			}
 			return false
 		})
-		mustRun(t, stMary, "revoke", g2.Grant.ID, "--reason", "test")
+		mustRun(t, stMary, "revoke", g2.GrantID, "--reason", "test")
 		err := <-done
 		if exitCode(err) != 1 || !strings.Contains(err.Error(), "denied") {
 			t.Fatalf("fetch after revocation: %v, want refused", err)
@@ -499,18 +474,18 @@ func TestEndToEnd(t *testing.T) {
 		rv := peerID(t, riverside)
 		found := false
 		for _, e := range auditEntries(t, stMary) {
-			if e.Action == consent.ActFetchDenied && e.Peer.String() == rv && e.GrantID == g2.Grant.ID && e.Reason == "revoked" {
+			if e.Action == api.ActFetchDenied && e.Peer != nil && e.Peer.PeerID == rv && e.GrantID == g2.GrantID && e.Reason == "revoked" {
 				found = true
 			}
 		}
 		if !found {
 			t.Error("St Mary's audit log has no refusal for the revoked grant")
 		}
-		waitFor(t, "the revocation manifest at Riverside", 30*time.Second, func() bool { return sharedState(t, riverside, syn2.Study) == "revoked" })
-		var gs []consent.GrantStatus
+		waitFor(t, "the revocation manifest at Riverside", 30*time.Second, func() bool { return sharedState(t, riverside, syn2.StudyUID) == api.SharedRevoked })
+		var gs []api.Grant
 		mustJSON(t, stMary, &gs, "grants")
 		for _, g := range gs {
-			if g.Grant.ID == g2.Grant.ID && g.State != consent.State("revoked") {
+			if g.GrantID == g2.GrantID && g.State != api.GrantRevoked {
 				t.Errorf("grant state %s, want revoked", g.State)
 			}
 		}

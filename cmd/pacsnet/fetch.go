@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,7 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/pacsnet/pacsnet/node"
+	"github.com/pacsnet/pacsnet/api"
 )
 
 func fetchCmd(g *globals) *cobra.Command {
@@ -41,8 +38,8 @@ grant).`,
 			if err != nil {
 				return err
 			}
-			var st node.FetchStatus
-			if err := cl.do("POST", "/api/v1/fetches", node.FetchRequest{Study: study, From: from}, &st); err != nil {
+			st, err := cl.StartFetch(c.Context(), api.FetchRequest{StudyUID: study, From: from})
+			if err != nil {
 				return err
 			}
 			interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -61,14 +58,14 @@ grant).`,
 			}
 			for {
 				if bar != nil {
-					desc := fmt.Sprintf("%s: %d/%d instances verified", st.IssuerName, st.InstancesDone, st.Instances)
-					if st.State == node.FetchWaiting {
+					desc := fmt.Sprintf("%s: %d/%d instances verified", partnerName(st.Holder), st.InstancesDone, st.Instances)
+					if st.State == api.FetchWaiting {
 						desc += " (holder unreachable, retrying)"
 					}
 					bar.Describe(desc)
 					bar.Set64(st.BytesDone)
 				}
-				if st.State == node.FetchDone || st.State == node.FetchFailed {
+				if st.State == api.FetchDone || st.State == api.FetchFailed {
 					break
 				}
 				select {
@@ -79,7 +76,7 @@ grant).`,
 					return errors.New("stopped following the fetch; the node goes on fetching: run the same `pacsnet fetch` to follow it again")
 				case <-time.After(150 * time.Millisecond):
 				}
-				if err := cl.do("GET", "/api/v1/fetches/"+url.PathEscape(st.ID), nil, &st); err != nil {
+				if st, err = cl.Fetch(c.Context(), st.FetchID); err != nil {
 					return err
 				}
 			}
@@ -90,22 +87,22 @@ grant).`,
 			secs := st.Finished.Sub(st.Started).Seconds()
 			fetched := st.BytesDone - st.BytesResumed
 			if g.json {
-				if err := printJSON(map[string]any{"fetch": st, "seconds": secs, "bytes_fetched": fetched}); err != nil {
+				if err := printJSON(api.FetchReport{Fetch: st, Seconds: secs, BytesFetched: fetched}); err != nil {
 					return err
 				}
 			}
-			if st.State == node.FetchFailed {
+			if st.State == api.FetchFailed {
 				return fmt.Errorf("fetch failed: %s", st.Error)
 			}
 			if !g.json && fetched == 0 {
-				fmt.Printf("already complete: all %d instances from %s are held here\n", st.Instances, st.IssuerName)
+				fmt.Printf("already complete: all %d instances from %s are held here\n", st.Instances, partnerName(st.Holder))
 			} else if !g.json {
 				rate := 0.0
 				if secs > 0 {
 					rate = float64(fetched) / 1e6 / secs
 				}
 				fmt.Printf("fetched %d instances (%.1f MB, %.1f MB resumed from earlier) from %s in %.2fs: %.1f MB/s\n",
-					st.Instances, float64(fetched)/1e6, float64(st.BytesResumed)/1e6, st.IssuerName, secs, rate)
+					st.Instances, float64(fetched)/1e6, float64(st.BytesResumed)/1e6, partnerName(st.Holder), secs, rate)
 			}
 			return nil
 		},
@@ -134,14 +131,6 @@ func drawProgress(mode string, off bool) (bool, error) {
 	return false, usageError{fmt.Errorf("fetch: --progress %q: want auto, always or never", mode)}
 }
 
-// exported is one file of `export --json`.
-type exported struct {
-	Path           string `json:"path"`
-	SOPInstanceUID string `json:"sop_instance_uid"`
-	SHA256         string `json:"sha256"`
-	Size           int64  `json:"size"`
-}
-
 func exportCmd(g *globals) *cobra.Command {
 	var study, out string
 	var partial bool
@@ -160,57 +149,24 @@ partly fetched study is refused unless --allow-partial is given.`,
 			if err != nil {
 				return err
 			}
-			base := "/api/v1/studies/" + url.PathEscape(study)
-			q := ""
-			if partial {
-				q = "?partial=1"
-			}
-			var insts []node.InstanceInfo
-			if err := cl.do("POST", base+"/export"+q, nil, &insts); err != nil {
+			// The node writes the files: DIR is a folder on its machine,
+			// which for the CLI is this one.
+			abs, err := filepath.Abs(out)
+			if err != nil {
 				return err
 			}
-			var files []exported
-			var total int64
 			start := time.Now()
-			err = func() error {
-				for _, in := range insts {
-					var data []byte
-					if err := cl.do("GET", base+"/instances/"+url.PathEscape(in.SOPInstanceUID), nil, &data); err != nil {
-						return fmt.Errorf("export %s: %w", in.SOPInstanceUID, err)
-					}
-					path := filepath.Join(out, safeName(in.Series), safeName(in.SOPInstanceUID)+".dcm")
-					if err := writeSynced(path, data); err != nil {
-						return err
-					}
-					sum, err := fileSHA256(path)
-					if err != nil {
-						return err
-					}
-					if sum != in.Digest {
-						return fmt.Errorf("export %s: written file's SHA-256 %s differs from the archive's %s", path, sum, in.Digest)
-					}
-					files = append(files, exported{Path: path, SOPInstanceUID: in.SOPInstanceUID, SHA256: sum, Size: int64(len(data))})
-					total += int64(len(data))
-				}
-				return nil
-			}()
-			// The node audits what was really written, also when it failed
-			// half-way (the reason is the error's kind, not its text: a
-			// path could name a patient).
-			done := map[string]any{"written": len(files)}
-			if err != nil {
-				done["failed"] = "write error"
-			}
-			if aerr := cl.do("POST", base+"/export/done", done, nil); aerr != nil && err == nil {
-				err = fmt.Errorf("export written, but not audited: %w", aerr)
-			}
+			res, err := cl.Export(c.Context(), study, api.ExportRequest{Out: abs, AllowPartial: partial})
 			if err != nil {
 				return err
+			}
+			if res.Verified != len(res.Files) {
+				return fmt.Errorf("export: the node verified %d of the %d files it wrote", res.Verified, len(res.Files))
 			}
 			if g.json {
-				return printJSON(map[string]any{"study": study, "out": out, "files": files, "bytes": total, "verified": len(files)})
+				return printJSON(res)
 			}
-			fmt.Printf("exported %d instances (%.1f MB) to %s in %.2fs; every SHA-256 verified\n", len(files), float64(total)/1e6, out, time.Since(start).Seconds())
+			fmt.Printf("exported %d instances (%.1f MB) to %s in %.2fs; every SHA-256 verified\n", len(res.Files), float64(res.Bytes)/1e6, out, time.Since(start).Seconds())
 			return nil
 		},
 	}
@@ -220,45 +176,4 @@ partly fetched study is refused unless --allow-partial is given.`,
 	required(c, "study", "out")
 	addJSON(c, g)
 	return c
-}
-
-// safeName turns a UID into a file name. A valid UID (digits and dots) is
-// used as it is; anything else (real files carry hex "UIDs") becomes "x"
-// and the first 32 hex digits of its SHA-256, so two different values
-// never share a name and no byte of the value reaches the file system.
-func safeName(s string) string {
-	ok := s != "" && s != "." && s != ".." && len(s) <= 64
-	for _, c := range []byte(s) {
-		if !(c >= '0' && c <= '9' || c == '.') {
-			ok = false
-		}
-	}
-	if ok {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	return "x" + hex.EncodeToString(sum[:16])
-}
-
-func writeSynced(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	return errors.Join(werr, serr, cerr)
-}
-
-func fileSHA256(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:]), nil
 }

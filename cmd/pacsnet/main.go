@@ -32,6 +32,7 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
+	err = unreachable(err)
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		fmt.Fprintf(os.Stderr, "pacsnet: %v\nRun 'pacsnet help' for usage.\n", err)
@@ -74,7 +75,7 @@ $PACSNET_HOME, or ~/.pacsnet.`,
 	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory ($PACSNET_HOME)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
-		initCmd(g), serveCmd(g), inviteCmd(g), peerCmd(g), peersCmd(g), importCmd(g),
+		initCmd(g), serveCmd(g), statusCmd(g), inviteCmd(g), peerCmd(g), peersCmd(g), importCmd(g),
 		studiesCmd(g), grantCmd(g), grantsCmd(g), revokeCmd(g), sharedCmd(g), fetchCmd(g),
 		exportCmd(g), auditCmd(g), synthCmd(g), versionCmd(),
 	)

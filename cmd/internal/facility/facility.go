@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pacsnet/pacsnet/api"
 )
 
 // Facility is one node's home and, while started, its serve process.
@@ -249,7 +251,9 @@ func (f *Facility) RunContext(ctx context.Context, stderr io.Writer, args ...str
 	return out.Bytes(), nil
 }
 
-// JSON runs a command with --json and decodes its one JSON document.
+// JSON runs a command with --json and decodes its one JSON document into
+// v, an api type: a field v does not have is an error, since every
+// command prints an api type.
 func (f *Facility) JSON(v any, args ...string) error {
 	return f.JSONContext(context.Background(), v, args...)
 }
@@ -260,8 +264,22 @@ func (f *Facility) JSONContext(ctx context.Context, v any, args ...string) error
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(out, v); err != nil {
-		return fmt.Errorf("%v --json: not one JSON document: %w", args, err)
+	if err := DecodeJSON(out, v); err != nil {
+		return fmt.Errorf("%v --json: %w", args, err)
+	}
+	return nil
+}
+
+// DecodeJSON decodes b, which must be exactly one JSON document, into v
+// with unknown fields disallowed.
+func DecodeJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("not one JSON document of %T: %w", v, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("more than one JSON document")
 	}
 	return nil
 }
@@ -311,11 +329,11 @@ func Partner(a, b *Facility) error { return PartnerContext(context.Background(),
 // PartnerContext is Partner with a context, as RunContext.
 func PartnerContext(ctx context.Context, a, b *Facility) error {
 	for _, pair := range [][2]*Facility{{a, b}, {b, a}} {
-		var inv map[string]string
+		var inv api.Invite
 		if err := pair[0].JSONContext(ctx, &inv, "invite"); err != nil {
 			return err
 		}
-		if _, err := pair[1].RunContext(ctx, nil, "peer", "add", inv["invite"]); err != nil {
+		if _, err := pair[1].RunContext(ctx, nil, "peer", "add", inv.Invite); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,43 @@
+package api
+
+// The documents below are what `pacsnet` commands print with --json where
+// no route answers the same thing. Commands that only relay a route's
+// answer print that type (peers: []Partner, grant: Grant, revoke:
+// Revocation, …); docs/api.md lists which command prints what.
+
+// InitResult is `pacsnet init --json`.
+type InitResult struct {
+	Home    string `json:"home"`     // the home directory as given
+	Name    string `json:"name"`     // facility name
+	AETitle string `json:"ae_title"` // DICOM AE title
+}
+
+// ImportFileResult is one file's line in ImportReport: its path and what
+// the node did with it.
+type ImportFileResult struct {
+	Path string `json:"path"` // the file as found under the paths given
+	ImportResult
+}
+
+// ImportReport is `pacsnet import --json`.
+type ImportReport struct {
+	Results []ImportFileResult `json:"results"` // one per file, in walk order
+	Summary map[string]int     `json:"summary"` // files per outcome (Outcome* constants)
+	Bytes   int64              `json:"bytes"`   // bytes stored
+	Seconds float64            `json:"seconds"` // wall time
+	Skipped int                `json:"skipped"` // files passed over in folders (hidden, DICOMDIR, links, plainly not DICOM)
+}
+
+// FetchReport is `pacsnet fetch --json`: the fetch as it ended.
+type FetchReport struct {
+	Fetch        FetchJob `json:"fetch"`         // the fetch's last state
+	Seconds      float64  `json:"seconds"`       // from start to finish
+	BytesFetched int64    `json:"bytes_fetched"` // bytes received by this fetch (not resumed)
+}
+
+// SynthResult is `pacsnet synth --json`.
+type SynthResult struct {
+	StudyUID string `json:"study_uid"` // the generated study
+	Files    int    `json:"files"`     // files written
+	Dir      string `json:"dir"`       // the folder, as given
+}

@@ -1,0 +1,251 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"path"
+)
+
+// APIPrefix is where the local API lives; every route's path starts with
+// it. A later, incompatible version of the API gets a new prefix.
+const APIPrefix = "/api/v1"
+
+// Path parameters: the wildcard names in [Route] paths, for
+// http.Request.PathValue.
+const (
+	ParamPeer           = "peer"             // a partner: peer ID or name
+	ParamStudyUID       = "study_uid"        // Study Instance UID
+	ParamSOPInstanceUID = "sop_instance_uid" // SOP Instance UID
+	ParamGrantID        = "grant_id"         // grant ID
+	ParamFetchID        = "fetch_id"         // fetch ID
+)
+
+// Headers and content types of the API besides JSON.
+const (
+	// HeaderSHA256 carries the hex SHA-256 of the instance bytes of
+	// GET /api/v1/studies/{study_uid}/instances/{sop_instance_uid}.
+	HeaderSHA256 = "X-Pacsnet-Sha256"
+	// HeaderNotice carries a notice for the user on a successful answer,
+	// e.g. a new grant that overlaps live ones.
+	HeaderNotice = "X-Pacsnet-Notice"
+	// ContentTypeJSON is the type of every JSON body, request or answer.
+	ContentTypeJSON = "application/json"
+	// ContentTypeDICOM is the type of a [DICOMBody].
+	ContentTypeDICOM = "application/dicom"
+)
+
+// Route is one endpoint of the local API: the contract the node serves
+// and [Client] calls.
+type Route struct {
+	// Name is the [Client] method that calls the route; unique, and the
+	// key the server may register its handler under.
+	Name string
+	// Method and Path are the Go 1.22 http.ServeMux pattern; Path's
+	// wildcards are the Param* constants.
+	Method, Path string
+	// Request is the zero value of the request's type, nil when it takes
+	// none: a JSON body, or for GET the URL query parameters (fields
+	// tagged `query`), or a DICOMBody.
+	Request any
+	// Response is the zero value of a successful answer's type (status
+	// 200): a JSON body, or a DICOMBody.
+	Response any
+	// Errors are the codes the route may answer besides success, in
+	// status order; the body is an ErrorBody unless Doc says otherwise.
+	Errors []Code
+	// Summary says what the route does, in one line.
+	Summary string
+	// Doc says more where the summary is not enough (Markdown).
+	Doc string
+}
+
+// Pattern is the route's http.ServeMux pattern, "METHOD PATH".
+func (r Route) Pattern() string { return r.Method + " " + r.Path }
+
+// Route paths, shared by the table and the Client.
+const (
+	pathStatus       = APIPrefix + "/status"
+	pathInvite       = APIPrefix + "/invite"
+	pathPeers        = APIPrefix + "/peers"
+	pathPeer         = APIPrefix + "/peers/{" + ParamPeer + "}"
+	pathInstances    = APIPrefix + "/instances"
+	pathStudies      = APIPrefix + "/studies"
+	pathStudyInsts   = APIPrefix + "/studies/{" + ParamStudyUID + "}/instances"
+	pathInstanceData = APIPrefix + "/studies/{" + ParamStudyUID + "}/instances/{" + ParamSOPInstanceUID + "}"
+	pathExport       = APIPrefix + "/studies/{" + ParamStudyUID + "}/export"
+	pathGrants       = APIPrefix + "/grants"
+	pathRevoke       = APIPrefix + "/grants/{" + ParamGrantID + "}/revoke"
+	pathShared       = APIPrefix + "/shared"
+	pathFetches      = APIPrefix + "/fetches"
+	pathFetch        = APIPrefix + "/fetches/{" + ParamFetchID + "}"
+	pathOutbox       = APIPrefix + "/outbox"
+	pathAudit        = APIPrefix + "/audit"
+	pathAuditVerify  = APIPrefix + "/audit/verify"
+)
+
+// Routes is every route of the API. docs/api.md is generated from it.
+var Routes = []Route{
+	{
+		Name: "Status", Method: http.MethodGet, Path: pathStatus,
+		Response: Status{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "The node's name, AE title, peer ID, addresses, and partner and outbox counts.",
+	},
+	{
+		Name: "Invite", Method: http.MethodGet, Path: pathInvite,
+		Response: Invite{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "This facility's signed invite, for a partner to add.",
+	},
+	{
+		Name: "Partners", Method: http.MethodGet, Path: pathPeers,
+		Response: []Partner{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "The partner facilities, by name.",
+	},
+	{
+		Name: "AddPartner", Method: http.MethodPost, Path: pathPeers,
+		Request: AddPartnerRequest{}, Response: Partner{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal},
+		Summary: "Admit the facility an invite describes as a partner.",
+		Doc: "An invalid invite, this node's own invite, or one whose name is already a partner's under another " +
+			"peer ID is bad-request. Adding a partner again updates its name and addresses.",
+	},
+	{
+		Name: "RemovePartner", Method: http.MethodDelete, Path: pathPeer,
+		Response: Partner{},
+		Errors:   []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
+		Summary:  "End a partnership: its grants are revoked, queued manifests dropped, connections closed.",
+		Doc:      "Answers the partner removed. A name that several partners share is bad-request: name the peer ID.",
+	},
+	{
+		Name: "ImportFile", Method: http.MethodPost, Path: pathInstances,
+		Request: DICOMBody{}, Response: ImportResult{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeConflict, CodeTooLarge, CodeRejected, CodeInternal},
+		Summary: "Import one DICOM instance (the body: a Part-10 file or a bare dataset).",
+		Doc: "The body is streamed. The answer is an ImportResult for every outcome, also for conflict (409), " +
+			"too-large (413), rejected (422) and failed (500): see ImportResult.HTTPStatus. Only a request the " +
+			"node cannot take at all (401, a broken upload) is answered with an ErrorBody. The result is " +
+			"reported only after the instance is committed.",
+	},
+	{
+		Name: "Studies", Method: http.MethodGet, Path: pathStudies,
+		Response: []Study{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "The studies in the local archive, imported here or fetched.",
+	},
+	{
+		Name: "Instances", Method: http.MethodGet, Path: pathStudyInsts,
+		Response: []Instance{},
+		Errors:   []Code{CodeUnauthorized, CodeNotFound, CodeInternal},
+		Summary:  "A local study's instances, in series and instance order.",
+	},
+	{
+		Name: "InstanceData", Method: http.MethodGet, Path: pathInstanceData,
+		Response: DICOMBody{},
+		Errors:   []Code{CodeUnauthorized, CodeNotFound, CodeInternal},
+		Summary:  "One instance's Part-10 bytes, verified against its SHA-256 (header X-Pacsnet-Sha256).",
+		Doc:      "Audited as instance-read, once per study and user in 10 minutes.",
+	},
+	{
+		Name: "Export", Method: http.MethodPost, Path: pathExport,
+		Request: ExportRequest{}, Response: ExportResult{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeConflict, CodeInternal},
+		Summary: "Write a study's instances as Part-10 files into a folder on the node's machine, each verified by SHA-256.",
+		Doc: "The node writes out/<Series Instance UID>/<SOP Instance UID>.dcm (files 0640, folders 0750: " +
+			"patient data); a UID that is not digits and dots (at most 64) is named x and the first 32 hex " +
+			"digits of its SHA-256 instead (api.ExportPath), so no byte of it reaches the file system. It " +
+			"syncs each file, checks its SHA-256 against the archive's record, and audits what it wrote as " +
+			"export, also when it failed half-way. out must be absolute (else bad-request). A partly fetched " +
+			"study is conflict unless allow_partial is set. A refused export writes nothing, not even the folder.",
+	},
+	{
+		Name: "Grants", Method: http.MethodGet, Path: pathGrants,
+		Response: []Grant{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "The grants this facility issued, with their current state.",
+	},
+	{
+		Name: "Grant", Method: http.MethodPost, Path: pathGrants,
+		Request: GrantRequest{}, Response: Grant{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal},
+		Summary: "Grant a partner access to a study held here; its manifest is queued for delivery.",
+		Doc: "A new grant that overlaps live grants for the same partner and study carries a notice in the " +
+			"X-Pacsnet-Notice header (revoking one grant does not end the partner's access). An unknown " +
+			"partner or study, a study fetched from elsewhere, a bad duration or purpose is bad-request.",
+	},
+	{
+		Name: "Revoke", Method: http.MethodPost, Path: pathRevoke,
+		Request: RevokeRequest{}, Response: Revocation{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
+		Summary: "Revoke a grant: the partner's next block request is refused; a revocation manifest is queued.",
+		Doc:     "The body is optional. An unknown grant is not-found; one already revoked, or a reason with control characters or over 1 KiB, is bad-request.",
+	},
+	{
+		Name: "Shared", Method: http.MethodGet, Path: pathShared,
+		Response: []SharedStudy{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "The studies partners shared with this facility.",
+	},
+	{
+		Name: "StartFetch", Method: http.MethodPost, Path: pathFetches,
+		Request: FetchRequest{}, Response: FetchJob{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeInternal, CodeUnavailable},
+		Summary: "Start fetching a study a partner shared; blocks already held are not fetched again.",
+		Doc: "Without a manifest for the study, from names the partner to ask for one. A revoked or expired grant, " +
+			"or a partner's refusal, is forbidden; no manifest and no from is not-found; a holder that cannot be " +
+			"reached for the manifest is unavailable. Once started, the fetch runs in the node: follow it with Fetch.",
+	},
+	{
+		Name: "Fetch", Method: http.MethodGet, Path: pathFetch,
+		Response: FetchJob{},
+		Errors:   []Code{CodeUnauthorized, CodeNotFound},
+		Summary:  "A fetch's progress.",
+	},
+	{
+		Name: "Outbox", Method: http.MethodGet, Path: pathOutbox,
+		Response: []OutboxItem{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "The manifests awaiting delivery to partners.",
+	},
+	{
+		Name: "Audit", Method: http.MethodGet, Path: pathAudit,
+		Request: AuditQuery{}, Response: []AuditEntry{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeConflict, CodeInternal},
+		Summary: "A page of the audit log, oldest first.",
+		Doc:     "Page with after = the last Seq received until a page is empty. A missing or misplaced entry is conflict.",
+	},
+	{
+		Name: "AuditVerify", Method: http.MethodGet, Path: pathAuditVerify,
+		Response: AuditVerify{},
+		Errors:   []Code{CodeUnauthorized, CodeConflict, CodeInternal},
+		Summary:  "Check every hash and link of the audit log.",
+		Doc: "A corrupt log is answered 409 with an AuditVerify whose ok is false and whose error names the " +
+			"first bad entry (not an ErrorBody); Client.AuditVerify returns it with a nil error.",
+	},
+}
+
+// ExportPath is where an export writes an instance, relative to the
+// export folder: <series>/<SOP Instance UID>.dcm. A valid UID (digits and
+// dots, at most 64) is used as it is; anything else (real files carry hex
+// "UIDs") becomes "x" and the first 32 hex digits of its SHA-256, so two
+// different values never share a name and no byte of the value, which
+// could carry patient data or path separators, reaches the file system.
+func ExportPath(seriesUID, sopInstanceUID string) string {
+	return path.Join(safeName(seriesUID), safeName(sopInstanceUID)+".dcm")
+}
+
+func safeName(s string) string {
+	ok := s != "" && s != "." && s != ".." && len(s) <= 64
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c == '.') {
+			ok = false
+		}
+	}
+	if ok {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "x" + hex.EncodeToString(sum[:16])
+}

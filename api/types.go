@@ -1,0 +1,374 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// PartnerRef names a partner facility inside another object, under a field
+// named for its role there (origin, issuer, grantee, holder, peer).
+type PartnerRef struct {
+	PeerID string `json:"peer_id"`        // libp2p peer ID
+	Name   string `json:"name,omitempty"` // the partner's name, when it is (still) a partner
+}
+
+// Partner is a partner facility: one whose invite this node admitted.
+type Partner struct {
+	PeerID    string    `json:"peer_id"`   // libp2p peer ID
+	Name      string    `json:"name"`      // facility name from its invite
+	Recipient string    `json:"recipient"` // age1pq… hybrid recipient that manifests to it are encrypted to
+	Addrs     []string  `json:"addrs"`     // libp2p multiaddrs from its invite
+	Added     time.Time `json:"added"`     // when it was admitted
+}
+
+// AddPartnerRequest admits the facility an invite describes.
+type AddPartnerRequest struct {
+	Invite string `json:"invite"` // pacsnet-invite-1:… as `pacsnet invite` prints it
+}
+
+// Invite is this facility's signed invite, for a partner to add.
+type Invite struct {
+	Invite string `json:"invite"` // pacsnet-invite-1:…, one line
+}
+
+// Status says what the node is and where it listens.
+type Status struct {
+	Name     string   `json:"name"`     // facility name
+	AETitle  string   `json:"ae_title"` // DICOM AE title
+	PeerID   string   `json:"peer_id"`  // libp2p peer ID
+	P2P      []string `json:"p2p"`      // libp2p listen multiaddrs
+	HTTP     string   `json:"http"`     // local API listen address (host:port)
+	DICOM    string   `json:"dicom"`    // DICOM listen address; empty when the DICOM edge is not enabled
+	Partners int      `json:"partners"` // number of partner facilities
+	Outbox   int      `json:"outbox"`   // manifests awaiting delivery
+}
+
+// StudyAttributes are the patient and study attributes of a study, as its
+// instances carry them. Study and SharedStudy embed them, so they appear
+// flattened in their JSON.
+type StudyAttributes struct {
+	StudyUID          string   `json:"study_uid"`                      // Study Instance UID (0020,000D)
+	PatientID         string   `json:"patient_id"`                     // (0010,0020)
+	IssuerOfPatientID string   `json:"issuer_of_patient_id,omitempty"` // (0010,0021)
+	PatientName       string   `json:"patient_name"`                   // (0010,0010), DICOM PN form
+	PatientBirthDate  string   `json:"patient_birth_date,omitempty"`   // (0010,0030), YYYYMMDD
+	PatientSex        string   `json:"patient_sex,omitempty"`          // (0010,0040)
+	StudyDate         string   `json:"study_date,omitempty"`           // (0008,0020), YYYYMMDD
+	StudyTime         string   `json:"study_time,omitempty"`           // (0008,0030), HHMMSS.FFFFFF
+	Description       string   `json:"description,omitempty"`          // Study Description (0008,1030)
+	AccessionNumber   string   `json:"accession_number,omitempty"`     // (0008,0050)
+	StudyID           string   `json:"study_id,omitempty"`             // (0020,0010)
+	Modalities        []string `json:"modalities"`                     // modalities of the study's series
+}
+
+// Study is a study held in the local archive, imported here or fetched
+// from a partner.
+type Study struct {
+	StudyAttributes
+	Origin    *PartnerRef `json:"origin,omitempty"`   // the partner it was fetched from; absent: imported here
+	Instances int         `json:"instances"`          // instances held
+	Expected  int         `json:"expected,omitempty"` // a fetched study: instances its manifest lists
+	Complete  bool        `json:"complete"`           // false while a fetched study lacks instances
+	Bytes     int64       `json:"bytes"`              // plaintext bytes of the instances held
+	Updated   time.Time   `json:"updated"`            // last instance added
+}
+
+// SharedStudy is a study a partner shared with this facility: what its
+// latest manifest says.
+type SharedStudy struct {
+	StudyAttributes
+	Issuer    PartnerRef `json:"issuer"`    // the partner that holds the study and granted access
+	State     string     `json:"state"`     // Shared* constants: available, revoked or expired
+	GrantID   string     `json:"grant_id"`  // the grant the manifest carries
+	Expires   time.Time  `json:"expires"`   // when that grant expires
+	Version   uint64     `json:"version"`   // the issuer's manifest version for the study
+	Instances int        `json:"instances"` // instances the manifest lists
+	Bytes     int64      `json:"bytes"`     // their plaintext bytes
+	Received  time.Time  `json:"received"`  // when the manifest arrived
+	Fetched   bool       `json:"fetched"`   // every instance is in the local archive
+}
+
+// Series is one series of a study.
+type Series struct {
+	SeriesUID   string `json:"series_uid"`            // Series Instance UID (0020,000E)
+	StudyUID    string `json:"study_uid"`             // Study Instance UID
+	Modality    string `json:"modality,omitempty"`    // (0008,0060)
+	Description string `json:"description,omitempty"` // Series Description (0008,103E)
+	Number      int    `json:"number,omitempty"`      // Series Number (0020,0011)
+	Instances   int    `json:"instances"`             // instances held
+}
+
+// Instance is one instance held in the local archive.
+type Instance struct {
+	StudyUID          string  `json:"study_uid"`                    // Study Instance UID
+	SeriesUID         string  `json:"series_uid"`                   // Series Instance UID
+	SOPInstanceUID    string  `json:"sop_instance_uid"`             // SOP Instance UID (0008,0018)
+	SOPClassUID       string  `json:"sop_class_uid"`                // SOP Class UID (0008,0016)
+	TransferSyntaxUID string  `json:"transfer_syntax_uid"`          // as stored
+	Modality          string  `json:"modality,omitempty"`           // (0008,0060)
+	SeriesNumber      int     `json:"series_number,omitempty"`      // (0020,0011)
+	SeriesDescription string  `json:"series_description,omitempty"` // (0008,103E)
+	InstanceNumber    int     `json:"instance_number,omitempty"`    // (0020,0013)
+	Size              int64   `json:"size"`                         // plaintext bytes of the Part-10 file
+	SHA256            string  `json:"sha256"`                       // hex SHA-256 of the plaintext Part-10 bytes (preamble zeroed)
+	Blocks            []Block `json:"blocks"`                       // the encrypted blocks it is stored in, in order
+}
+
+// Block is one ciphertext block of an instance.
+type Block struct {
+	CID  string `json:"cid"`  // content identifier (CIDv1, raw, SHA2-256)
+	Size int    `json:"size"` // ciphertext bytes
+}
+
+// Import outcomes: the values of ImportResult.Outcome.
+const (
+	OutcomeStored    = "stored"    // stored now
+	OutcomeDuplicate = "duplicate" // the same instance was already stored: idempotent success
+	OutcomeConflict  = "conflict"  // a different instance with the same SOP Instance UID is stored; nothing was overwritten
+	OutcomeRejected  = "rejected"  // not acceptable DICOM (or too large)
+	OutcomeFailed    = "failed"    // a local failure (disk, database), or the file could not be read or sent
+)
+
+// ImportResult is what the node did with one imported instance. POST
+// /api/v1/instances answers with it whatever the outcome, with the HTTP
+// status [ImportResult.HTTPStatus] gives.
+type ImportResult struct {
+	Outcome        string   `json:"outcome"`                    // Outcome* constants
+	SOPInstanceUID string   `json:"sop_instance_uid,omitempty"` // when the file got that far
+	StudyUID       string   `json:"study_uid,omitempty"`        // when the file got that far
+	Size           int64    `json:"size,omitempty"`             // bytes stored (stored, duplicate)
+	SHA256         string   `json:"sha256,omitempty"`           // hex SHA-256 of the instance as stored
+	Code           string   `json:"code,omitempty"`             // a rejection's reason code, e.g. missing-attribute or too-large
+	Error          string   `json:"error,omitempty"`            // why it was not stored, for people
+	Warnings       []string `json:"warnings,omitempty"`         // what was accepted but is worth knowing
+}
+
+// Grant purposes: the values of Grant.Purpose and GrantRequest.Purpose.
+const (
+	PurposeTreatment     = "treatment"
+	PurposeSecondOpinion = "second-opinion"
+	PurposeResearch      = "research-deidentified" // needs de-identification, which this build does not do: refused
+)
+
+// Grant states: the values of Grant.State.
+const (
+	GrantActive  = "active"
+	GrantExpired = "expired"
+	GrantRevoked = "revoked"
+	GrantPending = "pending" // not yet valid
+)
+
+// ActionFetch is the action grants carry today: fetch the study's blocks.
+const ActionFetch = "fetch"
+
+// Grant is a grant this facility issued: a partner (the grantee) may fetch
+// studies held here, for a purpose, until it expires or is revoked.
+type Grant struct {
+	GrantID     string          `json:"grant_id"`               // 32 lowercase hex digits
+	Issuer      PartnerRef      `json:"issuer"`                 // the facility holding the studies (this one)
+	Grantee     PartnerRef      `json:"grantee"`                // the partner granted access
+	GranteeUser string          `json:"grantee_user,omitempty"` // a named user at the grantee
+	StudyUIDs   []string        `json:"study_uids"`             // the studies granted
+	Actions     []string        `json:"actions"`                // what the grantee may do: fetch
+	Purpose     string          `json:"purpose"`                // Purpose* constants
+	NotBefore   time.Time       `json:"not_before"`             // valid from
+	Expires     time.Time       `json:"expires"`                // valid until (exclusive)
+	Created     time.Time       `json:"created"`                // issued
+	State       string          `json:"state"`                  // Grant* state constants, at the time of the answer
+	Revocation  *Revocation     `json:"revocation,omitempty"`   // present once revoked
+	Signed      json.RawMessage `json:"signed"`                 // the signed grant exactly as issued, for offline verification (see docs/protocol.md)
+}
+
+// Revocation withdraws a grant.
+type Revocation struct {
+	GrantID string          `json:"grant_id"`         // the grant revoked
+	Revoked time.Time       `json:"revoked"`          // when
+	Reason  string          `json:"reason,omitempty"` // free text from the admin; never patient data
+	Signed  json.RawMessage `json:"signed"`           // the signed revocation exactly as issued, for offline verification
+}
+
+// GrantRequest asks the node to grant a partner access to a study held
+// here.
+type GrantRequest struct {
+	To          string `json:"to"`                     // the partner: peer ID or name
+	StudyUID    string `json:"study_uid"`              // the study
+	Expires     string `json:"expires,omitempty"`      // a Go duration such as 72h; default: config exchange.default_grant_ttl
+	Purpose     string `json:"purpose,omitempty"`      // Purpose* constants; default treatment
+	GranteeUser string `json:"grantee_user,omitempty"` // a named user at the grantee
+}
+
+// RevokeRequest says why a grant is revoked. The body is optional.
+type RevokeRequest struct {
+	Reason string `json:"reason,omitempty"` // kept in the audit log and the signed revocation; no patient data
+}
+
+// Shared-study states: the values of SharedStudy.State.
+const (
+	SharedAvailable = "available"
+	SharedRevoked   = "revoked"
+	SharedExpired   = "expired"
+)
+
+// FetchRequest starts fetching a study a partner shared.
+type FetchRequest struct {
+	StudyUID string `json:"study_uid"`      // the study
+	From     string `json:"from,omitempty"` // the partner to fetch from (peer ID or name); needed when no manifest for the study is held
+}
+
+// Fetch states: the values of FetchJob.State.
+const (
+	FetchRunning = "running"
+	FetchWaiting = "waiting" // the holder is unreachable; retrying
+	FetchDone    = "done"
+	FetchFailed  = "failed"
+)
+
+// FetchJob is one fetch and its progress.
+type FetchJob struct {
+	FetchID       string     `json:"fetch_id"`          // to ask for its progress
+	StudyUID      string     `json:"study_uid"`         // the study fetched
+	Holder        PartnerRef `json:"holder"`            // the partner fetched from
+	State         string     `json:"state"`             // Fetch* constants
+	Instances     int        `json:"instances"`         // instances the manifest lists
+	InstancesDone int        `json:"instances_done"`    // of which are verified and stored here
+	Bytes         int64      `json:"bytes"`             // ciphertext bytes of all the study's blocks
+	BytesDone     int64      `json:"bytes_done"`        // of which are stored here (received now or before)
+	BytesResumed  int64      `json:"bytes_resumed"`     // of which were already held when the fetch started
+	Attempts      int        `json:"attempts"`          // connection attempts to the holder
+	Started       time.Time  `json:"started"`           // when the fetch started
+	Finished      time.Time  `json:"finished,omitzero"` // when it ended (done or failed)
+	Error         string     `json:"error,omitempty"`   // why it failed
+}
+
+// Manifest kinds: the values of OutboxItem.Kind.
+const (
+	ManifestStudy      = "study"      // a granted study: metadata, blocks and the study key
+	ManifestRevocation = "revocation" // the grant named is revoked
+)
+
+// OutboxItem is a manifest awaiting delivery to a partner.
+type OutboxItem struct {
+	Seq       uint64     `json:"seq"`                  // queue order
+	Peer      PartnerRef `json:"peer"`                 // the partner it is for
+	Kind      string     `json:"kind"`                 // Manifest* constants
+	StudyUID  string     `json:"study_uid"`            // the study it concerns
+	Attempts  int        `json:"attempts"`             // delivery attempts so far
+	Next      time.Time  `json:"next"`                 // next attempt not before
+	LastError string     `json:"last_error,omitempty"` // why the last attempt failed
+}
+
+// Audit decisions: the values of AuditEntry.Decision (or empty).
+const (
+	DecisionAllow = "allow"
+	DecisionDeny  = "deny"
+)
+
+// ActorSystem is AuditEntry.Actor when no local user is involved.
+const ActorSystem = "system"
+
+// Audit actions: the values of AuditEntry.Action this version writes.
+const (
+	ActGrant            = "grant"
+	ActRevoke           = "revoke"
+	ActManifestSent     = "manifest-sent"
+	ActManifestReceived = "manifest-received"
+	ActManifestRejected = "manifest-rejected"
+	ActFetchAllowed     = "fetch-allowed"
+	ActFetchDenied      = "fetch-denied"
+	ActFetchCompleted   = "fetch-completed"
+	ActFetchFailed      = "fetch-failed"
+	ActImport           = "import"
+	ActExport           = "export"
+	ActPeerAdded        = "peer-added"
+	ActPeerRemoved      = "peer-removed"
+	ActAccessRequested  = "access-requested"
+	ActQuery            = "query"
+	ActInstanceRead     = "instance-read"
+)
+
+// AuditEntry is one record of the hash-chained audit log. Prev and Hash
+// chain the entries in the form the consent ledger stores them (its
+// package documentation says how), which names fields differently: they
+// cannot be recomputed from this view. GET /api/v1/audit/verify checks
+// them.
+type AuditEntry struct {
+	Seq      uint64      `json:"seq"`                 // 1, 2, … without gaps
+	Time     time.Time   `json:"time"`                // when
+	Actor    string      `json:"actor"`               // local user, or system
+	Peer     *PartnerRef `json:"peer,omitempty"`      // the remote facility concerned
+	Action   string      `json:"action"`              // Act* constants
+	StudyUID string      `json:"study_uid,omitempty"` // the study concerned
+	GrantID  string      `json:"grant_id,omitempty"`  // the grant concerned
+	Decision string      `json:"decision,omitempty"`  // Decision* constants, or empty
+	Reason   string      `json:"reason,omitempty"`    // a short code or text; never patient data
+	Prev     string      `json:"prev"`                // hash of entry Seq-1; 64 zeros for entry 1
+	Hash     string      `json:"hash"`                // this entry's hash
+}
+
+// MaxAuditLimit is the most entries GET /api/v1/audit answers at once.
+const MaxAuditLimit = 1000
+
+// AuditQuery selects a page of the audit log. Its fields are URL query
+// parameters, not a JSON body.
+type AuditQuery struct {
+	After uint64 `query:"after"` // entries with Seq greater than this; 0: from the first
+	Limit int    `query:"limit"` // at most this many; 0 or more than MaxAuditLimit: MaxAuditLimit
+}
+
+// AuditVerify is the outcome of checking every hash and link of the audit
+// log.
+type AuditVerify struct {
+	OK      bool   `json:"ok"`              // the chain is intact
+	Entries uint64 `json:"entries"`         // entries checked
+	Head    string `json:"head"`            // hash of the last entry
+	Error   string `json:"error,omitempty"` // what is wrong, naming the first bad entry
+}
+
+// ExportRequest asks the node to write a study's instances as DICOM
+// Part-10 files into a folder on the node's machine.
+type ExportRequest struct {
+	Out          string `json:"out"`           // absolute path of the folder on the node's machine; created if missing
+	AllowPartial bool   `json:"allow_partial"` // export a partly fetched study as far as it is held
+}
+
+// ExportResult is what an export wrote.
+type ExportResult struct {
+	StudyUID string         `json:"study_uid"` // the study exported
+	Out      string         `json:"out"`       // the folder written
+	Files    []ExportedFile `json:"files"`     // one per instance, in series and instance order
+	Bytes    int64          `json:"bytes"`     // bytes written
+	Verified int            `json:"verified"`  // files whose SHA-256, read back after sync, matched the archive's record
+}
+
+// ExportedFile is one file an export wrote.
+type ExportedFile struct {
+	Path           string `json:"path"`             // out/<series>/<SOP Instance UID>.dcm, see [ExportPath]
+	SOPInstanceUID string `json:"sop_instance_uid"` // the instance
+	SHA256         string `json:"sha256"`           // hex SHA-256 of the file as written
+	Size           int64  `json:"size"`             // bytes
+}
+
+// DICOMBody stands in a [Route]'s Request or Response for a body that is
+// not JSON but the bytes of one DICOM instance (Content-Type
+// application/dicom): a Part-10 file, or a bare dataset on import.
+type DICOMBody []byte
+
+// HTTPStatus is the status POST /api/v1/instances answers r with: 200 for
+// stored and duplicate, 409 for a conflict, 413 for an instance rejected
+// as too large (Code too-large), 422 for any other rejection, 500 for a
+// local failure.
+func (r ImportResult) HTTPStatus() int {
+	switch r.Outcome {
+	case OutcomeStored, OutcomeDuplicate:
+		return http.StatusOK
+	case OutcomeConflict:
+		return CodeConflict.HTTPStatus()
+	case OutcomeRejected:
+		if r.Code == string(CodeTooLarge) {
+			return CodeTooLarge.HTTPStatus()
+		}
+		return CodeRejected.HTTPStatus()
+	}
+	return CodeInternal.HTTPStatus()
+}

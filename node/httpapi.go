@@ -1,0 +1,541 @@
+package node
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/exchange"
+	"github.com/pacsnet/pacsnet/internal/wire"
+)
+
+const maxJSONBody = 1 << 20
+
+// apiServer serves the local HTTP API (api.Routes): one handler per
+// route, each turning a request into a call on one of the node's rooms and
+// its answer into the api package's shapes.
+type apiServer struct {
+	n *Node
+}
+
+func (n *Node) apiServer() *apiServer { return &apiServer{n: n} }
+
+// handlerFunc serves one route. It writes its own answer and returns nil,
+// or returns an error that errorAnswer turns into an api.ErrorBody.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// routes maps every api.Routes name to its handler; a test checks that
+// both lists are the same.
+func (s *apiServer) routes() map[string]handlerFunc {
+	return map[string]handlerFunc{
+		"Status":        s.status,
+		"Invite":        s.invite,
+		"Partners":      s.partnersList,
+		"AddPartner":    s.addPartner,
+		"RemovePartner": s.removePartner,
+		"ImportFile":    s.importFile,
+		"Studies":       s.studies,
+		"Instances":     s.instances,
+		"InstanceData":  s.instanceData,
+		"Export":        s.export,
+		"Grants":        s.grants,
+		"Grant":         s.grant,
+		"Revoke":        s.revoke,
+		"Shared":        s.shared,
+		"StartFetch":    s.startFetch,
+		"Fetch":         s.fetch,
+		"Outbox":        s.outboxList,
+		"Audit":         s.auditList,
+		"AuditVerify":   s.auditVerify,
+	}
+}
+
+func (s *apiServer) handler() http.Handler {
+	mux := http.NewServeMux()
+	hs := s.routes()
+	for _, rt := range api.Routes {
+		h, ok := hs[rt.Name]
+		if !ok {
+			panic("node: no handler for API route " + rt.Name)
+		}
+		mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				s.errorAnswer(w, err)
+			}
+		})
+	}
+	return s.authenticate(mux)
+}
+
+// authenticate requires the admin API token on every request.
+func (s *apiServer) authenticate(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.n.keys.apiToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "missing or wrong API token", Code: api.CodeUnauthorized})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// actor names the local user behind a request. The single admin token is
+// the only user until users and roles exist.
+func actor(*http.Request) string { return "admin" }
+
+// apiError is an error that says its own api.Code.
+type apiError struct {
+	code api.Code
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(f string, a ...any) error {
+	return &apiError{api.CodeBadRequest, fmt.Sprintf(f, a...)}
+}
+
+// errorCode is the one table from the rooms' errors to API error codes.
+func errorCode(err error) api.Code {
+	var ae *apiError
+	var bre *badRequestError
+	var ee *exportError
+	switch {
+	case errors.As(err, &ae):
+		return ae.code
+	case errors.Is(err, errStudyNotFound), errors.Is(err, ErrNotShared), errors.Is(err, consent.ErrNoGrant):
+		return api.CodeNotFound
+	case errors.Is(err, wire.ErrBadInvite), errors.Is(err, consent.ErrInvalidRequest), errors.As(err, &bre), errors.As(err, &ee):
+		return api.CodeBadRequest
+	case errors.Is(err, errIncomplete):
+		return api.CodeConflict
+	case errors.As(err, new(*unavailableError)):
+		return api.CodeUnavailable
+	case errors.Is(err, exchange.ErrDenied):
+		return api.CodeForbidden
+	case errors.Is(err, exchange.ErrNotFound):
+		return api.CodeNotFound
+	}
+	return api.CodeInternal
+}
+
+func (s *apiServer) errorAnswer(w http.ResponseWriter, err error) {
+	code := errorCode(err)
+	if code == api.CodeInternal {
+		s.n.log.Error("api", "err", err)
+	}
+	writeJSON(w, code.HTTPStatus(), api.ErrorBody{Error: err.Error(), Code: code})
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("request body: %v", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", api.ContentTypeJSON)
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func ok(w http.ResponseWriter, v any) error {
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// ---- handlers, in the order of api.Routes
+
+func (s *apiServer) status(w http.ResponseWriter, r *http.Request) error {
+	items, err := s.n.outbox.Pending()
+	if err != nil {
+		return err
+	}
+	n := s.n
+	return ok(w, api.Status{Name: n.cfg.Name, AETitle: n.cfg.AETitle, PeerID: n.host.ID().String(), P2P: n.P2PAddrs(),
+		HTTP: n.HTTPAddr(), Partners: len(n.partners.List()), Outbox: len(items)})
+}
+
+func (s *apiServer) invite(w http.ResponseWriter, r *http.Request) error {
+	inv, err := s.n.partners.Invite()
+	if err != nil {
+		return err
+	}
+	return ok(w, api.Invite{Invite: inv})
+}
+
+func (s *apiServer) partnersList(w http.ResponseWriter, r *http.Request) error {
+	out := []api.Partner{}
+	for _, p := range s.n.partners.List() {
+		out = append(out, apiPartner(p))
+	}
+	return ok(w, out)
+}
+
+func (s *apiServer) addPartner(w http.ResponseWriter, r *http.Request) error {
+	var req api.AddPartnerRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	p, err := s.n.partners.Add(req.Invite, actor(r))
+	if err != nil {
+		return err
+	}
+	return ok(w, apiPartner(p))
+}
+
+func (s *apiServer) removePartner(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.n.sharing.RemovePartner(r.PathValue(api.ParamPeer), actor(r))
+	if err != nil {
+		return err
+	}
+	return ok(w, apiPartner(p))
+}
+
+func (s *apiServer) importFile(w http.ResponseWriter, r *http.Request) error {
+	max := s.n.cfg.Archive.MaxInstanceSize
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			res := api.ImportResult{Outcome: api.OutcomeRejected, Code: string(api.CodeTooLarge),
+				Error: fmt.Sprintf("instance larger than archive.max_instance_size (%d bytes)", max)}
+			writeJSON(w, res.HTTPStatus(), res)
+			return nil
+		}
+		return badRequest("read body: %v", err)
+	}
+	res := apiImport(s.n.ingest.Import(r.Context(), data))
+	if res.Outcome == api.OutcomeFailed {
+		s.n.log.Error("import failed", "err", res.Error)
+	}
+	writeJSON(w, res.HTTPStatus(), res)
+	return nil
+}
+
+func (s *apiServer) studies(w http.ResponseWriter, r *http.Request) error {
+	ss, err := s.n.archive.Studies()
+	if err != nil {
+		return err
+	}
+	out := []api.Study{}
+	for _, st := range ss {
+		out = append(out, apiStudy(st))
+	}
+	return ok(w, out)
+}
+
+func (s *apiServer) instances(w http.ResponseWriter, r *http.Request) error {
+	insts, err := s.n.archive.Instances(r.PathValue(api.ParamStudyUID))
+	if err != nil {
+		return err
+	}
+	out := []api.Instance{}
+	for _, in := range insts {
+		out = append(out, apiInstance(in))
+	}
+	return ok(w, out)
+}
+
+func (s *apiServer) instanceData(w http.ResponseWriter, r *http.Request) error {
+	data, rec, err := s.n.archive.InstanceData(r.PathValue(api.ParamStudyUID), r.PathValue(api.ParamSOPInstanceUID))
+	if err != nil {
+		return err
+	}
+	s.n.audit.Once(consent.Entry{Actor: actor(r), Action: consent.ActInstanceRead, Study: rec.Study, Decision: consent.DecisionAllow, Reason: "instance data read through the API"}, 10*time.Minute)
+	w.Header().Set("Content-Type", api.ContentTypeDICOM)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Header().Set(api.HeaderSHA256, rec.Digest)
+	w.Write(data)
+	return nil
+}
+
+func (s *apiServer) export(w http.ResponseWriter, r *http.Request) error {
+	var req api.ExportRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	study := r.PathValue(api.ParamStudyUID)
+	files, err := s.n.archive.Export(r.Context(), ExportRequest{Study: study, Out: req.Out, AllowPartial: req.AllowPartial, Actor: actor(r)})
+	if err != nil {
+		return err
+	}
+	res := api.ExportResult{StudyUID: study, Out: req.Out, Files: []api.ExportedFile{}}
+	for _, f := range files {
+		res.Files = append(res.Files, api.ExportedFile{Path: f.Path, SOPInstanceUID: f.SOPInstanceUID, SHA256: f.SHA256, Size: f.Size})
+		res.Bytes += f.Size
+		res.Verified++
+	}
+	return ok(w, res)
+}
+
+func (s *apiServer) grants(w http.ResponseWriter, r *http.Request) error {
+	out := []api.Grant{}
+	for _, st := range s.n.ledger.Grants() {
+		g, err := s.apiGrant(st)
+		if err != nil {
+			return err
+		}
+		out = append(out, g)
+	}
+	return ok(w, out)
+}
+
+func (s *apiServer) grant(w http.ResponseWriter, r *http.Request) error {
+	var req api.GrantRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	gr := GrantRequest{To: req.To, Study: req.StudyUID, Purpose: req.Purpose, User: req.GranteeUser, Actor: actor(r)}
+	if req.Expires != "" {
+		d, err := time.ParseDuration(req.Expires)
+		if err != nil || d <= 0 {
+			return badRequest("expires %q: want a positive duration such as 72h", req.Expires)
+		}
+		gr.Expires = d
+	}
+	others := s.n.sharing.LiveGrants(gr.To, gr.Study)
+	sg, err := s.n.sharing.Grant(r.Context(), gr)
+	if err != nil {
+		return err
+	}
+	st, found := s.n.ledger.Get(sg.Grant.ID)
+	if !found {
+		st = consent.GrantStatus{SignedGrant: *sg, State: consent.StateActive}
+	}
+	g, err := s.apiGrant(st)
+	if err != nil {
+		return err
+	}
+	if others > 0 {
+		w.Header().Set(api.HeaderNotice, fmt.Sprintf("notice: the partner already holds %d other live grant(s) for this study; revoke all of them to end its access", others))
+	}
+	return ok(w, g)
+}
+
+func (s *apiServer) revoke(w http.ResponseWriter, r *http.Request) error {
+	var req api.RevokeRequest
+	if r.ContentLength != 0 {
+		if err := readJSON(w, r, &req); err != nil {
+			return err
+		}
+	}
+	rv, err := s.n.sharing.Revoke(r.PathValue(api.ParamGrantID), req.Reason, actor(r))
+	if err != nil {
+		return err
+	}
+	out, err := apiRevocation(rv)
+	if err != nil {
+		return err
+	}
+	return ok(w, out)
+}
+
+func (s *apiServer) shared(w http.ResponseWriter, r *http.Request) error {
+	ss, err := s.n.inbox.Shared()
+	if err != nil {
+		return err
+	}
+	out := []api.SharedStudy{}
+	for _, st := range ss {
+		out = append(out, api.SharedStudy{
+			StudyAttributes: apiStudyAttributes(st.Study), Issuer: s.ref(st.Issuer, st.IssuerName),
+			State: st.State, GrantID: st.GrantID, Expires: st.Expires, Version: st.Version,
+			Instances: st.Instances, Bytes: st.Bytes, Received: st.Received, Fetched: st.Fetched,
+		})
+	}
+	return ok(w, out)
+}
+
+func (s *apiServer) startFetch(w http.ResponseWriter, r *http.Request) error {
+	var req api.FetchRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	st, err := s.n.fetcher.Start(r.Context(), FetchRequest{Study: req.StudyUID, From: req.From, Actor: actor(r)})
+	if err != nil {
+		return err
+	}
+	return ok(w, s.apiFetch(st))
+}
+
+func (s *apiServer) fetch(w http.ResponseWriter, r *http.Request) error {
+	st, found := s.n.fetcher.Status(r.PathValue(api.ParamFetchID))
+	if !found {
+		return &apiError{api.CodeNotFound, "no fetch with that id"}
+	}
+	return ok(w, s.apiFetch(st))
+}
+
+func (s *apiServer) outboxList(w http.ResponseWriter, r *http.Request) error {
+	items, err := s.n.outbox.Pending()
+	if err != nil {
+		return err
+	}
+	out := []api.OutboxItem{}
+	for _, it := range items {
+		out = append(out, api.OutboxItem{Seq: it.Seq, Peer: s.ref(it.Peer, ""), Kind: it.Kind, StudyUID: it.Study,
+			Attempts: it.Attempts, Next: it.Next, LastError: it.LastErr})
+	}
+	return ok(w, out)
+}
+
+func (s *apiServer) auditList(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var after uint64
+	var limit int
+	var err error
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return badRequest("after %q: want a sequence number", v)
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 0 {
+			return badRequest("limit %q: want a count", v)
+		}
+	}
+	es, err := s.n.ledger.Entries(after, limit) // the ledger caps limit at consent.MaxEntriesLimit
+	if errors.Is(err, consent.ErrAuditCorrupt) {
+		return &apiError{api.CodeConflict, err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	names := s.partnerNames()
+	out := []api.AuditEntry{}
+	for _, e := range es {
+		ae := api.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, StudyUID: e.Study,
+			GrantID: e.GrantID, Decision: e.Decision, Reason: e.Reason, Prev: e.Prev, Hash: e.Hash}
+		if e.Peer != "" {
+			ae.Peer = &api.PartnerRef{PeerID: e.Peer.String(), Name: names[e.Peer]}
+		}
+		out = append(out, ae)
+	}
+	return ok(w, out)
+}
+
+func (s *apiServer) auditVerify(w http.ResponseWriter, r *http.Request) error {
+	res, err := s.n.ledger.Verify()
+	if err != nil {
+		writeJSON(w, api.CodeConflict.HTTPStatus(), api.AuditVerify{OK: false, Error: err.Error()})
+		return nil
+	}
+	return ok(w, api.AuditVerify{OK: true, Entries: res.Entries, Head: res.Head})
+}
+
+// ---- the rooms' values in the api package's shapes
+
+func apiPartner(p Peer) api.Partner {
+	return api.Partner{PeerID: p.ID.String(), Name: p.Name, Recipient: p.Recipient, Addrs: nonNil(p.Addrs), Added: p.Added}
+}
+
+// ref names a facility: this node, a partner (by its current name), or
+// a former partner (by the name given, if any).
+func (s *apiServer) ref(id peer.ID, name string) api.PartnerRef {
+	switch {
+	case id == s.n.host.ID():
+		name = s.n.cfg.Name
+	default:
+		if p, ok := s.n.partners.Get(id); ok {
+			name = p.Name
+		}
+	}
+	return api.PartnerRef{PeerID: id.String(), Name: name}
+}
+
+func (s *apiServer) partnerNames() map[peer.ID]string {
+	names := map[peer.ID]string{}
+	for _, p := range s.n.partners.List() {
+		names[p.ID] = p.Name
+	}
+	return names
+}
+
+func apiStudyAttributes(st StudyInfo) api.StudyAttributes {
+	return api.StudyAttributes{
+		StudyUID: st.UID, PatientID: st.PatientID, IssuerOfPatientID: st.IssuerOfPatientID, PatientName: st.PatientName,
+		PatientBirthDate: st.PatientBirthDate, PatientSex: st.PatientSex, StudyDate: st.StudyDate, StudyTime: st.StudyTime,
+		Description: st.Description, AccessionNumber: st.AccessionNumber, StudyID: st.StudyID, Modalities: nonNil(st.Modalities),
+	}
+}
+
+func apiStudy(st Study) api.Study {
+	out := api.Study{StudyAttributes: apiStudyAttributes(st.StudyInfo), Instances: st.Instances, Expected: st.Expected,
+		Complete: st.Complete, Bytes: st.Bytes, Updated: st.Updated}
+	if st.Origin != "" {
+		out.Origin = &api.PartnerRef{PeerID: st.Origin.String(), Name: st.OriginName}
+	}
+	return out
+}
+
+func apiInstance(in InstanceInfo) api.Instance {
+	out := api.Instance{StudyUID: in.Study, SeriesUID: in.Series, SOPInstanceUID: in.SOPInstanceUID, SOPClassUID: in.SOPClassUID,
+		TransferSyntaxUID: in.TransferSyntaxUID, Modality: in.Modality, SeriesNumber: in.SeriesNumber,
+		SeriesDescription: in.SeriesDescription, InstanceNumber: in.InstanceNumber, Size: in.Size, SHA256: in.Digest,
+		Blocks: []api.Block{}}
+	for _, b := range in.Blocks {
+		out.Blocks = append(out.Blocks, api.Block{CID: b.CID, Size: b.Size})
+	}
+	return out
+}
+
+func apiImport(r ImportResult) api.ImportResult {
+	return api.ImportResult{Outcome: r.Outcome, SOPInstanceUID: r.SOPInstanceUID, StudyUID: r.Study, Size: r.Size,
+		SHA256: r.Digest, Code: r.Code, Error: r.Error, Warnings: r.Warnings}
+}
+
+func (s *apiServer) apiGrant(st consent.GrantStatus) (api.Grant, error) {
+	signed, err := json.Marshal(st.SignedGrant)
+	if err != nil {
+		return api.Grant{}, err
+	}
+	g := st.Grant
+	out := api.Grant{GrantID: g.ID, Issuer: s.ref(g.Issuer, ""), Grantee: s.ref(g.Grantee, ""), GranteeUser: g.GranteeUser,
+		StudyUIDs: nonNil(g.Studies), Actions: nonNil(g.Actions), Purpose: string(g.Purpose), NotBefore: g.NotBefore,
+		Expires: g.Expires, Created: g.Created, State: string(st.State), Signed: signed}
+	if st.Revocation != nil {
+		rv, err := apiRevocation(st.Revocation)
+		if err != nil {
+			return api.Grant{}, err
+		}
+		out.Revocation = &rv
+	}
+	return out, nil
+}
+
+func apiRevocation(rv *consent.SignedRevocation) (api.Revocation, error) {
+	signed, err := json.Marshal(rv)
+	if err != nil {
+		return api.Revocation{}, err
+	}
+	return api.Revocation{GrantID: rv.Revocation.GrantID, Revoked: rv.Revocation.Revoked, Reason: rv.Revocation.Reason, Signed: signed}, nil
+}
+
+func (s *apiServer) apiFetch(st FetchStatus) api.FetchJob {
+	return api.FetchJob{FetchID: st.ID, StudyUID: st.Study, Holder: s.ref(st.Issuer, st.IssuerName), State: st.State,
+		Instances: st.Instances, InstancesDone: st.InstancesDone, Bytes: st.Bytes, BytesDone: st.BytesDone,
+		BytesResumed: st.BytesResumed, Attempts: st.Attempts, Started: st.Started, Finished: st.Finished, Error: st.Error}
+}

@@ -1,0 +1,517 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pacsnet/pacsnet/internal/wire"
+)
+
+// Study is the index entry of a study held in this archive, imported here
+// or fetched from a partner.
+type Study struct {
+	wire.Study
+	Origin     peer.ID   `json:"origin,omitempty"` // empty: imported at this facility
+	OriginName string    `json:"origin_name,omitempty"`
+	Key        []byte    `json:"key"` // the study's key, age-encrypted to this node
+	Instances  int       `json:"instances"`
+	Expected   int       `json:"expected,omitempty"` // a fetched study: instances its manifest lists
+	Bytes      int64     `json:"bytes"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
+}
+
+// Complete is false while a fetched study lacks instances its manifest lists.
+func (r *Study) Complete() bool { return r.Expected == 0 || r.Instances >= r.Expected }
+
+// Block is one ciphertext block and its content address.
+type Block struct {
+	CID  cid.Cid
+	Data []byte
+}
+
+// Peer is a partner facility this node admits.
+type Peer struct {
+	ID        peer.ID   `json:"id"`
+	Name      string    `json:"name"`
+	Recipient string    `json:"recipient"` // age1pq… hybrid recipient manifests are encrypted to
+	Addrs     []string  `json:"addrs"`
+	Added     time.Time `json:"added"`
+}
+
+// Shared is what a grantee keeps of the latest manifest a partner sent it
+// for a study.
+type Shared struct {
+	Manifest wire.Manifest `json:"manifest"`
+	Key      []byte        `json:"key,omitempty"` // the manifest's study key, age-encrypted to this node
+	State    string        `json:"state"`         // wire.SharedAvailable or SharedRevoked
+	Received time.Time     `json:"received"`
+}
+
+// OutboxItem is a sealed manifest waiting for delivery. Items stay in the
+// archive until the partner acknowledged them, so a restart of either side
+// loses nothing.
+type OutboxItem struct {
+	Seq      uint64    `json:"seq"`
+	Peer     peer.ID   `json:"peer"`
+	Kind     string    `json:"kind"`
+	Study    string    `json:"study"`
+	GrantID  string    `json:"grant,omitempty"`
+	Version  uint64    `json:"version"`
+	Sealed   []byte    `json:"sealed"`
+	Created  time.Time `json:"created"`
+	Attempts int       `json:"attempts"`
+	Next     time.Time `json:"next"` // not before this time
+	LastErr  string    `json:"last_error,omitempty"`
+}
+
+func blockKey(c cid.Cid) []byte                 { return append([]byte(pfxBlock), c.Bytes()...) }
+func blockIdxKey(c cid.Cid) []byte              { return append([]byte(pfxBlockIdx), c.Bytes()...) }
+func instKey(study, sop string) string          { return pfxInstance + study + "/" + sop }
+func sharedKey(issuer peer.ID, s string) string { return pfxShared + issuer.String() + "/" + s }
+func outboxKey(seq uint64) string               { return fmt.Sprintf("%s%020d", pfxOutbox, seq) }
+
+// ---- blocks
+
+// GetBlock returns a stored block; ErrNotFound when absent.
+func (s *Store) GetBlock(_ context.Context, c cid.Cid) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(blockKey(c))
+		if err != nil {
+			return err
+		}
+		out, err = it.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("get block %s: %w", c, ErrNotFound)
+	}
+	return out, err
+}
+
+// HasBlock reports whether the block is stored.
+func (s *Store) HasBlock(c cid.Cid) (bool, error) {
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(blockKey(c))
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// BlockStudy returns the study an indexed block belongs to; ErrNotFound
+// for a block that is absent or not yet indexed (a fetched block whose
+// instance is not verified yet).
+func (s *Store) BlockStudy(c cid.Cid) (string, error) {
+	var study string
+	var ok bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		study, ok, err = getString(txn, string(blockIdxKey(c)))
+		return err
+	})
+	if err == nil && !ok {
+		return "", ErrNotFound
+	}
+	return study, err
+}
+
+func putBlocks(txn *badger.Txn, blocks []Block) error {
+	for _, b := range blocks {
+		if err := txn.Set(blockKey(b.CID), b.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- studies
+
+// Study reads a study record.
+func (s *Store) Study(uid string) (Study, bool, error) { return view[Study](s, pfxStudy+uid) }
+
+// Studies lists every study record, in UID order.
+func (s *Store) Studies() ([]Study, error) { return list[Study](s, pfxStudy) }
+
+// EnsureStudy stores rec unless a record for its UID exists, and returns
+// the record that is stored (rec, or the one found) and whether it was
+// found.
+func (s *Store) EnsureStudy(rec Study) (Study, bool, error) {
+	var found bool
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	err := s.update(func(txn *badger.Txn) error {
+		var prev Study
+		ok, err := getJSON(txn, pfxStudy+rec.UID, &prev)
+		if err != nil || ok {
+			found, rec = ok, prev
+			return err
+		}
+		found = false
+		return setJSON(txn, pfxStudy+rec.UID, rec)
+	})
+	return rec, found, err
+}
+
+// SetExpected records how many instances a fetched study's manifest lists.
+func (s *Store) SetExpected(uid string, n int) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	return s.update(func(txn *badger.Txn) error {
+		var sr Study
+		if ok, err := getJSON(txn, pfxStudy+uid, &sr); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("study record: %w", ErrNotFound)
+		}
+		if sr.Expected == n {
+			return nil
+		}
+		sr.Expected = n
+		return setJSON(txn, pfxStudy+uid, sr)
+	})
+}
+
+// ---- instances
+
+// Outcome says what the index did with an instance.
+type Outcome int
+
+const (
+	Stored    Outcome = iota + 1 // new: indexed
+	Duplicate                    // the same instance is already held: nothing written
+	Conflict                     // another instance holds the SOP Instance UID: nothing written
+)
+
+// OtherSyntaxError reports a duplicate received in another transfer
+// syntax: the copy stored first is kept.
+type OtherSyntaxError struct{ TransferSyntaxUID string }
+
+func (e *OtherSyntaxError) Error() string {
+	return "the same instance is already stored in transfer syntax " + e.TransferSyntaxUID + "; the stored copy is kept"
+}
+
+// Why a second instance with a stored SOP Instance UID is a conflict.
+var (
+	ErrConflictOtherStudy = errors.New("conflict: this SOP Instance UID is already stored in another study")
+	ErrConflictDifferent  = errors.New("conflict: a different instance with this SOP Instance UID is already stored")
+)
+
+// SameOrConflict decides what a second instance with a stored SOP
+// Instance UID is. The same bytes are a duplicate. The same UID in the
+// same study in another transfer syntax is the same instance re-encoded
+// (PS3.5 §10): also a duplicate (with an *OtherSyntaxError), and the copy
+// stored first is kept. Anything else would overwrite a different object
+// and is refused as a conflict.
+func SameOrConflict(prev wire.Instance, study, ts, digest string) (Outcome, error) {
+	switch {
+	case prev.Study != study:
+		return Conflict, ErrConflictOtherStudy
+	case prev.Digest == digest:
+		return Duplicate, nil
+	case prev.TransferSyntaxUID != ts:
+		return Duplicate, &OtherSyntaxError{prev.TransferSyntaxUID}
+	}
+	return Conflict, ErrConflictDifferent
+}
+
+// InstanceBySOP finds an instance by its SOP Instance UID in any study.
+func (s *Store) InstanceBySOP(sop string) (wire.Instance, bool, error) {
+	var rec wire.Instance
+	var found bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		study, ok, err := getString(txn, pfxSOP+sop)
+		if err != nil || !ok {
+			return err
+		}
+		found, err = getJSON(txn, instKey(study, sop), &rec)
+		return err
+	})
+	return rec, found, err
+}
+
+// Instance reads one instance record.
+func (s *Store) Instance(study, sop string) (wire.Instance, bool, error) {
+	return view[wire.Instance](s, instKey(study, sop))
+}
+
+// Instances lists a study's instances in series and instance order.
+func (s *Store) Instances(study string) ([]wire.Instance, error) {
+	out, err := list[wire.Instance](s, pfxInstance+study+"/")
+	slices.SortStableFunc(out, func(a, b wire.Instance) int {
+		if a.SeriesNumber != b.SeriesNumber {
+			return a.SeriesNumber - b.SeriesNumber
+		}
+		if a.Series != b.Series {
+			return strings.Compare(a.Series, b.Series)
+		}
+		return a.InstanceNumber - b.InstanceNumber
+	})
+	return out, err
+}
+
+// AddInstance indexes one imported instance and writes its blocks, the
+// block index, the SOP index and the updated study record in one synced
+// transaction. Of a duplicate or conflict nothing is written; the error
+// beside such an outcome says why (nil, *OtherSyntaxError or a conflict
+// error); err is a database failure. The study record must exist.
+func (s *Store) AddInstance(rec wire.Instance, blocks []Block, now time.Time) (outcome Outcome, why error, err error) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	err = s.update(func(txn *badger.Txn) error {
+		var err error
+		outcome, why, err = addInstance(txn, rec, now)
+		if err != nil || outcome != Stored {
+			return err
+		}
+		return putBlocks(txn, blocks)
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("commit instance: %w", err)
+	}
+	return outcome, why, nil
+}
+
+// ErrIntegrity is returned by CommitFetched when a verified instance from a
+// partner collides with a different one held here.
+var ErrIntegrity = errors.New("integrity")
+
+// CommitFetched writes fetched blocks and indexes the fetched instances
+// that are verified, in one synced transaction. An instance that is not
+// new or an exact duplicate fails the whole commit with ErrIntegrity.
+func (s *Store) CommitFetched(blocks []Block, insts []wire.Instance, now time.Time) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	err := s.update(func(txn *badger.Txn) error {
+		if err := putBlocks(txn, blocks); err != nil {
+			return err
+		}
+		for _, in := range insts {
+			outcome, why, err := addInstance(txn, in, now)
+			if err != nil {
+				return err
+			}
+			if outcome != Stored && (outcome != Duplicate || why != nil) {
+				return fmt.Errorf("%w: %v", ErrIntegrity, why)
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrIntegrity) {
+		return fmt.Errorf("commit fetched blocks: %w", err)
+	}
+	return err
+}
+
+func addInstance(txn *badger.Txn, rec wire.Instance, now time.Time) (Outcome, error, error) {
+	if study, ok, err := getString(txn, pfxSOP+rec.SOPInstanceUID); err != nil {
+		return 0, nil, err
+	} else if ok {
+		var prev wire.Instance
+		if _, err := getJSON(txn, instKey(study, rec.SOPInstanceUID), &prev); err != nil {
+			return 0, nil, err
+		}
+		outcome, why := SameOrConflict(prev, rec.Study, rec.TransferSyntaxUID, rec.Digest)
+		return outcome, why, nil
+	}
+	var sr Study
+	if ok, err := getJSON(txn, pfxStudy+rec.Study, &sr); err != nil {
+		return 0, nil, err
+	} else if !ok {
+		return 0, nil, errors.New("study record missing")
+	}
+	for _, br := range rec.Blocks {
+		c, err := cid.Decode(br.CID)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := txn.Set(blockIdxKey(c), []byte(rec.Study)); err != nil {
+			return 0, nil, err
+		}
+	}
+	if err := setJSON(txn, instKey(rec.Study, rec.SOPInstanceUID), rec); err != nil {
+		return 0, nil, err
+	}
+	if err := txn.Set([]byte(pfxSOP+rec.SOPInstanceUID), []byte(rec.Study)); err != nil {
+		return 0, nil, err
+	}
+	sr.Instances++
+	sr.Bytes += rec.Size
+	if rec.Modality != "" && !slices.Contains(sr.Modalities, rec.Modality) {
+		sr.Modalities = append(sr.Modalities, rec.Modality)
+		slices.Sort(sr.Modalities)
+	}
+	sr.Updated = now.UTC()
+	return Stored, nil, setJSON(txn, pfxStudy+rec.Study, sr)
+}
+
+// ---- partners
+
+// Peers lists the stored partners.
+func (s *Store) Peers() ([]Peer, error) { return list[Peer](s, pfxPeer) }
+
+// PutPeer stores (or updates) a partner.
+func (s *Store) PutPeer(p Peer) error {
+	return s.update(func(txn *badger.Txn) error { return setJSON(txn, pfxPeer+p.ID.String(), p) })
+}
+
+// RemovePeer deletes a partner and the manifests still queued for it, in
+// one transaction.
+func (s *Store) RemovePeer(id peer.ID) error {
+	items, err := s.Outbox()
+	if err != nil {
+		return err
+	}
+	return s.update(func(txn *badger.Txn) error {
+		for _, it := range items {
+			if it.Peer == id {
+				if err := txn.Delete([]byte(outboxKey(it.Seq))); err != nil {
+					return err
+				}
+			}
+		}
+		return txn.Delete([]byte(pfxPeer + id.String()))
+	})
+}
+
+// ---- manifests partners sent us
+
+// SharedFor reads what issuer shared with us of study.
+func (s *Store) SharedFor(issuer peer.ID, study string) (Shared, bool, error) {
+	return view[Shared](s, sharedKey(issuer, study))
+}
+
+// SharedAll lists every study partners shared with us.
+func (s *Store) SharedAll() ([]Shared, error) { return list[Shared](s, pfxShared) }
+
+// UpdateShared replaces issuer's record for study with what fn returns,
+// in one transaction; fn sees the current record (found false when there
+// is none) and returns write false to leave it.
+func (s *Store) UpdateShared(issuer peer.ID, study string, fn func(prev Shared, found bool) (next Shared, write bool, err error)) (bool, error) {
+	var wrote bool
+	err := s.update(func(txn *badger.Txn) error {
+		key := sharedKey(issuer, study)
+		var prev Shared
+		ok, err := getJSON(txn, key, &prev)
+		if err != nil {
+			return err
+		}
+		next, write, err := fn(prev, ok)
+		if err != nil || !write {
+			wrote = false
+			return err
+		}
+		wrote = true
+		return setJSON(txn, key, next)
+	})
+	return wrote, err
+}
+
+// ---- outbox
+
+// NextManifestVersion increments and returns the study's manifest counter.
+func (s *Store) NextManifestVersion(study string) (uint64, error) {
+	var v uint64
+	err := s.update(func(txn *badger.Txn) error {
+		var err error
+		v, err = nextSeq(txn, keyMSeq+study)
+		return err
+	})
+	return v, err
+}
+
+// QueueManifest numbers the study's next manifest, has build make the
+// outbox item for that version, and queues it, in one transaction: a
+// version is never used twice, and a queued item is never lost.
+func (s *Store) QueueManifest(study string, build func(version uint64) (OutboxItem, error)) error {
+	return s.update(func(txn *badger.Txn) error {
+		v, err := nextSeq(txn, keyMSeq+study)
+		if err != nil {
+			return err
+		}
+		it, err := build(v)
+		if err != nil {
+			return err
+		}
+		if it.Seq, err = nextSeq(txn, keyOutSeq); err != nil {
+			return err
+		}
+		it.Next = it.Created
+		return setJSON(txn, outboxKey(it.Seq), it)
+	})
+}
+
+// Outbox lists the queued items in order.
+func (s *Store) Outbox() ([]OutboxItem, error) { return list[OutboxItem](s, pfxOutbox) }
+
+// PutOutbox updates a queued item (attempts, next try).
+func (s *Store) PutOutbox(it OutboxItem) error {
+	return s.update(func(txn *badger.Txn) error { return setJSON(txn, outboxKey(it.Seq), it) })
+}
+
+// DeleteOutbox removes a delivered item.
+func (s *Store) DeleteOutbox(seq uint64) error {
+	return s.update(func(txn *badger.Txn) error { return txn.Delete([]byte(outboxKey(seq))) })
+}
+
+// ---- raw access, for tests and diagnostics
+
+// Keys of records, for tests that corrupt or remove them on purpose.
+func BlockKey(c cid.Cid) []byte                     { return blockKey(c) }
+func InstanceKey(study, sop string) []byte          { return []byte(instKey(study, sop)) }
+func SharedKey(issuer peer.ID, study string) []byte { return []byte(sharedKey(issuer, study)) }
+
+// SetRaw writes a raw value (tests: corrupt a record).
+func (s *Store) SetRaw(key, value []byte) error {
+	return s.update(func(txn *badger.Txn) error { return txn.Set(key, value) })
+}
+
+// DeleteRaw deletes a key (tests).
+func (s *Store) DeleteRaw(key []byte) error {
+	return s.update(func(txn *badger.Txn) error { return txn.Delete(key) })
+}
+
+// ScanRaw calls fn for every live key and value version in the archive
+// (tests: no plaintext anywhere).
+func (s *Store) ScanRaw(fn func(key, value []byte)) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if item.IsDeletedOrExpired() {
+				continue
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			fn(item.KeyCopy(nil), v)
+		}
+		return nil
+	})
+}
+
+// PrintableKey shows a key's prefix readably (CID bytes are binary).
+func PrintableKey(k []byte) string {
+	for _, p := range []string{pfxBlock, pfxBlockIdx} {
+		if bytes.HasPrefix(k, []byte(p)) {
+			if c, err := cid.Cast(k[len(p):]); err == nil {
+				return p + c.String()
+			}
+		}
+	}
+	return string(k)
+}

@@ -1,0 +1,281 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"filippo.io/age"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/crypto"
+	"github.com/pacsnet/pacsnet/exchange"
+	"github.com/pacsnet/pacsnet/internal/wire"
+	"github.com/pacsnet/pacsnet/node/clock"
+	"github.com/pacsnet/pacsnet/node/internal/store"
+)
+
+// Manifest is the payload of a sealed manifest (internal/wire).
+type Manifest = wire.Manifest
+
+// GrantRequest is what an admin asks for with `pacsnet grant`.
+type GrantRequest struct {
+	To      string        // partner peer ID or name
+	Study   string        // Study Instance UID
+	Expires time.Duration // 0: config exchange.default_grant_ttl
+	Purpose string
+	User    string // a named user at the grantee
+	Actor   string
+}
+
+// sharing turns grants into manifests: it signs grants and revocations in
+// the consent ledger, seals study and revocation manifests to the grantee
+// and queues them in the durable outbox; it answers partners' pulls under
+// a live grant; and it ends partnerships.
+type sharing struct {
+	store    *store.Store
+	ledger   *consent.Ledger
+	partners *partners
+	keys     *keyring
+	outbox   *outbox
+	audit    *auditor
+	clock    clock.Clock
+	id       *crypto.Identity
+	self     peer.ID
+	name     string
+	ttl      ExchangeConfig
+}
+
+// Grant gives a partner access to a study held here: the grant is signed
+// and committed with its audit entry, then a manifest carrying the study
+// key is sealed to the partner and queued in the durable outbox.
+func (s *sharing) Grant(_ context.Context, req GrantRequest) (*consent.SignedGrant, error) {
+	p, err := s.partners.Resolve(req.To)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", consent.ErrInvalidRequest, err)
+	}
+	sr, ok, err := s.store.Study(req.Study)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || sr.Instances == 0 {
+		return nil, fmt.Errorf("%w: no study with that UID is held here", consent.ErrInvalidRequest)
+	}
+	if sr.Origin != "" {
+		return nil, fmt.Errorf("%w: the study was received from %s; only the facility that holds the original may grant it", consent.ErrInvalidRequest, sr.OriginName)
+	}
+	ttl := req.Expires
+	if ttl == 0 {
+		ttl = s.ttl.DefaultGrantTTL.Duration
+	}
+	if ttl > s.ttl.MaxGrantTTL.Duration {
+		return nil, fmt.Errorf("%w: a grant may last at most %s (config exchange.max_grant_ttl)", consent.ErrInvalidRequest, s.ttl.MaxGrantTTL)
+	}
+	purpose := consent.Purpose(req.Purpose)
+	switch purpose {
+	case "":
+		purpose = consent.PurposeTreatment
+	case consent.PurposeResearch:
+		// A research grant promises de-identified copies; until the PS3.15
+		// Basic Profile is applied on the way out, refuse rather than
+		// disclose identified data under that label.
+		return nil, fmt.Errorf("%w: research-deidentified grants need de-identification (PS3.15 Basic Profile), which this build does not do yet", consent.ErrInvalidRequest)
+	}
+	now := s.clock.Now()
+	g, err := s.ledger.Grant(consent.GrantRequest{
+		Grantee:     p.ID,
+		GranteeUser: req.User,
+		Studies:     []string{req.Study},
+		Purpose:     purpose,
+		NotBefore:   now,
+		Expires:     now.Add(ttl),
+		Actor:       req.Actor,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.issueStudyManifest(p, sr, g); err != nil {
+		return g, fmt.Errorf("grant %s stored, but its manifest was not queued: %w", g.Grant.ID, err)
+	}
+	return g, nil
+}
+
+// LiveGrants counts the live grants that give the partner named by to
+// access to the study: an admin granting again, or revoking one of
+// several, should know.
+func (s *sharing) LiveGrants(to, study string) int {
+	p, err := s.partners.Resolve(to)
+	if err != nil {
+		return 0
+	}
+	return len(s.liveGrants(p.ID, study))
+}
+
+// liveGrants returns the grants that let peer p fetch study now, oldest
+// first.
+func (s *sharing) liveGrants(p peer.ID, study string) []consent.SignedGrant {
+	var out []consent.SignedGrant
+	for _, st := range s.ledger.GrantsFor(p) {
+		if slices.Contains(st.Grant.Studies, study) && s.ledger.Check(p, st.Grant.ID, study, consent.ActionFetch) == nil {
+			out = append(out, st.SignedGrant)
+		}
+	}
+	return out
+}
+
+// Revoke revokes a grant; a revocation manifest is queued to the grantee.
+// From the moment Revoke returns, the grantee's block requests are refused.
+func (s *sharing) Revoke(id, reason, actor string) (*consent.SignedRevocation, error) {
+	rv, err := s.ledger.Revoke(id, reason, actor)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := s.ledger.Get(id)
+	if !ok {
+		return rv, nil
+	}
+	p, ok := s.partners.Get(st.Grant.Grantee)
+	if !ok {
+		return rv, nil
+	}
+	for _, study := range st.Grant.Studies {
+		sr, ok, err := s.store.Study(study)
+		if err != nil || !ok {
+			continue
+		}
+		m := Manifest{Kind: wire.KindRevocation, Grant: &st.SignedGrant, Revocation: rv, Study: sr.Study}
+		if err := s.sealAndQueue(p, m); err != nil {
+			return rv, fmt.Errorf("revocation stored, but its manifest was not queued: %w", err)
+		}
+		// Another live grant still covers the study (the revoked one no
+		// longer counts): the grantee keeps it.
+		if others := s.liveGrants(p.ID, study); len(others) > 0 {
+			if err := s.issueStudyManifest(p, sr, &others[0]); err != nil {
+				return rv, fmt.Errorf("revocation stored, but the manifest of the remaining grant was not queued: %w", err)
+			}
+		}
+	}
+	return rv, nil
+}
+
+// RemovePartner ends a partnership: the partner's live grants are revoked,
+// manifests still queued for it are dropped, its connections are closed
+// and the gater refuses it from now on. Audited.
+func (s *sharing) RemovePartner(idOrName, actor string) (Peer, error) {
+	p, err := s.partners.Resolve(idOrName)
+	if err != nil {
+		return Peer{}, fmt.Errorf("%w: %v", consent.ErrInvalidRequest, err)
+	}
+	for _, st := range s.ledger.GrantsFor(p.ID) {
+		if st.State == consent.StateActive || st.State == consent.StatePending {
+			if _, err := s.ledger.Revoke(st.Grant.ID, "partner removed", actor); err != nil {
+				return p, fmt.Errorf("revoke grant %s: %w", st.Grant.ID, err)
+			}
+		}
+	}
+	if err := s.partners.forget(p); err != nil {
+		return p, err
+	}
+	s.audit.Record(consent.Entry{Actor: actor, Peer: p.ID, Action: consent.ActPeerRemoved})
+	return p, nil
+}
+
+func (s *sharing) studyManifest(sr store.Study, g *consent.SignedGrant) (Manifest, error) {
+	sk, err := s.keys.Key(sr.UID)
+	if err != nil {
+		return Manifest{}, err
+	}
+	insts, err := s.store.Instances(sr.UID)
+	if err != nil {
+		return Manifest{}, err
+	}
+	return Manifest{Kind: wire.KindStudy, Grant: g, Study: sr.Study, StudyKey: sk.String(), Instances: insts}, nil
+}
+
+func (s *sharing) issueStudyManifest(p Peer, sr store.Study, g *consent.SignedGrant) error {
+	m, err := s.studyManifest(sr, g)
+	if err != nil {
+		return err
+	}
+	return s.sealAndQueue(p, m)
+}
+
+// sealAndQueue seals a manifest for p and queues it in the outbox, in one
+// transaction that also numbers it.
+func (s *sharing) sealAndQueue(p Peer, m Manifest) error {
+	defer s.outbox.kick()
+	var grantID string
+	if m.Grant != nil {
+		grantID = m.Grant.Grant.ID
+	}
+	return s.store.QueueManifest(m.Study.UID, func(version uint64) (store.OutboxItem, error) {
+		sealed, err := s.seal(p, &m, version)
+		if err != nil {
+			return store.OutboxItem{}, err
+		}
+		return store.OutboxItem{
+			Peer: p.ID, Kind: m.Kind, Study: m.Study.UID, GrantID: grantID,
+			Version: m.Version, Sealed: sealed, Created: m.Issued,
+		}, nil
+	})
+}
+
+// seal stamps m (format, issuer, time, version), signs it and encrypts it
+// to p.
+func (s *sharing) seal(p Peer, m *Manifest, version uint64) ([]byte, error) {
+	rcp, err := age.ParseHybridRecipient(p.Recipient)
+	if err != nil {
+		return nil, fmt.Errorf("partner recipient: %w", err)
+	}
+	m.Format = wire.ManifestFormat
+	m.Issuer = s.self
+	m.IssuerName = s.name
+	m.Issued = s.clock.Now().UTC()
+	m.Version = version
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := crypto.Seal(s.id.Sign, crypto.DomainManifest, payload, rcp)
+	if err != nil {
+		return nil, fmt.Errorf("seal manifest: %w", err)
+	}
+	return sealed, nil
+}
+
+// ManifestFor implements exchange.ManifestSource: a partner asks for the
+// manifest of a study (a pull, e.g. a specialist who knows the study
+// exists). It is answered only under a live grant to that partner.
+func (s *sharing) ManifestFor(_ context.Context, p peer.ID, study string) ([]byte, error) {
+	live := s.liveGrants(p, study)
+	if len(live) == 0 {
+		s.audit.Record(consent.Entry{Peer: p, Action: consent.ActFetchDenied, Study: study, Decision: consent.DecisionDeny, Reason: string(consent.ReasonNoGrant)})
+		return nil, fmt.Errorf("%w: no grant", exchange.ErrDenied)
+	}
+	grant := &live[len(live)-1] // the newest
+	pr, ok := s.partners.Get(p)
+	if !ok {
+		return nil, exchange.ErrDenied
+	}
+	sr, ok, err := s.store.Study(study)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%w: study", exchange.ErrNotFound)
+	}
+	m, err := s.studyManifest(sr, grant)
+	if err != nil {
+		return nil, err
+	}
+	version, err := s.store.NextManifestVersion(study)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := s.seal(pr, &m, version)
+	if err != nil {
+		return nil, err
+	}
+	s.audit.Record(consent.Entry{Peer: p, Action: consent.ActManifestSent, Study: study, GrantID: grant.Grant.ID, Reason: "pull"})
+	return sealed, nil
+}
