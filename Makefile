@@ -54,7 +54,8 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
 	crypto:FuzzOpenEnvelope crypto:FuzzStudyKeyUnwrap crypto:FuzzParseStudyKey \
 	consent:FuzzVerifySignedGrant exchange:FuzzBlockRequest \
-	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest
+	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest \
+	dicomio:FuzzParseStream dicomio:FuzzParseStreamSink
 fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

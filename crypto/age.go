@@ -47,6 +47,20 @@ func Encrypt(plaintext []byte, r ...age.Recipient) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// EncryptWriter returns a writer that age-encrypts what is written to it
+// into dst, for plaintext too large to hold: the caller must Close it to
+// finish the file. The same recipient rules as [Encrypt] apply.
+func EncryptWriter(dst io.Writer, r ...age.Recipient) (io.WriteCloser, error) {
+	if err := checkRecipients(r); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	w, err := age.Encrypt(dst, r...)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return w, nil
+}
+
 func checkRecipients(r []age.Recipient) error {
 	if len(r) == 0 {
 		return errors.New("no recipients")

@@ -146,13 +146,13 @@ func parseIS(b []byte) (int, bool) {
 }
 
 func (w *walker) us(i int, big bool) (uint16, bool) {
-	if !w.seen[i] || len(w.attrs[i]) != 2 {
+	if !w.seen[i] || w.attrs[i].n != 2 {
 		return 0, false
 	}
 	if big {
-		return binary.BigEndian.Uint16(w.attrs[i]), true
+		return binary.BigEndian.Uint16(w.attrs[i].b), true
 	}
-	return binary.LittleEndian.Uint16(w.attrs[i]), true
+	return binary.LittleEndian.Uint16(w.attrs[i].b), true
 }
 
 // asciiValue returns a CS/DA/TM value as a valid UTF-8 string.
@@ -170,14 +170,15 @@ var required = [...]int{aSOPClassUID, aSOPInstanceUID, aStudyInstanceUID, aSerie
 // checkRequired validates the required UIDs of a walked dataset.
 func (w *walker) checkRequired() *Error {
 	for _, i := range required {
-		if !w.seen[i] || len(trimPadding(w.attrs[i], true)) == 0 {
+		u, n := w.attrs[i].trimmed()
+		if !w.seen[i] || n == 0 {
 			return newError(ErrCodeMissingAttribute, attrTags[i], -1, "dataset has no %s", attrLabel(i))
 		}
-		u := string(trimPadding(w.attrs[i], true))
-		switch checkUID(u) {
-		case uidTooLong:
-			return newError(ErrCodeMalformed, attrTags[i], -1, "%s is %d characters long; a UID has at most 64", attrLabel(i), len(u))
-		case uidBadChars:
+		if n > 64 {
+			// u may be cut (see value): its length is n.
+			return newError(ErrCodeMalformed, attrTags[i], -1, "%s is %d characters long; a UID has at most 64", attrLabel(i), n)
+		}
+		if checkUID(string(u)) == uidBadChars {
 			return newError(ErrCodeMalformed, attrTags[i], -1, "%s contains characters not allowed in a UID", attrLabel(i))
 		}
 	}
@@ -188,13 +189,15 @@ func (w *walker) checkRequired() *Error {
 // dataset into inst.
 func (w *walker) fill(inst *Instance, big bool) *Error {
 	for i := range w.attrs {
-		if w.seen[i] && len(w.attrs[i]) > maxIndexValueLen {
+		if w.seen[i] && w.attrs[i].n > maxIndexValueLen {
 			return newError(ErrCodeMalformed, attrTags[i], -1, "%s value is %d bytes; index attributes are limited to %d",
-				attrLabel(i), len(w.attrs[i]), maxIndexValueLen)
+				attrLabel(i), w.attrs[i].n, maxIndexValueLen)
 		}
 	}
+	// From here on every value is held whole (see value).
+	val := func(i int) []byte { return w.attrs[i].b }
 	uid := func(i int) string {
-		u := string(trimPadding(w.attrs[i], true))
+		u := string(trimPadding(val(i), true))
 		switch checkUID(u) {
 		case uidLenient:
 			w.warn.add(attrLabel(i) + " is not a valid UID (characters other than digits and dots, or empty components)")
@@ -208,10 +211,10 @@ func (w *walker) fill(inst *Instance, big bool) *Error {
 	inst.StudyInstanceUID = uid(aStudyInstanceUID)
 	inst.SeriesInstanceUID = uid(aSeriesInstanceUID)
 
-	inst.SpecificCharacterSet = asciiValue(w.attrs[aSpecificCharacterSet])
-	td := newTextDecoder(w.attrs[aSpecificCharacterSet], w.warn)
+	inst.SpecificCharacterSet = asciiValue(val(aSpecificCharacterSet))
+	td := newTextDecoder(val(aSpecificCharacterSet), w.warn)
 	text := func(i int, leading bool) string {
-		s := td.decode(trimPadding(w.attrs[i], false))
+		s := td.decode(trimPadding(val(i), false))
 		if leading {
 			s = strings.TrimLeft(s, " ")
 		}
@@ -225,17 +228,17 @@ func (w *walker) fill(inst *Instance, big bool) *Error {
 	inst.StudyID = text(aStudyID, true)
 	inst.SeriesDescription = text(aSeriesDescription, true)
 
-	inst.PatientBirthDate = asciiValue(w.attrs[aPatientBirthDate])
-	inst.PatientSex = asciiValue(w.attrs[aPatientSex])
-	inst.StudyDate = asciiValue(w.attrs[aStudyDate])
-	inst.StudyTime = asciiValue(w.attrs[aStudyTime])
-	inst.Modality = asciiValue(w.attrs[aModality])
+	inst.PatientBirthDate = asciiValue(val(aPatientBirthDate))
+	inst.PatientSex = asciiValue(val(aPatientSex))
+	inst.StudyDate = asciiValue(val(aStudyDate))
+	inst.StudyTime = asciiValue(val(aStudyTime))
+	inst.Modality = asciiValue(val(aModality))
 
 	is := func(i int) int {
-		if !w.seen[i] || len(trimPadding(w.attrs[i], true)) == 0 {
+		if !w.seen[i] || len(trimPadding(val(i), true)) == 0 {
 			return 0
 		}
-		n, ok := parseIS(w.attrs[i])
+		n, ok := parseIS(val(i))
 		if !ok {
 			w.warn.add(attrLabel(i) + " is not a valid IS; read as 0")
 			return 0

@@ -2,6 +2,7 @@ package dicomio_test
 
 import (
 	"bytes"
+	"io"
 	"testing"
 
 	"github.com/pacsnet/pacsnet/dicomio"
@@ -30,6 +31,15 @@ func BenchmarkParse(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := dicomio.Read(bytes.NewReader(data), dicomio.Limits{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ParseStream", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := dicomio.ParseStream(bytes.NewReader(data), io.Discard, dicomio.Limits{}); err != nil {
 				b.Fatal(err)
 			}
 		}

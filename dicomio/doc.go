@@ -3,7 +3,7 @@
 //
 // # What it guarantees
 //
-// [Parse] and [Read] accept a Part-10 file or a bare dataset (a C-STORE
+// [Parse], [Read] and [ParseStream] accept a Part-10 file or a bare dataset (a C-STORE
 // payload) and either return an [Instance] or an *[Error]; they never
 // panic, never loop without consuming input, and never allocate in
 // proportion to a length read from the input: every declared length is
@@ -19,6 +19,22 @@
 // some inputs and accepts truncated data; that library is used only for
 // what is safe in it (its tag dictionary and character set table), behind
 // recover.
+//
+// # Streaming
+//
+// [ParseStream] applies the same rules to an instance read from an
+// io.Reader and writes the normalized bytes to an io.Writer as it goes,
+// holding at most [Limits.Buffer] bytes of input (4 MiB by default) plus
+// small per-element state, so a 1 GiB multi-frame instance costs the same
+// memory as a small one. Parse and ParseStream share one walker, which
+// reads through a source: the whole input in memory, or a window sliding
+// along the stream (source.go). Where Parse decides by trying several
+// encodings over the whole input (a bare dataset, a declared transfer
+// syntax that does not match), ParseStream walks them side by side as
+// coroutines over one window. Its results are those of Parse: the same
+// Digest, attributes and warnings, or an error with the same code; the
+// exceptions, refused with ErrCodeTooLarge, are inputs whose decisions
+// cannot be made within Buffer bytes (see ParseStream).
 //
 // # Normalization
 //

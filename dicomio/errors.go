@@ -27,14 +27,16 @@ const (
 	// absent or empty.
 	ErrCodeMissingAttribute
 	// ErrCodeTooLarge: the input, its inflated dataset or its element
-	// count exceeds a [Limits] field.
+	// count exceeds a [Limits] field, or [ParseStream] would have to hold
+	// more than Limits.Buffer bytes to decide.
 	ErrCodeTooLarge
 	// ErrCodeTooDeep: sequences nest deeper than [Limits.MaxDepth].
 	ErrCodeTooDeep
 	// ErrCodeInternal: a bug: a panic was recovered while parsing.
 	ErrCodeInternal
-	// ErrCodeIO: [Read] could not read its input; the reader's error is
-	// available through errors.Unwrap.
+	// ErrCodeIO: [Read] or [ParseStream] could not read its input, or
+	// ParseStream could not write its output; the reader's or writer's
+	// error is available through errors.Unwrap.
 	ErrCodeIO
 )
 
@@ -56,7 +58,7 @@ func (c ErrorCode) String() string {
 	return fmt.Sprintf("ErrorCode(%d)", int(c))
 }
 
-// Error is the only error type [Parse] and [Read] return.
+// Error is the only error type [Parse], [Read] and [ParseStream] return.
 //
 // Msg is written so that it can be logged or sent to a peer: it contains
 // tags, offsets, lengths and transfer syntax UIDs, never attribute values,

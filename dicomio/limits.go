@@ -7,7 +7,13 @@ type Limits struct {
 	MaxDepth    int   // sequence nesting depth (default 16)
 	MaxElements int   // elements in one dataset, all levels (default 1_000_000)
 	MaxInflated int64 // cap on inflated size of a deflated dataset (default 1 GiB)
+	// Buffer is the most input bytes [ParseStream] holds at once (default
+	// 4 MiB, at least 4 KiB): its memory is bounded by it, not by the size
+	// of the instance. Parse and Read hold the whole instance and ignore it.
+	Buffer int
 }
+
+const minBuffer = 4 << 10
 
 // DefaultLimits returns the limits used for a zero Limits field.
 func DefaultLimits() Limits {
@@ -16,6 +22,7 @@ func DefaultLimits() Limits {
 		MaxDepth:    16,
 		MaxElements: 1_000_000,
 		MaxInflated: 1 << 30,
+		Buffer:      4 << 20,
 	}
 }
 
@@ -33,5 +40,11 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxInflated <= 0 {
 		l.MaxInflated = d.MaxInflated
 	}
+	if l.Buffer <= 0 {
+		l.Buffer = d.Buffer
+	}
+	// Below this the window could not hold the largest value the walker
+	// reads whole (maxIndexValueLen) with its header.
+	l.Buffer = max(l.Buffer, minBuffer)
 	return l
 }

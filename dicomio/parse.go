@@ -23,7 +23,7 @@ const ImplementationVersionName = "PACSNET_1"
 
 // Instance is a validated, normalized DICOM instance.
 type Instance struct {
-	Data   []byte   // normalized Part-10 bytes
+	Data   []byte   // normalized Part-10 bytes (nil from ParseStream, which writes them out)
 	Digest [32]byte // SHA-256 of Data
 	Raw    bool     // the input was a bare dataset (no preamble/DICM/meta) and a file meta group was added
 
@@ -70,10 +70,7 @@ func Read(r io.Reader, lim Limits) (*Instance, error) {
 	lim = lim.withDefaults()
 	buf, err := readLimited(r, min(lim.MaxSize, math.MaxInt64-1)+1)
 	if err != nil {
-		// The reader's error stays out of Msg: it may name a file, and
-		// file names can carry patient names. errors.Unwrap has it.
-		return nil, &Error{Code: ErrCodeIO, Offset: int64(len(buf)), err: err,
-			Msg: "reading the input failed after " + strconv.Itoa(len(buf)) + " bytes"}
+		return nil, readError(err, int64(len(buf)))
 	}
 	if int64(len(buf)) > lim.MaxSize {
 		return nil, tooLarge(lim)
@@ -83,6 +80,13 @@ func Read(r io.Reader, lim Limits) (*Instance, error) {
 		return nil, perr
 	}
 	return inst, nil
+}
+
+// readError is ErrCodeIO for a reader that failed after n bytes. The
+// reader's error stays out of Msg: it may name a file, and file names can
+// carry patient names. errors.Unwrap has it.
+func readError(err error, n int64) *Error {
+	return &Error{Code: ErrCodeIO, Offset: n, err: err, Msg: "reading the input failed after " + strconv.FormatInt(n, 10) + " bytes"}
 }
 
 func tooLarge(lim Limits) *Error {
@@ -146,17 +150,44 @@ func parse(data []byte, lim Limits, owned bool) (inst *Instance, perr *Error) {
 		return nil, newError(ErrCodeTruncated, 0, 0, "input is empty")
 	}
 	warn := &warnings{}
-	switch {
-	case len(data) >= 132 && string(data[128:132]) == "DICM":
-		return parsePart10(data, nil, 132, lim, warn, owned)
-	case len(data) >= 4 && string(data[:4]) == "DICM" && looksLikeMeta(data, 4):
-		warn.add("Part-10 file without its 128-byte preamble; a zero preamble was added")
-		return parsePart10(data, make([]byte, 128), 4, lim, warn, false)
-	case looksLikeMeta(data, 0):
-		warn.add("file meta group without preamble and DICM prefix; both were added")
-		return parsePart10(data, append(make([]byte, 128), "DICM"...), 0, lim, warn, false)
+	src := memSource(data)
+	switch sniff(data) {
+	case shapePart10:
+		return parsePart10(src, data, nil, 132, lim, warn, owned)
+	case shapeNoPreamble:
+		warn.add(noPreambleWarning)
+		return parsePart10(src, data, make([]byte, 128), 4, lim, warn, false)
+	case shapeMetaOnly:
+		warn.add(metaOnlyWarning)
+		return parsePart10(src, data, append(make([]byte, 128), "DICM"...), 0, lim, warn, false)
 	}
-	return parseRaw(data, lim, warn)
+	return parseRaw(src, data, lim, warn)
+}
+
+// What the start of an input says it is.
+const (
+	shapeRaw        = iota // a bare dataset
+	shapePart10            // preamble, DICM, file meta, dataset
+	shapeNoPreamble        // DICM, file meta, dataset
+	shapeMetaOnly          // file meta, dataset
+)
+
+const (
+	noPreambleWarning = "Part-10 file without its 128-byte preamble; a zero preamble was added"
+	metaOnlyWarning   = "file meta group without preamble and DICM prefix; both were added"
+)
+
+// sniff classifies an input by its first 132 bytes (head may be longer).
+func sniff(head []byte) int {
+	switch {
+	case len(head) >= 132 && string(head[128:132]) == "DICM":
+		return shapePart10
+	case len(head) >= 4 && string(head[:4]) == "DICM" && looksLikeMeta(head, 4):
+		return shapeNoPreamble
+	case looksLikeMeta(head, 0):
+		return shapeMetaOnly
+	}
+	return shapeRaw
 }
 
 // looksLikeMeta reports whether an explicit VR little endian group 0002
@@ -171,7 +202,8 @@ func looksLikeMeta(data []byte, p int) bool {
 
 type metaInfo struct {
 	end                        int
-	ts, sopClass, sopInstance  string
+	ts, sopClass, sopInstance  string // trimmed; cut when longer than maxIndexValueLen+1 bytes (streaming, see value)
+	tsLen                      int    // length of the trimmed Transfer Syntax UID
 	haveTS, haveClass, haveIns bool
 }
 
@@ -182,14 +214,16 @@ type metaInfo struct {
 // group length is believed over the walk only where it ends on an element
 // boundary followed by group 0002 elements that are not explicit VR.
 // Where an element repeats, its first value counts.
-func parseMeta(data []byte, start int, lim Limits, warn *warnings) (metaInfo, *Error) {
+func parseMeta(c *cursor, start int, lim Limits, warn *warnings) (metaInfo, *Error) {
 	var m metaInfo
+	s := c.src
 	pos := start
 	groupEnd := int64(-1)
 	n := 0
-	for pos+8 <= len(data) && binary.LittleEndian.Uint16(data[pos:]) == 0x0002 {
-		t := uint32(0x0002)<<16 | uint32(binary.LittleEndian.Uint16(data[pos+2:]))
-		vr := uint16(data[pos+4])<<8 | uint16(data[pos+5])
+	for c.need(pos, pos+8) && binary.LittleEndian.Uint16(s.bytes(pos, 2)) == 0x0002 {
+		h := s.bytes(pos, 8)
+		t := uint32(0x0002)<<16 | uint32(binary.LittleEndian.Uint16(h[2:]))
+		vr := uint16(h[4])<<8 | uint16(h[5])
 		long, ok := vrInfo(vr)
 		if int64(pos) == groupEnd && !ok {
 			// The group length ends here and what follows is not explicit
@@ -199,50 +233,62 @@ func parseMeta(data []byte, start int, lim Limits, warn *warnings) (metaInfo, *E
 		}
 		if !ok {
 			return m, newError(ErrCodeMalformed, t, int64(pos), "file meta element %s at offset %d is not explicit VR little endian (VR bytes 0x%02X%02X)",
-				tagString(t), pos, data[pos+4], data[pos+5])
+				tagString(t), pos, h[4], h[5])
 		}
 		hdr := 8
 		var l uint32
 		if long {
 			hdr = 12
-			if pos+12 > len(data) {
-				return m, newError(ErrCodeTruncated, t, int64(pos), "file meta element header at offset %d needs 12 bytes but %d remain", pos, len(data)-pos)
+			if !c.need(pos, pos+12) {
+				return m, newError(ErrCodeTruncated, t, int64(pos), "file meta element header at offset %d needs 12 bytes but %d remain", pos, s.end()-pos)
 			}
-			l = binary.LittleEndian.Uint32(data[pos+8:])
+			l = binary.LittleEndian.Uint32(s.bytes(pos+8, 4))
 		} else {
-			l = uint32(binary.LittleEndian.Uint16(data[pos+6:]))
+			l = uint32(binary.LittleEndian.Uint16(h[6:]))
 		}
 		if l == undefinedLength {
 			return m, newError(ErrCodeMalformed, t, int64(pos), "file meta element %s at offset %d has undefined length", tagString(t), pos)
 		}
-		if int64(pos)+int64(hdr)+int64(l) > int64(len(data)) {
+		vpos, end := pos+hdr, pos+hdr+int(l)
+		var v value
+		fits := true
+		switch {
+		case t == 0x00020000 && l == 4 && pos == start,
+			t == 0x00020002 && !m.haveClass, t == 0x00020003 && !m.haveIns, t == 0x00020010 && !m.haveTS:
+			v, fits = c.capture(vpos, int(l), false)
+		default:
+			fits = c.need(end, end)
+		}
+		if !fits {
 			return m, newError(ErrCodeTruncated, t, int64(pos), "file meta element %s at offset %d declares %d bytes but %d remain",
-				tagString(t), pos, l, len(data)-pos-hdr)
+				tagString(t), pos, l, s.end()-pos-hdr)
 		}
 		n++
 		if n > lim.MaxElements {
 			return m, newError(ErrCodeTooLarge, t, int64(pos), "more than %d elements (limit MaxElements)", lim.MaxElements)
 		}
-		v := data[pos+hdr : pos+hdr+int(l)]
 		switch t {
 		case 0x00020000:
 			if l == 4 && pos == start {
-				groupEnd = int64(pos) + 12 + int64(binary.LittleEndian.Uint32(v))
+				groupEnd = int64(pos) + 12 + int64(binary.LittleEndian.Uint32(v.b))
 			}
 		case 0x00020002:
 			if !m.haveClass {
-				m.sopClass, m.haveClass = string(trimPadding(v, true)), true
+				u, _ := v.trimmed()
+				m.sopClass, m.haveClass = string(u), true
 			}
 		case 0x00020003:
 			if !m.haveIns {
-				m.sopInstance, m.haveIns = string(trimPadding(v, true)), true
+				u, _ := v.trimmed()
+				m.sopInstance, m.haveIns = string(u), true
 			}
 		case 0x00020010:
 			if !m.haveTS {
-				m.ts, m.haveTS = string(trimPadding(v, true)), true
+				u, tn := v.trimmed()
+				m.ts, m.tsLen, m.haveTS = string(u), tn, true
 			}
 		}
-		pos += hdr + int(l)
+		pos = end
 	}
 	m.end = pos
 	switch {
@@ -257,18 +303,31 @@ func parseMeta(data []byte, start int, lim Limits, warn *warnings) (metaInfo, *E
 	return m, nil
 }
 
+// metaTS looks up the transfer syntax the meta group declares.
+func metaTS(meta metaInfo, metaStart int) (tsInfo, *Error) {
+	ts, ok := lookupTS(meta.ts)
+	if !ok {
+		uid := printableUID(meta.ts)
+		if meta.tsLen != len(meta.ts) {
+			uid = "(" + itoa(meta.tsLen) + " bytes, not a UID)"
+		}
+		return ts, newError(ErrCodeUnsupported, 0x00020010, int64(metaStart), "transfer syntax %s is not supported", uid)
+	}
+	return ts, nil
+}
+
 // parsePart10 handles an input with a file meta group starting at
 // metaStart. prefix, when not nil, is what the input lacks in front of the
 // meta group (a preamble, and "DICM" too if that is missing); otherwise
 // the input's own preamble is zeroed.
-func parsePart10(data, prefix []byte, metaStart int, lim Limits, warn *warnings, owned bool) (*Instance, *Error) {
-	meta, err := parseMeta(data, metaStart, lim, warn)
+func parsePart10(src *source, data, prefix []byte, metaStart int, lim Limits, warn *warnings, owned bool) (*Instance, *Error) {
+	meta, err := parseMeta(&cursor{src: src}, metaStart, lim, warn)
 	if err != nil {
 		return nil, err
 	}
-	ts, ok := lookupTS(meta.ts)
-	if !ok {
-		return nil, newError(ErrCodeUnsupported, 0x00020010, int64(metaStart), "transfer syntax %s is not supported", printableUID(meta.ts))
+	ts, err := metaTS(meta, metaStart)
+	if err != nil {
+		return nil, err
 	}
 
 	var w *walker
@@ -277,17 +336,54 @@ func parsePart10(data, prefix []byte, metaStart int, lim Limits, warn *warnings,
 		if ierr != nil {
 			return nil, ierr
 		}
-		w = newWalker(inflated, lim, warn)
+		w = newWalker(memSource(inflated), lim, warn)
 		w.inflatedAt = int64(meta.end)
 		if werr := w.walk(0, ts.enc); werr != nil {
 			return nil, werr
 		}
 	} else {
-		w = newWalker(data, lim, warn)
+		w = newWalker(src, lim, warn)
 		if werr := w.walk(meta.end, ts.enc); werr != nil {
-			return nil, mismatch(data, meta.end, lim, ts.enc, meta.ts, werr)
+			for _, alt := range rawOrder {
+				if alt == ts.enc {
+					continue
+				}
+				aw := newWalker(src, lim, &warnings{})
+				if aw.walk(meta.end, alt) == nil && aw.checkRequired() == nil {
+					return nil, mismatch(werr, ts.enc, alt, meta.ts)
+				}
+			}
+			return nil, werr
 		}
 	}
+	inst, err := part10Instance(w, meta, ts, warn)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case prefix != nil:
+		inst.Data = make([]byte, 0, len(prefix)+len(data))
+		inst.Data = append(append(inst.Data, prefix...), data...)
+	case owned:
+		inst.Data = data
+		clear(inst.Data[:128])
+	default:
+		// make+copy of the whole slice is compiled to one allocation
+		// without zeroing; the preamble is cleared afterwards.
+		inst.Data = make([]byte, len(data))
+		copy(inst.Data, data)
+		clear(inst.Data[:128])
+	}
+	inst.Digest = sha256.Sum256(inst.Data)
+	inst.Warnings = warn.result()
+	return inst, nil
+}
+
+// part10Instance finishes a Part-10 input whose dataset walked cleanly:
+// the required attributes, the index attributes, and the warnings that
+// compare the dataset with its meta group. Data, Digest and Warnings are
+// left to the caller.
+func part10Instance(w *walker, meta metaInfo, ts tsInfo, warn *warnings) (*Instance, *Error) {
 	// A structurally sound file without the UIDs an archive files it by
 	// still parses; Storable reports it (a Part-10 file keeps its own meta,
 	// so nothing needs them here).
@@ -322,42 +418,16 @@ func parsePart10(data, prefix []byte, metaStart int, lim Limits, warn *warnings,
 	case meta.sopInstance != inst.SOPInstanceUID:
 		warn.add("Media Storage SOP Instance UID (0002,0003) differs from SOP Instance UID (0008,0018)")
 	}
-
-	switch {
-	case prefix != nil:
-		inst.Data = make([]byte, 0, len(prefix)+len(data))
-		inst.Data = append(append(inst.Data, prefix...), data...)
-	case owned:
-		inst.Data = data
-		clear(inst.Data[:128])
-	default:
-		// make+copy of the whole slice is compiled to one allocation
-		// without zeroing; the preamble is cleared afterwards.
-		inst.Data = make([]byte, len(data))
-		copy(inst.Data, data)
-		clear(inst.Data[:128])
-	}
-	inst.Digest = sha256.Sum256(inst.Data)
-	inst.Warnings = warn.result()
 	return inst, nil
 }
 
-// mismatch turns a walk failure into a clearer error when the dataset
-// walks cleanly in another encoding than the declared one: a transfer
-// syntax that lies about the encoding is a writer bug worth naming.
-func mismatch(data []byte, start int, lim Limits, declared layout, tsUID string, werr *Error) *Error {
-	for _, alt := range []layout{encExplicitLE, encImplicitLE, encExplicitBE} {
-		if alt == declared {
-			continue
-		}
-		w := newWalker(data, lim, &warnings{})
-		if w.walk(start, alt) == nil && w.checkRequired() == nil {
-			return &Error{Code: ErrCodeMalformed, Tag: werr.Tag, Offset: werr.Offset,
-				Msg: "dataset does not match its transfer syntax " + printableUID(tsUID) + " (" + declared.String() +
-					"): it is encoded as " + alt.String() + " (reading it as declared fails: " + werr.Msg + ")"}
-		}
-	}
-	return werr
+// mismatch is the clearer error for a dataset that fails to walk in its
+// declared encoding but walks cleanly in alt: a transfer syntax that lies
+// about the encoding is a writer bug worth naming.
+func mismatch(werr *Error, declared, alt layout, tsUID string) *Error {
+	return &Error{Code: ErrCodeMalformed, Tag: werr.Tag, Offset: werr.Offset,
+		Msg: "dataset does not match its transfer syntax " + printableUID(tsUID) + " (" + declared.String() +
+			"): it is encoded as " + alt.String() + " (reading it as declared fails: " + werr.Msg + ")"}
 }
 
 // inflate expands a deflated dataset (PS3.5 A.5: raw DEFLATE, no zlib
@@ -369,20 +439,29 @@ func inflate(src []byte, at int64, lim Limits, warn *warnings) ([]byte, *Error) 
 		zr, zerr := zlib.NewReader(bytes.NewReader(src))
 		if zerr == nil {
 			if out2, err2 := inflateWith(zr, lim.MaxInflated, len(src)); err2 == nil || errors.Is(err2, errInflateLimit) {
-				warn.add("deflated dataset has a zlib header (PS3.5 A.5 requires raw deflate)")
+				warn.add(zlibWarning)
 				out, err = out2, err2
 			}
 		}
 	}
-	switch {
-	case errors.Is(err, errInflateLimit):
-		return nil, newError(ErrCodeTooLarge, 0, at, "deflated dataset at offset %d inflates to more than %d bytes (limit MaxInflated)", at, lim.MaxInflated)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, newError(ErrCodeTruncated, 0, at, "deflated dataset at offset %d ends before its deflate stream does", at)
-	case err != nil:
-		return nil, newError(ErrCodeMalformed, 0, at, "deflated dataset at offset %d is not a valid deflate stream (%v)", at, err)
+	if err != nil {
+		return nil, inflateError(err, at, lim)
 	}
 	return out, nil
+}
+
+const zlibWarning = "deflated dataset has a zlib header (PS3.5 A.5 requires raw deflate)"
+
+// inflateError is the error for a deflated dataset at offset at that did
+// not inflate.
+func inflateError(err error, at int64, lim Limits) *Error {
+	switch {
+	case errors.Is(err, errInflateLimit):
+		return newError(ErrCodeTooLarge, 0, at, "deflated dataset at offset %d inflates to more than %d bytes (limit MaxInflated)", at, lim.MaxInflated)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return newError(ErrCodeTruncated, 0, at, "deflated dataset at offset %d ends before its deflate stream does", at)
+	}
+	return newError(ErrCodeMalformed, 0, at, "deflated dataset at offset %d is not a valid deflate stream (%v)", at, err)
 }
 
 var errInflateLimit = errors.New("inflate limit exceeded")
@@ -418,7 +497,7 @@ func isZlibHeader(b []byte) bool {
 }
 
 // rawOrder is the order in which bare dataset encodings are tried.
-var rawOrder = []layout{encExplicitLE, encImplicitLE, encExplicitBE}
+var rawOrder = [...]layout{encExplicitLE, encImplicitLE, encExplicitBE}
 
 var rawTS = map[layout]string{
 	encExplicitLE: ExplicitVRLittleEndian,
@@ -426,89 +505,34 @@ var rawTS = map[layout]string{
 	encExplicitBE: ExplicitVRBigEndian,
 }
 
+// attempt is the walk of a bare dataset in one candidate encoding.
+type attempt struct {
+	enc  layout
+	w    *walker
+	werr *Error // structural failure
+	rerr *Error // required attributes failure
+}
+
 // parseRaw handles a bare dataset: its encoding is accepted only when
 // exactly one candidate walks the whole dataset cleanly and yields the
 // required attributes.
-func parseRaw(data []byte, lim Limits, warn *warnings) (*Instance, *Error) {
-	type attempt struct {
-		enc  layout
-		w    *walker
-		werr *Error // structural failure
-		rerr *Error // required attributes failure
+func parseRaw(src *source, data []byte, lim Limits, warn *warnings) (*Instance, *Error) {
+	var tries [len(rawOrder)]attempt
+	for i, enc := range rawOrder {
+		w := newWalker(src, lim, &warnings{})
+		tries[i] = attempt{enc: enc, w: w, werr: w.walk(0, enc)}
+		if tries[i].werr != nil && w.resourceLimited(tries[i].werr) {
+			break // the answer, whatever the others would give (see chooseRaw)
+		}
 	}
-	var tries []attempt
-	var good []int
-	for _, enc := range rawOrder {
-		w := newWalker(data, lim, &warnings{})
-		a := attempt{enc: enc, w: w, werr: w.walk(0, enc)}
-		if a.werr == nil {
-			a.rerr = w.checkRequired()
-			if a.rerr == nil {
-				good = append(good, len(tries))
-			}
-		}
-		if a.werr != nil && (a.werr.Code == ErrCodeTooDeep || a.werr.Code == ErrCodeTooLarge) && w.firstElemDone {
-			// A resource limit hit after a good start is the answer.
-			return nil, a.werr
-		}
-		tries = append(tries, a)
-	}
-	switch {
-	case len(good) > 1:
-		return nil, newError(ErrCodeMalformed, 0, 0, "bare dataset is ambiguous: it walks cleanly as both %s and %s", tries[good[0]].enc, tries[good[1]].enc)
-	case len(good) == 0:
-		for _, a := range tries {
-			if a.werr == nil {
-				return nil, a.rerr // well-formed, but not storable
-			}
-		}
-		// Report the attempt that got furthest when it got past the
-		// first element and further than any other: that is most likely
-		// the real encoding, and its error the real defect.
-		best := -1
-		for i, a := range tries {
-			if !a.w.firstElemDone {
-				continue
-			}
-			if best < 0 || a.werr.Offset > tries[best].werr.Offset {
-				best = i
-			} else if a.werr.Offset == tries[best].werr.Offset {
-				best = -2
-				break
-			}
-		}
-		if best >= 0 {
-			e := *tries[best].werr
-			e.Msg = "bare dataset read as " + tries[best].enc.String() + ": " + e.Msg
-			return nil, &e
-		}
-		msg := "bare dataset (no preamble, DICM prefix or file meta): its encoding cannot be detected:"
-		for i, a := range tries {
-			if i > 0 {
-				msg += ";"
-			}
-			msg += " as " + a.enc.String() + ", " + a.werr.Msg
-		}
-		return nil, &Error{Code: ErrCodeMalformed, Offset: 0, Msg: msg}
-	}
-	a := tries[good[0]]
-	// Keep the chosen walk's warnings, in front of any from parse.
-	for _, m := range a.w.warn.list {
-		warn.add(m)
-	}
-	warn.dropped += a.w.warn.dropped
-	a.w.warn = warn
-	return wrapDataset(a.w, data, rawTS[a.enc], a.enc.big, warn)
-}
-
-// wrapDataset finishes a bare dataset that walked cleanly: it extracts
-// the attributes and puts a preamble, DICM and a meta group in front.
-func wrapDataset(w *walker, data []byte, tsUID string, big bool, warn *warnings) (*Instance, *Error) {
-	inst := &Instance{Raw: true, TransferSyntaxUID: tsUID}
-	if err := w.fill(inst, big); err != nil {
+	a, err := chooseRaw(tries[:])
+	if err != nil {
 		return nil, err
 	}
-	meta := encodeMeta(inst.SOPClassUID, inst.SOPInstanceUID, tsUID)
+	inst, meta, err := rawInstance(a, warn)
+	if err != nil {
+		return nil, err
+	}
 	inst.Data = make([]byte, 0, 132+len(meta)+len(data))
 	inst.Data = append(inst.Data, make([]byte, 128)...)
 	inst.Data = append(inst.Data, "DICM"...)
@@ -517,6 +541,96 @@ func wrapDataset(w *walker, data []byte, tsUID string, big bool, warn *warnings)
 	inst.Digest = sha256.Sum256(inst.Data)
 	inst.Warnings = warn.result()
 	return inst, nil
+}
+
+// resourceLimited reports whether a walk error is a resource limit hit
+// after a good start: that is the answer for a bare dataset.
+func (w *walker) resourceLimited(werr *Error) bool {
+	return (werr.Code == ErrCodeTooDeep || werr.Code == ErrCodeTooLarge) && w.firstElemDone
+}
+
+// chooseRaw picks the encoding of a bare dataset from the walks in the
+// candidate encodings, in rawOrder (a walk that is missing, its w nil,
+// follows one that hit a resource limit).
+func chooseRaw(tries []attempt) (attempt, *Error) {
+	var good []int
+	for i := range tries {
+		a := &tries[i]
+		if a.w == nil {
+			break
+		}
+		if a.werr == nil {
+			a.rerr = a.w.checkRequired()
+			if a.rerr == nil {
+				good = append(good, i)
+			}
+		} else if a.w.resourceLimited(a.werr) {
+			// A resource limit hit after a good start is the answer.
+			return attempt{}, a.werr
+		}
+	}
+	switch {
+	case len(good) > 1:
+		return attempt{}, newError(ErrCodeMalformed, 0, 0, "bare dataset is ambiguous: it walks cleanly as both %s and %s", tries[good[0]].enc, tries[good[1]].enc)
+	case len(good) == 1:
+		return tries[good[0]], nil
+	}
+	for _, a := range tries {
+		if a.werr == nil {
+			return attempt{}, a.rerr // well-formed, but not storable
+		}
+	}
+	// Report the attempt that got furthest when it got past the first
+	// element and further than any other: that is most likely the real
+	// encoding, and its error the real defect.
+	best := -1
+	for i, a := range tries {
+		if !a.w.firstElemDone {
+			continue
+		}
+		if best < 0 || a.werr.Offset > tries[best].werr.Offset {
+			best = i
+		} else if a.werr.Offset == tries[best].werr.Offset {
+			best = -2
+			break
+		}
+	}
+	if best >= 0 {
+		e := *tries[best].werr
+		e.Msg = "bare dataset read as " + tries[best].enc.String() + ": " + e.Msg
+		return attempt{}, &e
+	}
+	msg := "bare dataset (no preamble, DICM prefix or file meta): its encoding cannot be detected:"
+	for i, a := range tries {
+		if i > 0 {
+			msg += ";"
+		}
+		msg += " as " + a.enc.String() + ", " + a.werr.Msg
+	}
+	return attempt{}, &Error{Code: ErrCodeMalformed, Offset: 0, Msg: msg}
+}
+
+// rawInstance finishes the bare dataset that walked cleanly as a.enc: its
+// warnings go in front of any from parse into warn, the index attributes
+// are extracted, and the file meta group to put in front is returned.
+func rawInstance(a attempt, warn *warnings) (*Instance, []byte, *Error) {
+	for _, m := range a.w.warn.list {
+		warn.add(m)
+	}
+	warn.dropped += a.w.warn.dropped
+	a.w.warn = warn
+	return wrapDataset(a.w, rawTS[a.enc], a.enc.big)
+}
+
+// wrapDataset extracts the attributes of a bare dataset that walked
+// cleanly and returns the meta group that goes in front of it (after a
+// zero preamble and DICM).
+func wrapDataset(w *walker, tsUID string, big bool) (*Instance, []byte, *Error) {
+	inst := &Instance{Raw: true, TransferSyntaxUID: tsUID}
+	if err := w.fill(inst, big); err != nil {
+		return nil, nil, err
+	}
+	return inst, encodeMeta(inst.SOPClassUID, inst.SOPInstanceUID, tsUID), nil
 }
 
 // ParseDataset is [Parse] for a bare dataset whose transfer syntax is
@@ -549,25 +663,46 @@ func parseDataset(data []byte, tsUID string, lim Limits) (inst *Instance, perr *
 		return nil, newError(ErrCodeUnsupported, 0, -1, "transfer syntax %s is not supported", printableUID(tsUID))
 	}
 	warn := &warnings{}
-	w := newWalker(data, lim, warn)
+	src := memSource(data)
+	w := newWalker(src, lim, warn)
 	if ts.deflated {
 		inflated, ierr := inflate(data, 0, lim, warn)
 		if ierr != nil {
 			return nil, ierr
 		}
-		w = newWalker(inflated, lim, warn)
+		w = newWalker(memSource(inflated), lim, warn)
 		w.inflatedAt = 0
 	}
 	if werr := w.walk(0, ts.enc); werr != nil {
 		if ts.deflated {
 			return nil, werr
 		}
-		return nil, mismatch(data, 0, lim, ts.enc, tsUID, werr)
+		for _, alt := range rawOrder {
+			if alt == ts.enc {
+				continue
+			}
+			aw := newWalker(src, lim, &warnings{})
+			if aw.walk(0, alt) == nil && aw.checkRequired() == nil {
+				return nil, mismatch(werr, ts.enc, alt, tsUID)
+			}
+		}
+		return nil, werr
 	}
 	if err := w.checkRequired(); err != nil {
 		return nil, err
 	}
-	return wrapDataset(w, data, tsUID, ts.enc.big, warn)
+	inst, meta, err := wrapDataset(w, tsUID, ts.enc.big)
+	if err != nil {
+		return nil, err
+	}
+	inst.Data = make([]byte, 0, 132+len(meta)+len(data))
+	inst.Data = append(inst.Data, make([]byte, 128)...)
+	inst.Data = append(inst.Data, "DICM"...)
+	inst.Data = append(inst.Data, meta...)
+	inst.Data = append(inst.Data, data...)
+	inst.Digest = sha256.Sum256(inst.Data)
+	inst.Warnings = warn.result()
+	return inst, nil
 }
 
 // encodeMeta encodes a file meta group (PS3.10 7.1) in explicit VR little

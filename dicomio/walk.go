@@ -3,6 +3,7 @@ package dicomio
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -116,7 +117,7 @@ var attrTags = func() [numAttrs]uint32 {
 type frameKind uint8
 
 const (
-	kDataset frameKind = iota // the top-level dataset; ends at the end of the buffer
+	kDataset frameKind = iota // the top-level dataset; ends with the input
 	kItem                     // a sequence item: a nested dataset
 	kSeq                      // a sequence: a list of items
 	kFrags                    // encapsulated pixel data: a list of fragments
@@ -129,60 +130,78 @@ const (
 type frame struct {
 	kind  frameKind
 	enc   layout
-	end   int // offset just past the container, -1 for undefined length
-	limit int // the nearest defined end enclosing the frame (the buffer end at worst)
+	end   int // offset just past the container, -1 for undefined length (and for the dataset)
+	limit int // the nearest defined end enclosing the frame, atEOF when there is none
 	tag   uint32
 	start int // offset of the container's header
 }
 
-// walker validates the structure of one dataset held in buf.
+// atEOF is the limit of a frame that only the end of the input bounds. In
+// a stream that end is not known until the input gets there, so every
+// check against it asks the source.
+const atEOF = math.MaxInt
+
+// walker validates the structure of one dataset read from a source.
 type walker struct {
-	buf        []byte
+	cursor
 	lim        Limits
 	warn       *warnings
-	inflatedAt int64 // input offset of the deflated stream when buf is its inflated form, else -1
+	inflatedAt int64 // input offset of the deflated stream when the source is its inflated form, else -1
 
 	n       int // elements, items and fragments seen
-	attrs   [numAttrs][]byte
+	attrs   [numAttrs]value
 	seen    [numAttrs]bool
 	lastTop uint32
-
-	// zeroFrom is where the run of zero bytes that ends the buffer starts:
-	// trailing padding is detected by comparing with it, because scanning
-	// the rest of the buffer at every suspicious element would make a
-	// hostile input quadratic.
-	zeroFrom int
 
 	pixelNative   bool
 	pixelLen      int64
 	pixelEncaps   bool
 	firstElemDone bool // the first element of the dataset was read without error
+
+	// onAttrs, when set, is called once, when the walk has read every
+	// index attribute it can find: at the first top-level element past
+	// the last of them (lastAttrTag), or at the end of a clean walk
+	// (ParseStream's AttributeSink).
+	onAttrs   func(*walker)
+	attrsDone bool
+
+	// pend is a container whose end Parse would have checked against the
+	// end of the input when it was opened; a stream cannot know that end
+	// before reading past the container, which may be larger than the
+	// window. The walk goes on inside it and settles the check when it
+	// ends (see walk); a failed check is then the error, as in Parse.
+	pend pending
 }
 
-func newWalker(buf []byte, lim Limits, warn *warnings) *walker {
-	z := len(buf)
-	for z > 0 && buf[z-1] == 0 {
-		z--
-	}
-	return &walker{buf: buf, lim: lim, warn: warn, inflatedAt: -1, zeroFrom: z}
+type pending struct {
+	end    int // 0: none
+	t      uint32
+	pos    int
+	hdr, l int64
+	what   what
+	first  bool // firstElemDone when the container was opened
 }
 
-func (w *walker) u16(p int, big bool) uint16 {
+func newWalker(src *source, lim Limits, warn *warnings) *walker {
+	return &walker{cursor: cursor{src: src}, lim: lim, warn: warn, inflatedAt: -1}
+}
+
+func u16(b []byte, big bool) uint16 {
 	if big {
-		return binary.BigEndian.Uint16(w.buf[p:])
+		return binary.BigEndian.Uint16(b)
 	}
-	return binary.LittleEndian.Uint16(w.buf[p:])
+	return binary.LittleEndian.Uint16(b)
 }
 
-func (w *walker) u32(p int, big bool) uint32 {
+func u32(b []byte, big bool) uint32 {
 	if big {
-		return binary.BigEndian.Uint32(w.buf[p:])
+		return binary.BigEndian.Uint32(b)
 	}
-	return binary.LittleEndian.Uint32(w.buf[p:])
+	return binary.LittleEndian.Uint32(b)
 }
 
-func (w *walker) tagAt(p int, big bool) uint32 {
-	return uint32(w.u16(p, big))<<16 | uint32(w.u16(p+2, big))
+func tagOf(b []byte, big bool) uint32 {
+	return uint32(u16(b, big))<<16 | uint32(u16(b[2:], big))
 }
 
 func (w *walker) err(code ErrorCode, t uint32, pos int, format string, args ...any) *Error {
@@ -194,25 +213,83 @@ func (w *walker) err(code ErrorCode, t uint32, pos int, format string, args ...a
 	return e
 }
 
+// what names the thing whose length did not fit, for messages.
+type what uint8
+
+const (
+	whatElement what = iota
+	whatItem
+	whatFragment
+)
+
+func (k what) name(t uint32) string {
+	switch k {
+	case whatItem:
+		return "item"
+	case whatFragment:
+		return "pixel data fragment"
+	}
+	return "element " + tagString(t)
+}
+
+// has reports whether the n bytes at pos lie within f and the input.
+func (w *walker) has(f *frame, pos, n int) bool {
+	p := pos + n
+	return p <= f.limit && (p <= w.src.end() || w.needMore(pos, p))
+}
+
+// limitIsEnd reports whether f is bounded by the end of the input: then a
+// length that does not fit is truncation rather than inconsistency. A
+// container that ends exactly where the input does counts too.
+func (w *walker) limitIsEnd(f *frame) bool {
+	if f.limit == atEOF {
+		return true
+	}
+	return !w.need(math.MaxInt, f.limit+1) && w.src.end() == f.limit
+}
+
 // short reports that need bytes starting at pos do not fit below f.limit:
 // truncation when the limit is the end of the data, inconsistent lengths
 // when it is an enclosing container's declared end.
-func (w *walker) short(f *frame, t uint32, pos int, hdr, need int64, what string) *Error {
-	remain := int64(f.limit) - int64(pos) - hdr
-	if f.limit == len(w.buf) {
-		return w.err(ErrCodeTruncated, t, pos, "%s at offset %d declares %d bytes but %d remain", what, pos, need, remain)
+func (w *walker) short(f *frame, t uint32, pos int, hdr, need int64, k what) *Error {
+	if w.limitIsEnd(f) {
+		remain := int64(w.src.end()) - int64(pos) - hdr
+		return w.err(ErrCodeTruncated, t, pos, "%s at offset %d declares %d bytes but %d remain", k.name(t), pos, need, remain)
 	}
+	remain := int64(f.limit) - int64(pos) - hdr
 	return w.err(ErrCodeMalformed, t, pos, "%s at offset %d declares %d bytes but its enclosing %s at offset %d has only %d left",
-		what, pos, need, containerName(f), f.start, remain)
+		k.name(t), pos, need, containerName(f), f.start, remain)
 }
 
 func (w *walker) shortHeader(f *frame, pos, hdr int) *Error {
-	remain := f.limit - pos
-	if f.limit == len(w.buf) {
-		return w.err(ErrCodeTruncated, 0, pos, "element header at offset %d needs %d bytes but %d remain", pos, hdr, remain)
+	if w.limitIsEnd(f) {
+		return w.err(ErrCodeTruncated, 0, pos, "element header at offset %d needs %d bytes but %d remain", pos, hdr, w.src.end()-pos)
 	}
 	return w.err(ErrCodeMalformed, 0, pos, "element header at offset %d needs %d bytes but its enclosing %s at offset %d has only %d left",
-		pos, hdr, containerName(f), f.start, remain)
+		pos, hdr, containerName(f), f.start, f.limit-pos)
+}
+
+// container checks that a container of defined length opened at pos in a
+// frame bounded by the end of the input ends within the input; a stream
+// defers the check (see pending) unless the input is already known to be
+// long enough or to be too short.
+func (w *walker) container(t uint32, pos, hdr int, l uint32, k what) bool {
+	end := pos + hdr + int(l)
+	s := w.src
+	if end <= s.end() {
+		return true
+	}
+	if s.eof {
+		return false
+	}
+	if w.pend.end != 0 && s.end() >= w.pend.end {
+		w.pend = pending{}
+	}
+	if w.pend.end == 0 {
+		w.pend = pending{end: end, t: t, pos: pos, hdr: int64(hdr), l: int64(l), what: k, first: w.firstElemDone}
+		return true
+	}
+	return w.need(pos+hdr, end)
 }
 
 func containerName(f *frame) string {
@@ -238,38 +315,71 @@ func (w *walker) count(t uint32, pos int) *Error {
 	return nil
 }
 
-// walk validates the dataset from start to the end of the buffer.
+// walk validates the dataset from start to the end of the input.
+// lastAttrTag is the largest tag of attrTags: past it, a walk has read
+// every index attribute of a dataset in ascending tag order.
+const lastAttrTag = 0x00280100
+
+// attrsRead marks that the walk has read the index attributes and calls
+// onAttrs, once.
+func (w *walker) attrsRead() {
+	if w.attrsDone {
+		return
+	}
+	w.attrsDone = true
+	if w.onAttrs != nil {
+		w.onAttrs(w)
+	}
+}
+
 func (w *walker) walk(start int, enc layout) *Error {
+	err := w.walkFrom(start, enc)
+	if p := w.pend; p.end != 0 && !w.need(math.MaxInt, p.end) {
+		// Parse would have refused the container when it was opened, before
+		// anything found inside it.
+		w.firstElemDone = p.first
+		return w.short(&frame{limit: atEOF}, p.t, p.pos, p.hdr, p.l, p.what)
+	}
+	if err == nil {
+		w.attrsRead()
+	}
+	return err
+}
+
+func (w *walker) walkFrom(start int, enc layout) *Error {
 	stack := make([]frame, 1, 16)
-	stack[0] = frame{kind: kDataset, enc: enc, end: len(w.buf), limit: len(w.buf), start: start}
+	stack[0] = frame{kind: kDataset, enc: enc, end: -1, limit: atEOF, start: start}
 	depth := 0
 	pos := start
+	src := w.src
 	for {
 		f := &stack[len(stack)-1]
-		if f.end >= 0 && pos == f.end {
+		if f.end >= 0 {
+			if pos == f.end {
+				if f.kind == kSeq {
+					depth--
+				}
+				stack = stack[:len(stack)-1]
+				continue
+			}
+		} else if !w.need(pos, pos+1) {
 			if f.kind == kDataset {
 				return nil
 			}
-			if f.kind == kSeq {
-				depth--
-			}
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		if pos >= len(w.buf) {
-			// Only undefined-length containers get here: a defined end was
-			// checked against the buffer when the container was opened.
+			// A defined end was checked against the input when its
+			// container was opened: only undefined-length ones get here.
 			return w.err(ErrCodeTruncated, f.tag, pos, "%s starting at offset %d ends without its delimitation item (data ends at offset %d)",
 				containerName(f), f.start, pos)
 		}
 		big := f.enc.big
 		switch f.kind {
 		case kSeq, kFrags:
-			if pos+8 > f.limit {
+			if !w.has(f, pos, 8) {
 				return w.shortHeader(f, pos, 8)
 			}
-			t := w.tagAt(pos, big)
-			l := w.u32(pos+4, big)
+			h := src.bytes(pos, 8)
+			t := tagOf(h, big)
+			l := u32(h[4:], big)
 			switch t {
 			case tagItem:
 				if err := w.count(t, pos); err != nil {
@@ -283,18 +393,24 @@ func (w *walker) walk(start int, enc layout) *Error {
 					pos += 8
 					continue
 				}
-				if int64(pos)+8+int64(l) > int64(f.limit) {
-					what := "item"
-					if f.kind == kFrags {
-						what = "pixel data fragment"
-					}
-					return w.short(f, t, pos, 8, int64(l), what)
-				}
+				k := whatItem
 				if f.kind == kFrags {
-					pos += 8 + int(l)
-					continue
+					k = whatFragment
+				}
+				if int64(pos)+8+int64(l) > int64(f.limit) {
+					return w.short(f, t, pos, 8, int64(l), k)
 				}
 				end := pos + 8 + int(l)
+				if f.kind == kFrags {
+					if f.limit == atEOF && !w.need(end, end) {
+						return w.short(f, t, pos, 8, int64(l), k)
+					}
+					pos = end
+					continue
+				}
+				if f.limit == atEOF && !w.container(t, pos, 8, l, k) {
+					return w.short(f, t, pos, 8, int64(l), k)
+				}
 				stack = append(stack, frame{kind: kItem, enc: f.enc, end: end, limit: end, tag: t, start: pos})
 				pos += 8
 			case tagSeqDelim:
@@ -317,16 +433,17 @@ func (w *walker) walk(start int, enc layout) *Error {
 
 		// kDataset or kItem: a data element.
 		top := f.kind == kDataset
-		if pos+8 > f.limit {
-			if top && pos >= w.zeroFrom {
+		if !w.has(f, pos, 8) {
+			if top && w.zeroTail(pos) {
 				w.warn.add("zero padding after the last element")
 				return nil
 			}
 			return w.shortHeader(f, pos, 8)
 		}
-		t := w.tagAt(pos, big)
+		h := src.bytes(pos, 8)
+		t := tagOf(h, big)
 		if t>>16 == 0xFFFE {
-			l := w.u32(pos+4, big)
+			l := u32(h[4:], big)
 			switch {
 			case t == tagItemDelim && f.kind == kItem && f.end < 0:
 				if l != 0 {
@@ -342,9 +459,12 @@ func (w *walker) walk(start int, enc layout) *Error {
 			}
 			return w.err(ErrCodeMalformed, t, pos, "unexpected %s at offset %d in %s", tagString(t), pos, containerName(f))
 		}
-		if top && t == 0 && pos >= w.zeroFrom {
-			w.warn.add("zero padding after the last element")
-			return nil
+		if top && t == 0 {
+			if w.zeroTail(pos) {
+				w.warn.add("zero padding after the last element")
+				return nil
+			}
+			h = src.bytes(pos, 8) // reading ahead may have moved the window
 		}
 		if err := w.count(t, pos); err != nil {
 			return err
@@ -357,26 +477,29 @@ func (w *walker) walk(start int, enc layout) *Error {
 			isSQ bool
 		)
 		if f.enc.explicit {
-			vr = uint16(w.buf[pos+4])<<8 | uint16(w.buf[pos+5])
+			vr = uint16(h[4])<<8 | uint16(h[5])
 			long, ok := vrInfo(vr)
 			if !ok {
 				return w.badVR(f, t, pos, vr)
 			}
 			if long {
 				hdr = 12
-				if pos+12 > f.limit {
+				if !w.has(f, pos, 12) {
 					return w.shortHeader(f, pos, 12)
 				}
-				l = w.u32(pos+8, big)
+				l = u32(src.bytes(pos+8, 4), big)
 			} else {
-				l = uint32(w.u16(pos+6, big))
+				l = uint32(u16(h[6:], big))
 			}
 			isSQ = vr == vrSQ
 		} else {
-			l = w.u32(pos+4, big)
+			l = u32(h[4:], big)
 		}
 		vpos := pos + hdr
 
+		if top && t > lastAttrTag && !w.attrsDone {
+			w.attrsRead()
+		}
 		if top {
 			if w.lastTop != 0 && t <= w.lastTop && !w.warn.skip() {
 				if t == w.lastTop {
@@ -427,28 +550,41 @@ func (w *walker) walk(start int, enc layout) *Error {
 			continue
 		}
 
-		if int64(vpos)+int64(l) > int64(f.limit) {
-			return w.short(f, t, pos, int64(hdr), int64(l), "element "+tagString(t))
+		if !f.enc.explicit && t&0xFFFF != 0 {
+			isSQ = dictIsSQ(t)
+		}
+		capture := -1
+		if top {
+			if i := attrIndex(t); i >= 0 && !w.seen[i] {
+				capture = i // a duplicate was warned about above; the first value wins
+			}
+		}
+		switch {
+		case int64(vpos)+int64(l) > int64(f.limit):
+			return w.short(f, t, pos, int64(hdr), int64(l), whatElement)
+		case capture >= 0:
+			v, ok := w.capture(vpos, int(l), isSQ)
+			if !ok {
+				return w.short(f, t, pos, int64(hdr), int64(l), whatElement)
+			}
+			w.seen[capture], w.attrs[capture] = true, v
+		case f.limit != atEOF:
+			// Within a container already checked against the input.
+		case isSQ:
+			if !w.container(t, pos, hdr, l, whatElement) {
+				return w.short(f, t, pos, int64(hdr), int64(l), whatElement)
+			}
+		default:
+			if end := vpos + int(l); !w.need(end, end) {
+				return w.short(f, t, pos, int64(hdr), int64(l), whatElement)
+			}
 		}
 		if l%2 != 0 && !w.warn.skip() {
 			w.warn.add("element " + tagString(t) + " has an odd value length")
 		}
-		if !f.enc.explicit && t&0xFFFF != 0 {
-			isSQ = dictIsSQ(t)
-		}
 		end := vpos + int(l)
-		if top {
-			if i := attrIndex(t); i >= 0 {
-				if w.seen[i] {
-					// duplicate already warned about above; first value wins
-				} else {
-					w.seen[i] = true
-					w.attrs[i] = w.buf[vpos:end]
-				}
-			}
-			if t == tagPixelData {
-				w.pixelNative, w.pixelLen = true, int64(l)
-			}
+		if top && t == tagPixelData {
+			w.pixelNative, w.pixelLen = true, int64(l)
 		}
 		w.firstElemDone = true
 		if isSQ {

@@ -60,6 +60,17 @@ type ArchiveConfig struct {
 	// MaxInstanceSize is the largest DICOM instance accepted, in bytes.
 	// Default 1 GiB.
 	MaxInstanceSize int64 `toml:"max_instance_size"`
+
+	// IngestBuffer is the memory one arriving instance may hold at once,
+	// in bytes, whatever its size: the DICOM validator's window, and the
+	// ciphertext waiting to be written. An instance costs about three
+	// times this at most. Default 4 MiB; at least 64 KiB.
+	IngestBuffer int64 `toml:"ingest_buffer"`
+
+	// MaxConcurrentIngests bounds the instances being ingested at once,
+	// server-wide (imports now; C-STORE and STOW-RS later); more wait for
+	// a slot. Default 8.
+	MaxConcurrentIngests int `toml:"max_concurrent_ingests"`
 }
 
 // ExchangeConfig tunes transfers with partner facilities.
@@ -102,7 +113,7 @@ func DefaultConfig() Config {
 		HTTPAddr:  "127.0.0.1:7480",
 		P2PAddrs:  []string{"/ip4/127.0.0.1/tcp/4801", "/ip4/127.0.0.1/udp/4801/quic-v1"},
 		DICOMAddr: "127.0.0.1:11112",
-		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30},
+		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30, IngestBuffer: 4 << 20, MaxConcurrentIngests: 8},
 		Exchange: ExchangeConfig{
 			DefaultGrantTTL: Duration{72 * time.Hour},
 			MaxGrantTTL:     Duration{30 * 24 * time.Hour},
@@ -136,6 +147,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Archive.MaxInstanceSize <= 0 {
 		return errors.New("config: archive.max_instance_size must be positive")
+	}
+	if c.Archive.IngestBuffer < 64<<10 || c.Archive.IngestBuffer > 1<<30 {
+		return errors.New("config: archive.ingest_buffer must be 64 KiB to 1 GiB")
+	}
+	if c.Archive.MaxConcurrentIngests < 1 || c.Archive.MaxConcurrentIngests > 1024 {
+		return errors.New("config: archive.max_concurrent_ingests must be 1-1024")
 	}
 	if c.Exchange.UploadRate < 0 {
 		return errors.New("config: exchange.upload_rate must not be negative")

@@ -215,24 +215,33 @@ func (s *apiServer) removePartner(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *apiServer) importFile(w http.ResponseWriter, r *http.Request) error {
-	max := s.n.cfg.Archive.MaxInstanceSize
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			res := api.ImportResult{Outcome: api.OutcomeRejected, Code: string(api.CodeTooLarge),
-				Error: fmt.Sprintf("instance larger than archive.max_instance_size (%d bytes)", max)}
-			writeJSON(w, res.HTTPStatus(), res)
-			return nil
-		}
-		return badRequest("read body: %v", err)
+	// The body streams into the ingester; the ingester stops reading one
+	// byte past archive.max_instance_size (413 too-large).
+	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, s.n.cfg.Archive.MaxInstanceSize+1)}
+	res := apiImport(s.n.ingest.Ingest(r.Context(), body))
+	if body.err != nil {
+		// The upload broke: the client did not send an instance.
+		return badRequest("read body: %v", body.err)
 	}
-	res := apiImport(s.n.ingest.Import(r.Context(), data))
 	if res.Outcome == api.OutcomeFailed {
 		s.n.log.Error("import failed", "err", res.Error)
 	}
 	writeJSON(w, res.HTTPStatus(), res)
 	return nil
+}
+
+// bodyReader remembers why a request body failed, other than ending.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 func (s *apiServer) studies(w http.ResponseWriter, r *http.Request) error {

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/ipfs/go-cid"
@@ -45,36 +47,69 @@ type ImportResult struct {
 
 // ingester validates, normalizes, encrypts and stores instances: the one
 // entry point of every way an instance arrives (import, and later
-// C-STORE and STOW-RS).
+// C-STORE and STOW-RS). An instance streams through it: memory is bounded
+// by the per-instance buffer (archive.ingest_buffer), not by the
+// instance's size, and at most archive.max_concurrent_ingests run at once.
 type ingester struct {
 	store   *store.Store
 	keys    *keyring
 	clock   clock.Clock
 	maxSize int64
+	buffer  int           // per-instance buffer: dicomio's window, and the ciphertext held before it is written
+	slots   chan struct{} // server-wide bound on concurrent ingests
 }
 
-// Import validates, normalizes, encrypts and stores one DICOM instance
-// (a Part-10 file or a bare dataset). The result is reported only after
-// the instance, its blocks and its index entries are committed in one
-// synced transaction.
+func newIngester(s *store.Store, k *keyring, c clock.Clock, cfg ArchiveConfig) *ingester {
+	return &ingester{store: s, keys: k, clock: c, maxSize: cfg.MaxInstanceSize, buffer: int(cfg.IngestBuffer),
+		slots: make(chan struct{}, cfg.MaxConcurrentIngests)}
+}
+
+// Import ingests one instance held in memory (tests, small callers).
 func (g *ingester) Import(ctx context.Context, data []byte) ImportResult {
+	return g.Ingest(ctx, bytes.NewReader(data))
+}
+
+// Ingest validates, normalizes, encrypts and stores one DICOM instance
+// read from r (a Part-10 file or a bare dataset). The result is reported
+// only after the instance, its blocks and its index entries are committed
+// (synced). It waits for one of the server's ingest slots first; a
+// cancelled ctx gives up waiting.
+func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
+	select {
+	case g.slots <- struct{}{}:
+		defer func() { <-g.slots }()
+	case <-ctx.Done():
+		return ImportResult{Outcome: OutcomeFailed, Error: "import: " + ctx.Err().Error()}
+	}
 	lim := dicomio.DefaultLimits()
 	lim.MaxSize = g.maxSize
-	inst, err := dicomio.Parse(data, lim)
+	lim.Buffer = g.buffer
+	sink := &ingestSink{g: g}
+	inst, err := dicomio.ParseStream(r, sink, lim)
 	if err == nil {
 		err = inst.Storable()
 	}
 	if err != nil {
+		sink.discard()
+		if sink.failure != nil { // our side failed (disk, database), not the input
+			return ImportResult{Outcome: OutcomeFailed, Error: sink.failure.Error()}
+		}
 		return rejected(err)
+	}
+	if !sink.known {
+		// Only a dataset out of tag order (index attributes after its bulk
+		// data) gets here: dicomio accepts it, but it could not be streamed.
+		return ImportResult{Outcome: OutcomeRejected, Code: "malformed", SOPInstanceUID: inst.SOPInstanceUID, Study: inst.StudyInstanceUID,
+			Error: "the instance's elements are out of tag order (index attributes after its bulk data); it cannot be stored"}
 	}
 	res := ImportResult{
 		SOPInstanceUID: inst.SOPInstanceUID,
 		Study:          inst.StudyInstanceUID,
-		Size:           int64(len(inst.Data)),
+		Size:           sink.size,
 		Digest:         hex.EncodeToString(inst.Digest[:]),
 		Warnings:       inst.Warnings,
 	}
-	outcome, why, err := g.store1(ctx, inst)
+	outcome, why, err := sink.commit(inst, res.Digest)
 	res.Outcome = outcome
 	var other *store.OtherSyntaxError
 	switch {
@@ -86,6 +121,175 @@ func (g *ingester) Import(ctx context.Context, data []byte) ImportResult {
 		res.Error = why.Error()
 	}
 	return res
+}
+
+// ingestSink receives the normalized instance from dicomio.ParseStream.
+// Once the instance's identifying attributes are known (Attributes), it
+// either encrypts what follows to the study's key and cuts it into
+// blocks, or, for an instance whose SOP Instance UID is already held,
+// only counts it (ParseStream computes the digest that decides between
+// duplicate and conflict).
+type ingestSink struct {
+	g       *ingester
+	known   bool           // Attributes was called
+	prev    *wire.Instance // held already under the SOP Instance UID
+	enc     io.WriteCloser // age encryption to the study key, into cut
+	cut     blockCutter
+	size    int64 // normalized bytes
+	failure error // a local failure (not the input's fault)
+}
+
+// Attributes implements dicomio.AttributeSink.
+func (s *ingestSink) Attributes(inst *dicomio.Instance) error {
+	s.known = true
+	if err := inst.Storable(); err != nil {
+		return err
+	}
+	// Cheap idempotency check before the expensive encryption.
+	if prev, ok, err := s.g.store.InstanceBySOP(inst.SOPInstanceUID); err != nil {
+		return s.fail(err)
+	} else if ok {
+		s.prev = &prev
+		return nil
+	}
+	sk, err := s.g.keys.Ensure(studyOf(inst), "", "", "")
+	if err != nil {
+		return s.fail(err)
+	}
+	s.cut = blockCutter{store: s.g.store, flushAt: max(s.g.buffer, BlockSize)}
+	if s.enc, err = crypto.EncryptWriter(&s.cut, sk.Recipient()); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+func (s *ingestSink) fail(err error) error {
+	if s.failure == nil {
+		s.failure = err
+	}
+	return err
+}
+
+func (s *ingestSink) Write(p []byte) (int, error) {
+	if !s.known {
+		return 0, s.fail(errors.New("ingest: instance bytes before its attributes"))
+	}
+	s.size += int64(len(p))
+	if s.prev != nil {
+		return len(p), nil
+	}
+	if _, err := s.enc.Write(p); err != nil {
+		return 0, s.fail(err)
+	}
+	if s.cut.err != nil {
+		return 0, s.fail(s.cut.err)
+	}
+	return len(p), nil
+}
+
+// commit finishes the encryption and indexes the instance with its last
+// blocks in one synced transaction.
+func (s *ingestSink) commit(inst *dicomio.Instance, digest string) (outcome string, why, err error) {
+	if s.prev != nil {
+		o, why := store.SameOrConflict(*s.prev, inst.StudyInstanceUID, inst.TransferSyntaxUID, digest)
+		return outcomeName(o), why, nil
+	}
+	if err := s.enc.Close(); err != nil {
+		s.discard()
+		return OutcomeFailed, nil, fmt.Errorf("encrypt instance: %w", err)
+	}
+	if err := s.cut.finish(); err != nil {
+		s.discard()
+		return OutcomeFailed, nil, err
+	}
+	rec := instanceOf(inst)
+	rec.Size = s.size
+	rec.Digest = digest
+	rec.Blocks = s.cut.refs
+	o, why, err := s.g.store.AddInstance(rec, s.cut.pending, s.g.clock.Now())
+	if err != nil || o != store.Stored {
+		s.discard() // nothing of a duplicate or conflict stays
+	}
+	if err != nil {
+		return OutcomeFailed, nil, err
+	}
+	return outcomeName(o), why, nil
+}
+
+// discard removes the blocks written ahead of a commit that did not
+// happen.
+func (s *ingestSink) discard() {
+	if len(s.cut.written) > 0 {
+		s.g.store.DeleteBlocks(s.cut.written) // best effort: unindexed blocks are never served
+		s.cut.written = nil
+	}
+}
+
+// blockCutter cuts the ciphertext into blocks of BlockSize, addressed by
+// their CIDs. Blocks wait in memory until flushAt bytes are pending, then
+// are written (unindexed) so that an instance of any size costs a bounded
+// amount of memory; the last ones are committed with the instance.
+type blockCutter struct {
+	store   *store.Store
+	flushAt int
+	cur     []byte
+	pending []store.Block
+	bytes   int
+	refs    []wire.BlockRef
+	written []cid.Cid
+	free    [][]byte // buffers of written blocks, reused: Badger copies what it commits
+	err     error
+}
+
+func (c *blockCutter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 && c.err == nil {
+		if c.cur == nil {
+			if n := len(c.free); n > 0 {
+				c.cur, c.free = c.free[n-1][:0], c.free[:n-1]
+			} else {
+				c.cur = make([]byte, 0, BlockSize)
+			}
+		}
+		k := min(len(p), BlockSize-len(c.cur))
+		c.cur = append(c.cur, p[:k]...)
+		p = p[k:]
+		if len(c.cur) == BlockSize {
+			c.cutBlock()
+		}
+	}
+	return n, c.err
+}
+
+func (c *blockCutter) cutBlock() {
+	id, err := cidPrefix.Sum(c.cur)
+	if err != nil {
+		c.err = fmt.Errorf("hash block: %w", err)
+		return
+	}
+	c.pending = append(c.pending, store.Block{CID: id, Data: c.cur})
+	c.refs = append(c.refs, wire.BlockRef{CID: id.String(), Size: len(c.cur)})
+	c.bytes += len(c.cur)
+	c.cur = nil
+	if c.bytes >= c.flushAt {
+		if err := c.store.PutBlocks(c.pending); err != nil {
+			c.err = fmt.Errorf("store blocks: %w", err)
+			return
+		}
+		for _, b := range c.pending {
+			c.written = append(c.written, b.CID)
+			c.free = append(c.free, b.Data)
+		}
+		c.pending, c.bytes = c.pending[:0], 0
+	}
+}
+
+// finish cuts the last, short block.
+func (c *blockCutter) finish() error {
+	if c.err == nil && len(c.cur) > 0 {
+		c.cutBlock()
+	}
+	return c.err
 }
 
 func rejected(err error) ImportResult {
@@ -143,50 +347,4 @@ func instanceOf(inst *dicomio.Instance) wire.Instance {
 		Size:              int64(len(inst.Data)),
 		Digest:            hex.EncodeToString(inst.Digest[:]),
 	}
-}
-
-// store1 encrypts and commits one parsed instance. why explains a
-// duplicate or conflict; err is a local failure.
-func (g *ingester) store1(_ context.Context, inst *dicomio.Instance) (outcome string, why, err error) {
-	// Cheap idempotency check before the expensive encryption.
-	if prev, ok, err := g.store.InstanceBySOP(inst.SOPInstanceUID); err != nil {
-		return OutcomeFailed, nil, err
-	} else if ok {
-		o, why := store.SameOrConflict(prev, inst.StudyInstanceUID, inst.TransferSyntaxUID, hex.EncodeToString(inst.Digest[:]))
-		return outcomeName(o), why, nil
-	}
-	sk, err := g.keys.Ensure(studyOf(inst), "", "", "")
-	if err != nil {
-		return OutcomeFailed, nil, err
-	}
-	ct, err := crypto.Encrypt(inst.Data, sk.Recipient())
-	if err != nil {
-		return OutcomeFailed, nil, fmt.Errorf("encrypt instance: %w", err)
-	}
-	rec := instanceOf(inst)
-	blocks, err := cutBlocks(ct)
-	if err != nil {
-		return OutcomeFailed, nil, err
-	}
-	for _, b := range blocks {
-		rec.Blocks = append(rec.Blocks, wire.BlockRef{CID: b.CID.String(), Size: len(b.Data)})
-	}
-	o, why, err := g.store.AddInstance(rec, blocks, g.clock.Now())
-	if err != nil {
-		return OutcomeFailed, nil, err
-	}
-	return outcomeName(o), why, nil
-}
-
-func cutBlocks(ct []byte) ([]store.Block, error) {
-	var out []store.Block
-	for off := 0; off < len(ct); off += BlockSize {
-		end := min(off+BlockSize, len(ct))
-		c, err := cidPrefix.Sum(ct[off:end])
-		if err != nil {
-			return nil, fmt.Errorf("hash block: %w", err)
-		}
-		out = append(out, store.Block{CID: c, Data: ct[off:end]})
-	}
-	return out, nil
 }

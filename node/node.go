@@ -138,7 +138,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.partners.attach(n.host)
 	redial := func(p peer.ID) { exchange.ClearDialBackoff(n.host, p) }
 
-	n.ingest = &ingester{store: n.store, keys: n.keyring, clock: n.clock, maxSize: cfg.Archive.MaxInstanceSize}
+	n.ingest = newIngester(n.store, n.keyring, n.clock, cfg.Archive)
 	n.archive = &archive{store: n.store, keys: n.keyring, audit: n.audit}
 	n.inbox = &inbox{store: n.store, partners: n.partners, id: n.keys.id, self: n.host.ID(), audit: n.audit, clock: n.clock, log: n.log}
 	n.outbox = &outbox{store: n.store, audit: n.audit, log: n.log, clock: n.clock,

@@ -128,6 +128,33 @@ func (s *Store) BlockStudy(c cid.Cid) (string, error) {
 	return study, err
 }
 
+// PutBlocks stores blocks without indexing them, in one synced
+// transaction: the first blocks of an instance too large to hold, written
+// before the instance is complete. They are served to no partner until an
+// instance that lists them is indexed.
+func (s *Store) PutBlocks(blocks []Block) error {
+	return s.update(func(txn *badger.Txn) error { return putBlocks(txn, blocks) })
+}
+
+// DeleteBlocks removes blocks no instance lists (what an ingest wrote
+// before it failed or found a duplicate). A block that is indexed is
+// kept.
+func (s *Store) DeleteBlocks(cids []cid.Cid) error {
+	return s.update(func(txn *badger.Txn) error {
+		for _, c := range cids {
+			if _, err := txn.Get(blockIdxKey(c)); err == nil {
+				continue
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+			if err := txn.Delete(blockKey(c)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func putBlocks(txn *badger.Txn, blocks []Block) error {
 	for _, b := range blocks {
 		if err := txn.Set(blockKey(b.CID), b.Data); err != nil {

@@ -96,6 +96,8 @@ func Open(o Options) (*Store, error) {
 	}
 	db, err := badger.Open(opts)
 	if err != nil {
+		// Badger formats its lock error with %+v, not %w: its text is all
+		// there is to recognise it by.
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return nil, fmt.Errorf("open archive: %w", ErrLocked)
 		}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package dicomio_test
+
+const raceEnabled = false
