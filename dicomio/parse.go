@@ -533,14 +533,7 @@ func parseRaw(src *source, data []byte, lim Limits, warn *warnings) (*Instance, 
 	if err != nil {
 		return nil, err
 	}
-	inst.Data = make([]byte, 0, 132+len(meta)+len(data))
-	inst.Data = append(inst.Data, make([]byte, 128)...)
-	inst.Data = append(inst.Data, "DICM"...)
-	inst.Data = append(inst.Data, meta...)
-	inst.Data = append(inst.Data, data...)
-	inst.Digest = sha256.Sum256(inst.Data)
-	inst.Warnings = warn.result()
-	return inst, nil
+	return withMeta(inst, meta, data, warn), nil
 }
 
 // resourceLimited reports whether a walk error is a resource limit hit
@@ -622,6 +615,19 @@ func rawInstance(a attempt, warn *warnings) (*Instance, []byte, *Error) {
 	return wrapDataset(a.w, rawTS[a.enc], a.enc.big)
 }
 
+// withMeta makes a bare dataset's normalized bytes: a zero preamble,
+// DICM, the meta group made for it, and the dataset as it came.
+func withMeta(inst *Instance, meta, data []byte, warn *warnings) *Instance {
+	inst.Data = make([]byte, 0, 132+len(meta)+len(data))
+	inst.Data = append(inst.Data, make([]byte, 128)...)
+	inst.Data = append(inst.Data, "DICM"...)
+	inst.Data = append(inst.Data, meta...)
+	inst.Data = append(inst.Data, data...)
+	inst.Digest = sha256.Sum256(inst.Data)
+	inst.Warnings = warn.result()
+	return inst
+}
+
 // wrapDataset extracts the attributes of a bare dataset that walked
 // cleanly and returns the meta group that goes in front of it (after a
 // zero preamble and DICM).
@@ -695,14 +701,7 @@ func parseDataset(data []byte, tsUID string, lim Limits) (inst *Instance, perr *
 	if err != nil {
 		return nil, err
 	}
-	inst.Data = make([]byte, 0, 132+len(meta)+len(data))
-	inst.Data = append(inst.Data, make([]byte, 128)...)
-	inst.Data = append(inst.Data, "DICM"...)
-	inst.Data = append(inst.Data, meta...)
-	inst.Data = append(inst.Data, data...)
-	inst.Digest = sha256.Sum256(inst.Data)
-	inst.Warnings = warn.result()
-	return inst, nil
+	return withMeta(inst, meta, data, warn), nil
 }
 
 // encodeMeta encodes a file meta group (PS3.10 7.1) in explicit VR little

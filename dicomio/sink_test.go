@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pacsnet/pacsnet/dicomio"
@@ -144,6 +145,9 @@ func FuzzParseStreamSink(f *testing.F) {
 		if werr != nil {
 			t.Fatalf("ParseStream succeeded, Parse failed: %v", werr)
 		}
+		if sink.calls == 0 && outOfOrder(want) {
+			return // index attributes after more than the sink's hold: documented, and refused by the archive
+		}
 		if sink.calls != 1 || !bytes.Equal(sink.out.Bytes(), want.Data) || got.Digest != want.Digest {
 			t.Fatalf("%d Attributes calls; output %d bytes, Parse's %d", sink.calls, sink.out.Len(), len(want.Data))
 		}
@@ -151,4 +155,13 @@ func FuzzParseStreamSink(f *testing.F) {
 			t.Fatalf("attributes %+v, Parse's %+v", *sink.attrs, *want)
 		}
 	})
+}
+
+func outOfOrder(inst *dicomio.Instance) bool {
+	for _, w := range inst.Warnings {
+		if strings.Contains(w, "not in ascending tag order") || strings.Contains(w, "duplicate element") {
+			return true
+		}
+	}
+	return false
 }

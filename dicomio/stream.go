@@ -92,7 +92,8 @@ type ingest struct {
 // encrypts it to its study's key, or only counts a copy it holds
 // already). ParseStream then holds the output until the index attributes
 // are read (at the first top-level element past them, or at the end of a
-// smaller dataset), calls Attributes once with an Instance whose UIDs,
+// smaller dataset, or of one whose elements are out of tag order), calls
+// Attributes once with an Instance whose UIDs,
 // transfer syntax and index attributes are filled (Digest and Warnings
 // are not, yet), and only then writes. An error from Attributes stops the
 // parse with that error (an [*Error] as it is, any other as ErrCodeIO).

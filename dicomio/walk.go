@@ -164,6 +164,7 @@ type walker struct {
 	// (ParseStream's AttributeSink).
 	onAttrs   func(*walker)
 	attrsDone bool
+	disorder  bool // top-level elements came out of ascending tag order
 
 	// pend is a container whose end Parse would have checked against the
 	// end of the input when it was opened; a stream cannot know that end
@@ -341,6 +342,11 @@ func (w *walker) walk(start int, enc layout) *Error {
 		return w.short(&frame{limit: atEOF}, p.t, p.pos, p.hdr, p.l, p.what)
 	}
 	if err == nil {
+		if w.attrsDone && w.disorder && w.onAttrs != nil {
+			// Out of order, index attributes may have come after the
+			// point where they were looked for: look again.
+			w.onAttrs(w)
+		}
 		w.attrsRead()
 	}
 	return err
@@ -499,6 +505,9 @@ func (w *walker) walkFrom(start int, enc layout) *Error {
 
 		if top && t > lastAttrTag && !w.attrsDone {
 			w.attrsRead()
+		}
+		if top && w.lastTop != 0 && t <= w.lastTop {
+			w.disorder = true
 		}
 		if top {
 			if w.lastTop != 0 && t <= w.lastTop && !w.warn.skip() {

@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/crypto"
 	"github.com/pacsnet/pacsnet/exchange"
@@ -21,12 +22,12 @@ import (
 	"github.com/pacsnet/pacsnet/node/internal/store"
 )
 
-// Fetch states.
+// Fetch states: the api package's.
 const (
-	FetchRunning = "running"
-	FetchWaiting = "waiting" // the holder is unreachable; retrying
-	FetchDone    = "done"
-	FetchFailed  = "failed"
+	FetchRunning = api.FetchRunning
+	FetchWaiting = api.FetchWaiting // the holder is unreachable; retrying
+	FetchDone    = api.FetchDone
+	FetchFailed  = api.FetchFailed
 )
 
 // FetchStatus is the progress of one fetch.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/crypto"
 	"github.com/pacsnet/pacsnet/exchange"
@@ -17,11 +18,11 @@ import (
 	"github.com/pacsnet/pacsnet/node/internal/store"
 )
 
-// States of a study a partner shared with us.
+// States of a study a partner shared with us: the api package's.
 const (
-	SharedAvailable = "available"
-	SharedRevoked   = "revoked"
-	SharedExpired   = "expired" // computed: the grant's expiry has passed
+	SharedAvailable = api.SharedAvailable
+	SharedRevoked   = api.SharedRevoked
+	SharedExpired   = api.SharedExpired // computed: the grant's expiry has passed
 )
 
 // SharedStudy is one study a partner shared with us (from its manifest).

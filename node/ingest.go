@@ -12,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/crypto"
 	"github.com/pacsnet/pacsnet/dicomio"
 	"github.com/pacsnet/pacsnet/internal/wire"
@@ -24,13 +25,13 @@ const BlockSize = wire.BlockSize
 
 var cidPrefix = cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: -1}
 
-// Import outcomes.
+// Import outcomes: the api package's.
 const (
-	OutcomeStored    = "stored"
-	OutcomeDuplicate = "duplicate" // the same instance was already stored: idempotent success
-	OutcomeConflict  = "conflict"  // a different instance with the same SOP Instance UID exists
-	OutcomeRejected  = "rejected"  // not acceptable DICOM
-	OutcomeFailed    = "failed"    // a local failure (disk, database)
+	OutcomeStored    = api.OutcomeStored
+	OutcomeDuplicate = api.OutcomeDuplicate // the same instance was already stored: idempotent success
+	OutcomeConflict  = api.OutcomeConflict  // a different instance with the same SOP Instance UID exists
+	OutcomeRejected  = api.OutcomeRejected  // not acceptable DICOM
+	OutcomeFailed    = api.OutcomeFailed    // a local failure (disk, database)
 )
 
 // ImportResult reports what Import did with one instance.
