@@ -139,7 +139,8 @@ func exportCmd(g *globals) *cobra.Command {
 		Short: "Write a study's instances as DICOM Part-10 files, each verified by SHA-256",
 		Long: `Write every instance of a study held here (imported or fetched) to
 DIR/<Series Instance UID>/<SOP Instance UID>.dcm (mode 0640, folders
-0750: these are patient data). Each file's SHA-256 is checked against the
+0750: these are patient data). The node writes the files itself, as the
+user it runs as: DIR is a folder on the node's machine. Each file's SHA-256 is checked against the
 archive's record after it is written and synced; the export and its
 outcome are audited. File names carry UIDs only, never patient data. A
 partly fetched study is refused unless --allow-partial is given.`,
