@@ -12,15 +12,7 @@ import (
 // FuzzParse: Parse never panics (a recovered panic shows up as
 // ErrCodeInternal, which fails here), and normalization is idempotent.
 func FuzzParse(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join(corpusDir, "*.dcm"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no corpus: %v", err)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range corpusSeeds(f, 0) {
 		f.Add(b)
 	}
 	f.Add(deepSQ(false, 20))
@@ -88,4 +80,24 @@ func FuzzParseDataset(f *testing.F) {
 			t.Fatalf("normalization is not idempotent")
 		}
 	})
+}
+
+// corpusSeeds reads the test corpus's files, those under max bytes when
+// max is positive: the seeds of the fuzz targets.
+func corpusSeeds(f *testing.F, max int) [][]byte {
+	files, err := filepath.Glob(filepath.Join(corpusDir, "*.dcm"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no corpus: %v", err)
+	}
+	var out [][]byte
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if max <= 0 || len(b) < max {
+			out = append(out, b)
+		}
+	}
+	return out
 }

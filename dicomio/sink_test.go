@@ -118,18 +118,8 @@ func TestParseStreamAttributeSink(t *testing.T) {
 // writes nothing before Attributes, calls it at most once, and when it
 // succeeds on a storable instance its output is Parse's.
 func FuzzParseStreamSink(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join(corpusDir, "*.dcm"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no corpus: %v", err)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if len(b) < 64<<10 {
-			f.Add(b, uint16(len(b)))
-		}
+	for _, b := range corpusSeeds(f, 64<<10) {
+		f.Add(b, uint16(len(b)))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, buf uint16) {
 		lim := dicomio.Limits{MaxSize: 16 << 20, MaxInflated: 16 << 20, Buffer: int(buf)}

@@ -581,18 +581,8 @@ func TestParseStreamMemory(t *testing.T) {
 // any size, with the default window and with the smallest one (where it
 // may refuse what it cannot hold).
 func FuzzParseStream(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join(corpusDir, "*.dcm"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no corpus: %v", err)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if len(b) < 64<<10 {
-			f.Add(b, uint64(len(b)))
-		}
+	for _, b := range corpusSeeds(f, 64<<10) {
+		f.Add(b, uint64(len(b)))
 	}
 	for _, c := range hostileInputs(f) {
 		if len(c.data) < 64<<10 && c.lim == (dicomio.Limits{}) {
