@@ -8,15 +8,16 @@ type Code string
 
 // Error codes. [AllCodes] lists them; docs/api.md has the table.
 const (
-	CodeBadRequest   Code = "bad-request"  // the request is malformed or names something invalid
-	CodeUnauthorized Code = "unauthorized" // missing or wrong API token
-	CodeForbidden    Code = "forbidden"    // refused by a partner, or by consent (no live grant)
-	CodeNotFound     Code = "not-found"    // no such partner, study, instance, grant or fetch
-	CodeConflict     Code = "conflict"     // the request contradicts what is held (an existing instance, an incomplete study, a corrupt audit log)
-	CodeTooLarge     Code = "too-large"    // the body exceeds the node's limit
-	CodeRejected     Code = "rejected"     // unprocessable DICOM
-	CodeInternal     Code = "internal"     // a failure of the node (disk, database, a bug)
-	CodeUnavailable  Code = "unavailable"  // the node or the partner it needs cannot serve now; try again later
+	CodeBadRequest   Code = "bad-request"        // the request is malformed or names something invalid
+	CodeUnauthorized Code = "unauthorized"       // missing or wrong API token
+	CodeForbidden    Code = "forbidden"          // refused by a partner, or by consent (no live grant)
+	CodeNotFound     Code = "not-found"          // no such partner, study, instance, grant or fetch; no such route
+	CodeMethod       Code = "method-not-allowed" // the route exists, for other methods (the Allow header lists them)
+	CodeConflict     Code = "conflict"           // the request contradicts what is held (an existing instance, an incomplete study, a corrupt audit log)
+	CodeTooLarge     Code = "too-large"          // the body exceeds the node's limit
+	CodeRejected     Code = "rejected"           // unprocessable DICOM
+	CodeInternal     Code = "internal"           // a failure of the node (disk, database, a bug)
+	CodeUnavailable  Code = "unavailable"        // the node or the partner it needs cannot serve now; try again later
 )
 
 // codeTable is the one table of error codes and their HTTP statuses.
@@ -28,6 +29,7 @@ var codeTable = []struct {
 	{CodeUnauthorized, http.StatusUnauthorized},
 	{CodeForbidden, http.StatusForbidden},
 	{CodeNotFound, http.StatusNotFound},
+	{CodeMethod, http.StatusMethodNotAllowed},
 	{CodeConflict, http.StatusConflict},
 	{CodeTooLarge, http.StatusRequestEntityTooLarge},
 	{CodeRejected, http.StatusUnprocessableEntity},

@@ -213,7 +213,7 @@ func TestStudyFlattened(t *testing.T) {
 func TestCodes(t *testing.T) {
 	want := map[Code]int{
 		CodeBadRequest: 400, CodeUnauthorized: 401, CodeForbidden: 403, CodeNotFound: 404, CodeConflict: 409,
-		CodeTooLarge: 413, CodeRejected: 422, CodeInternal: 500, CodeUnavailable: 503,
+		CodeMethod: 405, CodeTooLarge: 413, CodeRejected: 422, CodeInternal: 500, CodeUnavailable: 503,
 	}
 	if len(AllCodes()) != len(want) {
 		t.Errorf("AllCodes() = %v", AllCodes())

@@ -293,8 +293,18 @@ func TestAPI(t *testing.T) {
 		}
 	})
 	t.Run("methods", func(t *testing.T) {
-		if code, _ := apiRaw(t, a, "DELETE", "/api/v1/studies", "Bearer "+a.keys.apiToken, nil); code != http.StatusMethodNotAllowed {
-			t.Errorf("DELETE studies: %d", code)
+		code, body := apiRaw(t, a, "DELETE", "/api/v1/studies", "Bearer "+a.keys.apiToken, nil)
+		var e api.ErrorBody
+		if code != http.StatusMethodNotAllowed || json.Unmarshal(body, &e) != nil || e.Code != api.CodeMethod {
+			t.Errorf("DELETE studies: %d %s", code, body)
+		}
+	})
+	t.Run("unknown route", func(t *testing.T) {
+		// The API's error shape, not the router's plain text.
+		code, body := apiRaw(t, a, "GET", "/api/v1/nope", "Bearer "+a.keys.apiToken, nil)
+		var e api.ErrorBody
+		if code != http.StatusNotFound || json.Unmarshal(body, &e) != nil || e.Code != api.CodeNotFound || e.Error == "" {
+			t.Errorf("GET /api/v1/nope: %d %s", code, body)
 		}
 	})
 }

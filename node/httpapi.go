@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -61,8 +62,14 @@ func (s *apiServer) routes() map[string]handlerFunc {
 
 func (s *apiServer) handler() http.Handler {
 	mux := http.NewServeMux()
+	paths := http.NewServeMux() // the routes' paths without their methods: 404 or 405
+	seen := map[string]bool{}
 	hs := s.routes()
 	for _, rt := range api.Routes {
+		if !seen[rt.Path] {
+			seen[rt.Path] = true
+			paths.HandleFunc(rt.Path, func(http.ResponseWriter, *http.Request) {})
+		}
 		h, ok := hs[rt.Name]
 		if !ok {
 			panic("node: no handler for API route " + rt.Name)
@@ -73,6 +80,21 @@ func (s *apiServer) handler() http.Handler {
 			}
 		})
 	}
+	// Anything else gets the API's error shape, not the mux's plain text.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := paths.Handler(r); pattern != "" {
+			var allow []string
+			for _, rt := range api.Routes {
+				if rt.Path == pattern {
+					allow = append(allow, rt.Method)
+				}
+			}
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeJSON(w, http.StatusMethodNotAllowed, api.ErrorBody{Error: r.Method + " is not allowed here: use " + strings.Join(allow, " or "), Code: api.CodeMethod})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "no such API route (see docs/api.md)", Code: api.CodeNotFound})
+	})
 	return s.authenticate(mux)
 }
 

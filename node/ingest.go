@@ -84,6 +84,7 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 	}
 	lim := dicomio.DefaultLimits()
 	lim.MaxSize = g.maxSize
+	lim.MaxInflated = g.maxSize // a deflated dataset may not inflate beyond what the archive would take plain
 	lim.Buffer = g.buffer
 	sink := &ingestSink{g: g}
 	inst, err := dicomio.ParseStream(r, sink, lim)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -159,5 +160,68 @@ func TestIngestMemoryBound(t *testing.T) {
 	// The same instance again is a duplicate, and writes nothing.
 	if r := n.ingest.Ingest(context.Background(), newBigInstance(t, 400)); r.Outcome != OutcomeDuplicate {
 		t.Errorf("again: %+v", r)
+	}
+}
+
+// deflatedBomb makes a Part-10 file in Deflated Explicit VR Little Endian
+// whose dataset inflates to more than inflated bytes: a synthetic slice's
+// dataset with its Pixel Data made that long and all zeros.
+func deflatedBomb(t testing.TB, inflated int) []byte {
+	t.Helper()
+	_, files, err := synth.CT(synth.CTOptions{Slices: 1, Rows: 64, Cols: 64, Seed: 98})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := files[0].Data
+	// The meta group: (0002,0000) UL group length at 132, the group after.
+	metaLen := int(binary.LittleEndian.Uint32(f[140:144]))
+	metaEnd := 144 + metaLen
+	const explicitLE = "1.2.840.10008.1.2.1\x00"
+	const deflated = "1.2.840.10008.1.2.1.99"
+	i := bytes.Index(f[:metaEnd], []byte{0x02, 0x00, 0x10, 0x00, 'U', 'I'})
+	if i < 0 || string(f[i+8:i+8+len(explicitLE)]) != explicitLE {
+		t.Fatal("synthetic slice is not Explicit VR Little Endian")
+	}
+	var meta []byte
+	meta = append(meta, f[144:i]...)
+	meta = append(meta, 0x02, 0x00, 0x10, 0x00, 'U', 'I')
+	meta = binary.LittleEndian.AppendUint16(meta, uint16(len(deflated)))
+	meta = append(meta, deflated...)
+	meta = append(meta, f[i+8+len(explicitLE):metaEnd]...)
+	ds := bytes.Clone(f[metaEnd:])
+	binary.LittleEndian.PutUint32(ds[len(ds)-64*64*2-4:], uint32(inflated)) // Pixel Data's length
+	ds = ds[:len(ds)-64*64*2]
+	var z bytes.Buffer
+	zw, _ := flate.NewWriter(&z, flate.BestSpeed)
+	zw.Write(ds)
+	zeros := make([]byte, 1<<20)
+	for n := 0; n < inflated; n += len(zeros) {
+		zw.Write(zeros[:min(len(zeros), inflated-n)])
+	}
+	zw.Close()
+	out := append(bytes.Clone(f[:132]), 0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(meta)))
+	out = append(out, meta...)
+	return append(out, z.Bytes()...)
+}
+
+// A small deflated file that inflates far beyond archive.max_instance_size
+// is refused as too large, and ingesting it holds memory bounded by the
+// buffer, not by what it inflates to; the same shape within the limit is
+// stored.
+func TestIngestDeflateBomb(t *testing.T) {
+	n := newNode(t, "Alpha", nodeSetup{cfg: func(c *Config) { c.Archive.MaxInstanceSize = 32 << 20 }})
+	bomb := deflatedBomb(t, 300<<20)
+	var res ImportResult
+	peak, _ := peakHeap(func() { res = n.ingest.Import(context.Background(), bomb) })
+	t.Logf("%d deflated bytes inflating to 300 MiB: %s %s; peak heap growth %d bytes", len(bomb), res.Outcome, res.Code, peak)
+	if res.Outcome != OutcomeRejected || res.Code != "too-large" {
+		t.Errorf("bomb: %+v", res)
+	}
+	if bound := 3*uint64(n.cfg.Archive.IngestBuffer) + 16<<20; peak > bound {
+		t.Errorf("peak heap growth %d bytes, want at most %d", peak, bound)
+	}
+	if r := n.ingest.Import(context.Background(), deflatedBomb(t, 8<<20)); r.Outcome != OutcomeStored {
+		t.Errorf("deflated instance within the limit: %+v", r)
 	}
 }

@@ -498,7 +498,13 @@ func revokeCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "revoke GRANT",
 		Short: "Revoke a grant: the partner's next block request is refused",
-		Args:  exactArgs(1, "one grant ID"),
+		Long: `Revoke a grant: from now on the partner's block requests under it are
+refused, and a signed revocation is sent to the partner, which forgets the
+study key. Revocation ends future access only: what the partner already
+fetched stays in its archive (as with any copy given to another
+facility). Another live grant for the same study keeps the partner's
+access; 'pacsnet grants' lists them.`,
+		Args: exactArgs(1, "one grant ID"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
 			if err != nil {
