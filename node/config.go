@@ -13,6 +13,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/multiformats/go-multiaddr"
+
+	"github.com/pacsnet/pacsnet/internal/wire"
 )
 
 // ConfigVersion is the version of the config file format this build writes.
@@ -129,6 +131,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Name) == "" || len(c.Name) > 64 {
 		return errors.New("config: name must be 1-64 characters")
+	}
+	if !wire.PrintableName(c.Name) {
+		return errors.New("config: name must not hold control characters")
 	}
 	if err := validateAE(c.AETitle); err != nil {
 		return fmt.Errorf("config: ae_title: %w", err)

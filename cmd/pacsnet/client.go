@@ -49,7 +49,7 @@ func printJSON(v any) error {
 // peer ID when the node knows no name for it (no longer a partner).
 func partnerName(p api.PartnerRef) string {
 	if p.Name != "" {
-		return p.Name
+		return printable(p.Name)
 	}
 	if len(p.PeerID) > 12 {
 		return "…" + p.PeerID[len(p.PeerID)-8:]

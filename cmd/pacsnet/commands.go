@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -184,7 +185,7 @@ func peerCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(p)
 			}
-			fmt.Printf("added partner %q (%s)\n", p.Name, p.PeerID)
+			fmt.Printf("added partner %q (%s)\n", printable(p.Name), p.PeerID)
 			return nil
 		},
 	}
@@ -205,7 +206,7 @@ func peerCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(p)
 			}
-			fmt.Printf("removed partner %q (%s); its grants are revoked\n", p.Name, p.PeerID)
+			fmt.Printf("removed partner %q (%s); its grants are revoked\n", printable(p.Name), p.PeerID)
 			return nil
 		},
 	}
@@ -233,7 +234,7 @@ func peersCmd(g *globals) *cobra.Command {
 			}
 			tw := table("NAME", "PEER ID", "ADDED")
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.PeerID, fmtTime(p.Added))
+				tw.row(p.Name, p.PeerID, fmtTime(p.Added))
 			}
 			return tw.Flush()
 		},
@@ -298,7 +299,7 @@ Exit status 1 when any file was rejected or failed.`,
 					if r.Error != "" {
 						line += ": " + r.Error
 					}
-					fmt.Println(line)
+					fmt.Println(printable(line))
 				}
 			}
 			secs := time.Since(start).Seconds()
@@ -410,7 +411,7 @@ func studiesCmd(g *globals) *cobra.Command {
 				if !s.Complete {
 					count = fmt.Sprintf("%d/%d partial", s.Instances, s.Expected)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\n", s.StudyUID, s.PatientID, s.StudyDate, strings.Join(s.Modalities, ","), count, float64(s.Bytes)/1e6, from)
+				tw.row(s.StudyUID, s.PatientID, s.StudyDate, strings.Join(s.Modalities, ","), count, float64(s.Bytes)/1e6, from)
 			}
 			return tw.Flush()
 		},
@@ -484,7 +485,7 @@ func grantsCmd(g *globals) *cobra.Command {
 			}
 			tw := table("GRANT", "STATE", "GRANTEE", "STUDIES", "PURPOSE", "EXPIRES")
 			for _, s := range gs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.GrantID, s.State, partnerName(s.Grantee), strings.Join(s.StudyUIDs, ","), s.Purpose, fmtTime(s.Expires))
+				tw.row(s.GrantID, s.State, partnerName(s.Grantee), strings.Join(s.StudyUIDs, ","), s.Purpose, fmtTime(s.Expires))
 			}
 			return tw.Flush()
 		},
@@ -545,7 +546,7 @@ func sharedCmd(g *globals) *cobra.Command {
 			}
 			tw := table("STUDY UID", "FROM", "STATE", "INSTANCES", "MB", "EXPIRES", "FETCHED")
 			for _, s := range ss {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%s\t%v\n", s.StudyUID, partnerName(s.Issuer), s.State, s.Instances, float64(s.Bytes)/1e6, fmtTime(s.Expires), s.Fetched)
+				tw.row(s.StudyUID, partnerName(s.Issuer), s.State, s.Instances, float64(s.Bytes)/1e6, fmtTime(s.Expires), s.Fetched)
 			}
 			return tw.Flush()
 		},
@@ -605,7 +606,7 @@ func auditCmd(g *globals) *cobra.Command {
 				if e.Peer != nil {
 					peer = partnerName(*e.Peer)
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(e.Time), e.Actor, e.Action, e.Decision, peer, e.GrantID, e.StudyUID, e.Reason)
+				tw.row(e.Seq, fmtTime(e.Time), e.Actor, e.Action, e.Decision, peer, e.GrantID, e.StudyUID, e.Reason)
 			}
 			return tw.Flush()
 		},
@@ -662,10 +663,71 @@ func versionCmd() *cobra.Command {
 	}
 }
 
-func table(cols ...string) *tabwriter.Writer {
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(cols, "\t"))
-	return tw
+// tableWriter prints a listing's rows aligned in columns. Every cell goes
+// through printable: values from DICOM data and from partners never
+// reach the terminal with control characters.
+type tableWriter struct{ tw *tabwriter.Writer }
+
+func table(cols ...string) *tableWriter {
+	t := &tableWriter{tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)}
+	t.row(toAny(cols)...)
+	return t
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// row prints one row; each cell is formatted with %v (floats with one
+// decimal) and made printable.
+func (t *tableWriter) row(cells ...any) {
+	strs := make([]string, len(cells))
+	for i, c := range cells {
+		switch v := c.(type) {
+		case float64:
+			strs[i] = fmt.Sprintf("%.1f", v)
+		default:
+			strs[i] = printable(fmt.Sprint(v))
+		}
+	}
+	fmt.Fprintln(t.tw, strings.Join(strs, "\t"))
+}
+
+func (t *tableWriter) Flush() error { return t.tw.Flush() }
+
+// printable escapes control characters (C0, DEL, C1: escape sequences,
+// newlines, tabs) and invalid UTF-8 as \xNN or \u{NNNN}, so that text
+// from DICOM data, partners or file names cannot move the cursor, clear
+// the screen or forge lines on the admin's terminal.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(&b, "\\u{%04x}", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // fmtTime shows a time in the local zone, with the zone named.

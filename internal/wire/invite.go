@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"filippo.io/age"
 	lcrypto "github.com/libp2p/go-libp2p/core/crypto"
@@ -126,6 +127,9 @@ func ParseInvite(s string) (Invite, error) {
 	if strings.TrimSpace(inv.Name) == "" || len(inv.Name) > 64 {
 		return Invite{}, fmt.Errorf("%w: name must be 1-64 characters", ErrBadInvite)
 	}
+	if !PrintableName(inv.Name) {
+		return Invite{}, fmt.Errorf("%w: name holds control characters or invalid UTF-8", ErrBadInvite)
+	}
 	if len(inv.Addrs) == 0 || len(inv.Addrs) > 32 {
 		return Invite{}, fmt.Errorf("%w: needs 1-32 addresses", ErrBadInvite)
 	}
@@ -135,4 +139,19 @@ func ParseInvite(s string) (Invite, error) {
 		}
 	}
 	return Invite{Name: inv.Name, PeerID: inv.PeerID, Recipient: inv.Recipient, Addrs: inv.Addrs, Created: inv.Created}, nil
+}
+
+// PrintableName reports whether a facility name is valid UTF-8 without
+// control characters (C0, DEL, C1): names are shown on admins' terminals
+// and in other facilities' listings.
+func PrintableName(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
 }

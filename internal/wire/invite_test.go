@@ -143,6 +143,8 @@ func TestParseInviteRejects(t *testing.T) {
 		{"bad recipient", encode(func(inv *Invite) { inv.Recipient = "age1qqqq" }), "recipient is not an age1pq hybrid recipient"},
 		{"no name", encode(func(inv *Invite) { inv.Name = " \t" }), "name must be 1-64 characters"},
 		{"long name", encode(func(inv *Invite) { inv.Name = strings.Repeat("n", 65) }), "name must be 1-64 characters"},
+		{"name with an escape sequence", encode(func(inv *Invite) { inv.Name = "Evil\x1b[2J" }), "name holds control characters or invalid UTF-8"},
+		{"name with a newline", encode(func(inv *Invite) { inv.Name = "Evil\nHospital" }), "name holds control characters or invalid UTF-8"},
 		{"no addresses", encode(func(inv *Invite) { inv.Addrs = nil }), "needs 1-32 addresses"},
 		{"33 addresses", encode(func(inv *Invite) {
 			inv.Addrs = nil
