@@ -193,7 +193,7 @@ type Revocation struct {
 type GrantRequest struct {
 	To          string `json:"to"`                     // the partner: peer ID or name
 	StudyUID    string `json:"study_uid"`              // the study
-	Expires     string `json:"expires,omitempty"`      // a Go duration such as 72h; default: config exchange.default_grant_ttl
+	Expires     string `json:"expires,omitempty"`      // a duration such as 72h, 90m or 3d (ParseDuration); default: config exchange.default_grant_ttl
 	Purpose     string `json:"purpose,omitempty"`      // Purpose* constants; default treatment
 	GranteeUser string `json:"grantee_user,omitempty"` // a named user at the grantee
 }

@@ -221,7 +221,8 @@ func TestAPI(t *testing.T) {
 			jsonError(t, body)
 		}
 		var g api.Grant
-		if code := apiCall(t, a, "POST", "/api/v1/grants", []byte(`{"to":"Beta","study_uid":"`+study+`","expires":"2h"}`), &g); code != http.StatusOK || g.Grantee.PeerID != b.ID().String() {
+		if code := apiCall(t, a, "POST", "/api/v1/grants", []byte(`{"to":"Beta","study_uid":"`+study+`","expires":"1d2h"}`), &g); code != http.StatusOK || g.Grantee.PeerID != b.ID().String() ||
+			g.Expires.Sub(g.NotBefore) != 26*time.Hour {
 			t.Fatalf("grant: %d %+v", code, g)
 		}
 		var grants []api.Grant

@@ -94,3 +94,40 @@ func TestRunWritesRunInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The CLI would send the admin token to the URL run/api.json names: the
+// file is refused when its home, run/ or itself is writable by others.
+func TestReadRunInfoRefusesWritableFiles(t *testing.T) {
+	home := t.TempDir()
+	if _, err := Init(home, InitOptions{Name: "Alpha"}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(home, runDir, apiInfoFile)
+	if err := os.WriteFile(path, []byte(`{"api":"http://127.0.0.1:1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRunInfo(home); err != nil {
+		t.Fatalf("private run info: %v", err)
+	}
+	for _, p := range []string{path, filepath.Join(home, runDir), home} {
+		fi, _ := os.Stat(p)
+		os.Chmod(p, fi.Mode().Perm()|0o002)
+		if _, err := ReadRunInfo(home); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+			t.Errorf("%s writable by others: %v", p, err)
+		}
+		os.Chmod(p, fi.Mode().Perm())
+	}
+}
+
+// serve warns when the local API listens beyond this machine (the check
+// itself: tests bind loopback only).
+func TestLoopbackOnly(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7480": true, "127.9.9.9:1": true, "[::1]:7480": true,
+		"0.0.0.0:7480": false, "[::]:7480": false, "10.0.0.5:7480": false, "nonsense": false,
+	} {
+		if got := loopbackOnly(addr); got != want {
+			t.Errorf("loopbackOnly(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -28,6 +28,23 @@ type InitOptions struct {
 	AETitle string // derived from Name when empty
 }
 
+// Validate reports what is wrong with the options (a blank or long name,
+// an invalid AE title) before anything is written.
+func (o InitOptions) Validate() error {
+	_, err := o.config()
+	return err
+}
+
+func (o InitOptions) config() (Config, error) {
+	cfg := DefaultConfig()
+	cfg.Name = o.Name
+	cfg.AETitle = o.AETitle
+	if cfg.AETitle == "" {
+		cfg.AETitle = aeFromName(o.Name)
+	}
+	return cfg, cfg.Validate()
+}
+
 // ErrHomeExists is returned by Init when the home already holds a node.
 var ErrHomeExists = errors.New("home already initialised")
 
@@ -36,13 +53,8 @@ var ErrHomeExists = errors.New("home already initialised")
 // archive key and an admin API token. Key files are written 0600 in a 0700
 // directory. It refuses to touch a home that already has a config.
 func Init(home string, opts InitOptions) (Config, error) {
-	cfg := DefaultConfig()
-	cfg.Name = opts.Name
-	cfg.AETitle = opts.AETitle
-	if cfg.AETitle == "" {
-		cfg.AETitle = aeFromName(opts.Name)
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := opts.config()
+	if err != nil {
 		return cfg, err
 	}
 	if _, err := os.Stat(filepath.Join(home, "config.toml")); err == nil {

@@ -341,9 +341,9 @@ func (s *apiServer) grant(w http.ResponseWriter, r *http.Request) error {
 	}
 	gr := GrantRequest{To: req.To, Study: req.StudyUID, Purpose: req.Purpose, User: req.GranteeUser, Actor: actor(r)}
 	if req.Expires != "" {
-		d, err := time.ParseDuration(req.Expires)
+		d, err := api.ParseDuration(req.Expires)
 		if err != nil || d <= 0 {
-			return badRequest("expires %q: want a positive duration such as 72h", req.Expires)
+			return badRequest("expires %q: want a positive duration such as 72h or 3d", req.Expires)
 		}
 		gr.Expires = d
 	}

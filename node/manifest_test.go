@@ -99,6 +99,7 @@ func TestGrantRequests(t *testing.T) {
 		{"not a partner", GrantRequest{To: c.ID().String(), Study: study}},
 		{"unknown name", GrantRequest{To: "Nobody", Study: study}},
 		{"bad purpose", GrantRequest{To: "Beta", Study: study, Purpose: "curiosity"}},
+		{"longer than max_grant_ttl", GrantRequest{To: "Beta", Study: study, Expires: 31 * 24 * time.Hour}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := a.Grant(ctx, tc.req); !errors.Is(err, consent.ErrInvalidRequest) {
@@ -106,6 +107,12 @@ func TestGrantRequests(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the limit reads as people write it", func(t *testing.T) {
+		_, err := a.Grant(ctx, GrantRequest{To: "Beta", Study: study, Expires: 31 * 24 * time.Hour})
+		if err == nil || !strings.Contains(err.Error(), "at most 30d (config exchange.max_grant_ttl)") {
+			t.Errorf("Grant: %v, want the limit as 30d", err)
+		}
+	})
 	t.Run("by name, with purpose and lifetime", func(t *testing.T) {
 		g, err := a.Grant(ctx, GrantRequest{To: "beta", Study: study, Expires: time.Hour, Purpose: string(consent.PurposeSecondOpinion), User: "dr.who"})
 		if err != nil {

@@ -270,11 +270,26 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.writeRunInfo(); err != nil {
 		return fmt.Errorf("write run info: %w", err)
 	}
+	if !loopbackOnly(n.HTTPAddr()) {
+		n.log.Warn("the local API listens on a non-loopback address: anyone who can reach it and holds the admin token controls this node; keep http_addr on 127.0.0.1 unless a firewall and TLS proxy guard it",
+			"http", n.HTTPAddr())
+	}
 	n.log.Info("serving", "name", n.cfg.Name, "peer", n.host.ID().String(), "http", "http://"+n.HTTPAddr(),
 		"p2p", strings.Join(n.P2PAddrs(), ","), "dicom", n.cfg.DICOMAddr+" (not enabled in this build)")
 	<-ctx.Done()
 	os.Remove(filepath.Join(n.home, runDir, apiInfoFile))
 	return nil
+}
+
+// loopbackOnly reports whether a listen address (host:port, as bound)
+// reaches this machine only.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // writeRunInfo records where the running node's API listens, for the CLI.
@@ -296,9 +311,18 @@ type RunInfo struct {
 }
 
 // ReadRunInfo reads HOME/run/api.json.
+//
+// The CLI sends the admin token to the URL this file names, so it is
+// refused when anyone but its owner could have written it: the home, run/
+// or the file writable by group or others.
 func ReadRunInfo(home string) (RunInfo, error) {
 	var ri RunInfo
 	path := filepath.Join(home, runDir, apiInfoFile)
+	for _, p := range []string{home, filepath.Join(home, runDir), path} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o022 != 0 {
+			return ri, fmt.Errorf("read run info: %s is writable by group or others (mode %04o), so the API address in it cannot be trusted; chmod go-w it", p, fi.Mode().Perm())
+		}
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/crypto"
 	"github.com/pacsnet/pacsnet/exchange"
@@ -72,7 +73,7 @@ func (s *sharing) Grant(_ context.Context, req GrantRequest) (*consent.SignedGra
 		ttl = s.ttl.DefaultGrantTTL.Duration
 	}
 	if ttl > s.ttl.MaxGrantTTL.Duration {
-		return nil, fmt.Errorf("%w: a grant may last at most %s (config exchange.max_grant_ttl)", consent.ErrInvalidRequest, s.ttl.MaxGrantTTL)
+		return nil, fmt.Errorf("%w: a grant may last at most %s (config exchange.max_grant_ttl)", consent.ErrInvalidRequest, api.FormatDuration(s.ttl.MaxGrantTTL.Duration))
 	}
 	purpose := consent.Purpose(req.Purpose)
 	switch purpose {

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -29,7 +30,11 @@ func initCmd(g *globals) *cobra.Command {
 		Short: "Create a facility home: config, keys, encrypted archive, API token",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cfg, err := node.Init(g.home, node.InitOptions{Name: name, AETitle: ae})
+			opts := node.InitOptions{Name: name, AETitle: ae}
+			if err := opts.Validate(); err != nil {
+				return usageError{fmt.Errorf("init: %w", err)} // a flag's value is wrong: exit 2
+			}
+			cfg, err := node.Init(g.home, opts)
 			if err != nil {
 				return err
 			}
@@ -312,18 +317,18 @@ Exit status 1 when any file was rejected or failed.`,
 					return err
 				}
 			} else {
-				fmt.Printf("%d files: %d stored, %d duplicate, %d conflict, %d rejected, %d failed; %.1f MB in %.1fs\n",
-					len(results), counts[api.OutcomeStored], counts[api.OutcomeDuplicate], counts[api.OutcomeConflict],
+				fmt.Printf("%s: %d stored, %d duplicate, %d conflict, %d rejected, %d failed; %.1f MB in %.1fs\n",
+					files(len(results)), counts[api.OutcomeStored], counts[api.OutcomeDuplicate], counts[api.OutcomeConflict],
 					counts[api.OutcomeRejected], counts[api.OutcomeFailed], float64(bytes)/1e6, secs)
 				if skipped > 0 {
-					fmt.Printf("%d files skipped in folders (hidden, DICOMDIR, links, or named .txt/.md/.jpg/...): name a file to import it anyway\n", skipped)
+					fmt.Printf("%s skipped in folders (hidden, DICOMDIR, links, or named .txt/.md/.jpg/...): name a file to import it anyway\n", files(skipped))
 				}
 			}
 			if len(results) == 0 {
 				return fmt.Errorf("no files found under %s", strings.Join(args, ", "))
 			}
 			if bad > 0 {
-				return fmt.Errorf("%d of %d files were not imported", bad, len(results))
+				return fmt.Errorf("%d of %s not imported", bad, files(len(results)))
 			}
 			return nil
 		},
@@ -346,6 +351,14 @@ func importFile(ctx context.Context, cl *api.Client, path string) (api.ImportRes
 		return api.ImportResult{}, err
 	}
 	return cl.ImportFile(ctx, f, fi.Size())
+}
+
+// files counts files in words: "1 file", "3 files".
+func files(n int) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return strconv.Itoa(n) + " files"
 }
 
 // collectImports lists the files to import under the given paths, in walk
@@ -428,8 +441,8 @@ func grantCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if expires != "" {
-				if d, err := time.ParseDuration(expires); err != nil || d <= 0 {
-					return usageError{fmt.Errorf("grant: --expires %q: want a positive duration such as 72h or 90m", expires)}
+				if d, err := api.ParseDuration(expires); err != nil || d <= 0 {
+					return usageError{fmt.Errorf("grant: --expires %q: want a positive duration such as 72h, 90m or 3d", expires)}
 				}
 			}
 			switch purpose {
@@ -459,7 +472,7 @@ func grantCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&to, "to", "", "partner facility: peer ID or name (required)")
 	c.Flags().StringVar(&study, "study", "", "Study Instance UID (required)")
-	c.Flags().StringVar(&expires, "expires", "", "how long the grant lasts (default: config exchange.default_grant_ttl, 72h)")
+	c.Flags().StringVar(&expires, "expires", "", "how long the grant lasts: 72h, 90m, 3d (default: config exchange.default_grant_ttl, 3d)")
 	c.Flags().StringVar(&purpose, "purpose", "treatment", "treatment or second-opinion (research-deidentified needs de-identification, not in this build)")
 	required(c, "to", "study")
 	addJSON(c, g)
