@@ -35,6 +35,12 @@ type FetchReport struct {
 	BytesFetched int64    `json:"bytes_fetched"` // bytes received by this fetch (not resumed)
 }
 
+// Version is `pacsnet version --json`.
+type Version struct {
+	Version string `json:"version"` // the module version, or (devel) for a build from a working tree
+	Go      string `json:"go"`      // the Go release it was built with
+}
+
 // SynthResult is `pacsnet synth --json`.
 type SynthResult struct {
 	StudyUID string `json:"study_uid"` // the generated study

@@ -223,11 +223,23 @@ const configHeader = `# pacsnet facility node configuration.
 # addresses here to exchange with facilities on other machines.
 `
 
+// noHomeError: the home has no config file. It is an os.ErrNotExist.
+type noHomeError struct{ home string }
+
+func (e noHomeError) Error() string {
+	return "no pacsnet home at " + e.home + " (create one with `pacsnet init --name NAME`, or name another with --home)"
+}
+
+func (e noHomeError) Unwrap() error { return os.ErrNotExist }
+
 // LoadConfig reads HOME/config.toml, fills defaults for absent keys and
 // validates it.
 func LoadConfig(home string) (Config, error) {
 	c := DefaultConfig()
 	b, err := os.ReadFile(filepath.Join(home, "config.toml"))
+	if errors.Is(err, os.ErrNotExist) {
+		return c, noHomeError{home}
+	}
 	if err != nil {
 		return c, fmt.Errorf("read config: %w", err)
 	}

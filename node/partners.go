@@ -122,6 +122,9 @@ func (ps *partners) Add(invite, actor string) (Peer, error) {
 			return Peer{}, fmt.Errorf("%w: a partner called %q already exists with another peer ID (%s); remove it first if this facility replaced its keys", ErrBadInvite, q.Name, q.ID)
 		}
 	}
+	if q, ok := ps.Get(p.ID); ok && q.Name == p.Name && q.Recipient == p.Recipient && slices.Equal(q.Addrs, p.Addrs) {
+		return q, nil // the same invite again: nothing changes, nothing to audit
+	}
 	p.Added = ps.clock.Now().UTC()
 	if err := ps.store.PutPeer(p); err != nil {
 		return Peer{}, fmt.Errorf("store peer: %w", err)

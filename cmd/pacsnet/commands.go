@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -171,7 +172,7 @@ func peerCmd(g *globals) *cobra.Command {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
 			}
-			return usageError{fmt.Errorf("%s: want a subcommand: add or remove", c.CommandPath())}
+			return usageError{fmt.Errorf("%s: want a subcommand: add, remove or list", c.CommandPath())}
 		},
 	}
 	add := &cobra.Command{
@@ -216,7 +217,10 @@ func peerCmd(g *globals) *cobra.Command {
 		},
 	}
 	addJSON(remove, g)
-	c.AddCommand(add, remove)
+	// `peer list` is `peers`, for those who look for it here.
+	list := peersCmd(g)
+	list.Use, list.Short = "list", "List partner facilities (same as `pacsnet peers`)"
+	c.AddCommand(add, remove, list)
 	return c
 }
 
@@ -661,19 +665,25 @@ func synthCmd(g *globals) *cobra.Command {
 	return c
 }
 
-func versionCmd() *cobra.Command {
-	return &cobra.Command{
+func versionCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  exactArgs(0, "no arguments"),
-		Run: func(c *cobra.Command, args []string) {
-			v := "(devel)"
+		RunE: func(c *cobra.Command, args []string) error {
+			v := api.Version{Version: "(devel)", Go: runtime.Version()}
 			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				v = bi.Main.Version
+				v.Version = bi.Main.Version
 			}
-			fmt.Println("pacsnet", v)
+			if g.json {
+				return printJSON(v)
+			}
+			fmt.Println("pacsnet", v.Version, "("+v.Go+")")
+			return nil
 		},
 	}
+	addJSON(c, g)
+	return c
 }
 
 // tableWriter prints a listing's rows aligned in columns. Every cell goes

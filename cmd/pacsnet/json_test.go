@@ -33,6 +33,8 @@ func TestJSONOutputs(t *testing.T) {
 	var (
 		initRes  api.InitResult
 		syn      api.SynthResult
+		ver      api.Version
+		listed   []api.Partner
 		status   api.Status
 		inv      api.Invite
 		peers    []api.Partner
@@ -63,6 +65,12 @@ func TestJSONOutputs(t *testing.T) {
 		}},
 		{"synth", stMary, args("synth", "--out", ct, "--slices", "3", "--size", "64"), &syn, func() string {
 			return want(syn.Files == 3 && strings.HasPrefix(syn.StudyUID, "2.25.") && syn.Dir == ct, syn)
+		}},
+		{"version", stMary, args("version"), &ver, func() string {
+			return want(ver.Version != "" && strings.HasPrefix(ver.Go, "go1."), ver)
+		}},
+		{"peer list", stMary, args("peer", "list"), &listed, func() string {
+			return want(len(listed) == 1 && listed[0].Name == "Riverside", listed)
 		}},
 		{"status", stMary, args("status"), &status, func() string {
 			return want(status.Name == "St Mary" && status.AETitle == "STMARY" && status.PeerID != "" && status.Partners == 1 && len(status.P2P) > 0, status)

@@ -77,7 +77,7 @@ $PACSNET_HOME, or ~/.pacsnet.`,
 	root.AddCommand(
 		initCmd(g), serveCmd(g), statusCmd(g), inviteCmd(g), peerCmd(g), peersCmd(g), importCmd(g),
 		studiesCmd(g), grantCmd(g), grantsCmd(g), revokeCmd(g), sharedCmd(g), fetchCmd(g),
-		exportCmd(g), auditCmd(g), synthCmd(g), versionCmd(),
+		exportCmd(g), auditCmd(g), synthCmd(g), versionCmd(g),
 	)
 	return root
 }
@@ -93,19 +93,29 @@ func defaultHome() string {
 }
 
 // args validators that report usage errors (exit 2).
+// The messages name the command without the program's name, which the
+// error line already starts with ("pacsnet: fetch: …").
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Errorf("%s: want %s", c.CommandPath(), what)}
+			err := fmt.Errorf("%s: want %s", cmdName(c), what)
+			if n == 0 && len(args) == 1 && c.Flags().Lookup("study") != nil {
+				err = fmt.Errorf("%w; name the study with --study %s", err, printable(args[0]))
+			}
+			return usageError{err}
 		}
 		return nil
 	}
 }
 
+func cmdName(c *cobra.Command) string {
+	return strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" ")
+}
+
 func minArgs(n int, what string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) < n {
-			return usageError{fmt.Errorf("%s: want %s", c.CommandPath(), what)}
+			return usageError{fmt.Errorf("%s: want %s", cmdName(c), what)}
 		}
 		return nil
 	}

@@ -34,6 +34,7 @@ var Commands = []struct {
 	{"pacsnet peer add", api.Partner{}},
 	{"pacsnet peer remove", api.Partner{}},
 	{"pacsnet peers", []api.Partner{}},
+	{"pacsnet peer list", []api.Partner{}},
 	{"pacsnet import", api.ImportReport{}},
 	{"pacsnet studies", []api.Study{}},
 	{"pacsnet grant", api.Grant{}},
@@ -45,6 +46,7 @@ var Commands = []struct {
 	{"pacsnet audit", []api.AuditEntry{}},
 	{"pacsnet audit --verify", api.AuditVerify{}},
 	{"pacsnet synth", api.SynthResult{}},
+	{"pacsnet version", api.Version{}},
 }
 
 // extraTypes are documented although no route uses them yet.
