@@ -370,7 +370,19 @@ func files(n int) string {
 // skipped counts the files passed over in folders.
 func collectImports(roots []string) (out []api.ImportFileResult, skipped int) {
 	for _, root := range roots {
-		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		// A file named on the command line is always tried, also through
+		// a symbolic link; a folder named by a link is walked. Links met
+		// inside a folder are skipped (counted).
+		walk := root
+		if fi, err := os.Stat(root); err == nil && fi.Mode().IsRegular() {
+			out = append(out, api.ImportFileResult{Path: root})
+			continue
+		} else if err == nil && fi.IsDir() {
+			if li, err := os.Lstat(root); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+				walk = root + string(filepath.Separator) // Lstat of "link/" follows the link
+			}
+		}
+		filepath.WalkDir(walk, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				out = append(out, api.ImportFileResult{Path: path, ImportResult: api.ImportResult{Outcome: api.OutcomeFailed, Error: err.Error()}})
 				return nil
@@ -380,7 +392,7 @@ func collectImports(roots []string) (out []api.ImportFileResult, skipped int) {
 			}
 			// Skip what is plainly not DICOM when walking a folder; a file
 			// named on the command line is always tried.
-			if !d.Type().IsRegular() || path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "DICOMDIR" || !looksDICOM(d.Name())) {
+			if !d.Type().IsRegular() || path != walk && (strings.HasPrefix(d.Name(), ".") || d.Name() == "DICOMDIR" || !looksDICOM(d.Name())) {
 				skipped++
 				return nil
 			}
