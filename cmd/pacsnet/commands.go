@@ -309,6 +309,11 @@ Exit status 1 when any file was rejected or failed.`,
 						line += ": " + r.Error
 					}
 					fmt.Println(printable(line))
+					// What was accepted but is worth knowing (the conformance
+					// statement promises it): one line each, under the file.
+					for _, w := range r.Warnings {
+						fmt.Println("          warning: " + printable(w))
+					}
 				}
 			}
 			secs := time.Since(start).Seconds()

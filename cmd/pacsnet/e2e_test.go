@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -265,6 +266,14 @@ func TestEndToEnd(t *testing.T) {
 			default:
 				t.Errorf("%s: not in MANIFEST.tsv", r.Path)
 			}
+		}
+		// Human output shows the warnings, one line each under the file.
+		out, err = stMary.Run("import", "../../testdata/dicom/mr_implicit-le__MR_small_implicit.dcm", "../../testdata/dicom/mr_explicit-le__MR_small.dcm")
+		if err != nil {
+			t.Fatalf("import again: %v\n%s", err, out)
+		}
+		if !regexp.MustCompile(`(?m)^duplicate +\S+\n +warning: the same instance is already stored in transfer syntax `).Match(out) {
+			t.Errorf("import's human output shows no warning:\n%s", out)
 		}
 		if unfileable != 2 {
 			t.Errorf("%d parse-ok files refused for missing UIDs, want 2 (priv_SQ, UN_sequence)", unfileable)
