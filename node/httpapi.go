@@ -325,7 +325,7 @@ func (s *apiServer) export(w http.ResponseWriter, r *http.Request) error {
 func (s *apiServer) grants(w http.ResponseWriter, r *http.Request) error {
 	out := []api.Grant{}
 	for _, st := range s.n.ledger.Grants() {
-		g, err := s.apiGrant(st)
+		g, err := s.names().grant(st)
 		if err != nil {
 			return err
 		}
@@ -356,7 +356,7 @@ func (s *apiServer) grant(w http.ResponseWriter, r *http.Request) error {
 	if !found {
 		st = consent.GrantStatus{SignedGrant: *sg, State: consent.StateActive}
 	}
-	g, err := s.apiGrant(st)
+	g, err := s.names().grant(st)
 	if err != nil {
 		return err
 	}
@@ -392,7 +392,7 @@ func (s *apiServer) shared(w http.ResponseWriter, r *http.Request) error {
 	out := []api.SharedStudy{}
 	for _, st := range ss {
 		out = append(out, api.SharedStudy{
-			StudyAttributes: apiStudyAttributes(st.Study), Issuer: s.ref(st.Issuer, st.IssuerName),
+			StudyAttributes: apiStudyAttributes(st.Study), Issuer: s.names().ref(st.Issuer, st.IssuerName),
 			State: st.State, GrantID: st.GrantID, Expires: st.Expires, Version: st.Version,
 			Instances: st.Instances, Bytes: st.Bytes, Received: st.Received, Fetched: st.Fetched,
 		})
@@ -409,7 +409,7 @@ func (s *apiServer) startFetch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, s.apiFetch(st))
+	return ok(w, s.names().fetch(st))
 }
 
 func (s *apiServer) fetch(w http.ResponseWriter, r *http.Request) error {
@@ -417,7 +417,7 @@ func (s *apiServer) fetch(w http.ResponseWriter, r *http.Request) error {
 	if !found {
 		return &apiError{api.CodeNotFound, "no fetch with that id"}
 	}
-	return ok(w, s.apiFetch(st))
+	return ok(w, s.names().fetch(st))
 }
 
 func (s *apiServer) outboxList(w http.ResponseWriter, r *http.Request) error {
@@ -427,7 +427,7 @@ func (s *apiServer) outboxList(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []api.OutboxItem{}
 	for _, it := range items {
-		out = append(out, api.OutboxItem{Seq: it.Seq, Peer: s.ref(it.Peer, ""), Kind: it.Kind, StudyUID: it.Study,
+		out = append(out, api.OutboxItem{Seq: it.Seq, Peer: s.names().ref(it.Peer, ""), Kind: it.Kind, StudyUID: it.Study,
 			Attempts: it.Attempts, Next: it.Next, LastError: it.LastErr})
 	}
 	return ok(w, out)
@@ -455,7 +455,7 @@ func (s *apiServer) auditList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	names := s.partnerNames()
+	names := s.names().all()
 	out := []api.AuditEntry{}
 	for _, e := range es {
 		ae := api.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, StudyUID: e.Study,
@@ -483,23 +483,33 @@ func apiPartner(p Peer) api.Partner {
 	return api.Partner{PeerID: p.ID.String(), Name: p.Name, Recipient: p.Recipient, Addrs: nonNil(p.Addrs), Added: p.Added}
 }
 
-// ref names a facility: this node, a partner (by its current name), or
-// a former partner (by the name given, if any).
-func (s *apiServer) ref(id peer.ID, name string) api.PartnerRef {
+// namer names facilities in the API's answers: this node, a partner by
+// its current name, or a former partner by the name given, if any.
+type namer struct {
+	self     peer.ID
+	name     string
+	partners *partners
+}
+
+func (s *apiServer) names() namer {
+	return namer{self: s.n.host.ID(), name: s.n.cfg.Name, partners: s.n.partners}
+}
+
+func (nm namer) ref(id peer.ID, name string) api.PartnerRef {
 	switch {
-	case id == s.n.host.ID():
-		name = s.n.cfg.Name
+	case id == nm.self:
+		name = nm.name
 	default:
-		if p, ok := s.n.partners.Get(id); ok {
+		if p, ok := nm.partners.Get(id); ok {
 			name = p.Name
 		}
 	}
 	return api.PartnerRef{PeerID: id.String(), Name: name}
 }
 
-func (s *apiServer) partnerNames() map[peer.ID]string {
+func (nm namer) all() map[peer.ID]string {
 	names := map[peer.ID]string{}
-	for _, p := range s.n.partners.List() {
+	for _, p := range nm.partners.List() {
 		names[p.ID] = p.Name
 	}
 	return names
@@ -538,13 +548,13 @@ func apiImport(r ImportResult) api.ImportResult {
 		SHA256: r.Digest, Code: r.Code, Error: r.Error, Warnings: r.Warnings}
 }
 
-func (s *apiServer) apiGrant(st consent.GrantStatus) (api.Grant, error) {
+func (nm namer) grant(st consent.GrantStatus) (api.Grant, error) {
 	signed, err := json.Marshal(st.SignedGrant)
 	if err != nil {
 		return api.Grant{}, err
 	}
 	g := st.Grant
-	out := api.Grant{GrantID: g.ID, Issuer: s.ref(g.Issuer, ""), Grantee: s.ref(g.Grantee, ""), GranteeUser: g.GranteeUser,
+	out := api.Grant{GrantID: g.ID, Issuer: nm.ref(g.Issuer, ""), Grantee: nm.ref(g.Grantee, ""), GranteeUser: g.GranteeUser,
 		StudyUIDs: nonNil(g.Studies), Actions: nonNil(g.Actions), Purpose: string(g.Purpose), NotBefore: g.NotBefore,
 		Expires: g.Expires, Created: g.Created, State: string(st.State), Signed: signed}
 	if st.Revocation != nil {
@@ -565,8 +575,8 @@ func apiRevocation(rv *consent.SignedRevocation) (api.Revocation, error) {
 	return api.Revocation{GrantID: rv.Revocation.GrantID, Revoked: rv.Revocation.Revoked, Reason: rv.Revocation.Reason, Signed: signed}, nil
 }
 
-func (s *apiServer) apiFetch(st FetchStatus) api.FetchJob {
-	return api.FetchJob{FetchID: st.ID, StudyUID: st.Study, Holder: s.ref(st.Issuer, st.IssuerName), State: st.State,
+func (nm namer) fetch(st FetchStatus) api.FetchJob {
+	return api.FetchJob{FetchID: st.ID, StudyUID: st.Study, Holder: nm.ref(st.Issuer, st.IssuerName), State: st.State,
 		Instances: st.Instances, InstancesDone: st.InstancesDone, Bytes: st.Bytes, BytesDone: st.BytesDone,
 		BytesResumed: st.BytesResumed, Attempts: st.Attempts, Started: st.Started, Finished: st.Finished, Error: st.Error}
 }
