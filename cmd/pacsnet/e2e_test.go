@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -475,6 +476,22 @@ func TestEndToEnd(t *testing.T) {
 			}
 			return false
 		})
+		// Ctrl-C on a second `fetch` following the same running fetch stops
+		// following it (the node goes on) and exits 130, as a shell reports
+		// an interrupt, not 1 as for a failure.
+		follow := exec.Command(riverside.Bin, "--home", riverside.Home, "fetch", "--study", syn2.StudyUID, "--no-progress")
+		follow.Env = append(os.Environ(), riverside.Env...)
+		var followErr bytes.Buffer
+		follow.Stderr = &followErr
+		if err := follow.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // past its start: the fetch is being followed
+		follow.Process.Signal(syscall.SIGINT)
+		follow.Wait()
+		if code := follow.ProcessState.ExitCode(); code != 130 || !strings.Contains(followErr.String(), "stopped following the fetch") {
+			t.Errorf("Ctrl-C on fetch: exit %d, stderr %q; want 130 and a word on what goes on", code, followErr.String())
+		}
 		mustRun(t, stMary, "revoke", g2.GrantID, "--reason", "test")
 		err := <-done
 		if exitCode(err) != 1 || !strings.Contains(err.Error(), "denied") {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -42,8 +40,9 @@ grant).`,
 			if err != nil {
 				return err
 			}
-			interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
 			var bar *progressbar.ProgressBar
 			if draw && st.BytesResumed < st.Bytes {
 				bar = progressbar.NewOptions64(st.Bytes,
@@ -69,11 +68,11 @@ grant).`,
 					break
 				}
 				select {
-				case <-interrupted.Done():
+				case sig := <-sigs:
 					if bar != nil {
 						fmt.Fprintln(os.Stderr)
 					}
-					return errors.New("stopped following the fetch; the node goes on fetching: run the same `pacsnet fetch` to follow it again")
+					return interruptedError{sig.(syscall.Signal), "stopped following the fetch; the node goes on fetching: run the same `pacsnet fetch` to follow it again"}
 				case <-time.After(150 * time.Millisecond):
 				}
 				if st, err = cl.Fetch(c.Context(), st.FetchID); err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -19,6 +20,16 @@ const (
 	exitFailure = 1
 	exitUsage   = 2
 )
+
+// interruptedError: a signal ended the command (not a failure): the exit
+// status is 128 + the signal's number, as shells report it (130 for
+// Ctrl-C).
+type interruptedError struct {
+	sig syscall.Signal
+	msg string
+}
+
+func (e interruptedError) Error() string { return e.msg }
 
 // usageError marks errors in how the command was called.
 type usageError struct{ error }
@@ -33,6 +44,11 @@ func run(args []string) int {
 		return 0
 	}
 	err = unreachable(err)
+	var ie interruptedError
+	if errors.As(err, &ie) {
+		fmt.Fprintf(os.Stderr, "pacsnet: %v\n", err)
+		return 128 + int(ie.sig)
+	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		fmt.Fprintf(os.Stderr, "pacsnet: %v\nRun 'pacsnet help' for usage.\n", err)
