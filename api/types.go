@@ -29,7 +29,8 @@ type AddPartnerRequest struct {
 
 // Invite is this facility's signed invite, for a partner to add.
 type Invite struct {
-	Invite string `json:"invite"` // pacsnet-invite-1:…, one line
+	Invite string `json:"invite"`           // pacsnet-invite-1:…, one line
+	Notice string `json:"notice,omitempty"` // what the admin should know before sending it, e.g. that it names only loopback addresses
 }
 
 // Status says what the node is and where it listens.

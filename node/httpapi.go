@@ -205,7 +205,11 @@ func (s *apiServer) invite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, api.Invite{Invite: inv})
+	out := api.Invite{Invite: inv}
+	if s.n.onlyLoopbackP2P() {
+		out.Notice = "notice: this invite names only loopback addresses: a partner on another machine cannot reach this node; set p2p_addrs (or serve --p2p) to a routable address first"
+	}
+	return ok(w, out)
 }
 
 func (s *apiServer) partnersList(w http.ResponseWriter, r *http.Request) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/exchange"
@@ -279,6 +280,18 @@ func (n *Node) Run(ctx context.Context) error {
 	<-ctx.Done()
 	os.Remove(filepath.Join(n.home, runDir, apiInfoFile))
 	return nil
+}
+
+// onlyLoopbackP2P reports whether every libp2p address the node listens
+// on (and so every address its invite names) is a loopback one.
+func (n *Node) onlyLoopbackP2P() bool {
+	for _, a := range n.host.Addrs() {
+		ip, err := manet.ToIP(a)
+		if err != nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // loopbackOnly reports whether a listen address (host:port, as bound)

@@ -54,6 +54,9 @@ func TestSimulatedExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	link(t, a, b)
+	if a.onlyLoopbackP2P() {
+		t.Error("a node on 10.0.0.1 says its invite names only loopback addresses")
+	}
 
 	study, files := importCT(t, a, 7, 6)
 	g := grant(t, a, b, study)

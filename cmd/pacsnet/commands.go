@@ -156,6 +156,9 @@ func inviteCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(inv)
 			}
+			if inv.Notice != "" {
+				fmt.Fprintln(os.Stderr, "pacsnet: "+inv.Notice)
+			}
 			fmt.Println(inv.Invite)
 			return nil
 		},
