@@ -12,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pacsnet/pacsnet/crypto"
+
+	"github.com/pacsnet/pacsnet/internal/uid"
 )
 
 // Purpose is why access was granted. It travels in the signed grant so the
@@ -42,7 +44,6 @@ const ActionFetch = "fetch"
 // manifests.
 const (
 	MaxStudiesPerGrant = 1000
-	maxUIDLen          = 64 // DICOM PS3.5 §9.1
 	maxUserLen         = 256
 	maxReasonLen       = 1024
 	maxActions         = 8
@@ -237,26 +238,9 @@ func roundTrips(p peer.ID) error {
 	return nil
 }
 
-// validUID accepts 1..64 characters of digits and dots with no empty
-// component. It does not insist on PS3.5's "no leading zero" rule:
-// archives hold real-world UIDs that break it, and refusing to share them
-// helps nobody.
-func validUID(s string) bool {
-	if len(s) == 0 || len(s) > maxUIDLen || s[0] == '.' || s[len(s)-1] == '.' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '.' {
-			if s[i-1] == '.' {
-				return false
-			}
-		} else if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+// validUID is pacsnet's one UID rule (internal/uid): any study the
+// archive stores can be granted, and a grant names nothing else.
+func validUID(s string) bool { return uid.Valid(s) }
 
 // validCode accepts short identifiers such as actions: [a-z0-9._-].
 func validCode(s string, max int) bool {

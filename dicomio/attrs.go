@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pacsnet/pacsnet/internal/uid"
 )
 
 // trimPadding removes the trailing space/NUL padding of a value, and
@@ -50,66 +52,6 @@ var attrNames = [numAttrs]string{
 }
 
 func attrLabel(i int) string { return attrNames[i] + " " + tagString(attrTags[i]) }
-
-// uidProblem classifies a trimmed UID value.
-type uidProblem int
-
-const (
-	uidOK       uidProblem = iota
-	uidEmpty               // treated as absent
-	uidLenient             // not a valid UID, but harmless characters: accepted with a warning
-	uidLeadZero            // valid apart from a component with a leading zero: warning
-	uidTooLong             // over 64 characters: rejected
-	uidBadChars            // characters that could be dangerous downstream: rejected
-)
-
-// checkUID applies PS3.5 9.1 (digits and dots, at most 64 characters, no
-// empty components, no leading zeros). Real archives hold non-conforming
-// UIDs made of letters and digits (e.g. a hex digest in the shared corpus
-// that dcmtk and pydicom accept); those are accepted with a warning since
-// they are still safe as keys and file names. Anything with other bytes
-// (separators, spaces, controls, non-ASCII, backslash = multiple values)
-// is refused.
-func checkUID(u string) uidProblem {
-	if u == "" {
-		return uidEmpty
-	}
-	if len(u) > 64 {
-		return uidTooLong
-	}
-	strict, lead := true, false
-	compStart := true
-	for i := 0; i < len(u); i++ {
-		c := u[i]
-		switch {
-		case c >= '0' && c <= '9':
-			if compStart && c == '0' && i+1 < len(u) && u[i+1] != '.' {
-				lead = true
-			}
-			compStart = false
-		case c == '.':
-			if compStart {
-				strict = false // empty component
-			}
-			compStart = true
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-			strict = false
-			compStart = false
-		default:
-			return uidBadChars
-		}
-	}
-	if compStart {
-		strict = false // trailing dot
-	}
-	switch {
-	case !strict:
-		return uidLenient
-	case lead:
-		return uidLeadZero
-	}
-	return uidOK
-}
 
 // parseIS parses an Integer String (PS3.5 6.2): optional sign and up to 12
 // characters of digits, padded with spaces, within ±2^31-1.
@@ -178,8 +120,10 @@ func (w *walker) checkRequired() *Error {
 			// u may be cut (see value): its length is n.
 			return newError(ErrCodeMalformed, attrTags[i], -1, "%s is %d characters long; a UID has at most 64", attrLabel(i), n)
 		}
-		if checkUID(string(u)) == uidBadChars {
-			return newError(ErrCodeMalformed, attrTags[i], -1, "%s contains characters not allowed in a UID", attrLabel(i))
+		// pacsnet's one UID rule (internal/uid): what is stored here can
+		// be granted, fetched, exported and named in a URL.
+		if _, err := uid.Check(string(u)); err != nil {
+			return newError(ErrCodeMalformed, attrTags[i], -1, "%s is refused: %v", attrLabel(i), err)
 		}
 	}
 	return nil
@@ -196,20 +140,20 @@ func (w *walker) fill(inst *Instance, big bool) *Error {
 	}
 	// From here on every value is held whole (see value).
 	val := func(i int) []byte { return w.attrs[i].b }
-	uid := func(i int) string {
+	uidOf := func(i int) string {
 		u := string(trimPadding(val(i), true))
-		switch checkUID(u) {
-		case uidLenient:
-			w.warn.add(attrLabel(i) + " is not a valid UID (characters other than digits and dots, or empty components)")
-		case uidLeadZero:
+		switch kind, _ := uid.Check(u); kind { // checkRequired refused the rest
+		case uid.Letters:
+			w.warn.add(attrLabel(i) + " is not a valid UID (it has letters; stored, and usable everywhere in pacsnet)")
+		case uid.LeadingZero:
 			w.warn.add(attrLabel(i) + " has a component with a leading zero")
 		}
 		return u
 	}
-	inst.SOPClassUID = uid(aSOPClassUID)
-	inst.SOPInstanceUID = uid(aSOPInstanceUID)
-	inst.StudyInstanceUID = uid(aStudyInstanceUID)
-	inst.SeriesInstanceUID = uid(aSeriesInstanceUID)
+	inst.SOPClassUID = uidOf(aSOPClassUID)
+	inst.SOPInstanceUID = uidOf(aSOPInstanceUID)
+	inst.StudyInstanceUID = uidOf(aStudyInstanceUID)
+	inst.SeriesInstanceUID = uidOf(aSeriesInstanceUID)
 
 	inst.SpecificCharacterSet = asciiValue(val(aSpecificCharacterSet))
 	td := newTextDecoder(val(aSpecificCharacterSet), w.warn)

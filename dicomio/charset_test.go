@@ -98,37 +98,6 @@ func TestDecodeText(t *testing.T) {
 	}
 }
 
-func TestCheckUID(t *testing.T) {
-	cases := []struct {
-		uid  string
-		want uidProblem
-	}{
-		{"1.2.840.10008.1.2", uidOK},
-		{"0.1", uidOK},
-		{"2.25.0", uidOK},
-		{"1.20.3", uidOK},
-		{"1.02.3", uidLeadZero},
-		{"", uidEmpty},
-		{"1..2", uidLenient},
-		{".1.2", uidLenient},
-		{"1.2.", uidLenient},
-		{"dccc9599087131742838cc1162a630fea87ba9bf61ac09bfda90d4adfa5ddaed", uidLenient},
-		{strings.Repeat("1", 64), uidOK},
-		{strings.Repeat("1", 65), uidTooLong},
-		{"1.2 3", uidBadChars},
-		{"1.2\\3", uidBadChars},
-		{"1.2/3", uidBadChars},
-		{"1.2-3", uidBadChars},
-		{"1.2.é", uidBadChars},
-		{"1.2\x00.3", uidBadChars},
-	}
-	for _, c := range cases {
-		if got := checkUID(c.uid); got != c.want {
-			t.Errorf("checkUID(%q) = %d, want %d", c.uid, got, c.want)
-		}
-	}
-}
-
 func TestParseIS(t *testing.T) {
 	cases := []struct {
 		in   string

@@ -522,6 +522,13 @@ func TestRequiredAttributes(t *testing.T) {
 				{val: "1.2\\1.3", code: dicomio.ErrCodeMalformed},
 				{val: "1.2/../3", code: dicomio.ErrCodeMalformed},
 				{val: "1.2.3\x01", code: dicomio.ErrCodeMalformed},
+				// One UID rule (internal/uid): what could not be granted,
+				// fetched or named in a URL is not stored either.
+				{val: "..", code: dicomio.ErrCodeMalformed},
+				{val: ".", code: dicomio.ErrCodeMalformed},
+				{val: "1..2", code: dicomio.ErrCodeMalformed},
+				{val: "1.2.", code: dicomio.ErrCodeMalformed},
+				{val: "dccc9599087131742838cc1162a630fea87ba9bf61ac09bfda90d4adfa5ddaed"},
 				{val: "1.2.3\x00\x00"},
 				{val: "1.2.3.4 "},
 			} {

@@ -12,6 +12,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+
+	"github.com/pacsnet/pacsnet/internal/uid"
 )
 
 // ParseStream reads one instance from r (a Part-10 file or a bare dataset,
@@ -433,8 +435,8 @@ func (ing *ingest) raw(warn *warnings) (*Instance, *Error) {
 	}
 	var meta []byte
 	commit := func(t *task) {
-		uid := func(i int) string { u, _ := t.w.attrs[i].trimmed(); return string(u) }
-		meta = encodeMeta(uid(aSOPClassUID), uid(aSOPInstanceUID), rawTS[t.enc])
+		uidOf := func(i int) string { u, _ := t.w.attrs[i].trimmed(); return string(u) }
+		meta = encodeMeta(uidOf(aSOPClassUID), uidOf(aSOPInstanceUID), rawTS[t.enc])
 		ing.commitRaw(meta)
 		ing.decider(t.w, rawTS[t.enc], t.enc.big, true)
 	}
@@ -515,7 +517,7 @@ func (ing *ingest) raw(warn *warnings) (*Instance, *Error) {
 // is a UID checkRequired accepts.
 func (w *walker) uidValid(i int) bool {
 	u, n := w.attrs[i].trimmed()
-	return w.seen[i] && n > 0 && n <= 64 && checkUID(string(u)) != uidBadChars
+	return w.seen[i] && n > 0 && n <= uid.MaxLen && uid.Valid(string(u))
 }
 
 func (ing *ingest) commitRaw(meta []byte) {

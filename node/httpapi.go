@@ -17,6 +17,8 @@ import (
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/exchange"
 	"github.com/pacsnet/pacsnet/internal/wire"
+
+	"github.com/pacsnet/pacsnet/internal/uid"
 )
 
 const maxJSONBody = 1 << 20
@@ -75,6 +77,10 @@ func (s *apiServer) handler() http.Handler {
 			panic("node: no handler for API route " + rt.Name)
 		}
 		mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) {
+			if err := checkUIDParams(r); err != nil {
+				s.errorAnswer(w, err)
+				return
+			}
 			if err := h(w, r); err != nil {
 				s.errorAnswer(w, err)
 			}
@@ -409,6 +415,9 @@ func (s *apiServer) startFetch(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
+	if err := checkUID("study UID", req.StudyUID); err != nil {
+		return err
+	}
 	st, err := s.n.fetcher.Start(r.Context(), FetchRequest{Study: req.StudyUID, From: req.From, Actor: actor(r)})
 	if err != nil {
 		return err
@@ -583,4 +592,25 @@ func (nm namer) fetch(st FetchStatus) api.FetchJob {
 	return api.FetchJob{FetchID: st.ID, StudyUID: st.Study, Holder: nm.ref(st.Issuer, st.IssuerName), State: st.State,
 		Instances: st.Instances, InstancesDone: st.InstancesDone, Bytes: st.Bytes, BytesDone: st.BytesDone,
 		BytesResumed: st.BytesResumed, Attempts: st.Attempts, Started: st.Started, Finished: st.Finished, Error: st.Error}
+}
+
+// checkUIDParams applies the one UID rule (internal/uid) to a request's
+// UID path values: what the archive stores, it can name, and anything
+// else is a bad request rather than a lookup.
+func checkUIDParams(r *http.Request) error {
+	for _, p := range [...]struct{ name, what string }{{api.ParamStudyUID, "study UID"}, {api.ParamSOPInstanceUID, "SOP instance UID"}} {
+		if v := r.PathValue(p.name); v != "" {
+			if err := checkUID(p.what, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkUID(what, v string) error {
+	if _, err := uid.Check(v); err != nil {
+		return badRequest("%s: %v", what, err) // the message never quotes the value
+	}
+	return nil
 }

@@ -654,7 +654,7 @@ func auditCmd(g *globals) *cobra.Command {
 }
 
 func synthCmd(g *globals) *cobra.Command {
-	var out string
+	var out, studyUID string
 	var slices, size int
 	var seed int64
 	c := &cobra.Command{
@@ -665,14 +665,14 @@ func synthCmd(g *globals) *cobra.Command {
 			if slices < 1 || size < 1 {
 				return usageError{fmt.Errorf("synth: --slices and --size must be at least 1")}
 			}
-			study, paths, err := synth.WriteCT(out, synth.CTOptions{Slices: slices, Rows: size, Cols: size, Seed: seed})
+			study, paths, err := synth.WriteCT(out, synth.CTOptions{Slices: slices, Rows: size, Cols: size, Seed: seed, StudyUID: studyUID})
 			if err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(api.SynthResult{StudyUID: study, Files: len(paths), Dir: out})
 			}
-			fmt.Printf("wrote %d CT slices of study %s to %s\n", len(paths), study, out)
+			fmt.Printf("wrote %d CT slices of study %s to %s\n", len(paths), printable(study), printable(out))
 			return nil
 		},
 	}
@@ -680,6 +680,7 @@ func synthCmd(g *globals) *cobra.Command {
 	c.Flags().IntVar(&slices, "slices", 200, "number of slices")
 	c.Flags().IntVar(&size, "size", 512, "rows and columns")
 	c.Flags().Int64Var(&seed, "seed", 1, "seed: the same seed writes the same study")
+	c.Flags().StringVar(&studyUID, "study-uid", "", "write this Study Instance UID as given, conforming or not (default: derived from the seed)")
 	required(c, "out")
 	addJSON(c, g)
 	return c

@@ -26,6 +26,10 @@ type CTOptions struct {
 	Seed        int64  // deterministic output for a seed (UIDs derived from it)
 	PatientName string // default "SYNTHETIC^CT"
 	PatientID   string // default derived from the seed: "SYN-<8 digits>"
+	// StudyUID is written as given (default derived from the seed), so that
+	// tests can make the non-conforming UIDs real archives hold; it is
+	// refused only if it cannot be encoded (over 64 bytes, a delimiter).
+	StudyUID string
 }
 
 // File is one generated instance. Name carries no patient data.
@@ -68,7 +72,10 @@ func (o CTOptions) withDefaults() (CTOptions, error) {
 	if o.PatientID == "" {
 		o.PatientID = fmt.Sprintf("SYN-%08d", derive(o.Seed, "patient-id", 0).Uint64()%100_000_000)
 	}
-	for _, v := range []struct{ name, s string }{{"patient name", o.PatientName}, {"patient ID", o.PatientID}} {
+	if o.StudyUID == "" {
+		o.StudyUID = uid(o.Seed, "study", 0)
+	}
+	for _, v := range []struct{ name, s string }{{"patient name", o.PatientName}, {"patient ID", o.PatientID}, {"study UID", o.StudyUID}} {
 		if len(v.s) > 64 || strings.ContainsAny(v.s, "\\\x00\r\n") {
 			return o, fmt.Errorf("%s is longer than 64 bytes or contains a delimiter", v.name)
 		}
@@ -172,7 +179,7 @@ func generate(opts CTOptions, emit func(File) error) (string, error) {
 	d := derive(o.Seed, "date", 0).Uint64()
 	s := &series{
 		opts:       o,
-		study:      uid(o.Seed, "study", 0),
+		study:      o.StudyUID,
 		series:     uid(o.Seed, "series", 0),
 		frameOfRef: uid(o.Seed, "frame-of-reference", 0),
 		// A date in 2020..2024 and a time in working hours, from the seed.

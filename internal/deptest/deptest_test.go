@@ -64,6 +64,13 @@ var rules = []rule{
 		pkgs: []string{our("dicomio")},
 		deny: []deny{{our("..."), "dicomio is functions over bytes and readers: it knows nothing of encryption, consent, " +
 			"the network or the node, which all build on it"}},
+		allow: []string{our("internal/uid")},
+	},
+	{
+		name: "uid",
+		pkgs: []string{our("internal/uid")},
+		stdOnly: "the one UID rule is shared by dicomio, consent, wire, node and the CLI, below all of them: " +
+			"it must not import anything of ours or anyone else's",
 	},
 	{
 		name: "dicomio-subpackages",
@@ -71,7 +78,7 @@ var rules = []rule{
 		skip: []string{our("dicomio")},
 		deny: []deny{{our("..."), "dicomio's subpackages (synth, and the DIMSE and DICOMweb front ends) sit on dicomio " +
 			"and nothing else of ours"}},
-		allow: []string{our("dicomio")},
+		allow: []string{our("dicomio"), our("internal/uid")},
 	},
 	{
 		// synth's tests too, as before: any package's tests use synth to
@@ -81,7 +88,7 @@ var rules = []rule{
 		tests: true,
 		deny: []deny{{our("..."), "synth makes test data for every package's tests: of pacsnet it may use only dicomio, " +
 			"in its tests too, so no test that uses it is pulled towards node or exchange"}},
-		allow: []string{our("dicomio"), our("dicomio/synth")},
+		allow: []string{our("dicomio"), our("dicomio/synth"), our("internal/uid")},
 	},
 	{
 		name: "exchange",
@@ -98,7 +105,7 @@ var rules = []rule{
 			{"github.com/dgraph-io/...", "storage comes in through consent.Store; node plugs Badger in"},
 			{"github.com/libp2p/go-libp2p/p2p/...", "consent uses only libp2p's core peer and key types: no hosts or transports"},
 		},
-		allow: []string{our("crypto"), our("consent/...")},
+		allow: []string{our("crypto"), our("consent/..."), our("internal/uid")},
 	},
 	{
 		// Direct only: the libp2p key types consent needs import these
@@ -122,7 +129,7 @@ var rules = []rule{
 			{"github.com/dgraph-io/...", "wire is pure functions over bytes: no storage"},
 			{"github.com/libp2p/go-libp2p/p2p/...", "wire uses only libp2p's core peer and key types: no hosts or transports"},
 		},
-		allow: []string{our("crypto"), our("consent"), our("internal/wire/...")},
+		allow: []string{our("crypto"), our("consent"), our("internal/wire/..."), our("internal/uid")},
 	},
 	{
 		name:   "wire-pure",

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/crypto"
+
+	"github.com/pacsnet/pacsnet/internal/uid"
 )
 
 // ManifestFormat is the version of the manifest payload this build writes
@@ -48,7 +50,8 @@ type Manifest struct {
 //   - a Grant whose signature verifies (consent.SignedGrant.Verify), issued
 //     by Issuer and covering Study.UID;
 //   - for [KindStudy]: a StudyKey that crypto.ParseStudyKey accepts, and at
-//     least one instance, each of Study.UID, with a non-negative Size, a
+//     least one instance, each of Study.UID, with series, SOP instance, SOP
+//     class and transfer syntax UIDs that internal/uid accepts, a non-negative Size, a
 //     Digest of 64 lowercase hex digits and at least one block, each block
 //     a CIDv1 (raw codec, SHA2-256, 32-byte digest) with 0 < Size ≤
 //     [BlockSize];
@@ -108,6 +111,13 @@ func checkStudy(m *Manifest) error {
 		in := &m.Instances[i]
 		if in.Study != m.Study.UID || len(in.Blocks) == 0 || !isDigest(in.Digest) || in.Size < 0 {
 			return reject(ReasonMalformed, "instance entry is inconsistent")
+		}
+		// The one UID rule (internal/uid): a partner's instance becomes a
+		// key, a file name and a URL path here, exactly like our own.
+		for _, u := range [...]string{in.Series, in.SOPInstanceUID, in.SOPClassUID, in.TransferSyntaxUID} {
+			if !uid.Valid(u) {
+				return reject(ReasonMalformed, "instance entry has a malformed UID")
+			}
 		}
 		for _, b := range in.Blocks {
 			if b.Size <= 0 || b.Size > BlockSize || !validBlockCID(b.CID) {
