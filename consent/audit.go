@@ -49,6 +49,7 @@ const (
 	maxStudyFieldLen = 128
 	maxGrantFieldLen = 64
 	maxEntryAction   = 64
+	maxPeerNameLen   = 128
 )
 
 // zeroHash is the Prev of entry 1.
@@ -67,9 +68,17 @@ type Entry struct {
 	Study    string    `json:"study,omitempty"`
 	GrantID  string    `json:"grant,omitempty"`
 	Decision string    `json:"decision,omitempty"` // "allow", "deny" or empty
-	Reason   string    `json:"reason,omitempty"`   // never patient data
-	Prev     string    `json:"prev"`               // Hash of entry Seq-1; 64 zeros for entry 1
-	Hash     string    `json:"hash"`               // see the package documentation
+	Reason   string    `json:"reason,omitempty"`   // a code; never patient data
+	// PeerName is the partner's name when the entry was written, so that
+	// the log still names a facility after it stopped being a partner.
+	PeerName string `json:"peer_name,omitempty"`
+	// Count, when above 1, says the entry stands for that many events of
+	// the same kind (repeated denials aggregated; see the node's auditor).
+	Count uint64 `json:"count,omitempty"`
+	// Expires is a grant entry's expiry.
+	Expires time.Time `json:"expires,omitzero"`
+	Prev    string    `json:"prev"` // Hash of entry Seq-1; 64 zeros for entry 1
+	Hash    string    `json:"hash"` // see the package documentation
 }
 
 // entryBody is Entry without Hash: the canonical encoding that is hashed.
@@ -88,6 +97,9 @@ type entryBody struct {
 	GrantID  string    `json:"grant,omitempty"`
 	Decision string    `json:"decision,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
+	PeerName string    `json:"peer_name,omitempty"`
+	Count    uint64    `json:"count,omitempty"`
+	Expires  time.Time `json:"expires,omitzero"`
 	Prev     string    `json:"prev"`
 }
 
@@ -99,7 +111,8 @@ type entryStored struct {
 }
 
 func (e *Entry) body(peerStr string) entryBody {
-	return entryBody{e.Seq, e.Time, e.Actor, peerStr, e.Action, e.Study, e.GrantID, e.Decision, e.Reason, e.Prev}
+	return entryBody{e.Seq, e.Time, e.Actor, peerStr, e.Action, e.Study, e.GrantID, e.Decision, e.Reason,
+		e.PeerName, e.Count, e.Expires, e.Prev}
 }
 
 // ComputeHash returns the hash e should carry, computed from every field
@@ -160,6 +173,7 @@ func (l *Ledger) Record(e Entry) (Entry, error) {
 	e.Study = sanitize(e.Study, maxStudyFieldLen)
 	e.GrantID = sanitize(e.GrantID, maxGrantFieldLen)
 	e.Reason = sanitize(e.Reason, maxReasonLen)
+	e.PeerName = sanitize(e.PeerName, maxPeerNameLen)
 
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -285,6 +299,41 @@ func (l *Ledger) Entries(after uint64, limit int) ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// FirstAt returns the Seq of the first entry written at or after t, or
+// Head+1 if there is none. Entries are written in time order on one
+// clock, so it binary-searches (O(log n) reads); should the clock have
+// stepped back, an entry near t may be missed, so callers that need
+// exactness also compare each entry's Time.
+func (l *Ledger) FirstAt(t time.Time) (uint64, error) {
+	l.mu.RLock()
+	head := l.st.head.Seq
+	l.mu.RUnlock()
+	lo, hi := uint64(1), head+1 // the answer is in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, ok, err := l.readEntry(mid)
+		if err != nil {
+			return 0, fmt.Errorf("search audit log: %w", err)
+		}
+		if !ok {
+			return 0, fmt.Errorf("search audit log: entry %d missing: %w", mid, ErrAuditCorrupt)
+		}
+		if e.Time.Before(t) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
+// Head returns the Seq of the last entry (0 for an empty log).
+func (l *Ledger) Head() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.st.head.Seq
 }
 
 // VerifyResult summarises a verified audit log.

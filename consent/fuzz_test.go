@@ -19,7 +19,7 @@ func FuzzVerifySignedGrant(f *testing.F) {
 	}
 	gj, _ := json.Marshal(g)
 	f.Add(gj)
-	r, err := l.Revoke(g.Grant.ID, "done", "admin")
+	r, err := l.Revoke(g.Grant.ID, "treatment-ended", "admin")
 	if err != nil {
 		f.Fatal(err)
 	}

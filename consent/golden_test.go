@@ -58,7 +58,7 @@ func goldenScenario(t *testing.T) []Entry {
 	g2, err := l.Grant(GrantRequest{Grantee: carol, Studies: []string{studyC}, Purpose: PurposeResearch, NotBefore: t0.Add(24 * time.Hour), Expires: t0.Add(48 * time.Hour), Actor: "research-office"})
 	must(err)
 	step()
-	_, err = l.Revoke(g1.Grant.ID, "opinion received", "admin")
+	_, err = l.Revoke(g1.Grant.ID, "treatment-ended", "admin")
 	must(err)
 	step()
 	if err := l.Check(bob, g1.Grant.ID, studyA, ActionFetch); err != nil {

@@ -151,7 +151,45 @@ type Revocation struct {
 	GrantID string    `json:"grant_id"`
 	Issuer  peer.ID   `json:"issuer"`
 	Revoked time.Time `json:"revoked"`
-	Reason  string    `json:"reason,omitempty"` // free text from the admin; never patient data
+	Reason  string    `json:"reason,omitempty"` // a RevokeReason code (older revocations: free text)
+}
+
+// RevokeReason says why a grant was revoked. It is a code, never free
+// text: it is signed, sent to the grantee and kept in the hash-chained
+// audit log for good, where a sentence ("patient withdrew consent, MRN
+// 12345") could name a patient and could never be erased.
+type RevokeReason string
+
+// Revocation reasons.
+const (
+	RevokeConsentWithdrawn RevokeReason = "consent-withdrawn" // the patient withdrew consent
+	RevokeTreatmentEnded   RevokeReason = "treatment-ended"   // the purpose is fulfilled
+	RevokeSentInError      RevokeReason = "sent-in-error"     // wrong patient, study or partner
+	RevokeSecurity         RevokeReason = "security"          // a suspected compromise at the partner
+	RevokePolicy           RevokeReason = "policy"            // an institutional or legal decision
+	RevokePartnerRemoved   RevokeReason = "partner-removed"   // the partnership ended (peer remove)
+	RevokeUnspecified      RevokeReason = "unspecified"       // none given
+)
+
+var revokeReasons = []RevokeReason{RevokeConsentWithdrawn, RevokeTreatmentEnded, RevokeSentInError,
+	RevokeSecurity, RevokePolicy, RevokePartnerRemoved, RevokeUnspecified}
+
+// RevokeReasonCodes lists the revocation reason codes.
+func RevokeReasonCodes() []string {
+	out := make([]string, len(revokeReasons))
+	for i, r := range revokeReasons {
+		out[i] = string(r)
+	}
+	return out
+}
+
+func validRevokeReason(s string) bool {
+	for _, r := range revokeReasons {
+		if string(r) == s {
+			return true
+		}
+	}
+	return false
 }
 
 // SignedRevocation is a Revocation with the issuer's signature

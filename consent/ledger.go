@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -307,7 +308,15 @@ func (l *Ledger) Grant(req GrantRequest) (*SignedGrant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grant: %w", err)
 	}
-	e := Entry{Actor: actorOr(req.Actor), Peer: g.Grantee, Action: ActGrant, GrantID: g.ID, Reason: "purpose=" + string(g.Purpose)}
+	// The entry says what was granted: the study (or how many), the
+	// purpose and until when.
+	e := Entry{Actor: actorOr(req.Actor), Peer: g.Grantee, Action: ActGrant, GrantID: g.ID, Expires: g.Expires,
+		Reason: "purpose=" + string(g.Purpose)}
+	if len(g.Studies) == 1 {
+		e.Study = g.Studies[0]
+	} else {
+		e.Reason += " studies=" + strconv.Itoa(len(g.Studies))
+	}
 	e, kvs, err := l.chainLocked(e, now)
 	if err != nil {
 		return nil, fmt.Errorf("grant: %w", err)
@@ -414,8 +423,11 @@ func (l *Ledger) Revoke(grantID, reason, actor string) (*SignedRevocation, error
 	if r.rev != nil {
 		return nil, fmt.Errorf("revoke grant %s: already revoked: %w", grantID, ErrInvalidRequest)
 	}
-	if err := checkText(reason, maxReasonLen); err != nil {
-		return nil, fmt.Errorf("revoke grant %s: reason: %w: %w", grantID, err, ErrInvalidRequest)
+	if reason == "" {
+		reason = string(RevokeUnspecified)
+	}
+	if !validRevokeReason(reason) {
+		return nil, fmt.Errorf("revoke grant %s: reason: not one of the codes %s: %w", grantID, strings.Join(RevokeReasonCodes(), ", "), ErrInvalidRequest)
 	}
 	if err := checkText(actor, maxActorLen); err != nil {
 		return nil, fmt.Errorf("revoke grant %s: actor: %w: %w", grantID, err, ErrInvalidRequest)

@@ -31,7 +31,7 @@ func TestCheck(t *testing.T) {
 	pending := grant(t0.Add(2*day), t0.Add(30*day))
 	short := grant(time.Time{}, t0.Add(time.Hour))
 	revoked := grant(time.Time{}, t0.Add(30*day))
-	if _, err := l.Revoke(revoked, "patient transferred care", "admin"); err != nil {
+	if _, err := l.Revoke(revoked, "consent-withdrawn", "admin"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -246,7 +246,7 @@ func TestSignedGrantVerify(t *testing.T) {
 		})
 	}
 
-	rv, err := l.Revoke(g.Grant.ID, "study withdrawn", "admin")
+	rv, err := l.Revoke(g.Grant.ID, "sent-in-error", "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,10 @@ func TestRevoke(t *testing.T) {
 		{"unknown grant", "ffffffffffffffffffffffffffffffff", "", []error{ErrInvalidRequest, ErrNoGrant}},
 		{"reason with control characters", g.Grant.ID, "a\x00b", []error{ErrInvalidRequest}},
 		{"reason too long", g.Grant.ID, strings.Repeat("x", 1025), []error{ErrInvalidRequest}},
-		{"first revocation", g.Grant.ID, "done", nil},
+		// Reasons are codes: a sentence could name a patient, and the
+		// audit log keeps it for good.
+		{"free-text reason", g.Grant.ID, "patient withdrew consent, MRN 12345", []error{ErrInvalidRequest}},
+		{"first revocation", g.Grant.ID, "treatment-ended", nil},
 		{"second revocation", g.Grant.ID, "again", []error{ErrInvalidRequest}},
 	}
 	for _, tt := range tests {
@@ -292,7 +295,7 @@ func TestRevoke(t *testing.T) {
 		})
 	}
 	st, ok := l.Get(g.Grant.ID)
-	if !ok || st.State != StateRevoked || st.Revocation == nil || st.Revocation.Revocation.Reason != "done" {
+	if !ok || st.State != StateRevoked || st.Revocation == nil || st.Revocation.Revocation.Reason != "treatment-ended" {
 		t.Fatalf("after revoke: %+v", st)
 	}
 }
@@ -382,7 +385,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Revoke(g2.Grant.ID, "wrong patient", "admin"); err != nil {
+	if _, err := l.Revoke(g2.Grant.ID, "sent-in-error", "admin"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Record(Entry{Action: ActFetchAllowed, Peer: bob, Study: studyA, GrantID: g1.Grant.ID, Decision: DecisionAllow}); err != nil {

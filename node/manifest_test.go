@@ -68,7 +68,7 @@ func TestGrantDeliversManifest(t *testing.T) {
 
 	// Revoke: the revocation manifest reaches the grantee, which forgets
 	// the key and refuses to fetch.
-	if _, err := a.Revoke(g.Grant.ID, "treatment finished", "admin"); err != nil {
+	if _, err := a.Revoke(g.Grant.ID, "treatment-ended", "admin"); err != nil {
 		t.Fatal(err)
 	}
 	waitShared(t, b, a, study, "revoked", 2, deliverTimeout)
@@ -402,7 +402,7 @@ func TestRevokingOneOfTwoGrantsKeepsStudyAvailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitShared(t, b, a, study, "available", 2, deliverTimeout)
-	if _, err := a.Revoke(old.Grant.ID, "superseded", "admin"); err != nil {
+	if _, err := a.Revoke(old.Grant.ID, "policy", "admin"); err != nil {
 		t.Fatal(err)
 	}
 	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), GrantID: old.Grant.ID, Reason: wire.KindRevocation})

@@ -172,7 +172,7 @@ func (s *sharing) RemovePartner(idOrName, actor string) (Peer, error) {
 	}
 	for _, st := range s.ledger.GrantsFor(p.ID) {
 		if st.State == consent.StateActive || st.State == consent.StatePending {
-			if _, err := s.ledger.Revoke(st.Grant.ID, "partner removed", actor); err != nil {
+			if _, err := s.ledger.Revoke(st.Grant.ID, string(consent.RevokePartnerRemoved), actor); err != nil {
 				return p, fmt.Errorf("revoke grant %s: %w", st.Grant.ID, err)
 			}
 		}
