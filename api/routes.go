@@ -180,7 +180,7 @@ var Routes = []Route{
 		Request: RevokeRequest{}, Response: Revocation{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
 		Summary: "Revoke a grant: the partner's next block request is refused; a revocation manifest is queued.",
-		Doc:     "The body is optional. An unknown grant is not-found; one already revoked, or a reason with control characters or over 1 KiB, is bad-request.",
+		Doc:     "The body is optional. An unknown grant is not-found; one already revoked, or a reason that is not one of RevokeReasons, is bad-request.",
 	},
 	{
 		Name: "Shared", Method: http.MethodGet, Path: pathShared,

@@ -201,8 +201,15 @@ type GrantRequest struct {
 
 // RevokeRequest says why a grant is revoked. The body is optional.
 type RevokeRequest struct {
-	Reason string `json:"reason,omitempty"` // kept in the audit log and the signed revocation; no patient data
+	Reason string `json:"reason,omitempty"` // one of RevokeReasons; empty: unspecified
 }
+
+// RevokeReasons are the codes a revocation's reason may be. A reason is a
+// code, never free text: it is signed, sent to the partner and kept in
+// the hash-chained audit log for good, where a sentence could name a
+// patient and could never be erased.
+var RevokeReasons = []string{"consent-withdrawn", "treatment-ended", "sent-in-error", "security", "policy",
+	"partner-removed", "unspecified"}
 
 // Shared-study states: the values of SharedStudy.State.
 const (

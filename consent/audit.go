@@ -205,6 +205,9 @@ func (l *Ledger) chainLocked(e Entry, now time.Time) (Entry, []KV, error) {
 	if err != nil {
 		return Entry{}, nil, err
 	}
+	if e.Peer != "" && e.PeerName == "" && l.namer != nil {
+		e.PeerName = sanitize(l.namer(e.Peer), maxPeerNameLen)
+	}
 	head := l.st.head
 	e.Seq = head.Seq + 1
 	e.Time = now

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // auditLedger returns a ledger whose log holds n Record entries.
@@ -426,5 +428,39 @@ func TestEntryNewFields(t *testing.T) {
 	sum := sha256.Sum256([]byte(hashPrefix + body))
 	if h != hex.EncodeToString(sum[:]) {
 		t.Errorf("hash of an entry without the new fields changed")
+	}
+}
+
+// Entries about a peer are named with the namer's answer at write time,
+// grants and revocations included.
+func TestPeerNamer(t *testing.T) {
+	clock := newClock()
+	l := newLedger(t, NewMemStore(), clock)
+	bob := peerOf(t, fixedKey(t, 2))
+	l.SetPeerNamer(func(p peer.ID) string {
+		if p == bob {
+			return "Riverside"
+		}
+		return ""
+	})
+	g, err := l.Grant(GrantRequest{Grantee: bob, Studies: []string{studyA}, Purpose: PurposeTreatment, Expires: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Revoke(g.Grant.ID, "", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Record(Entry{Action: ActPeerRemoved, Peer: bob, PeerName: "Riverside General"}); err != nil {
+		t.Fatal(err)
+	}
+	es, _ := l.Entries(0, 0)
+	want := []string{"Riverside", "Riverside", "Riverside General"}
+	for i, e := range es {
+		if e.PeerName != want[i] {
+			t.Errorf("entry %d (%s): peer name %q, want %q", e.Seq, e.Action, e.PeerName, want[i])
+		}
+	}
+	if es[0].Study != studyA || !es[0].Expires.Equal(t0.Add(time.Hour)) || es[1].Reason != "unspecified" {
+		t.Errorf("grant entry %+v / revoke entry %+v", es[0], es[1])
 	}
 }

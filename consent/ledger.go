@@ -124,12 +124,23 @@ type Ledger struct {
 	now    func() time.Time
 	rand   io.Reader // grant IDs; tests substitute a seeded reader
 
-	wmu     sync.Mutex         // serialises writers; held across Commit
-	dirty   bool               // a Commit failed: reload from the store before the next write (under wmu)
-	peerStr map[peer.ID]string // validated peer IDs and their string form (under wmu)
+	wmu     sync.Mutex           // serialises writers; held across Commit
+	dirty   bool                 // a Commit failed: reload from the store before the next write (under wmu)
+	peerStr map[peer.ID]string   // validated peer IDs and their string form (under wmu)
+	namer   func(peer.ID) string // a peer's current name, for Entry.PeerName (under wmu)
 
 	mu sync.RWMutex // guards st; written only with wmu held
 	st ledgerState
+}
+
+// SetPeerNamer sets how an entry about a peer gets its PeerName when the
+// writer gave none: the partner's name at the time of writing, so that
+// the log still names it after the partnership ends. f must not write to
+// the ledger.
+func (l *Ledger) SetPeerNamer(f func(peer.ID) string) {
+	l.wmu.Lock()
+	l.namer = f
+	l.wmu.Unlock()
 }
 
 // Open loads the grants, revocations and audit head from store. signer

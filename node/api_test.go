@@ -258,7 +258,7 @@ func TestAPI(t *testing.T) {
 		}
 
 		// Revoke, then revoking again is a bad request; an unknown grant too.
-		if code := apiCall(t, a, "POST", "/api/v1/grants/"+g.GrantID+"/revoke", []byte(`{"reason":"done"}`), nil); code != http.StatusOK {
+		if code := apiCall(t, a, "POST", "/api/v1/grants/"+g.GrantID+"/revoke", []byte(`{"reason":"treatment-ended"}`), nil); code != http.StatusOK {
 			t.Errorf("revoke: %d", code)
 		}
 		if code, _ := apiRaw(t, a, "POST", "/api/v1/grants/"+g.GrantID+"/revoke", "Bearer "+a.keys.apiToken, nil); code != http.StatusBadRequest {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -16,12 +17,13 @@ type auditor struct {
 	log    *slog.Logger
 	clock  clock.Clock
 
-	mu   sync.Mutex
-	seen map[string]time.Time // dedupe of repeated entries (per-block authorizations, instance reads)
+	mu      sync.Mutex
+	seen    map[string]time.Time // dedupe of repeated entries (per-block authorizations, instance reads)
+	denials map[string]*denials  // repeated denials being counted (see Deny)
 }
 
 func newAuditor(l *consent.Ledger, log *slog.Logger, c clock.Clock) *auditor {
-	return &auditor{ledger: l, log: log, clock: c, seen: map[string]time.Time{}}
+	return &auditor{ledger: l, log: log, clock: c, seen: map[string]time.Time{}, denials: map[string]*denials{}}
 }
 
 // Record writes an entry; a failure to audit is logged loudly (the entry
@@ -42,7 +44,11 @@ func (a *auditor) Record(e consent.Entry) {
 	if e.Action == consent.ActRevoke {
 		reason = "(in the audit log)"
 	}
-	a.log.Info(e.Action, "audit", rec.Seq, "actor", e.Actor, "peer", e.Peer, "decision", e.Decision, "reason", reason)
+	args := []any{"audit", rec.Seq, "actor", e.Actor, "peer", e.Peer, "decision", e.Decision, "reason", reason}
+	if e.Count > 1 {
+		args = append(args, "count", e.Count)
+	}
+	a.log.Info(e.Action, args...)
 }
 
 // Bounds of the dedupe table: entries older than the longest window are
@@ -86,4 +92,103 @@ func (a *auditor) Once(e consent.Entry, window time.Duration) {
 	a.seen[k] = now
 	a.mu.Unlock()
 	a.Record(e)
+}
+
+// denyWindow is how long repeated denials of one kind are counted before
+// their aggregate entry is written; maxDenialKinds bounds the kinds
+// counted at once (more flushes them all early).
+const (
+	denyWindow     = time.Minute
+	maxDenialKinds = 1024
+)
+
+// denials counts the denials of one kind (peer, action, reason) that
+// followed the first, which was recorded in full.
+type denials struct {
+	first time.Time
+	last  time.Time
+	n     uint64
+	e     consent.Entry
+}
+
+// Deny records a denial so that a partner sending thousands of refused
+// requests costs a few audit commits, not thousands, while the fact and
+// number of denials are never lost: the first of a kind (peer, action,
+// reason) is recorded in full, those that follow within denyWindow are
+// counted, and one entry with Count (and no study: a peer chooses what it
+// asks for) is written when the window ends (by Run, or at the next
+// denial of the kind, or on close).
+func (a *auditor) Deny(e consent.Entry) {
+	e.Decision = consent.DecisionDeny
+	k := string(e.Peer) + "|" + e.Action + "|" + e.Reason
+	now := a.clock.Now()
+	var flush []consent.Entry
+	a.mu.Lock()
+	if d := a.denials[k]; d != nil && now.Sub(d.first) < denyWindow {
+		d.n++
+		d.last = now
+		a.mu.Unlock()
+		return
+	}
+	if d := a.denials[k]; d != nil && d.n > 0 {
+		flush = append(flush, d.summary())
+	}
+	if len(a.denials) >= maxDenialKinds {
+		flush = append(flush, a.takeLocked(func(*denials) bool { return true })...)
+	}
+	a.denials[k] = &denials{first: now, last: now, e: e}
+	a.mu.Unlock()
+	for _, s := range flush {
+		a.Record(s)
+	}
+	a.Record(e)
+}
+
+func (d *denials) summary() consent.Entry {
+	return consent.Entry{Actor: d.e.Actor, Peer: d.e.Peer, Action: d.e.Action, Decision: consent.DecisionDeny,
+		Reason: d.e.Reason, Count: d.n}
+}
+
+// takeLocked removes the kinds pick selects and returns the aggregate
+// entries of those that counted any denial. Called with mu held.
+func (a *auditor) takeLocked(pick func(*denials) bool) []consent.Entry {
+	var out []consent.Entry
+	for k, d := range a.denials {
+		if !pick(d) {
+			continue
+		}
+		if d.n > 0 {
+			out = append(out, d.summary())
+		}
+		delete(a.denials, k)
+	}
+	return out
+}
+
+// flushDenials writes the aggregate entries of the windows that ended, or
+// of all of them.
+func (a *auditor) flushDenials(all bool) {
+	now := a.clock.Now()
+	a.mu.Lock()
+	out := a.takeLocked(func(d *denials) bool { return all || now.Sub(d.first) >= denyWindow })
+	a.mu.Unlock()
+	for _, e := range out {
+		a.Record(e)
+	}
+}
+
+// Run writes aggregated denials as their windows end, and those still
+// being counted when ctx ends.
+func (a *auditor) Run(ctx context.Context) {
+	for {
+		t := a.clock.NewTimer(denyWindow / 4)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			a.flushDenials(true)
+			return
+		case <-t.C():
+			a.flushDenials(false)
+		}
+	}
 }

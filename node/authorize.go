@@ -32,14 +32,14 @@ func (a *blockAuthorizer) AuthorizeBlock(_ context.Context, p peer.ID, grantID s
 			if st, ok := a.ledger.Get(grantID); ok && st.Grant.Grantee == p {
 				return exchange.ErrBlockNotFound
 			}
-			a.audit.Once(consent.Entry{Peer: p, Action: consent.ActFetchDenied, GrantID: grantID, Decision: consent.DecisionDeny, Reason: string(consent.ReasonNoGrant)}, time.Minute)
+			a.audit.Deny(consent.Entry{Peer: p, Action: consent.ActFetchDenied, Reason: string(consent.ReasonNoGrant)})
 			return fmt.Errorf("%w: no grant", exchange.ErrDenied)
 		}
 		return err
 	}
 	if err := a.ledger.Check(p, grantID, study, consent.ActionFetch); err != nil {
 		reason := string(consent.ReasonOf(err))
-		a.audit.Once(consent.Entry{Peer: p, Action: consent.ActFetchDenied, Study: study, GrantID: grantID, Decision: consent.DecisionDeny, Reason: reason}, time.Minute)
+		a.audit.Deny(consent.Entry{Peer: p, Action: consent.ActFetchDenied, Study: study, GrantID: grantID, Reason: reason})
 		return fmt.Errorf("%w: %s", exchange.ErrDenied, reason)
 	}
 	a.audit.Once(consent.Entry{Peer: p, Action: consent.ActFetchAllowed, Study: study, GrantID: grantID, Decision: consent.DecisionAllow}, 10*time.Minute)

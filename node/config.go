@@ -92,6 +92,22 @@ type ExchangeConfig struct {
 	// holder before it fails (blocks already received are kept, so a new
 	// fetch resumes). Default 5m.
 	FetchRetryFor Duration `toml:"fetch_retry_for"`
+
+	// PeerRequestRate is how many manifest requests (pulls and pushes) per
+	// second one partner may make, with bursts of PeerRequestBurst; more
+	// are answered "unavailable, retry later" and audited as one
+	// aggregated entry a minute. Default 5/s, bursts of 50: a partner's
+	// outbox after an outage delivers a few dozen manifests at once.
+	PeerRequestRate  float64 `toml:"peer_request_rate"`
+	PeerRequestBurst int     `toml:"peer_request_burst"`
+
+	// PeerBlockRate is how many block requests per second one partner may
+	// make, with bursts of PeerBlockBurst. Default 20,000/s, bursts of
+	// 40,000: well above a fetch of small instances at line rate (a block
+	// is at most 1 MiB; 10,000 30 KB ultrasound frames at 300 MB/s is
+	// 10,000 blocks a second), well below what a flood sends.
+	PeerBlockRate  float64 `toml:"peer_block_rate"`
+	PeerBlockBurst int     `toml:"peer_block_burst"`
 }
 
 // Duration is a time.Duration that reads and writes as "72h" in TOML.
@@ -120,6 +136,9 @@ func DefaultConfig() Config {
 			DefaultGrantTTL: Duration{72 * time.Hour},
 			MaxGrantTTL:     Duration{30 * 24 * time.Hour},
 			FetchRetryFor:   Duration{5 * time.Minute},
+
+			PeerRequestRate: 5, PeerRequestBurst: 50,
+			PeerBlockRate: 20000, PeerBlockBurst: 40000,
 		},
 	}
 }
@@ -167,6 +186,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Exchange.MaxGrantTTL.Duration < c.Exchange.DefaultGrantTTL.Duration {
 		return errors.New("config: exchange.max_grant_ttl must be at least exchange.default_grant_ttl")
+	}
+	if c.Exchange.PeerRequestRate <= 0 || c.Exchange.PeerRequestBurst < 1 ||
+		c.Exchange.PeerBlockRate <= 0 || c.Exchange.PeerBlockBurst < 1 {
+		return errors.New("config: exchange.peer_request_rate, peer_block_rate must be positive and their bursts at least 1")
 	}
 	if c.Exchange.FetchRetryFor.Duration < 0 {
 		return errors.New("config: exchange.fetch_retry_for must not be negative")

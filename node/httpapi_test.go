@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/pacsnet/pacsnet/api"
@@ -52,5 +53,8 @@ func TestAPIConstantsMatchConsent(t *testing.T) {
 		if c[0] != c[1] {
 			t.Errorf("api has %q where consent has %q", c[0], c[1])
 		}
+	}
+	if !slices.Equal(api.RevokeReasons, consent.RevokeReasonCodes()) {
+		t.Errorf("api.RevokeReasons %q, consent has %q", api.RevokeReasons, consent.RevokeReasonCodes())
 	}
 }

@@ -63,7 +63,7 @@ func (in *inbox) HandleManifest(_ context.Context, from peer.ID, sealed []byte) 
 		// Only the reason code: the error may quote bytes the peer sent.
 		reason := string(wire.ReasonOf(err))
 		in.log.Warn("manifest rejected", "peer", from, "reason", reason)
-		in.audit.Record(consent.Entry{Peer: from, Action: consent.ActManifestRejected, Decision: consent.DecisionDeny, Reason: reason})
+		in.audit.Deny(consent.Entry{Peer: from, Action: consent.ActManifestRejected, Reason: reason})
 		return fmt.Errorf("%w: %v", exchange.ErrRejected, err)
 	}
 	return nil

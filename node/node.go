@@ -137,6 +137,11 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		n.ownHost = true
 	}
 	n.partners.attach(n.host)
+	// Audit entries name the partner as it is called when they are written.
+	n.ledger.SetPeerNamer(func(p peer.ID) string {
+		pr, _ := n.partners.Get(p)
+		return pr.Name
+	})
 	redial := func(p peer.ID) { exchange.ClearDialBackoff(n.host, p) }
 
 	n.ingest = newIngester(n.store, n.keyring, n.clock, cfg.Archive)
@@ -147,11 +152,15 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.partners.added = n.outbox.kick
 	n.sharing = &sharing{store: n.store, ledger: n.ledger, partners: n.partners, keys: n.keyring, outbox: n.outbox,
 		audit: n.audit, clock: n.clock, id: n.keys.id, self: n.host.ID(), name: cfg.Name, ttl: cfg.Exchange}
+	// Each partner's requests are rate-limited in front of the rooms that
+	// answer them: manifests (pulls and pushes share a bucket) and blocks.
+	manifestLim := newPeerLimiter(n.clock, cfg.Exchange.PeerRequestRate, cfg.Exchange.PeerRequestBurst)
+	blockLim := newPeerLimiter(n.clock, cfg.Exchange.PeerBlockRate, cfg.Exchange.PeerBlockBurst)
 	n.ex = exchange.NewService(n.host, exchange.ServiceConfig{
-		Auth:      &blockAuthorizer{store: n.store, ledger: n.ledger, audit: n.audit},
+		Auth:      limitedAuthorizer{&blockAuthorizer{store: n.store, ledger: n.ledger, audit: n.audit}, blockLim, n.audit},
 		Blocks:    blockSource{n.store},
-		Manifests: n.inbox,
-		Source:    n.sharing,
+		Manifests: limitedHandler{n.inbox, manifestLim, n.audit},
+		Source:    limitedSource{n.sharing, manifestLim, n.audit},
 		Logger:    n.log, UploadRate: cfg.Exchange.UploadRate,
 	})
 	n.outbox.push = n.ex
@@ -194,7 +203,11 @@ func (n *Node) Start() error {
 	}
 	n.httpLn = ln
 	n.http = &http.Server{Handler: n.apiServer().handler(), ReadHeaderTimeout: 10 * time.Second}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go func() {
+		defer n.wg.Done()
+		n.audit.Run(n.ctx)
+	}()
 	go func() {
 		defer n.wg.Done()
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -250,6 +263,9 @@ func (n *Node) Close() error {
 	n.wg.Wait()
 	if n.ex != nil {
 		n.ex.Close()
+	}
+	if n.audit != nil {
+		n.audit.flushDenials(true) // never lose the count of denials (also when never started)
 	}
 	if n.host != nil && n.ownHost {
 		n.host.Close()

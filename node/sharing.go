@@ -17,6 +17,8 @@ import (
 	"github.com/pacsnet/pacsnet/internal/wire"
 	"github.com/pacsnet/pacsnet/node/clock"
 	"github.com/pacsnet/pacsnet/node/internal/store"
+
+	"github.com/pacsnet/pacsnet/internal/uid"
 )
 
 // Manifest is the payload of a sealed manifest (internal/wire).
@@ -180,7 +182,7 @@ func (s *sharing) RemovePartner(idOrName, actor string) (Peer, error) {
 	if err := s.partners.forget(p); err != nil {
 		return p, err
 	}
-	s.audit.Record(consent.Entry{Actor: actor, Peer: p.ID, Action: consent.ActPeerRemoved})
+	s.audit.Record(consent.Entry{Actor: actor, Peer: p.ID, PeerName: p.Name, Action: consent.ActPeerRemoved})
 	return p, nil
 }
 
@@ -253,7 +255,14 @@ func (s *sharing) seal(p Peer, m *Manifest, version uint64) ([]byte, error) {
 func (s *sharing) ManifestFor(_ context.Context, p peer.ID, study string) ([]byte, error) {
 	live := s.liveGrants(p, study)
 	if len(live) == 0 {
-		s.audit.Record(consent.Entry{Peer: p, Action: consent.ActFetchDenied, Study: study, Decision: consent.DecisionDeny, Reason: string(consent.ReasonNoGrant)})
+		// Aggregated (auditor.Deny): a partner without a grant must not be
+		// able to flood the audit log. The study is the peer's choice:
+		// kept only when it is a UID at all.
+		e := consent.Entry{Peer: p, Action: consent.ActFetchDenied, Reason: string(consent.ReasonNoGrant)}
+		if uid.Valid(study) {
+			e.Study = study
+		}
+		s.audit.Deny(e)
 		return nil, fmt.Errorf("%w: no grant", exchange.ErrDenied)
 	}
 	grant := &live[len(live)-1] // the newest

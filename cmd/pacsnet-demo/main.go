@@ -445,7 +445,7 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 		return fmt.Errorf("riverside already held all %d instances when it was seen: nothing to revoke mid-way (lower --upload-rate)", held)
 	}
 	revokeAt := time.Since(start)
-	if _, err := d.cli(stMary, "revoke", gr.GrantID, "--reason", "demo"); err != nil {
+	if _, err := d.cli(stMary, "revoke", gr.GrantID, "--reason", "treatment-ended"); err != nil {
 		return err
 	}
 	fmt.Printf("  Riverside held %d of %d instances %.2fs into its fetch; St Mary revoked grant %s (%.2fs)\n",

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -544,6 +545,10 @@ facility). Another live grant for the same study keeps the partner's
 access; 'pacsnet grants' lists them.`,
 		Args: exactArgs(1, "one grant ID"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if reason != "" && !slices.Contains(api.RevokeReasons, reason) {
+				return usageError{fmt.Errorf("revoke: --reason must be one of %s (a code: free text could name a patient and the audit log keeps it for good)",
+					strings.Join(api.RevokeReasons, ", "))}
+			}
 			cl, err := newClient(g.home)
 			if err != nil {
 				return err
@@ -559,7 +564,7 @@ access; 'pacsnet grants' lists them.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log; no patient data)")
+	c.Flags().StringVar(&reason, "reason", "", "why, as a code: "+strings.Join(api.RevokeReasons, ", ")+" (default unspecified)")
 	addJSON(c, g)
 	return c
 }

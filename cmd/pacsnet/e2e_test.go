@@ -492,7 +492,7 @@ func TestEndToEnd(t *testing.T) {
 		if code := follow.ProcessState.ExitCode(); code != 130 || !strings.Contains(followErr.String(), "stopped following the fetch") {
 			t.Errorf("Ctrl-C on fetch: exit %d, stderr %q; want 130 and a word on what goes on", code, followErr.String())
 		}
-		mustRun(t, stMary, "revoke", g2.GrantID, "--reason", "test")
+		mustRun(t, stMary, "revoke", g2.GrantID, "--reason", "sent-in-error")
 		err := <-done
 		if exitCode(err) != 1 || !strings.Contains(err.Error(), "denied") {
 			t.Fatalf("fetch after revocation: %v, want refused", err)
