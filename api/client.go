@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // maxAnswerSize bounds what the Client reads of an error answer or an
@@ -195,15 +196,36 @@ func (c *Client) Outbox(ctx context.Context) ([]OutboxItem, error) {
 	return list[OutboxItem](ctx, c, pathOutbox, nil)
 }
 
-// Audit is GET /api/v1/audit: at most limit entries (0: MaxAuditLimit)
-// with Seq greater than after. Page through the log by passing the last
-// Seq received until a page is empty.
-func (c *Client) Audit(ctx context.Context, after uint64, limit int) ([]AuditEntry, error) {
-	q := url.Values{"after": {strconv.FormatUint(after, 10)}}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
+// Audit is GET /api/v1/audit: a page of the entries q selects, oldest
+// first, and the after of the next page (0 at the end of the log). Page
+// through the log by passing next as q.After until it is 0: with filters a
+// page may be short, even empty, before the end.
+func (c *Client) Audit(ctx context.Context, q AuditQuery) (entries []AuditEntry, next uint64, err error) {
+	v := url.Values{"after": {strconv.FormatUint(q.After, 10)}}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	return list[AuditEntry](ctx, c, pathAudit+"?"+q.Encode(), nil)
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	for k, s := range map[string]string{"partner": q.Partner, "study_uid": q.Study, "action": q.Action} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	h, err := c.call(ctx, http.MethodGet, pathAudit+"?"+v.Encode(), nil, nil, &entries)
+	if err != nil {
+		return nil, 0, err
+	}
+	if entries == nil {
+		entries = []AuditEntry{}
+	}
+	if s := h.Get(HeaderAuditNext); s != "" {
+		if next, err = strconv.ParseUint(s, 10, 64); err != nil || next <= q.After {
+			return nil, 0, fmt.Errorf("GET %s: malformed %s header", pathAudit, HeaderAuditNext)
+		}
+	}
+	return entries, next, nil
 }
 
 // AuditVerify is GET /api/v1/audit/verify. A corrupt log (409) is not an

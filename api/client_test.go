@@ -256,14 +256,23 @@ func TestClientRoutes(t *testing.T) {
 		query = r.URL.Query()
 		writeJSON(w, 200, []AuditEntry{e})
 	}
-	es, err := c.Audit(ctx, 7, 50)
+	es, next, err := c.Audit(ctx, AuditQuery{After: 7, Limit: 50})
 	must(err)
 	f.expect("Audit", nil)
 	eq(es, []AuditEntry{e})
+	eq(next, uint64(0))
 	eq(query, url.Values{"after": {"7"}, "limit": {"50"}})
-	_, err = c.Audit(ctx, 0, 0)
+	f.handlers["Audit"] = func(w http.ResponseWriter, r *http.Request, _ any) {
+		query = r.URL.Query()
+		w.Header().Set(HeaderAuditNext, "900")
+		writeJSON(w, 200, []AuditEntry{})
+	}
+	since := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	es, next, err = c.Audit(ctx, AuditQuery{Since: since, Partner: "St Mary", Study: "1.2.3", Action: ActGrant})
 	must(err)
-	eq(query, url.Values{"after": {"0"}})
+	eq(es, []AuditEntry{})
+	eq(next, uint64(900))
+	eq(query, url.Values{"after": {"0"}, "since": {"2026-12-01T08:00:00Z"}, "partner": {"St Mary"}, "study_uid": {"1.2.3"}, "action": {"grant"}})
 
 	f.handlers["AuditVerify"] = answer(AuditVerify{OK: true, Entries: 8, Head: "11"})
 	av, err := c.AuditVerify(ctx)

@@ -309,7 +309,9 @@ type AuditEntry struct {
 	StudyUID string      `json:"study_uid,omitempty"` // the study concerned
 	GrantID  string      `json:"grant_id,omitempty"`  // the grant concerned
 	Decision string      `json:"decision,omitempty"`  // Decision* constants, or empty
-	Reason   string      `json:"reason,omitempty"`    // a short code or text; never patient data
+	Reason   string      `json:"reason,omitempty"`    // a short code; never patient data
+	Count    uint64      `json:"count,omitempty"`     // above 1: the entry stands for this many events of its kind (repeated denials, aggregated)
+	Expires  *time.Time  `json:"expires,omitempty"`   // a grant entry: the grant's expiry
 	Prev     string      `json:"prev"`                // hash of entry Seq-1; 64 zeros for entry 1
 	Hash     string      `json:"hash"`                // this entry's hash
 }
@@ -320,9 +322,29 @@ const MaxAuditLimit = 1000
 // AuditQuery selects a page of the audit log. Its fields are URL query
 // parameters, not a JSON body.
 type AuditQuery struct {
-	After uint64 `query:"after"` // entries with Seq greater than this; 0: from the first
-	Limit int    `query:"limit"` // at most this many; 0 or more than MaxAuditLimit: MaxAuditLimit
+	After   uint64    `query:"after"`     // entries with Seq greater than this; 0: from the first
+	Limit   int       `query:"limit"`     // at most this many; 0 or more than MaxAuditLimit: MaxAuditLimit
+	Since   time.Time `query:"since"`     // entries written at or after this time (RFC 3339)
+	Partner string    `query:"partner"`   // entries about this partner: peer ID, or name (also a former partner's, as recorded)
+	Study   string    `query:"study_uid"` // entries about this Study Instance UID
+	Action  string    `query:"action"`    // entries of this action (Act* constants)
 }
+
+// HeaderAuditNext, on an answer of GET /api/v1/audit, is the Seq to pass
+// as after for the next page; it is absent when the answer reaches the end
+// of the log. With filters, a page may hold fewer entries than asked (the
+// node examines at most MaxAuditScan entries per request), even none, and
+// still have a next page.
+const HeaderAuditNext = "X-Pacsnet-Audit-Next"
+
+// MaxAuditScan is the most entries one GET /api/v1/audit examines.
+const MaxAuditScan = 100000
+
+// AuditActions lists the Act* constants: the values AuditQuery.Action
+// accepts.
+var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestReceived, ActManifestRejected,
+	ActFetchAllowed, ActFetchDenied, ActFetchCompleted, ActFetchFailed, ActImport, ActExport, ActPeerAdded,
+	ActPeerRemoved, ActAccessRequested, ActQuery, ActInstanceRead}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.

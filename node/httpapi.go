@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -258,6 +259,12 @@ func (s *apiServer) importFile(w http.ResponseWriter, r *http.Request) error {
 	if res.Outcome == api.OutcomeFailed {
 		s.n.log.Error("import failed", "err", res.Error)
 	}
+	if res.Outcome == api.OutcomeStored {
+		// Who stored into which study: once per study and user in 10
+		// minutes (a CT is hundreds of instances; each entry is a commit).
+		s.n.audit.Once(consent.Entry{Actor: actor(r), Action: consent.ActImport, Study: res.StudyUID,
+			Decision: consent.DecisionAllow}, 10*time.Minute)
+	}
 	writeJSON(w, res.HTTPStatus(), res)
 	return nil
 }
@@ -447,38 +454,117 @@ func (s *apiServer) outboxList(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *apiServer) auditList(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	var after uint64
-	var limit int
-	var err error
-	if v := q.Get("after"); v != "" {
-		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return badRequest("after %q: want a sequence number", v)
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 0 {
-			return badRequest("limit %q: want a count", v)
-		}
-	}
-	es, err := s.n.ledger.Entries(after, limit) // the ledger caps limit at consent.MaxEntriesLimit
-	if errors.Is(err, consent.ErrAuditCorrupt) {
-		return &apiError{api.CodeConflict, err.Error()}
-	}
+	q, err := s.auditQuery(r)
 	if err != nil {
 		return err
 	}
-	names := s.names().all()
-	out := []api.AuditEntry{}
-	for _, e := range es {
-		ae := api.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, StudyUID: e.Study,
-			GrantID: e.GrantID, Decision: e.Decision, Reason: e.Reason, Prev: e.Prev, Hash: e.Hash}
-		if e.Peer != "" {
-			ae.Peer = &api.PartnerRef{PeerID: e.Peer.String(), Name: names[e.Peer]}
+	match := s.auditFilter(q)
+	// Reading starts after q.After, or at the first entry written since
+	// q.Since if that is later (a binary search); it examines at most
+	// api.MaxAuditScan entries and says where to go on.
+	pos := q.After
+	if !q.Since.IsZero() {
+		first, err := s.n.ledger.FirstAt(q.Since)
+		if err != nil {
+			return auditReadError(err)
 		}
-		out = append(out, ae)
+		pos = max(pos, first-1)
+	}
+	head := s.n.ledger.Head()
+	out := []api.AuditEntry{}
+	names := s.names()
+	for examined := 0; len(out) < q.Limit && pos < head && examined < api.MaxAuditScan; {
+		es, err := s.n.ledger.Entries(pos, min(consent.MaxEntriesLimit, api.MaxAuditScan-examined))
+		if err != nil {
+			return auditReadError(err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			pos = e.Seq
+			examined++
+			if match(e) {
+				out = append(out, names.audit(e))
+				if len(out) == q.Limit {
+					break
+				}
+			}
+		}
+	}
+	if pos < head {
+		w.Header().Set(api.HeaderAuditNext, strconv.FormatUint(pos, 10))
 	}
 	return ok(w, out)
+}
+
+func auditReadError(err error) error {
+	if errors.Is(err, consent.ErrAuditCorrupt) {
+		return &apiError{api.CodeConflict, err.Error()}
+	}
+	return err
+}
+
+// auditQuery reads GET /api/v1/audit's query parameters.
+func (s *apiServer) auditQuery(r *http.Request) (api.AuditQuery, error) {
+	v := r.URL.Query()
+	q := api.AuditQuery{Limit: api.MaxAuditLimit, Partner: v.Get("partner"), Study: v.Get("study_uid"), Action: v.Get("action")}
+	var err error
+	if x := v.Get("after"); x != "" {
+		if q.After, err = strconv.ParseUint(x, 10, 64); err != nil {
+			return q, badRequest("after %q: want a sequence number", x)
+		}
+	}
+	if x := v.Get("limit"); x != "" {
+		n, err := strconv.Atoi(x)
+		if err != nil || n < 0 {
+			return q, badRequest("limit %q: want a count", x)
+		}
+		if n > 0 && n < api.MaxAuditLimit {
+			q.Limit = n
+		}
+	}
+	if x := v.Get("since"); x != "" {
+		if q.Since, err = time.Parse(time.RFC3339Nano, x); err != nil {
+			return q, badRequest("since %q: want a time like 2026-12-01T08:00:00Z", x)
+		}
+	}
+	if q.Study != "" {
+		if err := checkUID("study_uid", q.Study); err != nil {
+			return q, err
+		}
+	}
+	if q.Action != "" && !slices.Contains(api.AuditActions, q.Action) {
+		return q, badRequest("action %q: want one of %s", q.Action, strings.Join(api.AuditActions, ", "))
+	}
+	return q, nil
+}
+
+// auditFilter matches the entries q selects. A partner is named by peer ID
+// or by name: a current partner's, or the name an entry recorded when it
+// was written (so a former partner can still be found).
+func (s *apiServer) auditFilter(q api.AuditQuery) func(consent.Entry) bool {
+	var id peer.ID
+	if q.Partner != "" {
+		if p, err := s.n.partners.Resolve(q.Partner); err == nil {
+			id = p.ID
+		} else if pid, err := peer.Decode(q.Partner); err == nil {
+			id = pid
+		}
+	}
+	return func(e consent.Entry) bool {
+		switch {
+		case !q.Since.IsZero() && e.Time.Before(q.Since):
+			return false
+		case q.Study != "" && e.Study != q.Study:
+			return false
+		case q.Action != "" && e.Action != q.Action:
+			return false
+		case q.Partner != "" && (e.Peer == "" || (e.Peer != id && !strings.EqualFold(e.PeerName, q.Partner))):
+			return false
+		}
+		return true
+	}
 }
 
 func (s *apiServer) auditVerify(w http.ResponseWriter, r *http.Request) error {
@@ -491,6 +577,22 @@ func (s *apiServer) auditVerify(w http.ResponseWriter, r *http.Request) error {
 }
 
 // ---- the rooms' values in the api package's shapes
+
+// audit shapes an audit entry; a partner is named as it is called now, or
+// as it was called when the entry was written.
+func (nm namer) audit(e consent.Entry) api.AuditEntry {
+	ae := api.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, StudyUID: e.Study,
+		GrantID: e.GrantID, Decision: e.Decision, Reason: e.Reason, Count: e.Count, Prev: e.Prev, Hash: e.Hash}
+	if e.Peer != "" {
+		ref := nm.ref(e.Peer, e.PeerName)
+		ae.Peer = &ref
+	}
+	if !e.Expires.IsZero() {
+		exp := e.Expires
+		ae.Expires = &exp
+	}
+	return ae
+}
 
 func apiPartner(p Peer) api.Partner {
 	return api.Partner{PeerID: p.ID.String(), Name: p.Name, Recipient: p.Recipient, Addrs: nonNil(p.Addrs), Added: p.Added}

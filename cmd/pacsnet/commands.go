@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -599,45 +600,52 @@ func sharedCmd(g *globals) *cobra.Command {
 
 func auditCmd(g *globals) *cobra.Command {
 	var verify bool
+	var since string
+	var q api.AuditQuery
 	c := &cobra.Command{
-		Use:   "audit [--verify]",
+		Use:   "audit [--since 24h|3d|2026-12-01] [--peer P] [--study UID] [--action A] | --verify",
 		Short: "Show the hash-chained audit log, or verify its chain",
-		Args:  exactArgs(0, "no arguments"),
+		Long: `Show the hash-chained audit log, oldest first, optionally only the entries
+since a time (a duration ago such as 24h or 3d, a date, or an RFC 3339 time),
+about one partner (name or peer ID, also a former partner's), one study, or
+of one action (` + strings.Join(api.AuditActions, ", ") + `).
+
+--verify checks every hash and link of the chain. It works on a stopped
+node's home too (no node needs to run), e.g. after an incident or on a
+restored backup.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if verify {
+				if since != "" || q.Partner != "" || q.Study != "" || q.Action != "" {
+					return usageError{errors.New("audit: --verify checks the whole chain; it takes no filters")}
+				}
+				return auditVerify(c, g)
+			}
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return usageError{err}
+				}
+				q.Since = t
+			}
+			if q.Action != "" && !slices.Contains(api.AuditActions, q.Action) {
+				return usageError{fmt.Errorf("audit: --action must be one of %s", strings.Join(api.AuditActions, ", "))}
+			}
 			cl, err := newClient(g.home)
 			if err != nil {
 				return err
 			}
-			if verify {
-				res, err := cl.AuditVerify(c.Context())
-				if err != nil {
-					return err
-				}
-				if g.json {
-					if err := printJSON(res); err != nil {
-						return err
-					}
-				}
-				if !res.OK {
-					return fmt.Errorf("audit log is corrupt: %s", res.Error)
-				}
-				if !g.json {
-					fmt.Printf("audit log OK: %d entries, head %s\n", res.Entries, res.Head)
-				}
-				return nil
-			}
 			es := []api.AuditEntry{}
-			var after uint64
 			for {
-				page, err := cl.Audit(c.Context(), after, api.MaxAuditLimit)
+				page, next, err := cl.Audit(c.Context(), q)
 				if err != nil {
 					return err
-				}
-				if len(page) == 0 || page[len(page)-1].Seq <= after {
-					break
 				}
 				es = append(es, page...)
-				after = page[len(page)-1].Seq
+				if next == 0 {
+					break
+				}
+				q.After = next
 			}
 			if g.json {
 				return printJSON(es)
@@ -648,14 +656,68 @@ func auditCmd(g *globals) *cobra.Command {
 				if e.Peer != nil {
 					peer = partnerName(*e.Peer)
 				}
-				tw.row(e.Seq, fmtTime(e.Time), e.Actor, e.Action, e.Decision, peer, e.GrantID, e.StudyUID, e.Reason)
+				reason := e.Reason
+				if e.Count > 1 {
+					reason += fmt.Sprintf(" (%d times)", e.Count)
+				}
+				if e.Expires != nil {
+					reason += " until " + fmtTime(*e.Expires)
+				}
+				tw.row(e.Seq, fmtTime(e.Time), e.Actor, e.Action, e.Decision, peer, e.GrantID, e.StudyUID, reason)
 			}
 			return tw.Flush()
 		},
 	}
-	c.Flags().BoolVar(&verify, "verify", false, "check every hash and link of the chain")
+	c.Flags().BoolVar(&verify, "verify", false, "check every hash and link of the chain (also on a stopped node's home)")
+	c.Flags().StringVar(&since, "since", "", "only entries since: a duration ago (24h, 3d), a date (2026-12-01) or an RFC 3339 time")
+	c.Flags().StringVar(&q.Partner, "peer", "", "only entries about this partner (name or peer ID)")
+	c.Flags().StringVar(&q.Study, "study", "", "only entries about this Study Instance UID")
+	c.Flags().StringVar(&q.Action, "action", "", "only entries of this action")
 	addJSON(c, g)
 	return c
+}
+
+// parseSince reads --since: a duration before now (24h, 3d), a local date
+// (2026-12-01, from its midnight) or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := api.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("audit: --since %q: want a duration ago (24h, 3d), a date (2026-12-01) or an RFC 3339 time", printable(s))
+}
+
+// auditVerify verifies the chain: in this process when no node serves the
+// home (the archive is not locked), else through the running node's API.
+func auditVerify(c *cobra.Command, g *globals) error {
+	res, err := node.VerifyAudit(g.home)
+	if errors.Is(err, node.ErrServing) {
+		cl, cerr := newClient(g.home)
+		if cerr != nil {
+			return cerr
+		}
+		res, err = cl.AuditVerify(c.Context())
+	}
+	if err != nil {
+		return err
+	}
+	if g.json {
+		if err := printJSON(res); err != nil {
+			return err
+		}
+	}
+	if !res.OK {
+		return fmt.Errorf("audit log is corrupt: %s", res.Error)
+	}
+	if !g.json {
+		fmt.Printf("audit log OK: %d entries, head %s\n", res.Entries, res.Head)
+	}
+	return nil
 }
 
 func synthCmd(g *globals) *cobra.Command {

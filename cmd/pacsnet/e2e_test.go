@@ -525,7 +525,14 @@ func TestEndToEnd(t *testing.T) {
 		if err := stMary.Stop(); err != nil {
 			t.Fatal(err)
 		}
+		// A stopped node's home verifies without starting it (issue 6, #16).
+		if out := mustRun(t, stMary, "audit", "--verify"); !strings.Contains(string(out), "audit log OK") {
+			t.Fatalf("audit --verify on the stopped home: %s", out)
+		}
 		tamperAudit(t, stMary.Home, 3)
+		if _, err := stMary.Run("audit", "--verify"); exitCode(err) != 1 || !strings.Contains(err.Error(), "entry 3") {
+			t.Fatalf("audit --verify of the stopped home after tampering with entry 3: %v, want exit 1 naming entry 3", err)
+		}
 		stMary.Extra = nil
 		if err := stMary.Start(); err != nil {
 			t.Fatal(err)

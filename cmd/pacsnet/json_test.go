@@ -114,8 +114,8 @@ func TestJSONOutputs(t *testing.T) {
 		{"export", riverside, func() []string { return []string{"export", "--study", syn.StudyUID, "--out", exp} }, &export, func() string {
 			return want(export.StudyUID == syn.StudyUID && export.Out == exp && len(export.Files) == 3 && export.Verified == 3, export)
 		}},
-		{"revoke", stMary, func() []string { return []string{"revoke", grant.GrantID, "--reason", "test"} }, &rev, func() string {
-			return want(rev.GrantID == grant.GrantID && rev.Reason == "test" && len(rev.Signed) > 0, rev)
+		{"revoke", stMary, func() []string { return []string{"revoke", grant.GrantID, "--reason", "treatment-ended"} }, &rev, func() string {
+			return want(rev.GrantID == grant.GrantID && rev.Reason == "treatment-ended" && len(rev.Signed) > 0, rev)
 		}},
 		{"audit", stMary, args("audit"), &audit, func() string {
 			granted := false

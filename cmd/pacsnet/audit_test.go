@@ -1,0 +1,88 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/cmd/internal/facility"
+)
+
+// The audit trail a privacy officer reads (issue 6, #16): a grant entry
+// says which study and until when; a revocation reason is a code, and a
+// sentence that could name a patient is refused before anything is
+// written; entries keep a partner's name after it is removed; the log can
+// be filtered by time, partner, study and action.
+func TestAuditTrail(t *testing.T) {
+	c := newCluster(t)
+	stMary, riverside := c.facility("St Mary"), c.facility("Riverside")
+	if err := facility.Partner(stMary, riverside); err != nil {
+		t.Fatal(err)
+	}
+	var syn api.SynthResult
+	dir := filepath.Join(t.TempDir(), "ct")
+	mustJSON(t, stMary, &syn, "synth", "--out", dir, "--slices", "2", "--size", "32")
+	mustRun(t, stMary, "import", dir)
+	var g api.Grant
+	mustJSON(t, stMary, &g, "grant", "--to", "Riverside", "--study", syn.StudyUID, "--expires", "3d")
+
+	if _, err := stMary.Run("revoke", g.GrantID, "--reason", "patient withdrew consent, MRN 12345"); exitCode(err) != 2 ||
+		!strings.Contains(err.Error(), "consent-withdrawn") {
+		t.Fatalf("revoke with a free-text reason: %v, want exit 2 listing the codes", err)
+	}
+	mustRun(t, stMary, "revoke", g.GrantID, "--reason", "consent-withdrawn")
+	mustRun(t, stMary, "peer", "remove", "Riverside")
+
+	var es []api.AuditEntry
+	mustJSON(t, stMary, &es, "audit", "--peer", "Riverside")
+	actions := map[string]api.AuditEntry{}
+	for _, e := range es {
+		if e.Peer == nil || e.Peer.Name != "Riverside" {
+			t.Errorf("entry %d (%s) does not name Riverside after its removal: %+v", e.Seq, e.Action, e.Peer)
+		}
+		if strings.Contains(e.Reason, "MRN") {
+			t.Errorf("entry %d keeps free text: %q", e.Seq, e.Reason)
+		}
+		actions[e.Action] = e
+	}
+	for _, a := range []string{api.ActPeerAdded, api.ActGrant, api.ActRevoke, api.ActPeerRemoved} {
+		if _, ok := actions[a]; !ok {
+			t.Errorf("audit --peer Riverside lacks a %s entry: %+v", a, es)
+		}
+	}
+	gr := actions[api.ActGrant]
+	if gr.StudyUID != syn.StudyUID || gr.Expires == nil || gr.Expires.Sub(time.Now()) < 71*time.Hour {
+		t.Errorf("grant entry %+v: want the study and an expiry 3 days ahead", gr)
+	}
+	if rv := actions[api.ActRevoke]; rv.Reason != "consent-withdrawn" {
+		t.Errorf("revoke entry reason %q", rv.Reason)
+	}
+
+	mustJSON(t, stMary, &es, "audit", "--action", "grant")
+	if len(es) != 1 || es[0].GrantID != g.GrantID {
+		t.Errorf("audit --action grant: %+v", es)
+	}
+	mustJSON(t, stMary, &es, "audit", "--study", syn.StudyUID, "--action", "import")
+	if len(es) == 0 {
+		t.Errorf("audit --study --action import: none")
+	}
+	mustJSON(t, stMary, &es, "audit", "--since", "1h")
+	if len(es) < 5 {
+		t.Errorf("audit --since 1h: %d entries", len(es))
+	}
+	mustJSON(t, stMary, &es, "audit", "--since", time.Now().Add(time.Hour).Format(time.RFC3339))
+	if len(es) != 0 {
+		t.Errorf("audit --since an hour ahead: %d entries", len(es))
+	}
+	out := mustRun(t, stMary, "audit", "--action", "grant")
+	if !strings.Contains(string(out), "until ") || !strings.Contains(string(out), "Riverside") {
+		t.Errorf("audit table: %s", out)
+	}
+	for _, args := range [][]string{{"audit", "--since", "yesterday"}, {"audit", "--action", "frobnicate"}, {"audit", "--verify", "--peer", "x"}} {
+		if _, err := stMary.Run(args...); exitCode(err) != 2 {
+			t.Errorf("pacsnet %v: exit %d, want 2", args, exitCode(err))
+		}
+	}
+}
