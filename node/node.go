@@ -327,6 +327,10 @@ func (n *Node) writeRunInfo() error {
 	if err != nil {
 		return err
 	}
+	// run/ is not part of a backup: a restored home may lack it.
+	if err := os.MkdirAll(filepath.Join(n.home, runDir), 0o700); err != nil {
+		return err
+	}
 	return writeFileSync(filepath.Join(n.home, runDir, apiInfoFile), b, 0o600)
 }
 
