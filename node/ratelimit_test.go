@@ -65,3 +65,32 @@ func TestDenialFloodIsRateLimitedAndAggregated(t *testing.T) {
 		t.Errorf("%d audit entries for %d refused pulls; want them aggregated", entries, pulls)
 	}
 }
+
+// Denials of one kind are counted for a minute after the first, then
+// written as one entry with the count; other kinds are counted apart.
+func TestAuditorAggregatesDenials(t *testing.T) {
+	clk := &testClock{}
+	a := newNode(t, "Alpha", nodeSetup{clock: clk})
+	c := newNode(t, "Gamma")
+	link(t, a, c)
+	before := len(auditLog(t, a))
+	for range 10 {
+		a.audit.Deny(consent.Entry{Peer: c.ID(), Action: consent.ActFetchDenied, Reason: "no-grant"})
+	}
+	a.audit.Deny(consent.Entry{Peer: c.ID(), Action: consent.ActManifestRejected, Reason: "open"})
+	a.audit.flushDenials(false) // nothing: the minute is not over
+	if got := len(auditLog(t, a)) - before; got != 2 {
+		t.Fatalf("%d entries before the minute ends, want the first of each kind (2)", got)
+	}
+	clk.Advance(denyWindow)
+	a.audit.flushDenials(false)
+	es := auditLog(t, a)[before:]
+	if len(es) != 3 || es[2].Count != 9 || es[2].Reason != "no-grant" || es[2].Study != "" {
+		t.Fatalf("after the minute: %+v, want a third entry counting the 9 further no-grant denials", es)
+	}
+	// A denial after the window starts a new count.
+	a.audit.Deny(consent.Entry{Peer: c.ID(), Action: consent.ActFetchDenied, Reason: "no-grant"})
+	if got := len(auditLog(t, a)) - before; got != 4 {
+		t.Fatalf("%d entries, want the new first denial recorded", got)
+	}
+}
