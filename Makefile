@@ -55,7 +55,8 @@ FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
 	crypto:FuzzOpenEnvelope crypto:FuzzStudyKeyUnwrap crypto:FuzzParseStudyKey \
 	consent:FuzzVerifySignedGrant exchange:FuzzBlockRequest \
 	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest \
-	dicomio:FuzzParseStream dicomio:FuzzParseStreamSink internal/uid:FuzzCheck
+	dicomio:FuzzParseStream dicomio:FuzzParseStreamSink internal/uid:FuzzCheck \
+	dicomio/dimse:FuzzDecodePDU dicomio/dimse:FuzzDecodeCommand
 fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -89,3 +89,11 @@ func printableUID(uid string) string {
 	}
 	return "(" + itoa(len(uid)) + " bytes, not a UID)"
 }
+
+// KnownTransferSyntax reports whether uid is a transfer syntax whose
+// dataset encoding this package reads: the ones the DICOM edge accepts as
+// offered (no transcoding).
+func KnownTransferSyntax(uid string) bool {
+	_, ok := transferSyntaxes[uid]
+	return ok
+}
