@@ -56,7 +56,7 @@ FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
 	consent:FuzzVerifySignedGrant exchange:FuzzBlockRequest \
 	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest \
 	dicomio:FuzzParseStream dicomio:FuzzParseStreamSink internal/uid:FuzzCheck \
-	dicomio/dimse:FuzzDecodePDU dicomio/dimse:FuzzDecodeCommand
+	dicomio/dimse:FuzzDecodePDU dicomio/dimse:FuzzDecodeCommand dicomio/dimse:FuzzDecodeDataset
 fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
