@@ -3,13 +3,16 @@ package dimse
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pacsnet/pacsnet/dicomio/synth"
 )
@@ -81,4 +84,91 @@ func TestDCMTKEchoAndStore(t *testing.T) {
 			t.Errorf("%s: no received data set matches the file's", filepath.Base(p))
 		}
 	}
+}
+
+// Our C-STORE SCU sends to DCMTK's storescp, which writes what it
+// received: the files match the data sets sent.
+func TestDCMTKStoreSCP(t *testing.T) {
+	needDCMTK(t, "storescp")
+	dir := t.TempDir()
+	port := freePort(t)
+	cmd := exec.Command("storescp", "-aet", "STORESCP", "-od", dir, "--accept-all", port)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+
+	_, files, err := synth.CT(synth.CTOptions{Slices: 3, Rows: 64, Cols: 64, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Requestor{CallingAE: "PACSNET", CalledAE: "STORESCP",
+		Contexts: []ContextRQ{{AbstractSyntax: "1.2.840.10008.5.1.4.1.1.2", TransferSyntaxes: []string{"1.2.840.10008.1.2.1"}}}}
+	var a *Assoc
+	for i := 0; i < 50; i++ { // storescp needs a moment to listen
+		if a, err = r.Dial(context.Background(), "127.0.0.1:"+port); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := a.ContextFor("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+	for i, f := range files {
+		ds := datasetOf(t, f.Data)
+		res, err := Store(context.Background(), a, pc, uint16(i+1), "1.2.840.10008.5.1.4.1.1.2", sopInstanceOf(t, f.Data), bytes.NewReader(ds), "", 0)
+		if err != nil || !res.OK() {
+			t.Fatalf("store %s: %+v %v", f.Name, res, err)
+		}
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	written, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(written) != len(files) {
+		t.Fatalf("storescp wrote %d files, want %d", len(written), len(files))
+	}
+	for _, w := range written {
+		b, _ := os.ReadFile(w)
+		found := false
+		for _, f := range files {
+			if bytes.HasSuffix(b, datasetOf(t, f.Data)) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s matches no data set sent", filepath.Base(w))
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// datasetOf strips a Part-10 file's preamble and meta group.
+func datasetOf(t *testing.T, file []byte) []byte {
+	t.Helper()
+	if len(file) < 144 || string(file[128:132]) != "DICM" {
+		t.Fatal("not a Part-10 file")
+	}
+	// (0002,0000) UL group length right after DICM: 4+2+2+4 bytes.
+	n := int(binary.LittleEndian.Uint32(file[140:144]))
+	return file[144+n:]
+}
+
+func sopInstanceOf(t *testing.T, file []byte) string {
+	t.Helper()
+	meta, err := DecodeDataset(file[132:144+int(binary.LittleEndian.Uint32(file[140:144]))], "1.2.840.10008.1.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return meta.String(0x00020003)
 }
