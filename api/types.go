@@ -40,7 +40,7 @@ type Status struct {
 	PeerID   string   `json:"peer_id"`  // libp2p peer ID
 	P2P      []string `json:"p2p"`      // libp2p listen multiaddrs
 	HTTP     string   `json:"http"`     // local API listen address (host:port)
-	DICOM    string   `json:"dicom"`    // DICOM listen address; empty when the DICOM edge is not enabled
+	DICOM    string   `json:"dicom"`    // DICOM listen address; empty when the DICOM listener is off
 	Partners int      `json:"partners"` // number of partner facilities
 	Outbox   int      `json:"outbox"`   // manifests awaiting delivery
 }
@@ -293,6 +293,11 @@ const (
 	ActAccessRequested  = "access-requested"
 	ActQuery            = "query"
 	ActInstanceRead     = "instance-read"
+
+	ActAEAdded             = "ae-added"             // an application entity was added
+	ActAERemoved           = "ae-removed"           // an application entity was removed
+	ActAssociationAccepted = "association-accepted" // a DICOM association (once per calling AE in 10 minutes)
+	ActAssociationRejected = "association-rejected" // a DICOM association from an unknown calling AE (aggregated)
 )
 
 // AuditEntry is one record of the hash-chained audit log. Prev and Hash
@@ -344,7 +349,8 @@ const MaxAuditScan = 100000
 // accepts.
 var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestReceived, ActManifestRejected,
 	ActFetchAllowed, ActFetchDenied, ActFetchCompleted, ActFetchFailed, ActImport, ActExport, ActPeerAdded,
-	ActPeerRemoved, ActAccessRequested, ActQuery, ActInstanceRead}
+	ActPeerRemoved, ActAccessRequested, ActQuery, ActInstanceRead, ActAEAdded, ActAERemoved, ActAssociationAccepted,
+	ActAssociationRejected}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.

@@ -45,10 +45,12 @@ type Config struct {
 	// set a routable address here.
 	P2PAddrs []string `toml:"p2p_addrs"`
 
-	// DICOMAddr is where the DIMSE service class provider will listen
-	// (reserved: the DICOM edge is not part of this build). Default
-	// 127.0.0.1:11112.
+	// DICOMAddr is where the DICOM listener (C-ECHO, C-STORE) accepts
+	// associations. Default 127.0.0.1:11112; ":0" picks a free port.
 	DICOMAddr string `toml:"dicom_addr"`
+
+	// DICOM tunes the DICOM listener and lists known application entities.
+	DICOM DICOMConfig `toml:"dicom"`
 
 	// Archive tunes the Badger archive.
 	Archive ArchiveConfig `toml:"archive"`
@@ -131,6 +133,7 @@ func DefaultConfig() Config {
 		HTTPAddr:  "127.0.0.1:7480",
 		P2PAddrs:  []string{"/ip4/127.0.0.1/tcp/4801", "/ip4/127.0.0.1/udp/4801/quic-v1"},
 		DICOMAddr: "127.0.0.1:11112",
+		DICOM:     DICOMConfig{MaxAssociations: 32, MaxAssociationsPerAE: 8, MaxPDU: 1 << 20, IdleTimeout: Duration{5 * time.Minute}},
 		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30, IngestBuffer: 4 << 20, MaxConcurrentIngests: 8},
 		Exchange: ExchangeConfig{
 			DefaultGrantTTL: Duration{72 * time.Hour},
@@ -160,6 +163,13 @@ func (c *Config) Validate() error {
 	if host, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || !validPort(port) ||
 		(host != "" && host != "localhost" && !validIP(host)) {
 		return fmt.Errorf("config: http_addr %q: want host:port", c.HTTPAddr)
+	}
+	if host, port, err := net.SplitHostPort(c.DICOMAddr); err != nil || !validPort(port) ||
+		(host != "" && host != "localhost" && !validIP(host)) {
+		return fmt.Errorf("config: dicom_addr %q: want host:port", c.DICOMAddr)
+	}
+	if err := c.DICOM.validate(); err != nil {
+		return err
 	}
 	if len(c.P2PAddrs) == 0 {
 		return errors.New("config: p2p_addrs must name at least one address")

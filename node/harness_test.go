@@ -76,6 +76,7 @@ func newNode(t *testing.T, name string, setup ...nodeSetup) *tnode {
 	}
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.P2PAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.DICOMAddr = "127.0.0.1:0"
 	cfg.Exchange.FetchRetryFor = Duration{2 * time.Second}
 	opts := Options{Logger: testLogger(t, name)}
 	for _, s := range setup {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/pacsnet/pacsnet/crypto"
 )
@@ -57,6 +59,7 @@ func Init(home string, opts InitOptions) (Config, error) {
 	if err != nil {
 		return cfg, err
 	}
+	cfg.pickFreePorts()
 	if _, err := os.Stat(filepath.Join(home, "config.toml")); err == nil {
 		return cfg, fmt.Errorf("init %s: %w", home, ErrHomeExists)
 	}
@@ -194,4 +197,37 @@ func writeFileSync(path string, data []byte, mode fs.FileMode) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// pickFreePorts moves the default loopback ports (API 7480, P2P 4801,
+// DICOM 11112) to the first ones free on this machine at init, so that a
+// second facility initialised next to a running one does not clash with
+// it. The ports are written to config.toml; an admin may change them.
+func (c *Config) pickFreePorts() {
+	c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(firstFreePort(7480, false))
+	p := firstFreePort(4801, true)
+	c.P2PAddrs = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p)}
+	c.DICOMAddr = "127.0.0.1:" + strconv.Itoa(firstFreePort(11112, false))
+}
+
+// firstFreePort returns the first port from start on (at most 100 tried)
+// that can be bound on 127.0.0.1 (TCP, and UDP too if udp), or start.
+func firstFreePort(start int, udp bool) int {
+	for p := start; p < start+100; p++ {
+		addr := "127.0.0.1:" + strconv.Itoa(p)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		if udp {
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				continue
+			}
+			pc.Close()
+		}
+		return p
+	}
+	return start
 }

@@ -204,7 +204,7 @@ func (s *apiServer) status(w http.ResponseWriter, r *http.Request) error {
 	}
 	n := s.n
 	return ok(w, api.Status{Name: n.cfg.Name, AETitle: n.cfg.AETitle, PeerID: n.host.ID().String(), P2P: n.P2PAddrs(),
-		HTTP: n.HTTPAddr(), Partners: len(n.partners.List()), Outbox: len(items)})
+		HTTP: n.HTTPAddr(), DICOM: n.DICOMAddr(), Partners: len(n.partners.List()), Outbox: len(items)})
 }
 
 func (s *apiServer) invite(w http.ResponseWriter, r *http.Request) error {

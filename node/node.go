@@ -52,6 +52,8 @@ type Node struct {
 	inbox    *inbox
 	outbox   *outbox
 	fetcher  *fetcher
+	aes      *aeRegistry
+	dicom    *dicomEdge
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -167,6 +169,11 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.fetcher = &fetcher{store: n.store, keys: n.keyring, ex: n.ex, inbox: n.inbox, partners: n.partners, audit: n.audit,
 		clock: n.clock, id: n.keys.id, retryFor: cfg.Exchange.FetchRetryFor.Duration, redial: redial, ctx: n.ctx,
 		jobs: map[string]*fetchJob{}}
+	if n.aes, err = newAERegistry(n.store, cfg.DICOM.AEs, n.audit, n.clock); err != nil {
+		return nil, err
+	}
+	n.dicom = &dicomEdge{cfg: cfg.DICOM, aet: cfg.AETitle, addr: cfg.DICOMAddr, aes: n.aes, ingest: n.ingest,
+		audit: n.audit, log: n.log}
 	return n, nil
 }
 
@@ -203,6 +210,12 @@ func (n *Node) Start() error {
 	}
 	n.httpLn = ln
 	n.http = &http.Server{Handler: n.apiServer().handler(), ReadHeaderTimeout: 10 * time.Second}
+	if !n.cfg.DICOM.Disabled {
+		if err := n.dicom.Start(n.ctx); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()
@@ -242,6 +255,22 @@ func (n *Node) runGC(ctx context.Context) {
 }
 
 // HTTPAddr is the address the API listens on, once started.
+// DICOMAddr is the DICOM listener's address ("" when it is off or not
+// started).
+func (n *Node) DICOMAddr() string {
+	if n.dicom == nil {
+		return ""
+	}
+	return n.dicom.Addr()
+}
+
+func (n *Node) dicomDesc() string {
+	if n.cfg.DICOM.Disabled {
+		return "off"
+	}
+	return n.cfg.AETitle + "@" + n.DICOMAddr()
+}
+
 func (n *Node) HTTPAddr() string {
 	if n.httpLn == nil {
 		return ""
@@ -256,6 +285,9 @@ func (n *Node) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.http.Shutdown(ctx)
 		cancel()
+	}
+	if n.dicom != nil {
+		n.dicom.Close()
 	}
 	if n.fetcher != nil {
 		n.fetcher.wait()
@@ -292,7 +324,7 @@ func (n *Node) Run(ctx context.Context) error {
 			"http", n.HTTPAddr())
 	}
 	n.log.Info("serving", "name", n.cfg.Name, "peer", n.host.ID().String(), "http", "http://"+n.HTTPAddr(),
-		"p2p", strings.Join(n.P2PAddrs(), ","), "dicom", n.cfg.DICOMAddr+" (not enabled in this build)")
+		"p2p", strings.Join(n.P2PAddrs(), ","), "dicom", n.dicomDesc())
 	<-ctx.Done()
 	os.Remove(filepath.Join(n.home, runDir, apiInfoFile))
 	return nil

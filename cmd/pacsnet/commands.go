@@ -105,7 +105,7 @@ node listens; HOME/run/api.json tells the other commands.`,
 	}
 	c.Flags().StringVar(&httpAddr, "http", "", "local API listen address (config http_addr; default 127.0.0.1:7480)")
 	c.Flags().StringSliceVar(&p2p, "p2p", nil, "libp2p listen multiaddr, repeatable (config p2p_addrs)")
-	c.Flags().StringVar(&dicomAddr, "dicom", "", "DICOM listen address (config dicom_addr; reserved for the DICOM edge)")
+	c.Flags().StringVar(&dicomAddr, "dicom", "", "DICOM listen address (config dicom_addr; default 127.0.0.1:11112 or the first free port after it at init)")
 	c.Flags().Int64Var(&uploadRate, "upload-rate", 0, "cap on bytes/s served to partners, 0 = unlimited (config exchange.upload_rate)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c

@@ -39,10 +39,11 @@ type Facility struct {
 	Home string
 	Bin  string // the pacsnet binary
 
-	HTTPAddr string // fixed at the first Start so restarts keep them
-	P2PPort  int
-	Extra    []string // extra serve flags
-	Env      []string // extra environment for every command
+	HTTPAddr  string // fixed at the first Start so restarts keep them
+	P2PPort   int
+	DICOMPort int      // the DICOM listener, on 127.0.0.1
+	Extra     []string // extra serve flags
+	Env       []string // extra environment for every command
 
 	cmd    *exec.Cmd
 	done   chan error
@@ -96,7 +97,7 @@ func (f *Facility) StartContext(ctx context.Context) error {
 			return err
 		}
 		if !fixed {
-			f.HTTPAddr, f.P2PPort = "", 0
+			f.HTTPAddr, f.P2PPort, f.DICOMPort = "", 0, 0
 		}
 		select {
 		case <-ctx.Done():
@@ -126,6 +127,9 @@ func (f *Facility) start(ctx context.Context) error {
 		if f.P2PPort, err = FreePort(); err != nil {
 			return err
 		}
+		if f.DICOMPort, err = FreePort(); err != nil {
+			return err
+		}
 	}
 	os.Remove(filepath.Join(f.Home, "run", "api.json"))
 	lf, err := os.OpenFile(f.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -135,7 +139,8 @@ func (f *Facility) start(ctx context.Context) error {
 	f.logf = lf
 	args := []string{"--home", f.Home, "serve", "--http", f.HTTPAddr,
 		"--p2p", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", f.P2PPort),
-		"--p2p", fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", f.P2PPort)}
+		"--p2p", fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", f.P2PPort),
+		"--dicom", fmt.Sprintf("127.0.0.1:%d", f.DICOMPort)}
 	args = append(args, f.Extra...)
 	// Not CommandContext: serve is stopped by Stop (SIGTERM, then wait),
 	// never killed because a context ended.

@@ -1,0 +1,483 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/dicomio/dimse"
+	"github.com/pacsnet/pacsnet/node/clock"
+	"github.com/pacsnet/pacsnet/node/internal/store"
+)
+
+// DICOMConfig tunes the DICOM edge (the [dicom] section).
+type DICOMConfig struct {
+	// Disabled turns the DICOM listener off.
+	Disabled bool `toml:"disabled"`
+
+	// MaxAssociations bounds the associations served at once; more are
+	// rejected (transient, local limit exceeded). Default 32.
+	MaxAssociations int `toml:"max_associations"`
+
+	// MaxAssociationsPerAE bounds one calling AE's associations at once.
+	// Default 8.
+	MaxAssociationsPerAE int `toml:"max_associations_per_ae"`
+
+	// MaxPDU is the largest P-DATA-TF PDU accepted (announced to peers);
+	// memory per association is a few times this. Default 1 MiB.
+	MaxPDU uint32 `toml:"max_pdu"`
+
+	// IdleTimeout ends an association from which nothing arrived for this
+	// long while no operation runs. Default 5m.
+	IdleTimeout Duration `toml:"idle_timeout"`
+
+	// AEs are application entities known from the config file, besides
+	// those added with `pacsnet ae add`.
+	AEs []AEConfig `toml:"ae"`
+}
+
+// AEConfig is a known application entity written in the config file.
+type AEConfig struct {
+	Title           string `toml:"title"`
+	Host            string `toml:"host"`
+	Port            int    `toml:"port"`
+	RestrictAddress bool   `toml:"restrict_address"`
+}
+
+func (c DICOMConfig) validate() error {
+	if c.MaxAssociations < 1 || c.MaxAssociationsPerAE < 1 {
+		return errors.New("config: dicom.max_associations and max_associations_per_ae must be at least 1")
+	}
+	if c.MaxPDU < 4096 || c.MaxPDU > 64<<20 {
+		return errors.New("config: dicom.max_pdu must be 4 KiB to 64 MiB")
+	}
+	if c.IdleTimeout.Duration < time.Second {
+		return errors.New("config: dicom.idle_timeout must be at least 1s")
+	}
+	seen := map[string]bool{}
+	for _, ae := range c.AEs {
+		if err := checkAE(AE{Title: ae.Title, Host: ae.Host, Port: ae.Port}); err != nil {
+			return fmt.Errorf("config: dicom.ae %q: %w", ae.Title, err)
+		}
+		if seen[ae.Title] {
+			return fmt.Errorf("config: dicom.ae %q is listed twice", ae.Title)
+		}
+		seen[ae.Title] = true
+	}
+	return nil
+}
+
+// AE is a known application entity.
+type AE = store.AE
+
+func checkAE(ae AE) error {
+	if err := validateAE(ae.Title); err != nil {
+		return fmt.Errorf("AE title: %w", err)
+	}
+	if ae.Title != strings.TrimSpace(ae.Title) {
+		return errors.New("AE title: leading or trailing spaces are not significant in DICOM; leave them out")
+	}
+	if ae.Host == "" || len(ae.Host) > 253 || strings.ContainsAny(ae.Host, " /\\\x00") {
+		return errors.New("host: want a host name or IP address")
+	}
+	if ae.Port < 1 || ae.Port > 65535 {
+		return errors.New("port: want 1-65535")
+	}
+	return nil
+}
+
+// aeRegistry holds the known application entities: the allowlist of
+// calling AEs, and where C-MOVE and sending reach them. Those of the
+// config file are read-only here; those added through the API live in
+// the archive.
+type aeRegistry struct {
+	store  *store.Store
+	config []AEConfig
+	audit  *auditor
+	clock  clock.Clock
+
+	mu sync.RWMutex
+	m  map[string]AE
+}
+
+func newAERegistry(s *store.Store, cfg []AEConfig, a *auditor, c clock.Clock) (*aeRegistry, error) {
+	r := &aeRegistry{store: s, config: cfg, audit: a, clock: c, m: map[string]AE{}}
+	stored, err := s.AEs()
+	if err != nil {
+		return nil, fmt.Errorf("load application entities: %w", err)
+	}
+	for _, ae := range stored {
+		r.m[ae.Title] = ae
+	}
+	for _, ae := range cfg {
+		r.m[ae.Title] = AE{Title: ae.Title, Host: ae.Host, Port: ae.Port, RestrictAddress: ae.RestrictAddress}
+	}
+	return r, nil
+}
+
+// Get returns a known AE by title (exact, case-sensitive as DICOM says).
+func (r *aeRegistry) Get(title string) (AE, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ae, ok := r.m[title]
+	return ae, ok
+}
+
+// List returns the known AEs by title.
+func (r *aeRegistry) List() []AE {
+	r.mu.RLock()
+	out := make([]AE, 0, len(r.m))
+	for _, ae := range r.m {
+		out = append(out, ae)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Title < out[j].Title })
+	return out
+}
+
+func (r *aeRegistry) inConfig(title string) bool {
+	for _, ae := range r.config {
+		if ae.Title == title {
+			return true
+		}
+	}
+	return false
+}
+
+// errAE is a refused AE change (a bad request).
+type errAE struct{ msg string }
+
+func (e *errAE) Error() string { return e.msg }
+
+// Add stores (or updates) an AE and audits it.
+func (r *aeRegistry) Add(ae AE, actor string) (AE, error) {
+	if err := checkAE(ae); err != nil {
+		return AE{}, &errAE{err.Error()}
+	}
+	if r.inConfig(ae.Title) {
+		return AE{}, &errAE{fmt.Sprintf("AE %q is defined in config.toml; change it there", ae.Title)}
+	}
+	ae.Added = r.clock.Now().UTC()
+	if err := r.store.PutAE(ae); err != nil {
+		return AE{}, fmt.Errorf("store AE: %w", err)
+	}
+	r.mu.Lock()
+	r.m[ae.Title] = ae
+	r.mu.Unlock()
+	r.audit.Record(consent.Entry{Actor: actor, Action: actAEAdded, Reason: "ae"})
+	return ae, nil
+}
+
+// Remove forgets an AE added through the API.
+func (r *aeRegistry) Remove(title, actor string) error {
+	if r.inConfig(title) {
+		return &errAE{fmt.Sprintf("AE %q is defined in config.toml; remove it there", title)}
+	}
+	found, err := r.store.RemoveAE(title)
+	if err != nil {
+		return fmt.Errorf("remove AE: %w", err)
+	}
+	if !found {
+		return fmt.Errorf("%w: no AE is called %q", errAENotFound, title)
+	}
+	r.mu.Lock()
+	delete(r.m, title)
+	r.mu.Unlock()
+	r.audit.Record(consent.Entry{Actor: actor, Action: actAERemoved, Reason: "ae"})
+	return nil
+}
+
+var errAENotFound = errors.New("unknown AE")
+
+// Audit actions of the DICOM edge (the api package's).
+const (
+	actAEAdded             = api.ActAEAdded
+	actAERemoved           = api.ActAERemoved
+	actAssociationAccepted = api.ActAssociationAccepted
+	actAssociationRejected = api.ActAssociationRejected
+)
+
+// admits reports whether an association from title at remote may proceed:
+// the AE must be known and, if it is restricted, come from its host.
+func (r *aeRegistry) admits(title string, remote net.Addr) bool {
+	ae, ok := r.Get(title)
+	if !ok {
+		return false
+	}
+	if !ae.RestrictAddress {
+		return true
+	}
+	host, _, err := net.SplitHostPort(remote.String())
+	if err != nil {
+		return false
+	}
+	ips, err := net.LookupHost(ae.Host)
+	if err != nil {
+		return false
+	}
+	for _, ip := range ips {
+		if ip == host {
+			return true
+		}
+	}
+	return false
+}
+
+// dicomEdge is the node's DICOM listener: associations from known AEs,
+// C-ECHO, and C-STORE into the same durable ingest as import.
+type dicomEdge struct {
+	cfg    DICOMConfig
+	aet    string
+	addr   string
+	aes    *aeRegistry
+	ingest *ingester
+	audit  *auditor
+	log    *slog.Logger
+
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	total int
+	perAE map[string]int
+	conns map[net.Conn]struct{}
+}
+
+func (d *dicomEdge) acceptor() *dimse.Acceptor {
+	return &dimse.Acceptor{
+		AETitle: d.aet,
+		Limits:  dimse.Limits{MaxPDU: d.cfg.MaxPDU, Idle: d.cfg.IdleTimeout.Duration},
+		Admit:   d.admit,
+		Supports: func(as string) (bool, bool) {
+			switch {
+			case as == dimse.Verification:
+				return true, false
+			case dimse.IsStorage(as):
+				return true, true
+			}
+			return false, false
+		},
+	}
+}
+
+// admit checks the calling AE against the known AEs and the limits; a
+// refusal is audited (the AE title is not patient data).
+func (d *dicomEdge) admit(rq *dimse.AssociateRQ, remote net.Addr) *dimse.AssociateRJ {
+	if !d.aes.admits(rq.CallingAE, remote) {
+		d.audit.Deny(consent.Entry{Action: actAssociationRejected, Reason: "unknown-calling-ae"})
+		d.log.Warn("DICOM association rejected: calling AE not known", "calling_ae", printableAE(rq.CallingAE), "remote", remote.String())
+		return &dimse.AssociateRJ{Result: dimse.RejectPermanent, Source: dimse.RejectSourceUser, Reason: dimse.RejectCallingAE}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.total >= d.cfg.MaxAssociations || d.perAE[rq.CallingAE] >= d.cfg.MaxAssociationsPerAE {
+		d.log.Warn("DICOM association rejected: limit reached", "calling_ae", rq.CallingAE, "associations", d.total)
+		return &dimse.AssociateRJ{Result: dimse.RejectTransient, Source: dimse.RejectSourcePresentation, Reason: dimse.RejectLocalLimit}
+	}
+	d.total++
+	d.perAE[rq.CallingAE]++
+	return nil
+}
+
+func (d *dicomEdge) release(calling string) {
+	d.mu.Lock()
+	d.total--
+	if d.perAE[calling]--; d.perAE[calling] <= 0 {
+		delete(d.perAE, calling)
+	}
+	d.mu.Unlock()
+}
+
+func printableAE(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// Start listens on the configured address.
+func (d *dicomEdge) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", d.addr)
+	if err != nil {
+		return fmt.Errorf("listen dicom: %w", err)
+	}
+	d.ln = ln
+	d.perAE = map[string]int{}
+	d.conns = map[net.Conn]struct{}{}
+	ac := d.acceptor()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				d.log.Warn("dicom accept", "err", err)
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			d.mu.Lock()
+			d.conns[conn] = struct{}{}
+			d.mu.Unlock()
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				defer func() {
+					d.mu.Lock()
+					delete(d.conns, conn)
+					d.mu.Unlock()
+				}()
+				d.serveConn(ctx, ac, conn)
+			}()
+		}
+	}()
+	return nil
+}
+
+// Addr is the listener's address ("" before Start).
+func (d *dicomEdge) Addr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+func (d *dicomEdge) serveConn(ctx context.Context, ac *dimse.Acceptor, conn net.Conn) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	a, err := ac.Accept(conn)
+	if err != nil {
+		var rj *dimse.RejectedError
+		if !errors.As(err, &rj) {
+			d.log.Info("DICOM association refused", "remote", conn.RemoteAddr().String(), "err", err)
+		}
+		return
+	}
+	defer d.release(a.CallingAE)
+	d.audit.Once(consent.Entry{Actor: "ae:" + a.CallingAE, Action: actAssociationAccepted, Decision: consent.DecisionAllow}, 10*time.Minute)
+	err = dimse.Serve(ctx, a, map[uint16]dimse.HandlerFunc{
+		dimse.CStoreRQ: d.cstore,
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		d.log.Info("DICOM association ended", "calling_ae", a.CallingAE, "err", err)
+	}
+}
+
+// Close stops listening, aborts the associations and waits for them.
+func (d *dicomEdge) Close() {
+	if d.ln == nil {
+		return
+	}
+	d.ln.Close()
+	d.mu.Lock()
+	for c := range d.conns {
+		c.Close()
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+// cstore stores one instance through the ingester: the answer is sent
+// only after the commit is synced. The data set is prefixed with a file
+// meta group naming the context's transfer syntax, so the ingester sees
+// a Part-10 stream.
+func (d *dicomEdge) cstore(ctx context.Context, a *dimse.Assoc, m *dimse.Message) error {
+	cmd := m.Command
+	rsp := &dimse.Command{Field: dimse.CStoreRSP, MessageIDBeingAnswered: cmd.MessageID,
+		AffectedSOPClass: cmd.AffectedSOPClass, AffectedSOPInstance: cmd.AffectedSOPInstance}
+	answer := func(status uint16, comment string) error {
+		rsp.Status, rsp.ErrorComment = status, comment
+		return a.Send(m.Context.ID, rsp, nil)
+	}
+	if m.Data == nil {
+		return answer(dimse.StatusCannotUnderstand, "C-STORE without a data set")
+	}
+	if cmd.AffectedSOPClass != m.Context.AbstractSyntax {
+		m.Data.Discard()
+		return answer(dimse.StatusIdentifierMismatch, "the SOP class differs from the presentation context's")
+	}
+	meta := fileMeta(cmd.AffectedSOPClass, cmd.AffectedSOPInstance, m.Context.TransferSyntax, a.CallingAE)
+	res := d.ingest.Ingest(ctx, io.MultiReader(bytes.NewReader(meta), m.Data))
+	// The ingester may stop reading at an error: the rest of the data set
+	// still has to be taken off the association.
+	if err := m.Data.Discard(); err != nil {
+		return err
+	}
+	status, comment := storeStatus(res, cmd)
+	if res.Outcome == OutcomeStored || res.Outcome == OutcomeDuplicate {
+		d.audit.Once(consent.Entry{Actor: "ae:" + a.CallingAE, Action: consent.ActImport, Study: res.Study,
+			Decision: consent.DecisionAllow, Reason: "c-store"}, 10*time.Minute)
+	}
+	return answer(status, comment)
+}
+
+// storeStatus maps an ingest result onto a C-STORE status (PS3.4 B.2.3).
+// Comments say what is wrong without quoting patient data.
+func storeStatus(res ImportResult, cmd *dimse.Command) (uint16, string) {
+	switch res.Outcome {
+	case OutcomeStored, OutcomeDuplicate:
+		if res.SOPInstanceUID != cmd.AffectedSOPInstance {
+			return 0xB007, "stored; the data set's SOP Instance UID differs from the command's"
+		}
+		return dimse.StatusSuccess, ""
+	case OutcomeConflict:
+		return dimse.StatusWarningCoercion, "an instance with this SOP Instance UID and other content is already stored; it was kept"
+	case OutcomeRejected:
+		comment := clip(res.Error, 64)
+		switch res.Code {
+		case "too-large":
+			return dimse.StatusOutOfResources, comment
+		case "missing-attribute":
+			return dimse.StatusIdentifierMismatch, comment
+		}
+		return dimse.StatusCannotUnderstand, comment
+	}
+	return dimse.StatusOutOfResources, "the archive could not store the instance; try again later"
+}
+
+func clip(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}
+
+// fileMeta is a Part-10 preamble and file meta group (PS3.10 7.1) for a
+// data set received by C-STORE.
+func fileMeta(sopClass, sopInstance, ts, sourceAE string) []byte {
+	var ds dimse.Dataset
+	ds.SetBytes(0x00020001, "OB", []byte{0, 1})
+	ds.Set(0x00020002, "UI", sopClass)
+	ds.Set(0x00020003, "UI", sopInstance)
+	ds.Set(0x00020010, "UI", ts)
+	ds.Set(0x00020012, "UI", dimse.ImplementationClassUID)
+	ds.Set(0x00020013, "SH", dimse.ImplementationVersionName)
+	ds.Set(0x00020016, "AE", sourceAE)
+	body, _ := ds.Encode("1.2.840.10008.1.2.1")
+	out := make([]byte, 128, 128+4+12+len(body))
+	out = append(out, "DICM"...)
+	out = append(out, 0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(body)))
+	return append(out, body...)
+}
