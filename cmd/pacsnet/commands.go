@@ -422,10 +422,17 @@ func looksDICOM(name string) bool {
 }
 
 func studiesCmd(g *globals) *cobra.Command {
+	var wide bool
 	c := &cobra.Command{
-		Use:   "studies",
+		Use:   "studies [--wide]",
 		Short: "List the studies in the local archive",
-		Args:  exactArgs(0, "no arguments"),
+		Long: `List the studies in the local archive, imported here or fetched from a
+partner: patient, date, modalities, description, instances. The STUDY
+column shows the shortest prefix of each Study Instance UID that names it
+alone (12 characters or more); commands that take --study accept it, or an
+accession number or patient ID that names one study. --wide shows whole
+UIDs, accession numbers and values uncut.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
 			if err != nil {
@@ -438,21 +445,10 @@ func studiesCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(ss)
 			}
-			tw := table("STUDY UID", "PATIENT ID", "DATE", "MODALITIES", "INSTANCES", "MB", "FROM")
-			for _, s := range ss {
-				from := "(local)"
-				if s.Origin != nil {
-					from = partnerName(*s.Origin)
-				}
-				count := fmt.Sprint(s.Instances)
-				if !s.Complete {
-					count = fmt.Sprintf("%d/%d partial", s.Instances, s.Expected)
-				}
-				tw.row(s.StudyUID, s.PatientID, s.StudyDate, strings.Join(s.Modalities, ","), count, float64(s.Bytes)/1e6, from)
-			}
-			return tw.Flush()
+			return printStudies(os.Stdout, ss, wide)
 		},
 	}
+	addWide(c, &wide)
 	addJSON(c, g)
 	return c
 }
@@ -480,6 +476,9 @@ func grantCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if study, err = resolveStudy(c.Context(), cl, localStudies, study); err != nil {
+				return err
+			}
 			gr, notice, err := cl.Grant(c.Context(), api.GrantRequest{To: to, StudyUID: study, Expires: expires, Purpose: purpose})
 			if err != nil {
 				return err
@@ -495,7 +494,7 @@ func grantCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "partner facility: peer ID or name (required)")
-	c.Flags().StringVar(&study, "study", "", "Study Instance UID (required)")
+	c.Flags().StringVar(&study, "study", "", studyFlagHelp)
 	c.Flags().StringVar(&expires, "expires", "", "how long the grant lasts: 72h, 90m, 3d (default: config exchange.default_grant_ttl, 3d)")
 	c.Flags().StringVar(&purpose, "purpose", "treatment", "treatment or second-opinion (research-deidentified needs de-identification, not in this build)")
 	required(c, "to", "study")
@@ -565,10 +564,18 @@ access; 'pacsnet grants' lists them.`,
 }
 
 func sharedCmd(g *globals) *cobra.Command {
+	var wide bool
 	c := &cobra.Command{
-		Use:   "shared",
+		Use:   "shared [--wide]",
 		Short: "List studies partner facilities shared with this facility",
-		Args:  exactArgs(0, "no arguments"),
+		Long: `List the studies partner facilities shared with this facility: patient,
+date, modalities, description, who shared it, the state of its grant
+(available, fetched, revoked, expired), instances and expiry. The STUDY
+column shows the shortest unique prefix of each Study Instance UID, which
+fetch --study accepts, as it does an accession number or patient ID that
+names one study. --wide shows whole UIDs, values uncut, sizes and the
+FETCHED column.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
 			if err != nil {
@@ -581,13 +588,10 @@ func sharedCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(ss)
 			}
-			tw := table("STUDY UID", "FROM", "STATE", "INSTANCES", "MB", "EXPIRES", "FETCHED")
-			for _, s := range ss {
-				tw.row(s.StudyUID, partnerName(s.Issuer), s.State, s.Instances, float64(s.Bytes)/1e6, fmtTime(s.Expires), s.Fetched)
-			}
-			return tw.Flush()
+			return printShared(os.Stdout, ss, wide)
 		},
 	}
+	addWide(c, &wide)
 	addJSON(c, g)
 	return c
 }

@@ -104,8 +104,9 @@ func TestJSONOutputs(t *testing.T) {
 			return want(len(shared) == 1 && shared[0].StudyUID == syn.StudyUID && shared[0].Issuer.Name == "St Mary" &&
 				shared[0].GrantID == grant.GrantID && shared[0].Instances == 3 && !shared[0].Fetched, shared)
 		}},
-		{"fetch", riverside, func() []string { return []string{"fetch", "--study", syn.StudyUID} }, &fetch, func() string {
-			return want(fetch.Fetch.State == api.FetchDone && fetch.Fetch.FetchID != "" && fetch.Fetch.Holder.Name == "St Mary" &&
+		// fetch names the study by a prefix of its UID, as `shared` shows it.
+		{"fetch", riverside, func() []string { return []string{"fetch", "--study", syn.StudyUID[:16]} }, &fetch, func() string {
+			return want(fetch.Fetch.StudyUID == syn.StudyUID && fetch.Fetch.State == api.FetchDone && fetch.Fetch.FetchID != "" && fetch.Fetch.Holder.Name == "St Mary" &&
 				fetch.Fetch.InstancesDone == 3 && fetch.BytesFetched == fetch.Fetch.Bytes, fetch)
 		}},
 		{"studies after fetch", riverside, args("studies"), &fetched, func() string {
