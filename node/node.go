@@ -247,6 +247,9 @@ func (n *Node) Close() error {
 	if n.fetcher != nil {
 		n.fetcher.wait()
 	}
+	if n.partners != nil {
+		n.partners.detach()
+	}
 	n.wg.Wait()
 	if n.ex != nil {
 		n.ex.Close()

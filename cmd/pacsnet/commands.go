@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -113,7 +114,13 @@ node listens; HOME/run/api.json tells the other commands.`,
 func statusCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "status",
-		Short: "Show the running node: name, peer ID, addresses, partners, outbox",
+		Short: "Show the running node: health, addresses, archive size, free disk, partners online, outbox, fetches",
+		Long: `Show the running node: its name and addresses; its health (degraded, with
+the reasons, when the archive's disk is almost full or manifests keep
+failing delivery); the archive's size and the free disk space; each
+partner's reachability (online: connected now; else when it was last
+seen, as far as this node saw since it started) with the manifests
+waiting for it; and the fetches in progress.`,
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
@@ -127,13 +134,7 @@ func statusCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(st)
 			}
-			dicom := st.DICOM
-			if dicom == "" {
-				dicom = "(not enabled)"
-			}
-			fmt.Printf("%s (AE %s)\npeer ID   %s\napi       http://%s\np2p       %s\ndicom     %s\npartners  %d\noutbox    %d\n",
-				st.Name, st.AETitle, st.PeerID, st.HTTP, strings.Join(st.P2P, " "), dicom, st.Partners, st.Outbox)
-			return nil
+			return printStatus(os.Stdout, st)
 		},
 	}
 	addJSON(c, g)
@@ -231,7 +232,7 @@ func peerCmd(g *globals) *cobra.Command {
 func peersCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "peers",
-		Short: "List partner facilities",
+		Short: "List partner facilities: reachable (connected now) or when last seen",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
@@ -245,9 +246,9 @@ func peersCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(ps)
 			}
-			tw := table("NAME", "PEER ID", "ADDED")
+			tw := table("NAME", "PEER ID", "REACHABLE", "LAST SEEN", "ADDED")
 			for _, p := range ps {
-				tw.row(p.Name, p.PeerID, fmtTime(p.Added))
+				tw.row(p.Name, p.PeerID, reachable(p.Online), lastSeen(p.Online, p.LastSeen), fmtTime(p.Added))
 			}
 			return tw.Flush()
 		},
@@ -730,8 +731,10 @@ func versionCmd(g *globals) *cobra.Command {
 // reach the terminal with control characters.
 type tableWriter struct{ tw *tabwriter.Writer }
 
-func table(cols ...string) *tableWriter {
-	t := &tableWriter{tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)}
+func table(cols ...string) *tableWriter { return tableTo(os.Stdout, cols...) }
+
+func tableTo(w io.Writer, cols ...string) *tableWriter {
+	t := &tableWriter{tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
 	t.row(toAny(cols)...)
 	return t
 }

@@ -45,6 +45,8 @@ func TestJSONOutputs(t *testing.T) {
 		shared   []api.SharedStudy
 		fetch    api.FetchReport
 		fetched  []api.Study
+		online   []api.Partner
+		busy     api.Status
 		export   api.ExportResult
 		rev      api.Revocation
 		audit    []api.AuditEntry
@@ -111,6 +113,16 @@ func TestJSONOutputs(t *testing.T) {
 		}},
 		{"studies after fetch", riverside, args("studies"), &fetched, func() string {
 			return want(len(fetched) == 1 && fetched[0].Origin != nil && fetched[0].Origin.Name == "St Mary" && fetched[0].Complete, fetched)
+		}},
+		// After the exchange the partners are connected: online in peers
+		// and status (issue 6, #17).
+		{"peers after fetch", riverside, args("peers"), &online, func() string {
+			return want(len(online) == 1 && online[0].Name == "St Mary" && online[0].Online && !online[0].LastSeen.IsZero(), online)
+		}},
+		{"status after fetch", riverside, args("status"), &busy, func() string {
+			return want(busy.Health == api.HealthOK && busy.PartnersOnline == 1 && len(busy.PartnerStates) == 1 &&
+				busy.PartnerStates[0].Name == "St Mary" && busy.PartnerStates[0].Online && busy.DiskFree > 0 &&
+				busy.ArchiveBytes >= 0 && len(busy.Fetches) == 0, busy)
 		}},
 		{"export", riverside, func() []string { return []string{"export", "--study", syn.StudyUID, "--out", exp} }, &export, func() string {
 			return want(export.StudyUID == syn.StudyUID && export.Out == exp && len(export.Files) == 3 && export.Verified == 3, export)
