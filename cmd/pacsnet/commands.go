@@ -181,15 +181,24 @@ func peerCmd(g *globals) *cobra.Command {
 		},
 	}
 	add := &cobra.Command{
-		Use:   "add INVITE",
+		Use:   "add INVITE|FILE|-",
 		Short: "Admit the facility an invite describes as a partner",
-		Args:  exactArgs(1, "one invite"),
+		Long: `Admit the facility an invite describes as a partner. The invite is the
+line 'pacsnet invite' printed at the partner: given as it is, or in a
+file named instead, or read from standard input with '-'. Adding the same
+invite again changes nothing; an invite with new addresses or a new name
+updates the partner.`,
+		Args: exactArgs(1, "one invite, a file holding one, or - for standard input"),
 		RunE: func(c *cobra.Command, args []string) error {
+			invite, err := readInvite(args[0], c.InOrStdin())
+			if err != nil {
+				return err
+			}
 			cl, err := newClient(g.home)
 			if err != nil {
 				return err
 			}
-			p, err := cl.AddPartner(c.Context(), args[0])
+			p, err := cl.AddPartner(c.Context(), invite)
 			if err != nil {
 				return err
 			}
