@@ -121,7 +121,7 @@ failing delivery); the archive's size and the free disk space; each
 partner's reachability (online: connected now; else when it was last
 seen, as far as this node saw since it started) with the manifests
 waiting for it; and the fetches in progress.`,
-		Args:  exactArgs(0, "no arguments"),
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
 			if err != nil {
