@@ -90,7 +90,11 @@ var Routes = []Route{
 		Name: "Status", Method: http.MethodGet, Path: pathStatus,
 		Response: Status{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
-		Summary:  "The node's name, AE title, peer ID, addresses, and partner and outbox counts.",
+		Summary:  "The node's name, AE title, peer ID, addresses, health, archive size, free disk, partners' reachability, outbox and running fetches.",
+		Doc: "Health is degraded, with a sentence in problems for each cause, when the archive's file system has " +
+			"less than 5% or 1 GiB free, or a manifest has failed delivery three times. Online and last_seen " +
+			"are kept in memory: they say what this node saw since it started (a partner it has had no reason " +
+			"to connect to shows no last_seen).",
 	},
 	{
 		Name: "Invite", Method: http.MethodGet, Path: pathInvite,
@@ -102,7 +106,7 @@ var Routes = []Route{
 		Name: "Partners", Method: http.MethodGet, Path: pathPeers,
 		Response: []Partner{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
-		Summary:  "The partner facilities, by name.",
+		Summary:  "The partner facilities, by name, with whether each is connected now and when it was last seen.",
 	},
 	{
 		Name: "AddPartner", Method: http.MethodPost, Path: pathPeers,

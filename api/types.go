@@ -20,6 +20,9 @@ type Partner struct {
 	Recipient string    `json:"recipient"` // age1pq… hybrid recipient that manifests to it are encrypted to
 	Addrs     []string  `json:"addrs"`     // libp2p multiaddrs from its invite
 	Added     time.Time `json:"added"`     // when it was admitted
+
+	Online   bool      `json:"online"`             // connected now
+	LastSeen time.Time `json:"last_seen,omitzero"` // when a connection to it was last open (now, when online); absent: not since this node started
 }
 
 // AddPartnerRequest admits the facility an invite describes.
@@ -43,6 +46,30 @@ type Status struct {
 	DICOM    string   `json:"dicom"`    // DICOM listen address; empty when the DICOM listener is off
 	Partners int      `json:"partners"` // number of partner facilities
 	Outbox   int      `json:"outbox"`   // manifests awaiting delivery
+
+	Health         string          `json:"health"`             // Health* constants
+	Problems       []string        `json:"problems,omitempty"` // why health is not ok, one sentence each
+	ArchiveBytes   int64           `json:"archive_bytes"`      // bytes the encrypted archive takes on disk
+	DiskFree       uint64          `json:"disk_free"`          // bytes free for the node on the archive's file system
+	DiskTotal      uint64          `json:"disk_total"`         // size of that file system
+	PartnersOnline int             `json:"partners_online"`    // partners connected now
+	PartnerStates  []PartnerStatus `json:"partner_states"`     // each partner: reachability and manifests waiting for it, by name
+	Fetches        []FetchJob      `json:"fetches"`            // fetches running or waiting for their holder
+}
+
+// Node health: the values of Status.Health.
+const (
+	HealthOK       = "ok"
+	HealthDegraded = "degraded" // serving, but Status.Problems needs an admin's attention
+)
+
+// PartnerStatus is one partner as `pacsnet status` shows it.
+type PartnerStatus struct {
+	PartnerRef
+	Online    bool      `json:"online"`               // connected now
+	LastSeen  time.Time `json:"last_seen,omitzero"`   // as Partner.LastSeen
+	Outbox    int       `json:"outbox"`               // manifests waiting for delivery to it
+	LastError string    `json:"last_error,omitempty"` // why the last delivery to it failed, while items wait
 }
 
 // StudyAttributes are the patient and study attributes of a study, as its

@@ -74,7 +74,7 @@ type corpusDecision struct {
 
 var corpusDecisions = map[string]corpusDecision{
 	// must-reject-with-clear-error
-	"BROKEN_raw-dataset-stray-leading-byte__no_meta.dcm": {code: dicomio.ErrCodeMalformed, msg: "encoding cannot be detected"},
+	"BROKEN_raw-dataset-stray-leading-byte__no_meta.dcm": {code: dicomio.ErrCodeNotDICOM, msg: "not a DICOM file"},
 	"BROKEN_truncated-pixeldata__MR_truncated.dcm": {code: dicomio.ErrCodeTruncated, tag: 0x7FE00010,
 		msg: "element (7FE0,0010) at offset 1488 declares 8192 bytes but 8130 remain"},
 	"BROKEN_truncated-mid-element__rtplan_truncated.dcm": {code: dicomio.ErrCodeTruncated, msg: "declares"},

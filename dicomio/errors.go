@@ -17,7 +17,7 @@ const (
 	// ErrCodeMalformed: the bytes are not a well-formed DICOM encoding
 	// (inconsistent lengths, invalid VR, wrong item structure, invalid UID,
 	// a dataset that does not match its declared transfer syntax, a bare
-	// dataset whose encoding cannot be detected).
+	// dataset that reads cleanly in more than one encoding).
 	ErrCodeMalformed
 	// ErrCodeUnsupported: well-formed, but encoded in a way we do not
 	// accept, e.g. an unknown transfer syntax UID.
@@ -38,6 +38,10 @@ const (
 	// ParseStream could not write its output; the reader's or writer's
 	// error is available through errors.Unwrap.
 	ErrCodeIO
+	// ErrCodeNotDICOM: the input is not DICOM at all: no DICM prefix, and
+	// no encoding reads a data element at its start (a text file, an
+	// image, random bytes).
+	ErrCodeNotDICOM
 )
 
 var codeNames = map[ErrorCode]string{
@@ -49,6 +53,7 @@ var codeNames = map[ErrorCode]string{
 	ErrCodeTooDeep:          "too deep",
 	ErrCodeInternal:         "internal error",
 	ErrCodeIO:               "read error",
+	ErrCodeNotDICOM:         "not DICOM",
 }
 
 func (c ErrorCode) String() string {

@@ -593,14 +593,11 @@ func chooseRaw(tries []attempt) (attempt, *Error) {
 		e.Msg = "bare dataset read as " + tries[best].enc.String() + ": " + e.Msg
 		return attempt{}, &e
 	}
-	msg := "bare dataset (no preamble, DICM prefix or file meta): its encoding cannot be detected:"
-	for i, a := range tries {
-		if i > 0 {
-			msg += ";"
-		}
-		msg += " as " + a.enc.String() + ", " + a.werr.Msg
-	}
-	return attempt{}, &Error{Code: ErrCodeMalformed, Offset: 0, Msg: msg}
+	// No encoding reads even the first element: whatever it is (a letter,
+	// a JPEG, random bytes), it is not DICOM, and a trace of three failed
+	// walks would only hide that.
+	return attempt{}, &Error{Code: ErrCodeNotDICOM, Offset: 0,
+		Msg: "not a DICOM file: no DICM prefix, and no DICOM encoding reads a data element at its start"}
 }
 
 // rawInstance finishes the bare dataset that walked cleanly as a.enc: its

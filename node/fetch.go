@@ -204,6 +204,21 @@ func (f *fetcher) Status(id string) (FetchStatus, bool) {
 	return j.status(), true
 }
 
+// Active reports the fetches running or waiting for their holder, oldest
+// first.
+func (f *fetcher) Active() []FetchStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []FetchStatus
+	for _, j := range f.jobs {
+		if j.active() {
+			out = append(out, j.status())
+		}
+	}
+	slices.SortFunc(out, func(a, b FetchStatus) int { return a.Started.Compare(b.Started) })
+	return out
+}
+
 // wait waits for the jobs' goroutines (after their context ended).
 func (f *fetcher) wait() { f.wg.Wait() }
 

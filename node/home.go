@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/pacsnet/pacsnet/crypto"
 )
@@ -230,4 +231,49 @@ func firstFreePort(start int, udp bool) int {
 		return p
 	}
 	return start
+}
+
+// CheckHome checks who may change the home, its config.toml and run/
+// before a node serves it: anyone who can write them can point the node,
+// or the CLI and its admin token, elsewhere. It refuses (err) any of them
+// writable by group or others or owned by another user than the one
+// running the node, and warns (warnings, one sentence each) when the home
+// is readable by group or others. Each message says how to fix it.
+func CheckHome(home string) (warnings []string, err error) {
+	uid := os.Geteuid()
+	for _, c := range []struct {
+		path string
+		fix  string
+	}{
+		{home, "chmod 700 "},
+		{filepath.Join(home, "config.toml"), "chmod 600 "},
+		{filepath.Join(home, runDir), "chmod 700 "},
+	} {
+		fi, err := os.Stat(c.path)
+		if errors.Is(err, fs.ErrNotExist) && c.path != home {
+			continue // run/ is made when missing; a missing config is LoadConfig's to say
+		}
+		if err != nil {
+			return warnings, fmt.Errorf("check home: %w", err)
+		}
+		if owner, ok := fileOwner(fi); ok && owner != uid {
+			return warnings, fmt.Errorf("check home: %s is owned by uid %d, not by the user running pacsnet (uid %d): run pacsnet as the user that owns the home, or give it that user with chown -R", c.path, owner, uid)
+		}
+		if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+			return warnings, fmt.Errorf("check home: %s is writable by group or others (mode %04o), who could change where the node listens or where the CLI sends the admin token: fix it with %s%s", c.path, perm, c.fix, c.path)
+		}
+		if c.path == home && fi.Mode().Perm()&0o044 != 0 {
+			warnings = append(warnings, fmt.Sprintf("the home %s is readable by group or others (mode %04o): they can see its configuration and what it holds; fix it with chmod 700 %s", home, fi.Mode().Perm(), home))
+		}
+	}
+	return warnings, nil
+}
+
+// fileOwner is the uid that owns a file, where the system says.
+func fileOwner(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
 }

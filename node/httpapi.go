@@ -198,13 +198,11 @@ func nonNil[T any](s []T) []T {
 // ---- handlers, in the order of api.Routes
 
 func (s *apiServer) status(w http.ResponseWriter, r *http.Request) error {
-	items, err := s.n.outbox.Pending()
+	st, err := s.statusReport() // status.go
 	if err != nil {
 		return err
 	}
-	n := s.n
-	return ok(w, api.Status{Name: n.cfg.Name, AETitle: n.cfg.AETitle, PeerID: n.host.ID().String(), P2P: n.P2PAddrs(),
-		HTTP: n.HTTPAddr(), DICOM: n.DICOMAddr(), Partners: len(n.partners.List()), Outbox: len(items)})
+	return ok(w, st)
 }
 
 func (s *apiServer) invite(w http.ResponseWriter, r *http.Request) error {
@@ -222,7 +220,9 @@ func (s *apiServer) invite(w http.ResponseWriter, r *http.Request) error {
 func (s *apiServer) partnersList(w http.ResponseWriter, r *http.Request) error {
 	out := []api.Partner{}
 	for _, p := range s.n.partners.List() {
-		out = append(out, apiPartner(p))
+		ap := apiPartner(p)
+		ap.Online, ap.LastSeen = s.n.partners.Seen(p.ID)
+		out = append(out, ap)
 	}
 	return ok(w, out)
 }

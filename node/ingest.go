@@ -298,9 +298,12 @@ func rejected(err error) ImportResult {
 	r := ImportResult{Outcome: OutcomeRejected, Error: err.Error()}
 	var de *dicomio.Error
 	if errors.As(err, &de) {
-		r.Code = strings.ReplaceAll(de.Code.String(), " ", "-") // "missing attribute" → "missing-attribute"
-		if de.Code == dicomio.ErrCodeTooLarge {
+		r.Code = strings.ToLower(strings.ReplaceAll(de.Code.String(), " ", "-")) // "missing attribute" → "missing-attribute"
+		switch de.Code {
+		case dicomio.ErrCodeTooLarge:
 			r.Code = "too-large"
+		case dicomio.ErrCodeNotDICOM:
+			r.Error = de.Msg // "not a DICOM file: …", without the parser's prefix
 		}
 	}
 	return r

@@ -78,6 +78,7 @@ func TestImportOutcomes(t *testing.T) {
 		outcome string
 		code    string
 		warning string
+		error   string // the start of the error message
 	}
 	steps := []struct {
 		name string
@@ -91,7 +92,7 @@ func TestImportOutcomes(t *testing.T) {
 		{"conflict", tampered, want{outcome: OutcomeConflict}},
 		{"rejected truncated", corpusFile(t, "BROKEN_truncated-pixeldata__MR_truncated.dcm"), want{outcome: OutcomeRejected, code: "truncated"}},
 		{"rejected missing attribute", corpusFile(t, "private-sq-undef-len_implicit__priv_SQ.dcm"), want{outcome: OutcomeRejected, code: "missing-attribute"}},
-		{"rejected garbage", []byte("this is not DICOM at all, just text"), want{outcome: OutcomeRejected, code: "malformed"}},
+		{"rejected garbage", []byte("this is not DICOM at all, just text"), want{outcome: OutcomeRejected, code: "not-dicom", error: "not a DICOM file: "}},
 		{"rejected empty", nil, want{outcome: OutcomeRejected, code: "truncated"}},
 	}
 	for _, s := range steps {
@@ -105,6 +106,9 @@ func TestImportOutcomes(t *testing.T) {
 			}
 			if s.want.outcome == OutcomeRejected && r.Error == "" {
 				t.Error("rejection without an error message")
+			}
+			if s.want.error != "" && !strings.HasPrefix(r.Error, s.want.error) {
+				t.Errorf("error %q, want it to start %q", r.Error, s.want.error)
 			}
 			if s.want.outcome == OutcomeConflict && !strings.Contains(r.Error, "conflict") {
 				t.Errorf("conflict error %q", r.Error)

@@ -101,6 +101,13 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 			n.Close()
 		}
 	}()
+	warnings, err := CheckHome(home)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		n.log.Warn(w)
+	}
 	if n.keys, err = loadKeys(home); err != nil {
 		return nil, err
 	}
@@ -292,6 +299,9 @@ func (n *Node) Close() error {
 	if n.fetcher != nil {
 		n.fetcher.wait()
 	}
+	if n.partners != nil {
+		n.partners.detach()
+	}
 	n.wg.Wait()
 	if n.ex != nil {
 		n.ex.Close()
@@ -383,9 +393,19 @@ type RunInfo struct {
 func ReadRunInfo(home string) (RunInfo, error) {
 	var ri RunInfo
 	path := filepath.Join(home, runDir, apiInfoFile)
+	uid := os.Geteuid()
 	for _, p := range []string{home, filepath.Join(home, runDir), path} {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if fi.Mode().Perm()&0o022 != 0 {
 			return ri, fmt.Errorf("read run info: %s is writable by group or others (mode %04o), so the API address in it cannot be trusted; chmod go-w it", p, fi.Mode().Perm())
+		}
+		// Root may administer a node run by its service user; anyone else
+		// trusts only their own files (or root's).
+		if owner, ok := fileOwner(fi); ok && uid != 0 && owner != uid && owner != 0 {
+			return ri, fmt.Errorf("read run info: %s is owned by uid %d, not by you (uid %d) or root, so the API address in it cannot be trusted", p, owner, uid)
 		}
 	}
 	b, err := os.ReadFile(path)

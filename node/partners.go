@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/multiformats/go-multiaddr"
@@ -38,10 +40,16 @@ type partners struct {
 
 	mu sync.RWMutex
 	m  map[peer.ID]Peer
+
+	// seen is when each peer's last connection closed, kept in memory
+	// only: reachability is what this node saw since it started.
+	seenMu sync.Mutex
+	seen   map[peer.ID]time.Time
+	notify network.Notifiee
 }
 
 func newPartners(s *store.Store, id *crypto.Identity, name string, a *auditor, c clock.Clock) (*partners, error) {
-	ps := &partners{store: s, id: id, name: name, audit: a, clock: c, m: map[peer.ID]Peer{}}
+	ps := &partners{store: s, id: id, name: name, audit: a, clock: c, m: map[peer.ID]Peer{}, seen: map[peer.ID]time.Time{}}
 	list, err := s.Peers()
 	if err != nil {
 		return nil, fmt.Errorf("load peers: %w", err)
@@ -59,6 +67,34 @@ func (ps *partners) attach(h host.Host) {
 	for _, p := range ps.List() {
 		ps.addAddrs(p)
 	}
+	// The gater admits partners only, so a connection is a partner seen.
+	// A connection that closes marks when it was last seen.
+	ps.notify = &network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) {
+		ps.seenMu.Lock()
+		ps.seen[c.RemotePeer()] = ps.clock.Now().UTC()
+		ps.seenMu.Unlock()
+	}}
+	h.Network().Notify(ps.notify)
+}
+
+// detach stops following the host's connections (a host given in
+// Options outlives the node).
+func (ps *partners) detach() {
+	if ps.host != nil && ps.notify != nil {
+		ps.host.Network().StopNotify(ps.notify)
+	}
+}
+
+// Seen reports whether a partner is connected now and when it was last
+// seen: now when it is, else when its last connection closed (zero: not
+// since this node started).
+func (ps *partners) Seen(p peer.ID) (online bool, last time.Time) {
+	if ps.host != nil && ps.host.Network().Connectedness(p) == network.Connected {
+		return true, ps.clock.Now().UTC()
+	}
+	ps.seenMu.Lock()
+	defer ps.seenMu.Unlock()
+	return false, ps.seen[p]
 }
 
 // IsPartner implements exchange.Partners.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/pacsnet/pacsnet/api"
@@ -114,8 +116,14 @@ node listens; HOME/run/api.json tells the other commands.`,
 func statusCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "status",
-		Short: "Show the running node: name, peer ID, addresses, partners, outbox",
-		Args:  exactArgs(0, "no arguments"),
+		Short: "Show the running node: health, addresses, archive size, free disk, partners online, outbox, fetches",
+		Long: `Show the running node: its name and addresses; its health (degraded, with
+the reasons, when the archive's disk is almost full or manifests keep
+failing delivery); the archive's size and the free disk space; each
+partner's reachability (online: connected now; else when it was last
+seen, as far as this node saw since it started) with the manifests
+waiting for it; and the fetches in progress.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
 			if err != nil {
@@ -128,13 +136,7 @@ func statusCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(st)
 			}
-			dicom := st.DICOM
-			if dicom == "" {
-				dicom = "(not enabled)"
-			}
-			fmt.Printf("%s (AE %s)\npeer ID   %s\napi       http://%s\np2p       %s\ndicom     %s\npartners  %d\noutbox    %d\n",
-				st.Name, st.AETitle, st.PeerID, st.HTTP, strings.Join(st.P2P, " "), dicom, st.Partners, st.Outbox)
-			return nil
+			return printStatus(os.Stdout, st)
 		},
 	}
 	addJSON(c, g)
@@ -181,15 +183,24 @@ func peerCmd(g *globals) *cobra.Command {
 		},
 	}
 	add := &cobra.Command{
-		Use:   "add INVITE",
+		Use:   "add INVITE|FILE|-",
 		Short: "Admit the facility an invite describes as a partner",
-		Args:  exactArgs(1, "one invite"),
+		Long: `Admit the facility an invite describes as a partner. The invite is the
+line 'pacsnet invite' printed at the partner: given as it is, or in a
+file named instead, or read from standard input with '-'. Adding the same
+invite again changes nothing; an invite with new addresses or a new name
+updates the partner.`,
+		Args: exactArgs(1, "one invite, a file holding one, or - for standard input"),
 		RunE: func(c *cobra.Command, args []string) error {
+			invite, err := readInvite(args[0], c.InOrStdin())
+			if err != nil {
+				return err
+			}
 			cl, err := newClient(g.home)
 			if err != nil {
 				return err
 			}
-			p, err := cl.AddPartner(c.Context(), args[0])
+			p, err := cl.AddPartner(c.Context(), invite)
 			if err != nil {
 				return err
 			}
@@ -232,7 +243,7 @@ func peerCmd(g *globals) *cobra.Command {
 func peersCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "peers",
-		Short: "List partner facilities",
+		Short: "List partner facilities: reachable (connected now) or when last seen",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
@@ -246,9 +257,9 @@ func peersCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(ps)
 			}
-			tw := table("NAME", "PEER ID", "ADDED")
+			tw := table("NAME", "PEER ID", "REACHABLE", "LAST SEEN", "ADDED")
 			for _, p := range ps {
-				tw.row(p.Name, p.PeerID, fmtTime(p.Added))
+				tw.row(p.Name, p.PeerID, reachable(p.Online), lastSeen(p.Online, p.LastSeen), fmtTime(p.Added))
 			}
 			return tw.Flush()
 		},
@@ -259,24 +270,37 @@ func peersCmd(g *globals) *cobra.Command {
 
 func importCmd(g *globals) *cobra.Command {
 	var parallel int
+	var verbose, noProgress bool
+	var progress string
 	c := &cobra.Command{
 		Use:   "import PATH...",
 		Short: "Import DICOM files and folders (recursive) into the local archive",
 		Long: `Import DICOM files and folders (recursively) into the local archive.
 Each file is validated, normalized, encrypted and committed before it is
-reported; results are printed in file order.
+reported. A progress bar on a terminal, then a summary ("214 files: 210
+stored, 3 already present, 1 not a DICOM file"); files that were not
+stored or carry warnings are listed above it, in file order, and every
+file with --verbose.
 Exit status 1 when any file was rejected or failed.`,
 		Args: minArgs(1, "at least one file or folder"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if parallel < 1 || parallel > 64 {
 				return usageError{fmt.Errorf("import: --parallel must be 1-64")}
 			}
+			if progress != "auto" && progress != "always" && progress != "never" {
+				return usageError{fmt.Errorf("import: --progress %q: want auto, always or never", progress)}
+			}
+			draw, _ := drawProgress(progress, noProgress || g.json)
 			cl, err := newClient(g.home)
 			if err != nil {
 				return err
 			}
 			start := time.Now()
 			results, skipped := collectImports(args)
+			var bar *progressbar.ProgressBar
+			if draw && len(results) > 0 {
+				bar = importBar(len(results))
+			}
 			// Several files in flight let the node group their synced
 			// commits; results are still reported in file order.
 			done := make([]chan struct{}, len(results))
@@ -308,18 +332,18 @@ Exit status 1 when any file was rejected or failed.`,
 				if r.Outcome == api.OutcomeStored {
 					bytes += r.Size
 				}
-				if !g.json {
-					line := fmt.Sprintf("%-9s %s", r.Outcome, r.Path)
-					if r.Error != "" {
-						line += ": " + r.Error
+				if !g.json && (verbose || worthALine(r)) {
+					if bar != nil {
+						bar.Clear()
 					}
-					fmt.Println(printable(line))
-					// What was accepted but is worth knowing (the conformance
-					// statement promises it): one line each, under the file.
-					for _, w := range r.Warnings {
-						fmt.Println("          warning: " + printable(w))
-					}
+					printImportLine(r)
 				}
+				if bar != nil {
+					bar.Add(1)
+				}
+			}
+			if bar != nil {
+				bar.Finish()
 			}
 			secs := time.Since(start).Seconds()
 			bad := counts[api.OutcomeRejected] + counts[api.OutcomeFailed] + counts[api.OutcomeConflict]
@@ -331,9 +355,7 @@ Exit status 1 when any file was rejected or failed.`,
 					return err
 				}
 			} else {
-				fmt.Printf("%s: %d stored, %d duplicate, %d conflict, %d rejected, %d failed; %.1f MB in %.1fs\n",
-					files(len(results)), counts[api.OutcomeStored], counts[api.OutcomeDuplicate], counts[api.OutcomeConflict],
-					counts[api.OutcomeRejected], counts[api.OutcomeFailed], float64(bytes)/1e6, secs)
+				fmt.Printf("%s (%.1f MB in %.1fs)\n", importSummary(results), float64(bytes)/1e6, secs)
 				if skipped > 0 {
 					fmt.Printf("%s skipped in folders (hidden, DICOMDIR, links, or named .txt/.md/.jpg/...): name a file to import it anyway\n", files(skipped))
 				}
@@ -348,6 +370,9 @@ Exit status 1 when any file was rejected or failed.`,
 		},
 	}
 	c.Flags().IntVar(&parallel, "parallel", 4, "files in flight at once")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "a line for every file, also those stored or already present")
+	c.Flags().StringVar(&progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
+	c.Flags().BoolVar(&noProgress, "no-progress", false, "same as --progress never")
 	addJSON(c, g)
 	return c
 }
@@ -424,10 +449,17 @@ func looksDICOM(name string) bool {
 }
 
 func studiesCmd(g *globals) *cobra.Command {
+	var wide bool
 	c := &cobra.Command{
-		Use:   "studies",
+		Use:   "studies [--wide]",
 		Short: "List the studies in the local archive",
-		Args:  exactArgs(0, "no arguments"),
+		Long: `List the studies in the local archive, imported here or fetched from a
+partner: patient, date, modalities, description, instances. The STUDY
+column shows the shortest prefix of each Study Instance UID that names it
+alone (12 characters or more); commands that take --study accept it, or an
+accession number or patient ID that names one study. --wide shows whole
+UIDs, accession numbers and values uncut.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
 			if err != nil {
@@ -440,21 +472,10 @@ func studiesCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(ss)
 			}
-			tw := table("STUDY UID", "PATIENT ID", "DATE", "MODALITIES", "INSTANCES", "MB", "FROM")
-			for _, s := range ss {
-				from := "(local)"
-				if s.Origin != nil {
-					from = partnerName(*s.Origin)
-				}
-				count := fmt.Sprint(s.Instances)
-				if !s.Complete {
-					count = fmt.Sprintf("%d/%d partial", s.Instances, s.Expected)
-				}
-				tw.row(s.StudyUID, s.PatientID, s.StudyDate, strings.Join(s.Modalities, ","), count, float64(s.Bytes)/1e6, from)
-			}
-			return tw.Flush()
+			return printStudies(os.Stdout, ss, wide)
 		},
 	}
+	addWide(c, &wide)
 	addJSON(c, g)
 	return c
 }
@@ -482,6 +503,9 @@ func grantCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if study, err = resolveStudy(c.Context(), cl, localStudies, study); err != nil {
+				return err
+			}
 			gr, notice, err := cl.Grant(c.Context(), api.GrantRequest{To: to, StudyUID: study, Expires: expires, Purpose: purpose})
 			if err != nil {
 				return err
@@ -497,7 +521,7 @@ func grantCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "partner facility: peer ID or name (required)")
-	c.Flags().StringVar(&study, "study", "", "Study Instance UID (required)")
+	c.Flags().StringVar(&study, "study", "", studyFlagHelp)
 	c.Flags().StringVar(&expires, "expires", "", "how long the grant lasts: 72h, 90m, 3d (default: config exchange.default_grant_ttl, 3d)")
 	c.Flags().StringVar(&purpose, "purpose", "treatment", "treatment or second-opinion (research-deidentified needs de-identification, not in this build)")
 	required(c, "to", "study")
@@ -571,10 +595,18 @@ access; 'pacsnet grants' lists them.`,
 }
 
 func sharedCmd(g *globals) *cobra.Command {
+	var wide bool
 	c := &cobra.Command{
-		Use:   "shared",
+		Use:   "shared [--wide]",
 		Short: "List studies partner facilities shared with this facility",
-		Args:  exactArgs(0, "no arguments"),
+		Long: `List the studies partner facilities shared with this facility: patient,
+date, modalities, description, who shared it, the state of its grant
+(available, fetched, revoked, expired), instances and expiry. The STUDY
+column shows the shortest unique prefix of each Study Instance UID, which
+fetch --study accepts, as it does an accession number or patient ID that
+names one study. --wide shows whole UIDs, values uncut, sizes and the
+FETCHED column.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
 			if err != nil {
@@ -587,13 +619,10 @@ func sharedCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(ss)
 			}
-			tw := table("STUDY UID", "FROM", "STATE", "INSTANCES", "MB", "EXPIRES", "FETCHED")
-			for _, s := range ss {
-				tw.row(s.StudyUID, partnerName(s.Issuer), s.State, s.Instances, float64(s.Bytes)/1e6, fmtTime(s.Expires), s.Fetched)
-			}
-			return tw.Flush()
+			return printShared(os.Stdout, ss, wide)
 		},
 	}
+	addWide(c, &wide)
 	addJSON(c, g)
 	return c
 }
@@ -779,8 +808,10 @@ func versionCmd(g *globals) *cobra.Command {
 // reach the terminal with control characters.
 type tableWriter struct{ tw *tabwriter.Writer }
 
-func table(cols ...string) *tableWriter {
-	t := &tableWriter{tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)}
+func table(cols ...string) *tableWriter { return tableTo(os.Stdout, cols...) }
+
+func tableTo(w io.Writer, cols ...string) *tableWriter {
+	t := &tableWriter{tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
 	t.row(toAny(cols)...)
 	return t
 }

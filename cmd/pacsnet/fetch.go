@@ -36,6 +36,9 @@ grant).`,
 			if err != nil {
 				return err
 			}
+			if study, err = resolveStudy(c.Context(), cl, sharedStudies, study); err != nil {
+				return err
+			}
 			st, err := cl.StartFetch(c.Context(), api.FetchRequest{StudyUID: study, From: from})
 			if err != nil {
 				return err
@@ -106,7 +109,7 @@ grant).`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&study, "study", "", "Study Instance UID (required)")
+	c.Flags().StringVar(&study, "study", "", studyFlagHelp)
 	c.Flags().StringVar(&from, "from", "", "partner facility (peer ID or name) to fetch from")
 	c.Flags().StringVar(&progress, "progress", "auto", "progress bar: auto (when stderr is a terminal), always or never")
 	c.Flags().BoolVar(&noProgress, "no-progress", false, "same as --progress never")
@@ -155,6 +158,9 @@ partly fetched study is refused unless --allow-partial is given.`,
 			if err != nil {
 				return err
 			}
+			if study, err = resolveStudy(c.Context(), cl, localStudies, study); err != nil {
+				return err
+			}
 			start := time.Now()
 			res, err := cl.Export(c.Context(), study, api.ExportRequest{Out: abs, AllowPartial: partial})
 			if err != nil {
@@ -170,7 +176,7 @@ partly fetched study is refused unless --allow-partial is given.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&study, "study", "", "Study Instance UID (required)")
+	c.Flags().StringVar(&study, "study", "", studyFlagHelp)
 	c.Flags().StringVar(&out, "out", "", "output folder (required)")
 	c.Flags().BoolVar(&partial, "allow-partial", false, "export a partly fetched study as far as it is held")
 	required(c, "study", "out")

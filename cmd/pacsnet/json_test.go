@@ -45,6 +45,8 @@ func TestJSONOutputs(t *testing.T) {
 		shared   []api.SharedStudy
 		fetch    api.FetchReport
 		fetched  []api.Study
+		online   []api.Partner
+		busy     api.Status
 		export   api.ExportResult
 		rev      api.Revocation
 		audit    []api.AuditEntry
@@ -104,12 +106,23 @@ func TestJSONOutputs(t *testing.T) {
 			return want(len(shared) == 1 && shared[0].StudyUID == syn.StudyUID && shared[0].Issuer.Name == "St Mary" &&
 				shared[0].GrantID == grant.GrantID && shared[0].Instances == 3 && !shared[0].Fetched, shared)
 		}},
-		{"fetch", riverside, func() []string { return []string{"fetch", "--study", syn.StudyUID} }, &fetch, func() string {
-			return want(fetch.Fetch.State == api.FetchDone && fetch.Fetch.FetchID != "" && fetch.Fetch.Holder.Name == "St Mary" &&
+		// fetch names the study by a prefix of its UID, as `shared` shows it.
+		{"fetch", riverside, func() []string { return []string{"fetch", "--study", syn.StudyUID[:16]} }, &fetch, func() string {
+			return want(fetch.Fetch.StudyUID == syn.StudyUID && fetch.Fetch.State == api.FetchDone && fetch.Fetch.FetchID != "" && fetch.Fetch.Holder.Name == "St Mary" &&
 				fetch.Fetch.InstancesDone == 3 && fetch.BytesFetched == fetch.Fetch.Bytes, fetch)
 		}},
 		{"studies after fetch", riverside, args("studies"), &fetched, func() string {
 			return want(len(fetched) == 1 && fetched[0].Origin != nil && fetched[0].Origin.Name == "St Mary" && fetched[0].Complete, fetched)
+		}},
+		// After the exchange the partners are connected: online in peers
+		// and status (issue 6, #17).
+		{"peers after fetch", riverside, args("peers"), &online, func() string {
+			return want(len(online) == 1 && online[0].Name == "St Mary" && online[0].Online && !online[0].LastSeen.IsZero(), online)
+		}},
+		{"status after fetch", riverside, args("status"), &busy, func() string {
+			return want(busy.Health == api.HealthOK && busy.PartnersOnline == 1 && len(busy.PartnerStates) == 1 &&
+				busy.PartnerStates[0].Name == "St Mary" && busy.PartnerStates[0].Online && busy.DiskFree > 0 &&
+				busy.ArchiveBytes >= 0 && len(busy.Fetches) == 0, busy)
 		}},
 		{"export", riverside, func() []string { return []string{"export", "--study", syn.StudyUID, "--out", exp} }, &export, func() string {
 			return want(export.StudyUID == syn.StudyUID && export.Out == exp && len(export.Files) == 3 && export.Verified == 3, export)

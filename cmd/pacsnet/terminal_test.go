@@ -34,15 +34,39 @@ func TestControlCharactersNeverReachTheTerminal(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, files[0].Name), files[0].Data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A second study, so that "2.25." names two (and lists them).
+	_, other, err := synth.CT(synth.CTOptions{Slices: 1, Rows: 16, Cols: 16, Seed: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "other.dcm"), other[0].Data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	mustRun(t, f, "import", dir)
-	out := mustRun(t, f, "studies")
-	if bytes.ContainsAny(out, "\x1b") {
-		t.Errorf("studies printed control characters: %q", out)
+	for _, wide := range []bool{false, true} {
+		args := []string{"studies"}
+		if wide {
+			args = append(args, "--wide")
+		}
+		out := mustRun(t, f, args...)
+		if bytes.ContainsAny(out, "\x1b") {
+			t.Errorf("%v printed control characters: %q", args, out)
+		}
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 3 {
+			t.Errorf("%v printed %d lines, want a header and two rows: %q", args, len(lines), out)
+		}
+		// Narrow, the ID is cut (after escaping); wide, it is whole.
+		if want := `AB\x1b[2J\x1b[H\x0aFORGED ROW`; !bytes.Contains(out, []byte(want[:10])) || wide && !bytes.Contains(out, []byte(want)) {
+			t.Errorf("%v: the patient ID is not shown escaped: %q", args, out)
+		}
 	}
-	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 2 {
-		t.Errorf("studies printed %d lines, want a header and one row: %q", len(lines), out)
+	// The list of studies an ambiguous name could mean is escaped too.
+	out, err := f.Run("export", "--study", "2.25.", "--out", filepath.Join(c.dir, "exp"))
+	if exitCode(err) != 1 {
+		t.Fatalf("ambiguous --study exited %d, want 1: %s", exitCode(err), out)
 	}
-	if !bytes.Contains(out, []byte(`AB\x1b[2J\x1b[H\x0aFORGED ROW`)) {
-		t.Errorf("the patient ID is not shown escaped: %q", out)
+	msg := err.Error()
+	if strings.Contains(msg, "\x1b") || strings.Contains(msg, "\nFORGED") || !strings.Contains(msg, `AB\x1b[2J\x1b[H\x0aFORGED ROW`) {
+		t.Errorf("the candidates of an ambiguous --study are not escaped: %q", msg)
 	}
 }

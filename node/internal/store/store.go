@@ -106,6 +106,12 @@ func Open(o Options) (*Store, error) {
 	return &Store{db: db, log: o.Logger}, nil
 }
 
+// Size is the bytes the archive takes on disk (LSM tree and value log).
+func (s *Store) Size() int64 {
+	lsm, vlog := s.db.Size()
+	return lsm + vlog
+}
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
