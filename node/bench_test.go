@@ -9,7 +9,7 @@ import (
 )
 
 // benchNode starts a node in a fresh home on loopback.
-func benchNode(b *testing.B, name string) *Node {
+func benchNode(b *testing.B, name string, setup ...func(*Config)) *Node {
 	b.Helper()
 	home := b.TempDir()
 	cfg, err := Init(home, InitOptions{Name: name})
@@ -18,6 +18,10 @@ func benchNode(b *testing.B, name string) *Node {
 	}
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.P2PAddrs = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	cfg.DICOMAddr = "127.0.0.1:0"
+	for _, s := range setup {
+		s(&cfg)
+	}
 	n, err := Open(home, cfg, Options{})
 	if err != nil {
 		b.Fatal(err)

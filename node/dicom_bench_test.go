@@ -1,0 +1,196 @@
+package node
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pacsnet/pacsnet/dicomio/synth"
+)
+
+// The C-STORE benchmark's study: a generated CT, 512×512, 16-bit
+// (PACSNET_BENCH_SLICES slices, 500 by default: ~263 MB), written once.
+var (
+	benchCTOnce  sync.Once
+	benchCTPaths []string
+	benchCTBytes int64
+	benchCTErr   error
+)
+
+func benchCT(b *testing.B) ([]string, int64) {
+	b.Helper()
+	benchCTOnce.Do(func() {
+		slices := 500
+		if s, err := strconv.Atoi(os.Getenv("PACSNET_BENCH_SLICES")); err == nil && s > 0 {
+			slices = s
+		}
+		dir, err := os.MkdirTemp("", "pacsnet-bench-ct-")
+		if err != nil {
+			benchCTErr = err
+			return
+		}
+		_, benchCTPaths, benchCTErr = synth.WriteCT(dir, synth.CTOptions{Slices: slices, Seed: 500})
+		for _, p := range benchCTPaths {
+			if fi, err := os.Stat(p); err == nil {
+				benchCTBytes += fi.Size()
+			}
+		}
+	})
+	if benchCTErr != nil {
+		b.Fatal(benchCTErr)
+	}
+	return benchCTPaths, benchCTBytes
+}
+
+// storescu sends files with DCMTK's storescu, split across assocs
+// processes at once (TCP_NODELAY: DCMTK's Nagle default costs ~45 ms per
+// C-STORE).
+func storescu(b *testing.B, addr, called string, files []string, assocs int) {
+	b.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	var wg sync.WaitGroup
+	errs := make(chan error, assocs)
+	for i := range assocs {
+		var part []string
+		for j := i; j < len(files); j += assocs {
+			part = append(part, files[j])
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command("storescu", append([]string{"-aet", "BENCHSCU", "-aec", called, host, port}, part...)...)
+			cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("storescu: %v\n%s", err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// procStatus reads a "kB" field of /proc/self/status, in MB.
+func procStatus(field string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+// peakRSS resets (when reset) or reads this process's peak resident set
+// (VmHWM), in MB.
+func peakRSS(reset bool) float64 {
+	if reset {
+		debug.FreeOSMemory() // what the study's generation left behind is not the node's
+		os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+		return 0
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkCStore sends the generated CT with storescu to DCMTK's
+// storescp (writing plain files: the baseline) and to a pacsnet node
+// (parse, hash, encrypt, durable commit of every instance), on one
+// association and on four at once. It reports instances/s, MB/s and, for
+// pacsnet, the peak RSS of the node's process; the ratios to the baseline
+// of the same run go to docs/performance.md.
+func BenchmarkCStore(b *testing.B) {
+	if _, err := exec.LookPath("storescu"); err != nil {
+		b.Skip("storescu not installed (make deps installs dcmtk)")
+	}
+	files, size := benchCT(b)
+	report := func(b *testing.B, elapsed time.Duration) {
+		b.ReportMetric(float64(len(files)*b.N)/elapsed.Seconds(), "inst/s")
+		b.ReportMetric(float64(size*int64(b.N))/1e6/elapsed.Seconds(), "MB/s")
+	}
+	for _, assocs := range []int{1, 4} {
+		b.Run(fmt.Sprintf("storescp/assocs=%d", assocs), func(b *testing.B) {
+			var total time.Duration
+			for range b.N {
+				dir := b.TempDir()
+				port := freeBenchPort(b)
+				scp := exec.Command("storescp", "-aet", "STORESCP", "-od", dir, "--accept-all", port)
+				scp.Env = append(os.Environ(), "TCP_NODELAY=1")
+				if err := scp.Start(); err != nil {
+					b.Fatal(err)
+				}
+				waitListening(b, "127.0.0.1:"+port)
+				start := time.Now()
+				storescu(b, "127.0.0.1:"+port, "STORESCP", files, assocs)
+				total += time.Since(start)
+				scp.Process.Kill()
+				scp.Wait()
+			}
+			report(b, total)
+		})
+		b.Run(fmt.Sprintf("pacsnet/assocs=%d", assocs), func(b *testing.B) {
+			var total time.Duration
+			var rss, anon float64
+			for range b.N {
+				n := benchNode(b, "Bench", func(c *Config) {
+					c.DICOM.AEs = []AEConfig{{Title: "BENCHSCU", Host: "127.0.0.1", Port: 104}}
+				})
+				peakRSS(true)
+				start := time.Now()
+				storescu(b, n.DICOMAddr(), n.cfg.AETitle, files, assocs)
+				total += time.Since(start)
+				rss = max(rss, peakRSS(false))
+				anon = max(anon, procStatus("RssAnon"))
+				n.Close()
+			}
+			report(b, total)
+			b.ReportMetric(rss, "peak-RSS-MB")
+			// Of the resident set, this much is the heap and stacks; the
+			// rest is the value log's mapped file pages (page cache).
+			b.ReportMetric(anon, "anon-RSS-MB")
+		})
+	}
+}
+
+func freeBenchPort(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+func waitListening(b *testing.B, addr string) {
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("%s did not listen", addr)
+}
