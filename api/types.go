@@ -140,7 +140,7 @@ type ImportResult struct {
 	StudyUID       string   `json:"study_uid,omitempty"`        // when the file got that far
 	Size           int64    `json:"size,omitempty"`             // bytes stored (stored, duplicate)
 	SHA256         string   `json:"sha256,omitempty"`           // hex SHA-256 of the instance as stored
-	Code           string   `json:"code,omitempty"`             // a rejection's reason code, e.g. missing-attribute or too-large
+	Code           string   `json:"code,omitempty"`             // a rejection's reason code, e.g. missing-attribute or too-large; insufficient-storage for a failure for lack of disk space
 	Error          string   `json:"error,omitempty"`            // why it was not stored, for people
 	Warnings       []string `json:"warnings,omitempty"`         // what was accepted but is worth knowing
 }
@@ -357,8 +357,9 @@ type DICOMBody []byte
 
 // HTTPStatus is the status POST /api/v1/instances answers r with: 200 for
 // stored and duplicate, 409 for a conflict, 413 for an instance rejected
-// as too large (Code too-large), 422 for any other rejection, 500 for a
-// local failure.
+// as too large (Code too-large), 422 for any other rejection, 507 for a
+// failure for lack of disk space (Code insufficient-storage), 500 for any
+// other local failure.
 func (r ImportResult) HTTPStatus() int {
 	switch r.Outcome {
 	case OutcomeStored, OutcomeDuplicate:
@@ -370,6 +371,10 @@ func (r ImportResult) HTTPStatus() int {
 			return CodeTooLarge.HTTPStatus()
 		}
 		return CodeRejected.HTTPStatus()
+	case OutcomeFailed:
+		if r.Code == string(CodeInsufficientStorage) {
+			return CodeInsufficientStorage.HTTPStatus()
+		}
 	}
 	return CodeInternal.HTTPStatus()
 }

@@ -73,6 +73,67 @@ type ArchiveConfig struct {
 	// server-wide (imports now; C-STORE and STOW-RS later); more wait for
 	// a slot. Default 8.
 	MaxConcurrentIngests int `toml:"max_concurrent_ingests"`
+
+	// MinFree is the free space the archive's file system must keep: an
+	// import or a fetch that would start or continue with less is refused
+	// ("disk full", HTTP 507), and below a quarter of it every write is
+	// (grants, outbox, audit), because Badger crashes (SIGBUS) rather than
+	// fails when it runs out of space in its memory-mapped files. A node
+	// started with less than a quarter of it free opens the archive
+	// read-only. A size in bytes or with a unit ("2GiB", "512MiB"); 0
+	// turns the guard off. Default 2GiB: one instance of the largest size
+	// (archive.max_instance_size, 1 GiB) plus about 1 GiB for Badger's own
+	// writes (a 256 MiB value-log file being filled or rewritten by GC, a
+	// 64 MiB memtable's log and its flush, and an L0 compaction); raise it
+	// with max_instance_size. docs/operations.md (Disk) explains it.
+	MinFree Size `toml:"min_free"`
+}
+
+// Size is a byte count that reads "2GiB", "512MiB", "64KiB" or a plain
+// number of bytes in TOML, and writes the shortest exact form.
+type Size int64
+
+var sizeUnits = []struct {
+	name string
+	mult int64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+func (s Size) String() string {
+	for _, u := range sizeUnits {
+		if s != 0 && int64(s)%u.mult == 0 {
+			return strconv.FormatInt(int64(s)/u.mult, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(s), 10) + "B"
+}
+
+func (s *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = Size(v)
+	return nil
+}
+
+// ParseSize reads a byte count: digits, optionally followed by B, KiB,
+// MiB, GiB or TiB (a space between is allowed).
+func ParseSize(text string) (int64, error) {
+	t := strings.TrimSpace(text)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.name) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.name)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want bytes, or a number with B, KiB, MiB, GiB or TiB", text)
+	}
+	return n * mult, nil
 }
 
 // ExchangeConfig tunes transfers with partner facilities.
@@ -115,7 +176,7 @@ func DefaultConfig() Config {
 		HTTPAddr:  "127.0.0.1:7480",
 		P2PAddrs:  []string{"/ip4/127.0.0.1/tcp/4801", "/ip4/127.0.0.1/udp/4801/quic-v1"},
 		DICOMAddr: "127.0.0.1:11112",
-		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30, IngestBuffer: 4 << 20, MaxConcurrentIngests: 8},
+		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30, IngestBuffer: 4 << 20, MaxConcurrentIngests: 8, MinFree: 2 << 30},
 		Exchange: ExchangeConfig{
 			DefaultGrantTTL: Duration{72 * time.Hour},
 			MaxGrantTTL:     Duration{30 * 24 * time.Hour},
@@ -158,6 +219,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Archive.MaxConcurrentIngests < 1 || c.Archive.MaxConcurrentIngests > 1024 {
 		return errors.New("config: archive.max_concurrent_ingests must be 1-1024")
+	}
+	if c.Archive.MinFree < 0 {
+		return errors.New("config: archive.min_free must not be negative")
 	}
 	if c.Exchange.UploadRate < 0 {
 		return errors.New("config: exchange.upload_rate must not be negative")

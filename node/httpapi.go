@@ -147,6 +147,8 @@ func errorCode(err error) api.Code {
 		return api.CodeForbidden
 	case errors.Is(err, exchange.ErrNotFound):
 		return api.CodeNotFound
+	case errors.As(err, new(*diskFullError)):
+		return api.CodeInsufficientStorage
 	}
 	return api.CodeInternal
 }
@@ -249,7 +251,7 @@ func (s *apiServer) importFile(w http.ResponseWriter, r *http.Request) error {
 		// The upload broke: the client did not send an instance.
 		return badRequest("read body: %v", body.err)
 	}
-	if res.Outcome == api.OutcomeFailed {
+	if res.Outcome == api.OutcomeFailed && res.Code != string(api.CodeInsufficientStorage) {
 		s.n.log.Error("import failed", "err", res.Error)
 	}
 	writeJSON(w, res.HTTPStatus(), res)
