@@ -331,6 +331,7 @@ type AuditVerify struct {
 type ExportRequest struct {
 	Out          string `json:"out"`           // absolute path of the folder on the node's machine; created if missing
 	AllowPartial bool   `json:"allow_partial"` // export a partly fetched study as far as it is held
+	Merge        bool   `json:"merge"`         // add to a folder that is not empty: files already there must be identical (kept), any other is refused
 }
 
 // ExportResult is what an export wrote.
@@ -340,14 +341,18 @@ type ExportResult struct {
 	Files    []ExportedFile `json:"files"`     // one per instance, in series and instance order
 	Bytes    int64          `json:"bytes"`     // bytes written
 	Verified int            `json:"verified"`  // files whose SHA-256, read back after sync, matched the archive's record
+
+	Skipped    int    `json:"skipped,omitempty"`    // merging: files that were there already, identical, and were kept
+	Incomplete string `json:"incomplete,omitempty"` // the INCOMPLETE file left in Out: the study is held here only in part
 }
 
 // ExportedFile is one file an export wrote.
 type ExportedFile struct {
-	Path           string `json:"path"`             // out/<series>/<SOP Instance UID>.dcm, see [ExportPath]
-	SOPInstanceUID string `json:"sop_instance_uid"` // the instance
-	SHA256         string `json:"sha256"`           // hex SHA-256 of the file as written
-	Size           int64  `json:"size"`             // bytes
+	Path           string `json:"path"`              // out/<series>/<SOP Instance UID>.dcm, see [ExportPath]
+	SOPInstanceUID string `json:"sop_instance_uid"`  // the instance
+	SHA256         string `json:"sha256"`            // hex SHA-256 of the file as written
+	Size           int64  `json:"size"`              // bytes
+	Skipped        bool   `json:"skipped,omitempty"` // merging: the file was there already, identical
 }
 
 // DICOMBody stands in a [Route]'s Request or Response for a body that is

@@ -137,6 +137,8 @@ func errorCode(err error) api.Code {
 		return ae.code
 	case errors.Is(err, errStudyNotFound), errors.Is(err, ErrNotShared), errors.Is(err, consent.ErrNoGrant):
 		return api.CodeNotFound
+	case errors.As(err, &ee) && ee.conflict:
+		return api.CodeConflict
 	case errors.Is(err, wire.ErrBadInvite), errors.Is(err, consent.ErrInvalidRequest), errors.As(err, &bre), errors.As(err, &ee):
 		return api.CodeBadRequest
 	case errors.Is(err, errIncomplete):
@@ -315,15 +317,19 @@ func (s *apiServer) export(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	study := r.PathValue(api.ParamStudyUID)
-	files, err := s.n.archive.Export(r.Context(), ExportRequest{Study: study, Out: req.Out, AllowPartial: req.AllowPartial, Actor: actor(r)})
+	ex, err := s.n.archive.Export(r.Context(), ExportRequest{Study: study, Out: req.Out, AllowPartial: req.AllowPartial, Merge: req.Merge, Actor: actor(r)})
 	if err != nil {
 		return err
 	}
-	res := api.ExportResult{StudyUID: study, Out: req.Out, Files: []api.ExportedFile{}}
-	for _, f := range files {
-		res.Files = append(res.Files, api.ExportedFile{Path: f.Path, SOPInstanceUID: f.SOPInstanceUID, SHA256: f.SHA256, Size: f.Size})
-		res.Bytes += f.Size
+	res := api.ExportResult{StudyUID: study, Out: req.Out, Files: []api.ExportedFile{}, Incomplete: ex.Marker}
+	for _, f := range ex.Files {
+		res.Files = append(res.Files, api.ExportedFile{Path: f.Path, SOPInstanceUID: f.SOPInstanceUID, SHA256: f.SHA256, Size: f.Size, Skipped: f.Skipped})
 		res.Verified++
+		if f.Skipped {
+			res.Skipped++
+		} else {
+			res.Bytes += f.Size
+		}
 	}
 	return ok(w, res)
 }

@@ -54,8 +54,40 @@ func TestScripts(t *testing.T) {
 			"stopnode": cmdStopNode,
 			"json":     cmdJSON,
 			"jsonenv":  cmdJSONEnv,
+			"globenv":  cmdGlobEnv,
+			"chown":    cmdChown,
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
+}
+
+// globenv VAR PATTERN sets $VAR to the first path (sorted) matching
+// PATTERN, relative to the work folder when PATTERN is.
+func cmdGlobEnv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: globenv VAR PATTERN")
+	}
+	m, err := filepath.Glob(ts.MkAbs(args[1]))
+	ts.Check(err)
+	if len(m) == 0 {
+		ts.Fatalf("globenv: nothing matches %s", args[1])
+	}
+	ts.Setenv(args[0], m[0])
+}
+
+// chown UID PATH gives PATH to another user (needs [root]).
+func cmdChown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: chown UID PATH")
+	}
+	uid, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	ts.Check(os.Lchown(ts.MkAbs(args[1]), uid, uid))
 }
 
 // status N PROGRAM [ARGS...] runs PROGRAM like exec and checks that it
