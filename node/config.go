@@ -55,6 +55,35 @@ type Config struct {
 
 	// Exchange tunes transfers with partner facilities.
 	Exchange ExchangeConfig `toml:"exchange"`
+
+	// HTTP bounds the local API's connections and their timeouts.
+	HTTP HTTPConfig `toml:"http"`
+}
+
+// HTTPConfig bounds the local API's connections so that no local user
+// can take it away from its admin by holding connections open
+// (docs/threat-model.md, docs/operations.md).
+type HTTPConfig struct {
+	// MaxConns bounds the API's open connections. Default 1024.
+	MaxConns int `toml:"max_conns"`
+
+	// MaxUnauthenticatedConns bounds the connections that have not yet
+	// carried a request with the admin token; beyond it the oldest (idle
+	// first) is closed for each new one. Default 64.
+	MaxUnauthenticatedConns int `toml:"max_unauthenticated_conns"`
+
+	// HeaderTimeout is how long a connection may take to send a
+	// request's headers. Default 10s.
+	HeaderTimeout Duration `toml:"header_timeout"`
+
+	// IOTimeout is the longest pause allowed while a request body
+	// arrives or a response is sent (an import streams as long as its
+	// bytes keep coming). Default 1m.
+	IOTimeout Duration `toml:"io_timeout"`
+
+	// IdleTimeout closes a connection idle this long between requests.
+	// Default 2m.
+	IdleTimeout Duration `toml:"idle_timeout"`
 }
 
 // ArchiveConfig tunes the encrypted archive.
@@ -182,6 +211,8 @@ func DefaultConfig() Config {
 			MaxGrantTTL:     Duration{30 * 24 * time.Hour},
 			FetchRetryFor:   Duration{5 * time.Minute},
 		},
+		HTTP: HTTPConfig{MaxConns: 1024, MaxUnauthenticatedConns: 64, HeaderTimeout: Duration{10 * time.Second},
+			IOTimeout: Duration{time.Minute}, IdleTimeout: Duration{2 * time.Minute}},
 	}
 }
 
@@ -234,6 +265,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Exchange.FetchRetryFor.Duration < 0 {
 		return errors.New("config: exchange.fetch_retry_for must not be negative")
+	}
+	if c.HTTP.MaxConns < 2 || c.HTTP.MaxConns > 1<<20 {
+		return errors.New("config: http.max_conns must be 2 to 1048576")
+	}
+	if c.HTTP.MaxUnauthenticatedConns < 1 || c.HTTP.MaxUnauthenticatedConns >= c.HTTP.MaxConns {
+		return errors.New("config: http.max_unauthenticated_conns must be at least 1 and less than http.max_conns")
+	}
+	if c.HTTP.HeaderTimeout.Duration <= 0 || c.HTTP.IOTimeout.Duration <= 0 || c.HTTP.IdleTimeout.Duration <= 0 {
+		return errors.New("config: http.header_timeout, http.io_timeout and http.idle_timeout must be positive")
 	}
 	return nil
 }

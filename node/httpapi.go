@@ -107,6 +107,7 @@ func (s *apiServer) authenticate(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "missing or wrong API token", Code: api.CodeUnauthorized})
 			return
 		}
+		markAuthenticated(r) // its connection leaves the pool that floods are held to
 		next.ServeHTTP(w, r)
 	})
 }

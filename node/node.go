@@ -59,6 +59,7 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	httpLn net.Listener
+	conns  *connLimiter // bounds the API's connections
 	http   *http.Server
 }
 
@@ -214,11 +215,20 @@ func (n *Node) Start() error {
 		return fmt.Errorf("listen http: %w", err)
 	}
 	n.httpLn = ln
-	n.http = &http.Server{Handler: n.apiServer().handler(), ReadHeaderTimeout: 10 * time.Second}
+	lim := n.cfg.HTTP
+	n.conns = newConnLimiter(ln, lim.MaxConns, lim.MaxUnauthenticatedConns)
+	n.http = &http.Server{
+		Handler:           ioDeadlines(n.apiServer().handler(), lim.IOTimeout.Duration),
+		ReadHeaderTimeout: lim.HeaderTimeout.Duration,
+		IdleTimeout:       lim.IdleTimeout.Duration,
+		ConnState:         n.conns.connState,
+		ConnContext:       connContext,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug), // refused and timed-out connections are routine
+	}
 	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(n.conns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server", "err", err)
 		}
 	}()
