@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/pacsnet/pacsnet/node"
 )
 
 // TestMain lets the scripts run `pacsnet` as a command: testscript copies
@@ -48,14 +50,16 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status":   cmdStatus,
-			"perm":     cmdPerm,
-			"waitfile": cmdWaitFile,
-			"stopnode": cmdStopNode,
-			"json":     cmdJSON,
-			"jsonenv":  cmdJSONEnv,
-			"globenv":  cmdGlobEnv,
-			"chown":    cmdChown,
+			"status":     cmdStatus,
+			"perm":       cmdPerm,
+			"waitfile":   cmdWaitFile,
+			"stopnode":   cmdStopNode,
+			"json":       cmdJSON,
+			"jsonenv":    cmdJSONEnv,
+			"globenv":    cmdGlobEnv,
+			"chown":      cmdChown,
+			"mounttmpfs": cmdMountTmpfs,
+			"filldisk":   cmdFillDisk,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "root" {
@@ -266,4 +270,44 @@ func oneJSON(s string, v any) error {
 		return fmt.Errorf("trailing data after the JSON document: %w", err)
 	}
 	return nil
+}
+
+// mounttmpfs DIR SIZE mounts a tmpfs of SIZE (e.g. 64m) on DIR, created,
+// for the rest of the script (needs [root]).
+func cmdMountTmpfs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: mounttmpfs DIR SIZE")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o700))
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+args[1]+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		ts.Fatalf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	ts.Defer(func() { exec.Command("umount", dir).Run() })
+}
+
+// filldisk DIR LEAVE fills DIR's file system with DIR/fill until only
+// LEAVE bytes (e.g. 8MiB) are free.
+func cmdFillDisk(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: filldisk DIR LEAVE")
+	}
+	leave, err := node.ParseSize(args[1])
+	ts.Check(err)
+	dir := ts.MkAbs(args[0])
+	f, err := os.OpenFile(filepath.Join(dir, "fill"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	ts.Check(err)
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		var st syscall.Statfs_t
+		ts.Check(syscall.Statfs(dir, &st))
+		free := int64(st.Bavail) * int64(st.Bsize)
+		if free <= leave {
+			return
+		}
+		if _, err := f.Write(buf[:min(int64(len(buf)), free-leave)]); err != nil {
+			return
+		}
+	}
 }
