@@ -18,6 +18,8 @@ const (
 	CodeRejected     Code = "rejected"           // unprocessable DICOM
 	CodeInternal     Code = "internal"           // a failure of the node (disk, database, a bug)
 	CodeUnavailable  Code = "unavailable"        // the node or the partner it needs cannot serve now; try again later
+
+	CodeInsufficientStorage Code = "insufficient-storage" // the archive's disk is below its free-space margin (archive.min_free): imports and fetches are refused; free space
 )
 
 // codeTable is the one table of error codes and their HTTP statuses.
@@ -35,6 +37,7 @@ var codeTable = []struct {
 	{CodeRejected, http.StatusUnprocessableEntity},
 	{CodeInternal, http.StatusInternalServerError},
 	{CodeUnavailable, http.StatusServiceUnavailable},
+	{CodeInsufficientStorage, http.StatusInsufficientStorage},
 }
 
 // AllCodes lists the error codes in the order of their HTTP statuses.

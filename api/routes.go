@@ -111,7 +111,7 @@ var Routes = []Route{
 	{
 		Name: "AddPartner", Method: http.MethodPost, Path: pathPeers,
 		Request: AddPartnerRequest{}, Response: Partner{},
-		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal, CodeInsufficientStorage},
 		Summary: "Admit the facility an invite describes as a partner.",
 		Doc: "An invalid invite, this node's own invite, or one whose name is already a partner's under another " +
 			"peer ID is bad-request. Adding a partner again updates its name and addresses.",
@@ -119,14 +119,14 @@ var Routes = []Route{
 	{
 		Name: "RemovePartner", Method: http.MethodDelete, Path: pathPeer,
 		Response: Partner{},
-		Errors:   []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
+		Errors:   []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal, CodeInsufficientStorage},
 		Summary:  "End a partnership: its grants are revoked, queued manifests dropped, connections closed.",
 		Doc:      "Answers the partner removed. A name that several partners share is bad-request: name the peer ID.",
 	},
 	{
 		Name: "ImportFile", Method: http.MethodPost, Path: pathInstances,
 		Request: DICOMBody{}, Response: ImportResult{},
-		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeConflict, CodeTooLarge, CodeRejected, CodeInternal},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeConflict, CodeTooLarge, CodeRejected, CodeInternal, CodeInsufficientStorage},
 		Summary: "Import one DICOM instance (the body: a Part-10 file or a bare dataset).",
 		Doc: "The body is streamed. The answer is an ImportResult for every outcome, also for conflict (409), " +
 			"too-large (413), rejected (422) and failed (500): see ImportResult.HTTPStatus. Only a request the " +
@@ -173,7 +173,7 @@ var Routes = []Route{
 	{
 		Name: "Grant", Method: http.MethodPost, Path: pathGrants,
 		Request: GrantRequest{}, Response: Grant{},
-		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal, CodeInsufficientStorage},
 		Summary: "Grant a partner access to a study held here; its manifest is queued for delivery.",
 		Doc: "A new grant that overlaps live grants for the same partner and study carries a notice in the " +
 			"X-Pacsnet-Notice header (revoking one grant does not end the partner's access). An unknown " +
@@ -182,7 +182,7 @@ var Routes = []Route{
 	{
 		Name: "Revoke", Method: http.MethodPost, Path: pathRevoke,
 		Request: RevokeRequest{}, Response: Revocation{},
-		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal, CodeInsufficientStorage},
 		Summary: "Revoke a grant: the partner's next block request is refused; a revocation manifest is queued.",
 		Doc:     "The body is optional. An unknown grant is not-found; one already revoked, or a reason that is not one of RevokeReasons, is bad-request.",
 	},
@@ -195,7 +195,7 @@ var Routes = []Route{
 	{
 		Name: "StartFetch", Method: http.MethodPost, Path: pathFetches,
 		Request: FetchRequest{}, Response: FetchJob{},
-		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeInternal, CodeUnavailable},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeInternal, CodeUnavailable, CodeInsufficientStorage},
 		Summary: "Start fetching a study a partner shared; blocks already held are not fetched again.",
 		Doc: "Without a manifest for the study, from names the partner to ask for one. A revoked or expired grant, " +
 			"or a partner's refusal, is forbidden; no manifest and no from is not-found; a holder that cannot be " +

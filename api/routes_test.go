@@ -214,6 +214,7 @@ func TestCodes(t *testing.T) {
 	want := map[Code]int{
 		CodeBadRequest: 400, CodeUnauthorized: 401, CodeForbidden: 403, CodeNotFound: 404, CodeConflict: 409,
 		CodeMethod: 405, CodeTooLarge: 413, CodeRejected: 422, CodeInternal: 500, CodeUnavailable: 503,
+		CodeInsufficientStorage: 507,
 	}
 	if len(AllCodes()) != len(want) {
 		t.Errorf("AllCodes() = %v", AllCodes())
@@ -249,6 +250,7 @@ func TestImportResultHTTPStatus(t *testing.T) {
 		{ImportResult{Outcome: OutcomeRejected, Code: "missing-attribute"}, 422},
 		{ImportResult{Outcome: OutcomeRejected, Code: "too-large"}, 413},
 		{ImportResult{Outcome: OutcomeFailed}, 500},
+		{ImportResult{Outcome: OutcomeFailed, Code: "insufficient-storage"}, 507},
 		{ImportResult{}, 500},
 	} {
 		if got := tc.r.HTTPStatus(); got != tc.want {

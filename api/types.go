@@ -167,7 +167,7 @@ type ImportResult struct {
 	StudyUID       string   `json:"study_uid,omitempty"`        // when the file got that far
 	Size           int64    `json:"size,omitempty"`             // bytes stored (stored, duplicate)
 	SHA256         string   `json:"sha256,omitempty"`           // hex SHA-256 of the instance as stored
-	Code           string   `json:"code,omitempty"`             // a rejection's reason code, e.g. missing-attribute or too-large
+	Code           string   `json:"code,omitempty"`             // a rejection's reason code, e.g. missing-attribute or too-large; insufficient-storage for a failure for lack of disk space
 	Error          string   `json:"error,omitempty"`            // why it was not stored, for people
 	Warnings       []string `json:"warnings,omitempty"`         // what was accepted but is worth knowing
 }
@@ -393,6 +393,7 @@ type AuditVerify struct {
 type ExportRequest struct {
 	Out          string `json:"out"`           // absolute path of the folder on the node's machine; created if missing
 	AllowPartial bool   `json:"allow_partial"` // export a partly fetched study as far as it is held
+	Merge        bool   `json:"merge"`         // add to a folder that is not empty: files already there must be identical (kept), any other is refused
 }
 
 // ExportResult is what an export wrote.
@@ -402,14 +403,18 @@ type ExportResult struct {
 	Files    []ExportedFile `json:"files"`     // one per instance, in series and instance order
 	Bytes    int64          `json:"bytes"`     // bytes written
 	Verified int            `json:"verified"`  // files whose SHA-256, read back after sync, matched the archive's record
+
+	Skipped    int    `json:"skipped,omitempty"`    // merging: files that were there already, identical, and were kept
+	Incomplete string `json:"incomplete,omitempty"` // the INCOMPLETE file left in Out: the study is held here only in part
 }
 
 // ExportedFile is one file an export wrote.
 type ExportedFile struct {
-	Path           string `json:"path"`             // out/<series>/<SOP Instance UID>.dcm, see [ExportPath]
-	SOPInstanceUID string `json:"sop_instance_uid"` // the instance
-	SHA256         string `json:"sha256"`           // hex SHA-256 of the file as written
-	Size           int64  `json:"size"`             // bytes
+	Path           string `json:"path"`              // out/<series>/<SOP Instance UID>.dcm, see [ExportPath]
+	SOPInstanceUID string `json:"sop_instance_uid"`  // the instance
+	SHA256         string `json:"sha256"`            // hex SHA-256 of the file as written
+	Size           int64  `json:"size"`              // bytes
+	Skipped        bool   `json:"skipped,omitempty"` // merging: the file was there already, identical
 }
 
 // DICOMBody stands in a [Route]'s Request or Response for a body that is
@@ -419,8 +424,9 @@ type DICOMBody []byte
 
 // HTTPStatus is the status POST /api/v1/instances answers r with: 200 for
 // stored and duplicate, 409 for a conflict, 413 for an instance rejected
-// as too large (Code too-large), 422 for any other rejection, 500 for a
-// local failure.
+// as too large (Code too-large), 422 for any other rejection, 507 for a
+// failure for lack of disk space (Code insufficient-storage), 500 for any
+// other local failure.
 func (r ImportResult) HTTPStatus() int {
 	switch r.Outcome {
 	case OutcomeStored, OutcomeDuplicate:
@@ -432,6 +438,10 @@ func (r ImportResult) HTTPStatus() int {
 			return CodeTooLarge.HTTPStatus()
 		}
 		return CodeRejected.HTTPStatus()
+	case OutcomeFailed:
+		if r.Code == string(CodeInsufficientStorage) {
+			return CodeInsufficientStorage.HTTPStatus()
+		}
 	}
 	return CodeInternal.HTTPStatus()
 }

@@ -6,10 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -127,105 +126,131 @@ type ExportRequest struct {
 	Study        string
 	Out          string // absolute folder on the node's machine
 	AllowPartial bool
+	Merge        bool // add to a non-empty folder: identical files are kept, different ones refused
 	Actor        string
 }
 
-// ExportedFile is one file an export wrote.
+// ExportedFile is one file an export wrote (or, merging, found identical).
 type ExportedFile struct {
 	Path           string
 	SOPInstanceUID string
 	SHA256         string
 	Size           int64
+	Skipped        bool // merging: the file was there already, identical
 }
 
-// errExportRequest marks a request the caller must change (relative path,
-// incomplete study).
-type exportError struct{ msg string }
-
-func (e *exportError) Error() string { return e.msg }
+// ExportResult is what an export wrote.
+type ExportResult struct {
+	Files  []ExportedFile
+	Marker string // the INCOMPLETE file left in the folder: the study is held only in part
+}
 
 // Export writes every instance of a study held here to
 // OUT/<Series UID>/<SOP Instance UID>.dcm (files 0640, folders 0750: these
 // are patient data), each decrypted, verified against its SHA-256, written
-// and synced, then read back and verified again. A partly fetched study is
-// refused unless AllowPartial. What was really written is audited, also
-// when the export fails half-way (the reason is the failure's kind, never
-// a path, which could name a patient).
-func (a *archive) Export(ctx context.Context, req ExportRequest) ([]ExportedFile, error) {
+// and synced, then read back and verified again.
+//
+// Files are created new, never through a symbolic link, in folders of the
+// node's user that are not links (exportDir); an existing non-empty OUT is
+// refused unless Merge. An INCOMPLETE file is written into OUT first and
+// removed only once the whole study is written and synced, so a failed,
+// cancelled or partial export (AllowPartial, for a partly fetched study)
+// is marked as such on disk.
+//
+// What was really written is audited, also when the export fails half-way
+// (the reason is the failure's kind, never a path, which could name a
+// patient).
+func (a *archive) Export(ctx context.Context, req ExportRequest) (ExportResult, error) {
+	var res ExportResult
 	if !filepath.IsAbs(req.Out) {
-		return nil, &exportError{"export: the output folder must be an absolute path"}
+		return res, &exportError{msg: "export: the output folder must be an absolute path"}
 	}
+	out := filepath.Clean(req.Out)
 	sr, ok, err := a.store.Study(req.Study)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	if !ok || sr.Instances == 0 {
-		return nil, errStudyNotFound
+		return res, errStudyNotFound
 	}
 	if !sr.Complete() && !req.AllowPartial {
-		return nil, fmt.Errorf("%w: %d of %d instances are held; fetch it again to complete it, or export the part with --allow-partial", errIncomplete, sr.Instances, sr.Expected)
+		return res, fmt.Errorf("%w: %d of %d instances are held; fetch it again to complete it, or export the part with --allow-partial", errIncomplete, sr.Instances, sr.Expected)
 	}
 	insts, err := a.store.Instances(req.Study)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	var files []ExportedFile
+	total := max(sr.Expected, len(insts))
+	root, err := openExportRoot(out, req.Merge)
+	if err != nil {
+		return res, err
+	}
+	defer root.close()
+	mk, err := createMarker(root, markerText(req.Study, 0, total, "the export started and has not finished (or was interrupted)"))
+	if err != nil {
+		return res, err
+	}
+	written := 0
 	err = func() error {
+		dirs := map[string]*exportDir{}
+		defer func() {
+			for _, d := range dirs {
+				d.close()
+			}
+		}()
 		for _, in := range insts {
 			if err := ctx.Err(); err != nil {
-				return err
+				return fmt.Errorf("export: %w", err)
 			}
 			data, err := a.read(in)
 			if err != nil {
 				return fmt.Errorf("export %s: %w", in.SOPInstanceUID, err)
 			}
-			path := filepath.Join(req.Out, filepath.FromSlash(api.ExportPath(in.Series, in.SOPInstanceUID)))
-			if err := writeSynced(path, data); err != nil {
-				return fmt.Errorf("export: write: %w", err)
+			series, name, _ := strings.Cut(api.ExportPath(in.Series, in.SOPInstanceUID), "/")
+			d, ok := dirs[series]
+			if !ok {
+				if d, err = root.sub(series); err != nil {
+					return err
+				}
+				dirs[series] = d
 			}
-			sum, err := fileSHA256(path)
+			skipped, err := d.writeFile(name, data, in.Digest, req.Merge)
 			if err != nil {
-				return fmt.Errorf("export: read back: %w", err)
+				return err
 			}
-			if sum != in.Digest {
-				return fmt.Errorf("export %s: the written file's SHA-256 differs from the archive's", path)
-			}
-			files = append(files, ExportedFile{Path: path, SOPInstanceUID: in.SOPInstanceUID, SHA256: sum, Size: int64(len(data))})
+			written++
+			res.Files = append(res.Files, ExportedFile{Path: filepath.Join(d.path, name), SOPInstanceUID: in.SOPInstanceUID,
+				SHA256: in.Digest, Size: int64(len(data)), Skipped: skipped})
 		}
-		return nil
+		for _, d := range dirs {
+			if err := d.sync(); err != nil {
+				return err
+			}
+		}
+		return root.sync()
 	}()
+	switch {
+	case err != nil:
+		why := "the export failed: " + err.Error()
+		if ctx.Err() != nil {
+			why = "the export was cancelled"
+		}
+		if merr := mk.keep(markerText(req.Study, written, total, why)); merr != nil {
+			err = errors.Join(err, merr)
+		} else {
+			err = fmt.Errorf("%w (%d of %d instances written; %s marks the folder as incomplete)", err, written, total, filepath.Join(out, exportMarker))
+		}
+	case written < total:
+		err = mk.keep(markerText(req.Study, written, total, fmt.Sprintf("only %d of the study's %d instances are held here (a partly fetched study, exported with --allow-partial)", written, total)))
+		res.Marker = filepath.Join(out, exportMarker)
+	default:
+		err = mk.remove()
+	}
 	e := consent.Entry{Actor: req.Actor, Action: consent.ActExport, Study: req.Study, Decision: consent.DecisionAllow,
-		Reason: strconv.Itoa(len(files)) + " instances written"}
+		Reason: strconv.Itoa(written) + " instances written"}
 	if err != nil {
 		e.Reason += "; failed: write error"
 	}
 	a.audit.Record(e)
-	return files, err
-}
-
-func writeSynced(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	return errors.Join(werr, serr, cerr)
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return res, err
 }

@@ -57,6 +57,35 @@ type Config struct {
 
 	// Exchange tunes transfers with partner facilities.
 	Exchange ExchangeConfig `toml:"exchange"`
+
+	// HTTP bounds the local API's connections and their timeouts.
+	HTTP HTTPConfig `toml:"http"`
+}
+
+// HTTPConfig bounds the local API's connections so that no local user
+// can take it away from its admin by holding connections open
+// (docs/threat-model.md, docs/operations.md).
+type HTTPConfig struct {
+	// MaxConns bounds the API's open connections. Default 1024.
+	MaxConns int `toml:"max_conns"`
+
+	// MaxUnauthenticatedConns bounds the connections that have not yet
+	// carried a request with the admin token; beyond it the oldest (idle
+	// first) is closed for each new one. Default 64.
+	MaxUnauthenticatedConns int `toml:"max_unauthenticated_conns"`
+
+	// HeaderTimeout is how long a connection may take to send a
+	// request's headers. Default 10s.
+	HeaderTimeout Duration `toml:"header_timeout"`
+
+	// IOTimeout is the longest pause allowed while a request body
+	// arrives or a response is sent (an import streams as long as its
+	// bytes keep coming). Default 1m.
+	IOTimeout Duration `toml:"io_timeout"`
+
+	// IdleTimeout closes a connection idle this long between requests.
+	// Default 2m.
+	IdleTimeout Duration `toml:"idle_timeout"`
 }
 
 // ArchiveConfig tunes the encrypted archive.
@@ -75,6 +104,67 @@ type ArchiveConfig struct {
 	// server-wide (imports now; C-STORE and STOW-RS later); more wait for
 	// a slot. Default 8.
 	MaxConcurrentIngests int `toml:"max_concurrent_ingests"`
+
+	// MinFree is the free space the archive's file system must keep: an
+	// import or a fetch that would start or continue with less is refused
+	// ("disk full", HTTP 507), and below a quarter of it every write is
+	// (grants, outbox, audit), because Badger crashes (SIGBUS) rather than
+	// fails when it runs out of space in its memory-mapped files. A node
+	// started with less than a quarter of it free opens the archive
+	// read-only. A size in bytes or with a unit ("2GiB", "512MiB"); 0
+	// turns the guard off. Default 2GiB: one instance of the largest size
+	// (archive.max_instance_size, 1 GiB) plus about 1 GiB for Badger's own
+	// writes (a 256 MiB value-log file being filled or rewritten by GC, a
+	// 64 MiB memtable's log and its flush, and an L0 compaction); raise it
+	// with max_instance_size. docs/operations.md (Disk) explains it.
+	MinFree Size `toml:"min_free"`
+}
+
+// Size is a byte count that reads "2GiB", "512MiB", "64KiB" or a plain
+// number of bytes in TOML, and writes the shortest exact form.
+type Size int64
+
+var sizeUnits = []struct {
+	name string
+	mult int64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+func (s Size) String() string {
+	for _, u := range sizeUnits {
+		if s != 0 && int64(s)%u.mult == 0 {
+			return strconv.FormatInt(int64(s)/u.mult, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(s), 10) + "B"
+}
+
+func (s *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = Size(v)
+	return nil
+}
+
+// ParseSize reads a byte count: digits, optionally followed by B, KiB,
+// MiB, GiB or TiB (a space between is allowed).
+func ParseSize(text string) (int64, error) {
+	t := strings.TrimSpace(text)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.name) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.name)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want bytes, or a number with B, KiB, MiB, GiB or TiB", text)
+	}
+	return n * mult, nil
 }
 
 // ExchangeConfig tunes transfers with partner facilities.
@@ -134,7 +224,7 @@ func DefaultConfig() Config {
 		P2PAddrs:  []string{"/ip4/127.0.0.1/tcp/4801", "/ip4/127.0.0.1/udp/4801/quic-v1"},
 		DICOMAddr: "127.0.0.1:11112",
 		DICOM:     DICOMConfig{MaxAssociations: 32, MaxAssociationsPerAE: 8, MaxPDU: 1 << 20, IdleTimeout: Duration{5 * time.Minute}},
-		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30, IngestBuffer: 4 << 20, MaxConcurrentIngests: 8},
+		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30, IngestBuffer: 4 << 20, MaxConcurrentIngests: 8, MinFree: 2 << 30},
 		Exchange: ExchangeConfig{
 			DefaultGrantTTL: Duration{72 * time.Hour},
 			MaxGrantTTL:     Duration{30 * 24 * time.Hour},
@@ -143,6 +233,8 @@ func DefaultConfig() Config {
 			PeerRequestRate: 5, PeerRequestBurst: 50,
 			PeerBlockRate: 20000, PeerBlockBurst: 40000,
 		},
+		HTTP: HTTPConfig{MaxConns: 1024, MaxUnauthenticatedConns: 64, HeaderTimeout: Duration{10 * time.Second},
+			IOTimeout: Duration{time.Minute}, IdleTimeout: Duration{2 * time.Minute}},
 	}
 }
 
@@ -188,6 +280,9 @@ func (c *Config) Validate() error {
 	if c.Archive.MaxConcurrentIngests < 1 || c.Archive.MaxConcurrentIngests > 1024 {
 		return errors.New("config: archive.max_concurrent_ingests must be 1-1024")
 	}
+	if c.Archive.MinFree < 0 {
+		return errors.New("config: archive.min_free must not be negative")
+	}
 	if c.Exchange.UploadRate < 0 {
 		return errors.New("config: exchange.upload_rate must not be negative")
 	}
@@ -203,6 +298,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Exchange.FetchRetryFor.Duration < 0 {
 		return errors.New("config: exchange.fetch_retry_for must not be negative")
+	}
+	if c.HTTP.MaxConns < 2 || c.HTTP.MaxConns > 1<<20 {
+		return errors.New("config: http.max_conns must be 2 to 1048576")
+	}
+	if c.HTTP.MaxUnauthenticatedConns < 1 || c.HTTP.MaxUnauthenticatedConns >= c.HTTP.MaxConns {
+		return errors.New("config: http.max_unauthenticated_conns must be at least 1 and less than http.max_conns")
+	}
+	if c.HTTP.HeaderTimeout.Duration <= 0 || c.HTTP.IOTimeout.Duration <= 0 || c.HTTP.IdleTimeout.Duration <= 0 {
+		return errors.New("config: http.header_timeout, http.io_timeout and http.idle_timeout must be positive")
 	}
 	return nil
 }

@@ -29,7 +29,8 @@ func TestDefaultConfigValidates(t *testing.T) {
 	if d.Version != ConfigVersion || d.HTTPAddr != "127.0.0.1:7480" || d.DICOMAddr != "127.0.0.1:11112" ||
 		d.Archive.MaxInstanceSize != 1<<30 || d.Exchange.UploadRate != 0 ||
 		d.Exchange.DefaultGrantTTL.Duration != 72*time.Hour || d.Exchange.FetchRetryFor.Duration != 5*time.Minute ||
-		len(d.P2PAddrs) != 2 {
+		len(d.P2PAddrs) != 2 || d.Archive.MinFree != 2<<30 || d.HTTP.MaxConns != 1024 || d.HTTP.MaxUnauthenticatedConns != 64 ||
+		d.HTTP.HeaderTimeout.Duration != 10*time.Second || d.HTTP.IOTimeout.Duration != time.Minute || d.HTTP.IdleTimeout.Duration != 2*time.Minute {
 		t.Errorf("defaults differ from the documented ones: %+v", d)
 	}
 	// Without a name (which only init knows) the default is not valid.
@@ -51,6 +52,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"name", func(c *Config) { c.Name = "St\nMary" }},
 		{"archive.ingest_buffer", func(c *Config) { c.Archive.IngestBuffer = 1024 }},
 		{"archive.max_concurrent_ingests", func(c *Config) { c.Archive.MaxConcurrentIngests = 0 }},
+		{"archive.min_free", func(c *Config) { c.Archive.MinFree = -1 }},
+		{"http.max_conns", func(c *Config) { c.HTTP.MaxConns = 1 }},
+		{"http.max_unauthenticated_conns", func(c *Config) { c.HTTP.MaxUnauthenticatedConns = 0 }},
+		{"http.max_unauthenticated_conns", func(c *Config) { c.HTTP.MaxUnauthenticatedConns = c.HTTP.MaxConns }},
+		{"http.header_timeout", func(c *Config) { c.HTTP.HeaderTimeout.Duration = 0 }},
+		{"http.io_timeout", func(c *Config) { c.HTTP.IOTimeout.Duration = -time.Second }},
 		{"ae_title", func(c *Config) { c.AETitle = "" }},
 		{"ae_title", func(c *Config) { c.AETitle = strings.Repeat("A", 17) }},
 		{"ae_title", func(c *Config) { c.AETitle = `BACK\SLASH` }},

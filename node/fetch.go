@@ -75,6 +75,7 @@ type fetcher struct {
 	retryFor time.Duration
 	redial   func(peer.ID)
 	ctx      context.Context
+	space    *space // refuses a fetch, and stops one, when the disk is nearly full
 
 	mu   sync.Mutex
 	jobs map[string]*fetchJob
@@ -139,6 +140,9 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 		return FetchStatus{}, fmt.Errorf("%w: the grant for that study was revoked by %s", exchange.ErrDenied, m.IssuerName)
 	case !f.clock.Now().Before(m.Grant.Grant.Expires):
 		return FetchStatus{}, fmt.Errorf("%w: the grant for that study expired at %s", exchange.ErrDenied, m.Grant.Grant.Expires.UTC().Format(time.RFC3339))
+	}
+	if err := f.space.bulk(); err != nil {
+		return FetchStatus{}, err
 	}
 	id := make([]byte, 8)
 	rand.Read(id)
@@ -302,6 +306,7 @@ const (
 	fetchFailRefused     = "holder-refused" // followed by the holder's wire code
 	fetchFailStopped     = "stopped"
 	fetchFailLocal       = "local-error"
+	fetchFailDiskFull    = "disk-full"
 )
 
 // fetchFailReason is the audit reason of a failed fetch.
@@ -316,6 +321,8 @@ func fetchFailReason(err error) string {
 		return fetchFailRefused + ": " + re.Code.String()
 	case errors.Is(err, context.Canceled):
 		return fetchFailStopped
+	case errors.As(err, new(*diskFullError)):
+		return fetchFailDiskFull
 	}
 	return fetchFailLocal
 }
@@ -522,6 +529,9 @@ func (b *fetchBatch) flush() error {
 	b.since = b.f.clock.Now()
 	if len(b.order) == 0 && len(b.insts) == 0 {
 		return nil
+	}
+	if err := b.f.space.bulk(); err != nil {
+		return err // what arrived is dropped; a fetch started again once space is freed resumes from the last commit
 	}
 	blocks := make([]store.Block, 0, len(b.order))
 	for _, c := range b.order {

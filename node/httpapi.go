@@ -114,6 +114,7 @@ func (s *apiServer) authenticate(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "missing or wrong API token", Code: api.CodeUnauthorized})
 			return
 		}
+		markAuthenticated(r) // its connection leaves the pool that floods are held to
 		next.ServeHTTP(w, r)
 	})
 }
@@ -144,6 +145,8 @@ func errorCode(err error) api.Code {
 		return ae.code
 	case errors.Is(err, errStudyNotFound), errors.Is(err, ErrNotShared), errors.Is(err, consent.ErrNoGrant):
 		return api.CodeNotFound
+	case errors.As(err, &ee) && ee.conflict:
+		return api.CodeConflict
 	case errors.Is(err, wire.ErrBadInvite), errors.Is(err, consent.ErrInvalidRequest), errors.As(err, &bre), errors.As(err, &ee):
 		return api.CodeBadRequest
 	case errors.Is(err, errIncomplete):
@@ -154,6 +157,8 @@ func errorCode(err error) api.Code {
 		return api.CodeForbidden
 	case errors.Is(err, exchange.ErrNotFound):
 		return api.CodeNotFound
+	case errors.As(err, new(*diskFullError)):
+		return api.CodeInsufficientStorage
 	}
 	return api.CodeInternal
 }
@@ -256,7 +261,7 @@ func (s *apiServer) importFile(w http.ResponseWriter, r *http.Request) error {
 		// The upload broke: the client did not send an instance.
 		return badRequest("read body: %v", body.err)
 	}
-	if res.Outcome == api.OutcomeFailed {
+	if res.Outcome == api.OutcomeFailed && res.Code != string(api.CodeInsufficientStorage) {
 		s.n.log.Error("import failed", "err", res.Error)
 	}
 	if res.Outcome == api.OutcomeStored {
@@ -326,15 +331,19 @@ func (s *apiServer) export(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	study := r.PathValue(api.ParamStudyUID)
-	files, err := s.n.archive.Export(r.Context(), ExportRequest{Study: study, Out: req.Out, AllowPartial: req.AllowPartial, Actor: actor(r)})
+	ex, err := s.n.archive.Export(r.Context(), ExportRequest{Study: study, Out: req.Out, AllowPartial: req.AllowPartial, Merge: req.Merge, Actor: actor(r)})
 	if err != nil {
 		return err
 	}
-	res := api.ExportResult{StudyUID: study, Out: req.Out, Files: []api.ExportedFile{}}
-	for _, f := range files {
-		res.Files = append(res.Files, api.ExportedFile{Path: f.Path, SOPInstanceUID: f.SOPInstanceUID, SHA256: f.SHA256, Size: f.Size})
-		res.Bytes += f.Size
+	res := api.ExportResult{StudyUID: study, Out: req.Out, Files: []api.ExportedFile{}, Incomplete: ex.Marker}
+	for _, f := range ex.Files {
+		res.Files = append(res.Files, api.ExportedFile{Path: f.Path, SOPInstanceUID: f.SOPInstanceUID, SHA256: f.SHA256, Size: f.Size, Skipped: f.Skipped})
 		res.Verified++
+		if f.Skipped {
+			res.Skipped++
+		} else {
+			res.Bytes += f.Size
+		}
 	}
 	return ok(w, res)
 }

@@ -58,6 +58,7 @@ type ingester struct {
 	maxSize int64
 	buffer  int           // per-instance buffer: dicomio's window, and the ciphertext held before it is written
 	slots   chan struct{} // server-wide bound on concurrent ingests
+	space   *space        // refuses an ingest when the disk is nearly full
 }
 
 func newIngester(s *store.Store, k *keyring, c clock.Clock, cfg ArchiveConfig) *ingester {
@@ -82,6 +83,9 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 	case <-ctx.Done():
 		return ImportResult{Outcome: OutcomeFailed, Error: "import: " + ctx.Err().Error()}
 	}
+	if err := g.space.bulk(); err != nil {
+		return failed(err)
+	}
 	lim := dicomio.DefaultLimits()
 	lim.MaxSize = g.maxSize
 	lim.MaxInflated = g.maxSize // a deflated dataset may not inflate beyond what the archive would take plain
@@ -94,7 +98,7 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 	if err != nil {
 		sink.discard()
 		if sink.failure != nil { // our side failed (disk, database), not the input
-			return ImportResult{Outcome: OutcomeFailed, Error: sink.failure.Error()}
+			return failed(sink.failure)
 		}
 		return rejected(err)
 	}
@@ -116,7 +120,7 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 	var other *store.OtherSyntaxError
 	switch {
 	case err != nil:
-		res.Error = err.Error()
+		res.Error, res.Code = err.Error(), failed(err).Code
 	case errors.As(why, &other):
 		res.Warnings = append(res.Warnings, why.Error())
 	case why != nil:
@@ -158,7 +162,7 @@ func (s *ingestSink) Attributes(inst *dicomio.Instance) error {
 	if err != nil {
 		return s.fail(err)
 	}
-	s.cut = blockCutter{store: s.g.store, flushAt: max(s.g.buffer, BlockSize)}
+	s.cut = blockCutter{store: s.g.store, space: s.g.space, flushAt: max(s.g.buffer, BlockSize)}
 	if s.enc, err = crypto.EncryptWriter(&s.cut, sk.Recipient()); err != nil {
 		return s.fail(err)
 	}
@@ -233,6 +237,7 @@ func (s *ingestSink) discard() {
 // amount of memory; the last ones are committed with the instance.
 type blockCutter struct {
 	store   *store.Store
+	space   *space
 	flushAt int
 	cur     []byte
 	pending []store.Block
@@ -274,6 +279,10 @@ func (c *blockCutter) cutBlock() {
 	c.bytes += len(c.cur)
 	c.cur = nil
 	if c.bytes >= c.flushAt {
+		if err := c.space.bulk(); err != nil {
+			c.err = err
+			return
+		}
 		if err := c.store.PutBlocks(c.pending); err != nil {
 			c.err = fmt.Errorf("store blocks: %w", err)
 			return
@@ -292,6 +301,16 @@ func (c *blockCutter) finish() error {
 		c.cutBlock()
 	}
 	return c.err
+}
+
+// failed is the result of an ingest our side could not complete; a full
+// disk says so in its code (HTTP 507).
+func failed(err error) ImportResult {
+	r := ImportResult{Outcome: OutcomeFailed, Error: err.Error()}
+	if errors.As(err, new(*diskFullError)) {
+		r.Code = string(api.CodeInsufficientStorage)
+	}
+	return r
 }
 
 func rejected(err error) ImportResult {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -37,6 +38,7 @@ type Node struct {
 	clock clock.Clock
 
 	keys    *keys
+	space   *space // the free-space guard of the archive's disk
 	store   *store.Store
 	ledger  *consent.Ledger
 	host    host.Host
@@ -59,6 +61,7 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	httpLn net.Listener
+	conns  *connLimiter // bounds the API's connections
 	http   *http.Server
 }
 
@@ -111,12 +114,20 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	if n.keys, err = loadKeys(home); err != nil {
 		return nil, err
 	}
+	n.space = newSpace(archiveSpaceDir(home), int64(cfg.Archive.MinFree), opts.InMemory)
+	if n.space.readOnly {
+		n.log.Warn("the archive's disk is nearly full: opening the archive read-only; studies can be listed, read and exported, every write (import, fetch, grant, audit) is refused until space is freed and the node restarted",
+			"free", fmtBytes(n.space.startFree), "needed", fmtBytes(n.space.floor()), "archive.min_free", fmtBytes(n.space.minFree))
+	}
 	n.store, err = store.Open(store.Options{
 		Dir: filepath.Join(home, archiveDir), InMemory: opts.InMemory, Key: n.keys.archiveKey,
-		ValueLogFileSize: valueLogFileSize, Logger: n.log,
+		ValueLogFileSize: valueLogFileSize, Logger: n.log, ReadOnly: n.space.readOnly, Guard: n.space.write,
 	})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("open archive: another pacsnet process is serving this home (%s)", home)
+	}
+	if err != nil && n.space.readOnly {
+		return nil, fmt.Errorf("open archive read-only (its disk has %s free): %w", fmtBytes(n.space.startFree), err)
 	}
 	if err != nil {
 		return nil, err
@@ -154,6 +165,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	redial := func(p peer.ID) { exchange.ClearDialBackoff(n.host, p) }
 
 	n.ingest = newIngester(n.store, n.keyring, n.clock, cfg.Archive)
+	n.ingest.space = n.space
 	n.archive = &archive{store: n.store, keys: n.keyring, audit: n.audit}
 	n.inbox = &inbox{store: n.store, partners: n.partners, id: n.keys.id, self: n.host.ID(), audit: n.audit, clock: n.clock, log: n.log}
 	n.outbox = &outbox{store: n.store, audit: n.audit, log: n.log, clock: n.clock,
@@ -175,13 +187,23 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.outbox.push = n.ex
 	n.fetcher = &fetcher{store: n.store, keys: n.keyring, ex: n.ex, inbox: n.inbox, partners: n.partners, audit: n.audit,
 		clock: n.clock, id: n.keys.id, retryFor: cfg.Exchange.FetchRetryFor.Duration, redial: redial, ctx: n.ctx,
-		jobs: map[string]*fetchJob{}}
+		jobs: map[string]*fetchJob{}, space: n.space}
 	if n.aes, err = newAERegistry(n.store, cfg.DICOM.AEs, n.audit, n.clock); err != nil {
 		return nil, err
 	}
 	n.dicom = &dicomEdge{cfg: cfg.DICOM, aet: cfg.AETitle, addr: cfg.DICOMAddr, aes: n.aes, ingest: n.ingest,
 		audit: n.audit, log: n.log}
 	return n, nil
+}
+
+// archiveSpaceDir is the directory whose file system the free-space
+// guard measures: the archive's, or the home's before the archive exists.
+func archiveSpaceDir(home string) string {
+	dir := filepath.Join(home, archiveDir)
+	if _, err := os.Stat(dir); err != nil {
+		return home
+	}
+	return dir
 }
 
 // valueLogFileSize bounds one value-log file (store.Options). A variable
@@ -216,7 +238,16 @@ func (n *Node) Start() error {
 		return fmt.Errorf("listen http: %w", err)
 	}
 	n.httpLn = ln
-	n.http = &http.Server{Handler: n.apiServer().handler(), ReadHeaderTimeout: 10 * time.Second}
+	lim := n.cfg.HTTP
+	n.conns = newConnLimiter(ln, lim.MaxConns, lim.MaxUnauthenticatedConns)
+	n.http = &http.Server{
+		Handler:           ioDeadlines(n.apiServer().handler(), lim.IOTimeout.Duration),
+		ReadHeaderTimeout: lim.HeaderTimeout.Duration,
+		IdleTimeout:       lim.IdleTimeout.Duration,
+		ConnState:         n.conns.connState,
+		ConnContext:       connContext,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug), // refused and timed-out connections are routine
+	}
 	if !n.cfg.DICOM.Disabled {
 		if err := n.dicom.Start(n.ctx); err != nil {
 			ln.Close()
@@ -230,7 +261,7 @@ func (n *Node) Start() error {
 	}()
 	go func() {
 		defer n.wg.Done()
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(n.conns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server", "err", err)
 		}
 	}()
@@ -326,7 +357,12 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.Start(); err != nil {
 		return err
 	}
-	if err := n.writeRunInfo(); err != nil {
+	if err := n.writeRunInfo(); errors.Is(err, syscall.ENOSPC) {
+		// A node on a full disk still serves reads and exports: the admin
+		// reaches it at its configured address.
+		n.log.Error("cannot write run/api.json, the disk is full: the CLI cannot find this node until space is freed and it is restarted",
+			"http", "http://"+n.HTTPAddr())
+	} else if err != nil {
 		return fmt.Errorf("write run info: %w", err)
 	}
 	if !loopbackOnly(n.HTTPAddr()) {

@@ -40,8 +40,8 @@ func TestOneUIDRule(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "export")
 	got, err := b.archive.Export(context.Background(), ExportRequest{Study: hex, Out: out, Actor: "admin"})
-	if err != nil || len(got) != 3 {
-		t.Fatalf("export: %d files, %v", len(got), err)
+	if err != nil || len(got.Files) != 3 {
+		t.Fatalf("export: %d files, %v", len(got.Files), err)
 	}
 
 	for _, bad := range []string{"..", ".", "1..2", "1.2."} {

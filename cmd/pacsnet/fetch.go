@@ -135,7 +135,7 @@ func drawProgress(mode string, off bool) (bool, error) {
 
 func exportCmd(g *globals) *cobra.Command {
 	var study, out string
-	var partial bool
+	var partial, merge bool
 	c := &cobra.Command{
 		Use:   "export --study UID --out DIR",
 		Short: "Write a study's instances as DICOM Part-10 files, each verified by SHA-256",
@@ -145,7 +145,16 @@ DIR/<Series Instance UID>/<SOP Instance UID>.dcm (mode 0640, folders
 user it runs as: DIR is a folder on the node's machine. Each file's SHA-256 is checked against the
 archive's record after it is written and synced; the export and its
 outcome are audited. File names carry UIDs only, never patient data. A
-partly fetched study is refused unless --allow-partial is given.`,
+partly fetched study is refused unless --allow-partial is given.
+
+Files are always created new: never through a symbolic link, never over
+an existing file, only in folders of the node's user that are not links.
+An existing DIR that is not empty is refused unless --merge is given;
+merging keeps files that are already there and identical, and refuses
+any that differ. DIR/INCOMPLETE is written first and removed only when
+every instance of the whole study is written and synced: after a failed
+or cancelled export, and after --allow-partial, it stays and says how
+many of how many instances the folder holds.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)
@@ -162,7 +171,7 @@ partly fetched study is refused unless --allow-partial is given.`,
 				return err
 			}
 			start := time.Now()
-			res, err := cl.Export(c.Context(), study, api.ExportRequest{Out: abs, AllowPartial: partial})
+			res, err := cl.Export(c.Context(), study, api.ExportRequest{Out: abs, AllowPartial: partial, Merge: merge})
 			if err != nil {
 				return err
 			}
@@ -172,13 +181,20 @@ partly fetched study is refused unless --allow-partial is given.`,
 			if g.json {
 				return printJSON(res)
 			}
-			fmt.Printf("exported %d instances (%.1f MB) to %s in %.2fs; every SHA-256 verified\n", len(res.Files), float64(res.Bytes)/1e6, out, time.Since(start).Seconds())
+			fmt.Printf("exported %d instances (%.1f MB) to %s in %.2fs; every SHA-256 verified\n", len(res.Files), float64(res.Bytes)/1e6, printable(out), time.Since(start).Seconds())
+			if res.Skipped > 0 {
+				fmt.Printf("%d of them were there already, identical, and were kept\n", res.Skipped)
+			}
+			if res.Incomplete != "" {
+				fmt.Fprintf(os.Stderr, "pacsnet: warning: the study is held here only in part; %s marks the folder as incomplete\n", printable(res.Incomplete))
+			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&study, "study", "", studyFlagHelp)
 	c.Flags().StringVar(&out, "out", "", "output folder (required)")
 	c.Flags().BoolVar(&partial, "allow-partial", false, "export a partly fetched study as far as it is held")
+	c.Flags().BoolVar(&merge, "merge", false, "add to a folder that is not empty (identical files are kept, different ones refused)")
 	required(c, "study", "out")
 	addJSON(c, g)
 	return c

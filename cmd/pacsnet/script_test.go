@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/pacsnet/pacsnet/node"
 )
 
 // TestMain lets the scripts run `pacsnet` as a command: testscript copies
@@ -48,14 +50,48 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status":   cmdStatus,
-			"perm":     cmdPerm,
-			"waitfile": cmdWaitFile,
-			"stopnode": cmdStopNode,
-			"json":     cmdJSON,
-			"jsonenv":  cmdJSONEnv,
+			"status":     cmdStatus,
+			"perm":       cmdPerm,
+			"waitfile":   cmdWaitFile,
+			"stopnode":   cmdStopNode,
+			"json":       cmdJSON,
+			"jsonenv":    cmdJSONEnv,
+			"globenv":    cmdGlobEnv,
+			"chown":      cmdChown,
+			"mounttmpfs": cmdMountTmpfs,
+			"filldisk":   cmdFillDisk,
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
+}
+
+// globenv VAR PATTERN sets $VAR to the first path (sorted) matching
+// PATTERN, relative to the work folder when PATTERN is.
+func cmdGlobEnv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: globenv VAR PATTERN")
+	}
+	m, err := filepath.Glob(ts.MkAbs(args[1]))
+	ts.Check(err)
+	if len(m) == 0 {
+		ts.Fatalf("globenv: nothing matches %s", args[1])
+	}
+	ts.Setenv(args[0], m[0])
+}
+
+// chown UID PATH gives PATH to another user (needs [root]).
+func cmdChown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: chown UID PATH")
+	}
+	uid, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	ts.Check(os.Lchown(ts.MkAbs(args[1]), uid, uid))
 }
 
 // status N PROGRAM [ARGS...] runs PROGRAM like exec and checks that it
@@ -234,4 +270,44 @@ func oneJSON(s string, v any) error {
 		return fmt.Errorf("trailing data after the JSON document: %w", err)
 	}
 	return nil
+}
+
+// mounttmpfs DIR SIZE mounts a tmpfs of SIZE (e.g. 64m) on DIR, created,
+// for the rest of the script (needs [root]).
+func cmdMountTmpfs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: mounttmpfs DIR SIZE")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o700))
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+args[1]+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		ts.Fatalf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	ts.Defer(func() { exec.Command("umount", dir).Run() })
+}
+
+// filldisk DIR LEAVE fills DIR's file system with DIR/fill until only
+// LEAVE bytes (e.g. 8MiB) are free.
+func cmdFillDisk(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: filldisk DIR LEAVE")
+	}
+	leave, err := node.ParseSize(args[1])
+	ts.Check(err)
+	dir := ts.MkAbs(args[0])
+	f, err := os.OpenFile(filepath.Join(dir, "fill"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	ts.Check(err)
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		var st syscall.Statfs_t
+		ts.Check(syscall.Statfs(dir, &st))
+		free := int64(st.Bavail) * int64(st.Bsize)
+		if free <= leave {
+			return
+		}
+		if _, err := f.Write(buf[:min(int64(len(buf)), free-leave)]); err != nil {
+			return
+		}
+	}
 }

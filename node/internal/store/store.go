@@ -56,14 +56,25 @@ type Options struct {
 	// ValueLogFileSize bounds one value-log file; 0 means 256 MiB. Badger
 	// scans the active one on open, so keep it moderate.
 	ValueLogFileSize int64
-	Logger           *slog.Logger
+	// ReadOnly opens the archive for reading only (Badger's read-only
+	// mode): nothing is written to Dir, not even on open, and every write
+	// fails with ErrReadOnly. The node opens it so when the disk is too
+	// full for Badger to open read-write safely.
+	ReadOnly bool
+	// Guard, if set, is asked before every write transaction; its error
+	// refuses the write (the node's free-space guard: Badger crashes
+	// rather than fails on a full disk).
+	Guard  func() error
+	Logger *slog.Logger
 }
 
 // Store is the node's Badger archive, encrypted at rest. Only one process
 // may open a directory.
 type Store struct {
-	db  *badger.DB
-	log *slog.Logger
+	db       *badger.DB
+	log      *slog.Logger
+	readOnly bool
+	guard    func() error
 
 	// commitMu serialises commits that update a study record (imports,
 	// fetch batches): Badger writes one at a time anyway, and optimistic
@@ -73,6 +84,9 @@ type Store struct {
 
 // ErrLocked is returned by Open when another process holds the directory.
 var ErrLocked = errors.New("another process is using this archive")
+
+// ErrReadOnly is returned by every write to an archive opened ReadOnly.
+var ErrReadOnly = errors.New("the archive is open read-only")
 
 // Open opens (creating if needed) the archive.
 func Open(o Options) (*Store, error) {
@@ -93,6 +107,8 @@ func Open(o Options) (*Store, error) {
 		WithLogger(badgerLogger{o.Logger})
 	if o.InMemory {
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true).WithSyncWrites(false)
+	} else if o.ReadOnly {
+		opts = opts.WithReadOnly(true)
 	}
 	db, err := badger.Open(opts)
 	if err != nil {
@@ -103,7 +119,7 @@ func Open(o Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
-	return &Store{db: db, log: o.Logger}, nil
+	return &Store{db: db, log: o.Logger, readOnly: o.ReadOnly && !o.InMemory, guard: o.Guard}, nil
 }
 
 // Size is the bytes the archive takes on disk (LSM tree and value log).
@@ -111,6 +127,9 @@ func (s *Store) Size() int64 {
 	lsm, vlog := s.db.Size()
 	return lsm + vlog
 }
+
+// ReadOnly reports whether the archive was opened read-only.
+func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
@@ -189,6 +208,14 @@ func list[T any](s *Store, prefix string) ([]T, error) {
 // update runs fn in a read-write transaction, retrying on Badger's
 // optimistic-concurrency conflicts.
 func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	if s.guard != nil {
+		if err := s.guard(); err != nil {
+			return err
+		}
+	}
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	for i := 0; ; i++ {
 		err := s.db.Update(fn)
 		if errors.Is(err, badger.ErrConflict) && i < 20 {
@@ -255,7 +282,7 @@ var _ consent.Store = (*Store)(nil)
 // how many files were rewritten.
 func (s *Store) GC(ctx context.Context) int {
 	files := 0
-	for ctx.Err() == nil && s.db.RunValueLogGC(0.5) == nil {
+	for !s.readOnly && ctx.Err() == nil && s.db.RunValueLogGC(0.5) == nil {
 		files++ // each success rewrote one value-log file
 	}
 	return files
