@@ -325,6 +325,7 @@ const (
 	ActAERemoved           = "ae-removed"           // an application entity was removed
 	ActAssociationAccepted = "association-accepted" // a DICOM association (once per calling AE in 10 minutes)
 	ActAssociationRejected = "association-rejected" // a DICOM association from an unknown calling AE (aggregated)
+	ActStorageCommitment   = "storage-commitment"   // a storage commitment request answered (once per calling AE a minute)
 )
 
 // AuditEntry is one record of the hash-chained audit log. Prev and Hash
@@ -377,7 +378,7 @@ const MaxAuditScan = 100000
 var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestReceived, ActManifestRejected,
 	ActFetchAllowed, ActFetchDenied, ActFetchCompleted, ActFetchFailed, ActImport, ActExport, ActPeerAdded,
 	ActPeerRemoved, ActAccessRequested, ActQuery, ActInstanceRead, ActAEAdded, ActAERemoved, ActAssociationAccepted,
-	ActAssociationRejected}
+	ActAssociationRejected, ActStorageCommitment}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.

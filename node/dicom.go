@@ -242,6 +242,7 @@ type dicomEdge struct {
 	addr   string
 	aes    *aeRegistry
 	ingest *ingester
+	commit *committer
 	audit  *auditor
 	log    *slog.Logger
 
@@ -260,7 +261,7 @@ func (d *dicomEdge) acceptor() *dimse.Acceptor {
 		Admit:   d.admit,
 		Supports: func(as string) (bool, bool) {
 			switch {
-			case as == dimse.Verification:
+			case as == dimse.Verification, as == dimse.StorageCommitment:
 				return true, false
 			case dimse.IsStorage(as):
 				return true, true
@@ -371,7 +372,8 @@ func (d *dicomEdge) serveConn(ctx context.Context, ac *dimse.Acceptor, conn net.
 	defer d.release(a.CallingAE)
 	d.audit.Once(consent.Entry{Actor: "ae:" + a.CallingAE, Action: actAssociationAccepted, Decision: consent.DecisionAllow}, 10*time.Minute)
 	err = dimse.Serve(ctx, a, map[uint16]dimse.HandlerFunc{
-		dimse.CStoreRQ: d.cstore,
+		dimse.CStoreRQ:  d.cstore,
+		dimse.NActionRQ: d.commit.naction,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		d.log.Info("DICOM association ended", "calling_ae", a.CallingAE, "err", err)
@@ -481,3 +483,20 @@ func fileMeta(sopClass, sopInstance, ts, sourceAE string) []byte {
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(body)))
 	return append(out, body...)
 }
+
+// readLimited reads a whole (small) data set, refusing more than n bytes.
+func readLimited(r io.Reader, n int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(n)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > n {
+		if d, ok := r.(*dimse.DataReader); ok {
+			d.Discard()
+		}
+		return nil, fmt.Errorf("data set over %d bytes", n)
+	}
+	return b, nil
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -2,7 +2,9 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/dicomio/dimse"
 	"github.com/pacsnet/pacsnet/dicomio/synth"
 )
 
@@ -80,4 +83,84 @@ func TestDICOMStoreFromStorescu(t *testing.T) {
 	}
 	requireAudit(t, n, consent.Entry{Action: consent.ActImport, Study: study, Actor: "ae:MODALITY"})
 	requireAudit(t, n, consent.Entry{Action: actAssociationRejected, Reason: "unknown-calling-ae"})
+}
+
+// Storage commitment (PS3.4 J): the node commits what it holds with the
+// SOP class it was sent as, and reports the rest failed, on the same
+// association.
+func TestStorageCommitment(t *testing.T) {
+	n := newNode(t, "Alpha", nodeSetup{cfg: func(c *Config) {
+		c.DICOM.AEs = []AEConfig{{Title: "MODALITY", Host: "127.0.0.1", Port: 104}}
+	}})
+	_, files, err := synth.CT(synth.CTOptions{Slices: 2, Rows: 32, Cols: 32, Seed: 31})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ct = "1.2.840.10008.5.1.4.1.1.2"
+	r := &dimse.Requestor{CallingAE: "MODALITY", CalledAE: n.cfg.AETitle, Contexts: []dimse.ContextRQ{
+		{AbstractSyntax: ct, TransferSyntaxes: []string{"1.2.840.10008.1.2.1"}},
+		{AbstractSyntax: dimse.StorageCommitment, TransferSyntaxes: []string{"1.2.840.10008.1.2"}},
+	}}
+	a, err := r.Dial(context.Background(), n.DICOMAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	pc := a.ContextFor(ct, "")
+	var sops []string
+	for i, f := range files {
+		meta, _ := dimse.DecodeDataset(f.Data[132:144+int(binary.LittleEndian.Uint32(f.Data[140:144]))], "1.2.840.10008.1.2.1")
+		sop := meta.String(0x00020003)
+		sops = append(sops, sop)
+		res, err := dimse.Store(context.Background(), a, pc, uint16(i+1), ct, sop, bytes.NewReader(f.Data[144+int(binary.LittleEndian.Uint32(f.Data[140:144])):]), "", 0)
+		if err != nil || res.Status != dimse.StatusSuccess {
+			t.Fatalf("store: %+v %v", res, err)
+		}
+	}
+	var req dimse.Dataset
+	req.Set(tagTransactionUID, "UI", "1.2.3.99")
+	var items []dimse.Dataset
+	for _, ref := range [][2]string{{ct, sops[0]}, {ct, sops[1]}, {ct, "1.2.3.404"}, {"1.2.840.10008.5.1.4.1.1.4", sops[0]}} {
+		var it dimse.Dataset
+		it.Set(tagReferencedSOPClass, "UI", ref[0])
+		it.Set(tagReferencedSOPInst, "UI", ref[1])
+		items = append(items, it)
+	}
+	req.SetItems(tagReferencedSOPSeq, items)
+	body, _ := req.Encode("1.2.840.10008.1.2")
+	sc := a.ContextFor(dimse.StorageCommitment, "")
+	if err := a.Send(sc.ID, &dimse.Command{Field: dimse.NActionRQ, MessageID: 10, RequestedSOPClass: dimse.StorageCommitment,
+		RequestedSOPInstance: dimse.StorageCommitmentID, ActionTypeID: dimse.U16(1)}, bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.Recv(context.Background())
+	if err != nil || m.Command.Field != dimse.NActionRSP || m.Command.Status != dimse.StatusSuccess {
+		t.Fatalf("N-ACTION answer: %+v %v", m, err)
+	}
+	ev, err := a.Recv(context.Background())
+	if err != nil || ev.Command.Field != dimse.NEventReportRQ || ev.Command.EventTypeID == nil || *ev.Command.EventTypeID != 2 {
+		t.Fatalf("event report: %+v %v", ev, err)
+	}
+	raw, _ := io.ReadAll(ev.Data)
+	rep, err := dimse.DecodeDataset(raw, "1.2.840.10008.1.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.String(tagTransactionUID) != "1.2.3.99" || len(rep.Find(tagReferencedSOPSeq).Items) != 2 || len(rep.Find(tagFailedSOPSeq).Items) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	failed := rep.Find(tagFailedSOPSeq).Items
+	if r0 := failed[0].Find(tagFailureReason).Value; binary.LittleEndian.Uint16(r0) != failureNoSuchInstance {
+		t.Errorf("failure reason of an unknown instance: % x", r0)
+	}
+	if r1 := failed[1].Find(tagFailureReason).Value; binary.LittleEndian.Uint16(r1) != failureClassConflict {
+		t.Errorf("failure reason of a class conflict: % x", r1)
+	}
+	if err := a.Send(sc.ID, &dimse.Command{Field: dimse.NEventReportRSP, MessageIDBeingAnswered: ev.Command.MessageID,
+		AffectedSOPClass: dimse.StorageCommitment, AffectedSOPInstance: dimse.StorageCommitmentID, EventTypeID: dimse.U16(2)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -192,7 +192,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.dicom = &dicomEdge{cfg: cfg.DICOM, aet: cfg.AETitle, addr: cfg.DICOMAddr, aes: n.aes, ingest: n.ingest,
-		audit: n.audit, log: n.log}
+		commit: &committer{store: n.store, audit: n.audit}, audit: n.audit, log: n.log}
 	return n, nil
 }
 
