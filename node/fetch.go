@@ -135,12 +135,18 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 		}
 		m.StudyKey = string(k)
 	}
+	// Any live grant of the partner's for the study will do: the one that
+	// lasts longest is cited in every block request.
+	g, live := bestGrant(rec.AllGrants(), f.clock.Now())
 	switch {
-	case rec.State == SharedRevoked:
-		return FetchStatus{}, fmt.Errorf("%w: the grant for that study was revoked by %s", exchange.ErrDenied, m.IssuerName)
-	case !f.clock.Now().Before(m.Grant.Grant.Expires):
-		return FetchStatus{}, fmt.Errorf("%w: the grant for that study expired at %s", exchange.ErrDenied, m.Grant.Grant.Expires.UTC().Format(time.RFC3339))
+	case rec.State == SharedRevoked || g == nil:
+		return FetchStatus{}, fmt.Errorf("%w: %s revoked every grant it gave for that study", exchange.ErrDenied, m.IssuerName)
+	case !live && f.clock.Now().Before(g.Grant.NotBefore):
+		return FetchStatus{}, fmt.Errorf("%w: the grant for that study is valid from %s", exchange.ErrDenied, g.Grant.NotBefore.UTC().Format(time.RFC3339))
+	case !live:
+		return FetchStatus{}, fmt.Errorf("%w: the grant for that study expired at %s", exchange.ErrDenied, g.Grant.Expires.UTC().Format(time.RFC3339))
 	}
+	m.Grant = g
 	if err := f.space.bulk(); err != nil {
 		return FetchStatus{}, err
 	}

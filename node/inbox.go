@@ -94,20 +94,50 @@ func (in *inbox) receive(from peer.ID, sealed []byte) error {
 			stale = true // a retry of a delivered manifest, or an old one: keep the newer
 			return prev, false, nil
 		}
-		rec := store.Shared{Manifest: *m, State: SharedAvailable, Received: in.clock.Now().UTC()}
+		var grants []store.SharedGrant
+		if found {
+			grants = append(grants, prev.AllGrants()...)
+		}
+		if m.Kind == wire.KindRevocation {
+			// The revocation ends that grant only: another live grant
+			// for the study keeps the access, the key and what the last
+			// study manifest listed.
+			known := false
+			for i := range grants {
+				if grants[i].Grant.Grant.ID == g.ID {
+					grants[i].Revoked, known = true, true
+				}
+			}
+			if !known {
+				grants = append(grants, store.SharedGrant{Grant: *m.Grant, Revoked: true})
+			}
+			rec := store.Shared{Manifest: *m, State: SharedRevoked, Received: in.clock.Now().UTC(), Grants: grants}
+			if found {
+				rec.Manifest.Instances = prev.Manifest.Instances
+				if anyUnrevoked(grants) {
+					rec.Manifest, rec.Key, rec.State = prev.Manifest, prev.Key, SharedAvailable
+					rec.Manifest.Version = m.Version
+				}
+			}
+			if rec.State == SharedRevoked {
+				rec.Key, rec.Manifest.StudyKey = nil, "" // forget the key once no grant is left
+			}
+			return rec, true, nil
+		}
+		known := false
+		for _, sg := range grants {
+			known = known || sg.Grant.Grant.ID == g.ID
+		}
+		if !known {
+			grants = append(grants, store.SharedGrant{Grant: *m.Grant})
+		}
+		rec := store.Shared{Manifest: *m, State: SharedAvailable, Received: in.clock.Now().UTC(), Grants: grants}
 		if m.StudyKey != "" {
 			w, err := crypto.Encrypt([]byte(m.StudyKey), in.id.Recipient())
 			if err != nil {
 				return rec, false, err
 			}
 			rec.Key, rec.Manifest.StudyKey = w, ""
-		}
-		if m.Kind == wire.KindRevocation {
-			rec.State = SharedRevoked
-			if found {
-				rec.Manifest.Instances = prev.Manifest.Instances
-			}
-			rec.Key, rec.Manifest.StudyKey = nil, "" // forget the key of a revoked grant
 		}
 		return rec, true, nil
 	})
@@ -132,11 +162,17 @@ func (in *inbox) Shared() ([]SharedStudy, error) {
 			Issuer: r.Manifest.Issuer, IssuerName: r.Manifest.IssuerName, Study: r.Manifest.Study,
 			State: r.State, Version: r.Manifest.Version, Instances: len(r.Manifest.Instances), Received: r.Received,
 		}
-		if r.Manifest.Grant != nil {
-			s.GrantID = r.Manifest.Grant.Grant.ID
-			s.Expires = r.Manifest.Grant.Grant.Expires
-			if s.State == SharedAvailable && !in.clock.Now().Before(s.Expires) {
+		// The state is that of the best grant: available while any grant
+		// is live (its expiry the latest), expired when every unrevoked
+		// one has run out, revoked when all were revoked.
+		if g, live := bestGrant(r.AllGrants(), in.clock.Now()); g != nil {
+			s.GrantID, s.Expires = g.Grant.ID, g.Grant.Expires
+			switch {
+			case r.State == SharedRevoked:
+			case !live:
 				s.State = SharedExpired
+			default:
+				s.State = SharedAvailable
 			}
 		}
 		for _, i := range r.Manifest.Instances {
@@ -152,3 +188,42 @@ func (in *inbox) Shared() ([]SharedStudy, error) {
 
 // ErrNotShared is returned when no partner shared the study with us.
 var ErrNotShared = errors.New("no partner facility has shared that study with this facility")
+
+func anyUnrevoked(gs []store.SharedGrant) bool {
+	for _, g := range gs {
+		if !g.Revoked {
+			return true
+		}
+	}
+	return false
+}
+
+// bestGrant picks the grant a fetch uses: among the unrevoked ones, a
+// live one (not before its not-before, before its expiry) with the latest
+// expiry; if none is live, the unrevoked one that expired last (live is
+// false); if all were revoked, the newest (live false).
+func bestGrant(gs []store.SharedGrant, now time.Time) (*consent.SignedGrant, bool) {
+	var best, lastExpired *consent.SignedGrant
+	for i := range gs {
+		g := &gs[i].Grant
+		if gs[i].Revoked {
+			continue
+		}
+		if !now.Before(g.Grant.NotBefore) && now.Before(g.Grant.Expires) {
+			if best == nil || g.Grant.Expires.After(best.Grant.Expires) {
+				best = g
+			}
+		} else if lastExpired == nil || g.Grant.Expires.After(lastExpired.Grant.Expires) {
+			lastExpired = g
+		}
+	}
+	switch {
+	case best != nil:
+		return best, true
+	case lastExpired != nil:
+		return lastExpired, false
+	case len(gs) > 0:
+		return &gs[len(gs)-1].Grant, false
+	}
+	return nil, false
+}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/consent"
 	"slices"
 	"strings"
 	"time"
@@ -49,12 +51,33 @@ type Peer struct {
 }
 
 // Shared is what a grantee keeps of the latest manifest a partner sent it
-// for a study.
+// for a study, and of every grant the partner gave it for the study.
 type Shared struct {
 	Manifest wire.Manifest `json:"manifest"`
 	Key      []byte        `json:"key,omitempty"` // the manifest's study key, age-encrypted to this node
-	State    string        `json:"state"`         // wire.SharedAvailable or SharedRevoked
+	State    string        `json:"state"`         // wire.SharedAvailable or SharedRevoked (every grant revoked)
 	Received time.Time     `json:"received"`
+	// Grants are the grants the partner gave us for the study, as its
+	// manifests carried them, with their revocations: access lasts while
+	// any of them is live (a shorter second grant does not end a longer
+	// first one). Records written before the field existed hold only
+	// Manifest.Grant (see AllGrants).
+	Grants []SharedGrant `json:"grants,omitempty"`
+}
+
+// SharedGrant is one grant a partner gave us for a study.
+type SharedGrant struct {
+	Grant   consent.SignedGrant `json:"grant"`
+	Revoked bool                `json:"revoked,omitempty"`
+}
+
+// AllGrants returns the record's grants, also for a record written before
+// Grants existed.
+func (r *Shared) AllGrants() []SharedGrant {
+	if len(r.Grants) == 0 && r.Manifest.Grant != nil {
+		return []SharedGrant{{Grant: *r.Manifest.Grant, Revoked: r.State == api.SharedRevoked}}
+	}
+	return r.Grants
 }
 
 // OutboxItem is a sealed manifest waiting for delivery. Items stay in the

@@ -1,0 +1,64 @@
+package node
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A shorter second grant does not lock the grantee out while a longer one
+// is live (issue 6, item 1): the grantee keeps every grant it was given
+// for a study, uses any live one, and `shared` shows the state from all of
+// them; revoking one grant leaves the others' access.
+func TestEveryLiveGrantCounts(t *testing.T) {
+	clk := &testClock{}
+	a := newNode(t, "Alpha", nodeSetup{clock: clk})
+	b := newNode(t, "Bravo", nodeSetup{clock: clk})
+	link(t, a, b)
+	study, _ := importCT(t, a, 41, 3)
+	ctx := context.Background()
+
+	long, err := a.Grant(ctx, GrantRequest{To: "Bravo", Study: study, Expires: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitShared(t, b, a, study, SharedAvailable, 1, 20*time.Second)
+	if _, err := a.Grant(ctx, GrantRequest{To: "Bravo", Study: study, Expires: 15 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	waitShared(t, b, a, study, SharedAvailable, 2, 20*time.Second)
+	clk.Advance(20 * time.Second)
+
+	s, _ := sharedStudy(t, b, a, study)
+	if s.State != SharedAvailable || s.GrantID != long.Grant.ID || !s.Expires.Equal(long.Grant.Expires) {
+		t.Fatalf("after the short grant expired: %s, grant %s until %s; want available under the 24h grant", s.State, s.GrantID, s.Expires)
+	}
+	if st := fetchWait(t, b, study, 30*time.Second); st.State != FetchDone {
+		t.Fatalf("fetch under the long grant: %+v", st)
+	}
+
+	// A third grant, then the first is revoked: the third keeps the access.
+	third, err := a.Grant(ctx, GrantRequest{To: "Bravo", Study: study, Expires: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitShared(t, b, a, study, SharedAvailable, 3, 20*time.Second)
+	if _, err := a.Revoke(long.Grant.ID, "", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	s = waitShared(t, b, a, study, SharedAvailable, 4, 20*time.Second)
+	if s.GrantID != third.Grant.ID {
+		t.Fatalf("after revoking the first grant: grant %s, want the third", s.GrantID)
+	}
+	if _, err := b.StartFetch(ctx, FetchRequest{Study: study, Actor: "admin"}); err != nil {
+		t.Fatalf("fetch after one of two live grants was revoked: %v", err)
+	}
+	// The last live one revoked: only the expired one is left.
+	if _, err := a.Revoke(third.Grant.ID, "", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	waitShared(t, b, a, study, SharedExpired, 5, 20*time.Second)
+	if _, err := b.StartFetch(ctx, FetchRequest{Study: study, Actor: "admin"}); err == nil {
+		t.Fatal("fetch allowed with no live grant left")
+	}
+}
