@@ -62,3 +62,33 @@ func TestEveryLiveGrantCounts(t *testing.T) {
 		t.Fatal("fetch allowed with no live grant left")
 	}
 }
+
+// Images added to a granted study reach the partner (issue 6, item 2): a
+// new manifest version lists them, the partner's `shared` shows the new
+// count and not fetched, and a fetch gets the rest.
+func TestGrantedStudyGrows(t *testing.T) {
+	a, b := newNode(t, "Alpha"), newNode(t, "Bravo")
+	link(t, a, b)
+	study, files := ctStudy(t, 42, 8, "")
+	importFiles(t, a, files[:3])
+	grant(t, a, b, study)
+	waitShared(t, b, a, study, SharedAvailable, 1, 20*time.Second)
+	if st := fetchWait(t, b, study, 30*time.Second); st.State != FetchDone {
+		t.Fatalf("first fetch: %+v", st)
+	}
+	importFiles(t, a, files[3:])
+	s := waitShared(t, b, a, study, SharedAvailable, 2, 20*time.Second)
+	if s.Instances != 8 || s.Fetched {
+		t.Fatalf("after 5 more instances: %d instances, fetched %v; want 8, not fetched", s.Instances, s.Fetched)
+	}
+	if st := fetchWait(t, b, study, 30*time.Second); st.State != FetchDone || st.Instances != 8 {
+		t.Fatalf("second fetch: %+v", st)
+	}
+	insts, _ := b.Instances(study)
+	if len(insts) != 8 {
+		t.Fatalf("Bravo holds %d instances, want 8", len(insts))
+	}
+	if s, _ := sharedStudy(t, b, a, study); !s.Fetched {
+		t.Fatal("not listed as fetched after the second fetch")
+	}
+}

@@ -56,9 +56,10 @@ type ingester struct {
 	keys    *keyring
 	clock   clock.Clock
 	maxSize int64
-	buffer  int           // per-instance buffer: dicomio's window, and the ciphertext held before it is written
-	slots   chan struct{} // server-wide bound on concurrent ingests
-	space   *space        // refuses an ingest when the disk is nearly full
+	buffer  int                // per-instance buffer: dicomio's window, and the ciphertext held before it is written
+	slots   chan struct{}      // server-wide bound on concurrent ingests
+	stored  func(study string) // told after an instance is committed (sharing re-issues granted studies' manifests)
+	space   *space             // refuses an ingest when the disk is nearly full
 }
 
 func newIngester(s *store.Store, k *keyring, c clock.Clock, cfg ArchiveConfig) *ingester {
@@ -125,6 +126,9 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 		res.Warnings = append(res.Warnings, why.Error())
 	case why != nil:
 		res.Error = why.Error()
+	}
+	if res.Outcome == OutcomeStored && g.stored != nil {
+		g.stored(res.Study)
 	}
 	return res
 }

@@ -172,7 +172,9 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		wake: make(chan struct{}, 1), timeout: 30 * time.Second, redial: redial}
 	n.partners.added = n.outbox.kick
 	n.sharing = &sharing{store: n.store, ledger: n.ledger, partners: n.partners, keys: n.keyring, outbox: n.outbox,
-		audit: n.audit, clock: n.clock, id: n.keys.id, self: n.host.ID(), name: cfg.Name, ttl: cfg.Exchange}
+		audit: n.audit, clock: n.clock, id: n.keys.id, self: n.host.ID(), name: cfg.Name, ttl: cfg.Exchange,
+		log: n.log, wake: make(chan struct{}, 1)}
+	n.ingest.stored = n.sharing.studyChanged
 	// Each partner's requests are rate-limited in front of the rooms that
 	// answer them: manifests (pulls and pushes share a bucket) and blocks.
 	manifestLim := newPeerLimiter(n.clock, cfg.Exchange.PeerRequestRate, cfg.Exchange.PeerRequestBurst)
@@ -254,10 +256,14 @@ func (n *Node) Start() error {
 			return err
 		}
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go func() {
 		defer n.wg.Done()
 		n.audit.Run(n.ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.sharing.Run(n.ctx)
 	}()
 	go func() {
 		defer n.wg.Done()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -50,6 +52,97 @@ type sharing struct {
 	self     peer.ID
 	name     string
 	ttl      ExchangeConfig
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	dirty map[string]time.Time // granted studies that gained instances: study → last change
+	wake  chan struct{}
+}
+
+// studyGrown quiet period: a modality sends a series instance by
+// instance; the partner gets one new manifest version once they stop.
+const studyGrownQuiet = 2 * time.Second
+
+// studyChanged notes that a study gained an instance. Granted studies get
+// a new manifest version (with every instance) for each partner holding a
+// live grant, once no instance arrived for studyGrownQuiet.
+func (s *sharing) studyChanged(study string) {
+	s.mu.Lock()
+	if s.dirty == nil {
+		s.dirty = map[string]time.Time{}
+	}
+	s.dirty[study] = s.clock.Now()
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run re-issues the manifests of granted studies that gained instances.
+// It starts with the granted studies that changed after their grant: a
+// change noted just before a restart is not lost (a partner may get a
+// version with nothing new).
+func (s *sharing) Run(ctx context.Context) {
+	for _, st := range s.ledger.Grants() {
+		if st.State != consent.StateActive {
+			continue
+		}
+		for _, study := range st.Grant.Studies {
+			if sr, ok, err := s.store.Study(study); err == nil && ok && sr.Updated.After(st.Grant.Created) {
+				s.studyChanged(study)
+			}
+		}
+	}
+	for {
+		t := s.clock.NewTimer(studyGrownQuiet / 2)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.wake:
+			t.Stop()
+		case <-t.C():
+		}
+		s.reissueQuiet()
+	}
+}
+
+func (s *sharing) reissueQuiet() {
+	now := s.clock.Now()
+	var due []string
+	s.mu.Lock()
+	for study, at := range s.dirty {
+		if now.Sub(at) >= studyGrownQuiet {
+			due = append(due, study)
+			delete(s.dirty, study)
+		}
+	}
+	s.mu.Unlock()
+	for _, study := range due {
+		if err := s.reissue(study); err != nil {
+			s.log.Warn("re-issue the manifests of a granted study", "err", err)
+		}
+	}
+}
+
+// reissue queues a new version of study's manifest for every partner
+// holding a live grant for it, under its newest live grant.
+func (s *sharing) reissue(study string) error {
+	sr, ok, err := s.store.Study(study)
+	if err != nil || !ok || sr.Origin != "" {
+		return err
+	}
+	for _, p := range s.partners.List() {
+		live := s.liveGrants(p.ID, study)
+		if len(live) == 0 {
+			continue
+		}
+		if err := s.issueStudyManifest(p, sr, &live[len(live)-1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Grant gives a partner access to a study held here: the grant is signed
