@@ -167,7 +167,7 @@ type ImportResult struct {
 	StudyUID       string   `json:"study_uid,omitempty"`        // when the file got that far
 	Size           int64    `json:"size,omitempty"`             // bytes stored (stored, duplicate)
 	SHA256         string   `json:"sha256,omitempty"`           // hex SHA-256 of the instance as stored
-	Code           string   `json:"code,omitempty"`             // a rejection's reason code, e.g. missing-attribute or too-large; insufficient-storage for a failure for lack of disk space
+	Code           string   `json:"code,omitempty"`             // a rejection's reason code, e.g. missing-attribute, too-large or partner-copy; insufficient-storage for a failure for lack of disk space
 	Error          string   `json:"error,omitempty"`            // why it was not stored, for people
 	Warnings       []string `json:"warnings,omitempty"`         // what was accepted but is worth knowing
 }

@@ -135,6 +135,13 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 		}
 		m.StudyKey = string(k)
 	}
+	// A study held here under the same UID, as this facility's own or as
+	// another partner's copy, is not mixed with this one.
+	if sr, ok, err := f.store.Study(m.Study.UID); err != nil {
+		return FetchStatus{}, err
+	} else if ok && sr.Origin != m.Issuer {
+		return FetchStatus{}, &otherOriginError{partner: sr.OriginName}
+	}
 	// Any live grant of the partner's for the study will do: the one that
 	// lasts longest is cited in every block request.
 	g, live := bestGrant(rec.AllGrants(), f.clock.Now())

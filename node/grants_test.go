@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pacsnet/pacsnet/api"
 )
 
 // A shorter second grant does not lock the grantee out while a longer one
@@ -90,5 +93,43 @@ func TestGrantedStudyGrows(t *testing.T) {
 	}
 	if s, _ := sharedStudy(t, b, a, study); !s.Fetched {
 		t.Fatal("not listed as fetched after the second fetch")
+	}
+}
+
+// A local import never merges into a study fetched from a partner, nor a
+// fetch into a study of this facility's own (issue 6, item 4): each is
+// refused with a message saying why, and nothing already held changes.
+func TestOwnAndPartnersStudiesStayApart(t *testing.T) {
+	a, b := newNode(t, "Alpha"), newNode(t, "Bravo")
+	link(t, a, b)
+	study, files := ctStudy(t, 43, 4, "")
+	importFiles(t, a, files[:3])
+	grant(t, a, b, study)
+	waitShared(t, b, a, study, SharedAvailable, 1, 20*time.Second)
+	if st := fetchWait(t, b, study, 30*time.Second); st.State != FetchDone {
+		t.Fatalf("fetch: %+v", st)
+	}
+	r := b.Import(context.Background(), files[3].Data)
+	if r.Outcome != OutcomeRejected || r.Code != "partner-copy" || !strings.Contains(r.Error, "copy fetched from Alpha") {
+		t.Fatalf("import into a partner's copy: %+v", r)
+	}
+	if insts, _ := b.Instances(study); len(insts) != 3 {
+		t.Fatalf("the partner's copy has %d instances, want its 3", len(insts))
+	}
+
+	// The other way: Bravo holds a study of its own, which Alpha (holding
+	// the same UID) then shares.
+	own, ownFiles := ctStudy(t, 44, 2, "")
+	importFiles(t, b, ownFiles)
+	importFiles(t, a, ownFiles)
+	grant(t, a, b, own)
+	waitShared(t, b, a, own, SharedAvailable, 1, 20*time.Second)
+	_, err := b.StartFetch(context.Background(), FetchRequest{Study: own, Actor: "admin"})
+	if err == nil || !strings.Contains(err.Error(), "this facility's own") || errorCode(err) != api.CodeConflict {
+		t.Fatalf("fetch into a study of our own: %v", err)
+	}
+	st, _, _ := b.store.Study(own)
+	if st.Origin != "" {
+		t.Fatalf("our own study now says it came from %s", st.OriginName)
 	}
 }

@@ -149,7 +149,7 @@ func errorCode(err error) api.Code {
 		return api.CodeConflict
 	case errors.Is(err, wire.ErrBadInvite), errors.Is(err, consent.ErrInvalidRequest), errors.As(err, &bre), errors.As(err, &ee):
 		return api.CodeBadRequest
-	case errors.Is(err, errIncomplete):
+	case errors.Is(err, errIncomplete), errors.As(err, new(*otherOriginError)):
 		return api.CodeConflict
 	case errors.As(err, new(*unavailableError)):
 		return api.CodeUnavailable

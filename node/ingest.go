@@ -163,6 +163,10 @@ func (s *ingestSink) Attributes(inst *dicomio.Instance) error {
 		return nil
 	}
 	sk, err := s.g.keys.Ensure(studyOf(inst), "", "", "")
+	var other *otherOriginError
+	if errors.As(err, &other) {
+		return err // the input's problem here, not ours: a rejection
+	}
 	if err != nil {
 		return s.fail(err)
 	}
@@ -319,6 +323,11 @@ func failed(err error) ImportResult {
 
 func rejected(err error) ImportResult {
 	r := ImportResult{Outcome: OutcomeRejected, Error: err.Error()}
+	var oe *otherOriginError
+	if errors.As(err, &oe) {
+		r.Code, r.Error = "partner-copy", oe.Error()
+		return r
+	}
 	var de *dicomio.Error
 	if errors.As(err, &de) {
 		r.Code = strings.ToLower(strings.ReplaceAll(de.Code.String(), " ", "-")) // "missing attribute" → "missing-attribute"

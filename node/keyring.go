@@ -24,8 +24,23 @@ type keyring struct {
 	id    *crypto.Identity
 	clock clock.Clock
 
-	mu    sync.Mutex
-	cache map[string]*crypto.StudyKey
+	mu     sync.Mutex
+	cache  map[string]*crypto.StudyKey
+	origin map[string]peer.ID // of the cached keys' studies: "" for this facility's own
+}
+
+// otherOriginError refuses to mix a facility's own instances with a
+// partner's copy of a study with the same Study Instance UID (or two
+// partners' copies): each stays whole and attributable.
+type otherOriginError struct {
+	partner string // the copy's holder, or "" when the study is this facility's own
+}
+
+func (e *otherOriginError) Error() string {
+	if e.partner == "" {
+		return "a study with this Study Instance UID is held here as this facility's own; a partner's copy of it cannot be mixed in"
+	}
+	return fmt.Sprintf("this study is held here as a copy fetched from %s; instances cannot be added to a partner's copy (ask %s to add them, or store them under a new Study Instance UID)", e.partner, e.partner)
 }
 
 // maxCachedKeys bounds the plaintext study-key cache; past it the cache is
@@ -33,7 +48,12 @@ type keyring struct {
 const maxCachedKeys = 1024
 
 func newKeyring(s *store.Store, id *crypto.Identity, c clock.Clock) *keyring {
-	return &keyring{store: s, id: id, clock: c, cache: map[string]*crypto.StudyKey{}}
+	return &keyring{store: s, id: id, clock: c, cache: map[string]*crypto.StudyKey{}, origin: map[string]peer.ID{}}
+}
+
+func (k *keyring) otherOrigin(study string) error {
+	sr, _, _ := k.store.Study(study)
+	return &otherOriginError{partner: sr.OriginName}
 }
 
 // Key returns a held study's key.
@@ -64,8 +84,10 @@ func (k *keyring) unwrapLocked(sr store.Study) (*crypto.StudyKey, error) {
 	}
 	if len(k.cache) >= maxCachedKeys {
 		clear(k.cache)
+		clear(k.origin)
 	}
 	k.cache[sr.UID] = sk
+	k.origin[sr.UID] = sr.Origin
 	return sk, nil
 }
 
@@ -76,11 +98,17 @@ func (k *keyring) Ensure(info wire.Study, origin peer.ID, originName, given stri
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if sk, ok := k.cache[info.UID]; ok {
+		if o := k.origin[info.UID]; o != origin {
+			return nil, k.otherOrigin(info.UID)
+		}
 		return sk, nil
 	}
 	if sr, ok, err := k.store.Study(info.UID); err != nil {
 		return nil, fmt.Errorf("read study: %w", err)
 	} else if ok {
+		if sr.Origin != origin {
+			return nil, &otherOriginError{partner: sr.OriginName}
+		}
 		return k.unwrapLocked(sr)
 	}
 	var sk *crypto.StudyKey
@@ -105,11 +133,16 @@ func (k *keyring) Ensure(info wire.Study, origin peer.ID, originName, given stri
 		return nil, fmt.Errorf("store study: %w", err)
 	}
 	if found { // another process path created it first: use its key
+		if stored.Origin != origin {
+			return nil, &otherOriginError{partner: stored.OriginName}
+		}
 		return k.unwrapLocked(stored)
 	}
 	if len(k.cache) >= maxCachedKeys {
 		clear(k.cache)
+		clear(k.origin)
 	}
 	k.cache[info.UID] = sk
+	k.origin[info.UID] = origin
 	return sk, nil
 }
