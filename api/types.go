@@ -261,19 +261,21 @@ const (
 
 // FetchJob is one fetch and its progress.
 type FetchJob struct {
-	FetchID       string     `json:"fetch_id"`          // to ask for its progress
-	StudyUID      string     `json:"study_uid"`         // the study fetched
-	Holder        PartnerRef `json:"holder"`            // the partner fetched from
-	State         string     `json:"state"`             // Fetch* constants
-	Instances     int        `json:"instances"`         // instances the manifest lists
-	InstancesDone int        `json:"instances_done"`    // of which are verified and stored here
-	Bytes         int64      `json:"bytes"`             // ciphertext bytes of all the study's blocks
-	BytesDone     int64      `json:"bytes_done"`        // of which are stored here (received now or before)
-	BytesResumed  int64      `json:"bytes_resumed"`     // of which were already held when the fetch started
-	Attempts      int        `json:"attempts"`          // connection attempts to the holder
-	Started       time.Time  `json:"started"`           // when the fetch started
-	Finished      time.Time  `json:"finished,omitzero"` // when it ended (done or failed)
-	Error         string     `json:"error,omitempty"`   // why it failed
+	FetchID       string     `json:"fetch_id"`              // to ask for its progress
+	StudyUID      string     `json:"study_uid"`             // the study fetched
+	Holder        PartnerRef `json:"holder"`                // the partner fetched from
+	State         string     `json:"state"`                 // Fetch* constants
+	Instances     int        `json:"instances"`             // instances the manifest lists
+	InstancesDone int        `json:"instances_done"`        // of which are verified and stored here
+	Bytes         int64      `json:"bytes"`                 // ciphertext bytes of all the study's blocks
+	BytesDone     int64      `json:"bytes_done"`            // of which are stored here (received now or before)
+	BytesResumed  int64      `json:"bytes_resumed"`         // of which were already held when the fetch started
+	Attempts      int        `json:"attempts"`              // connection attempts to the holder
+	NextAttempt   time.Time  `json:"next_attempt,omitzero"` // waiting: when the holder is tried next
+	GiveUpAt      time.Time  `json:"give_up_at,omitzero"`   // waiting: when the fetch fails unless the holder answers (exchange.fetch_retry_for)
+	Started       time.Time  `json:"started"`               // when the fetch started
+	Finished      time.Time  `json:"finished,omitzero"`     // when it ended (done or failed)
+	Error         string     `json:"error,omitempty"`       // why it failed, or (waiting) why the holder is being retried: a sentence
 }
 
 // Manifest kinds: the values of OutboxItem.Kind.

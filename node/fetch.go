@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -43,6 +44,8 @@ type FetchStatus struct {
 	BytesDone     int64 // of which are stored here (received now or before)
 	BytesResumed  int64
 	Attempts      int
+	NextAttempt   time.Time // while waiting for an unreachable holder: the next try
+	GiveUpAt      time.Time // while waiting: when the fetch fails unless the holder answers
 	Started       time.Time
 	Finished      time.Time
 	Error         string
@@ -76,6 +79,7 @@ type fetcher struct {
 	redial   func(peer.ID)
 	ctx      context.Context
 	space    *space // refuses a fetch, and stops one, when the disk is nearly full
+	log      *slog.Logger
 
 	mu   sync.Mutex
 	jobs map[string]*fetchJob
@@ -178,8 +182,10 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 		err := f.run(f.ctx, j, m)
 		j.update(func(s *FetchStatus) {
 			s.Finished = f.clock.Now().UTC()
+			s.NextAttempt, s.GiveUpAt = time.Time{}, time.Time{}
 			if err != nil {
-				s.State, s.Error = FetchFailed, err.Error()
+				f.log.Warn("fetch failed", "peer", m.Issuer, "reason", fetchFailReason(err), "err", err)
+				s.State, s.Error = FetchFailed, fetchSentence(err, m.IssuerName)
 			} else {
 				s.State = FetchDone
 			}
@@ -284,7 +290,7 @@ func (f *fetcher) sharedFor(ctx context.Context, req FetchRequest) (store.Shared
 	// Pull: ask the named partner for the manifest.
 	sealed, err := f.ex.PullManifest(ctx, from, req.Study)
 	if err != nil {
-		err = fmt.Errorf("ask %s for the study: %w", req.From, err)
+		err = &sentenceError{msg: "ask " + req.From + " for the study: " + fetchSentence(err, req.From), err: err}
 		var re *exchange.RemoteError
 		if !errors.As(err, &re) && !permanent(err) {
 			return store.Shared{}, &unavailableError{err}
@@ -457,7 +463,11 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest) error {
 		if f.clock.Now().Sub(lastProgress) > f.retryFor {
 			return fmt.Errorf("%w for %s (%d blocks still missing; start the fetch again to resume): %w", errHolderUnreachable, f.retryFor, len(want), err)
 		}
-		j.update(func(s *FetchStatus) { s.State = FetchWaiting; s.Error = err.Error() })
+		f.log.Info("fetch waiting for the holder", "peer", m.Issuer, "attempt", j.status().Attempts, "err", err)
+		j.update(func(s *FetchStatus) {
+			s.State, s.Error = FetchWaiting, fetchSentence(err, m.IssuerName)
+			s.NextAttempt, s.GiveUpAt = f.clock.Now().Add(backoff).UTC(), lastProgress.Add(f.retryFor).UTC()
+		})
 		t := f.clock.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

@@ -133,3 +133,32 @@ func TestOwnAndPartnersStudiesStayApart(t *testing.T) {
 		t.Fatalf("our own study now says it came from %s", st.OriginName)
 	}
 }
+
+// A fetch from a holder that is down says what it is doing (issue 6, item
+// 3): waiting, the attempt, the next try and when it gives up, in a
+// sentence; then it fails after exchange.fetch_retry_for, saying so.
+func TestFetchFromADownHolderSaysWhatItDoes(t *testing.T) {
+	a, b := newNode(t, "Alpha"), newNode(t, "Bravo")
+	link(t, a, b)
+	study, _ := importCT(t, a, 45, 2)
+	grant(t, a, b, study)
+	waitShared(t, b, a, study, SharedAvailable, 1, 20*time.Second)
+	a.stop()
+	st, err := b.StartFetch(context.Background(), FetchRequest{Study: study, Actor: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waiting FetchStatus
+	waitFor(t, 10*time.Second, "the fetch to wait for the holder", func() bool {
+		waiting, _ = b.FetchStatus(st.ID)
+		return waiting.State == FetchWaiting || waiting.State == FetchFailed
+	})
+	if waiting.State != FetchWaiting || waiting.Attempts < 1 || waiting.NextAttempt.IsZero() || waiting.GiveUpAt.IsZero() ||
+		!strings.Contains(waiting.Error, "Alpha") || strings.Contains(waiting.Error, "peer refused") {
+		t.Fatalf("while waiting: %+v", waiting)
+	}
+	done := waitFetch(t, b, st.ID, 30*time.Second)
+	if done.State != FetchFailed || !strings.Contains(done.Error, "Alpha could not be reached for 2s") {
+		t.Fatalf("after fetch_retry_for: %q", done.Error)
+	}
+}

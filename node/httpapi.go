@@ -702,7 +702,8 @@ func apiRevocation(rv *consent.SignedRevocation) (api.Revocation, error) {
 func (nm namer) fetch(st FetchStatus) api.FetchJob {
 	return api.FetchJob{FetchID: st.ID, StudyUID: st.Study, Holder: nm.ref(st.Issuer, st.IssuerName), State: st.State,
 		Instances: st.Instances, InstancesDone: st.InstancesDone, Bytes: st.Bytes, BytesDone: st.BytesDone,
-		BytesResumed: st.BytesResumed, Attempts: st.Attempts, Started: st.Started, Finished: st.Finished, Error: st.Error}
+		BytesResumed: st.BytesResumed, Attempts: st.Attempts, NextAttempt: st.NextAttempt, GiveUpAt: st.GiveUpAt,
+		Started: st.Started, Finished: st.Finished, Error: st.Error}
 }
 
 // checkUIDParams applies the one UID rule (internal/uid) to a request's

@@ -189,7 +189,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.outbox.push = n.ex
 	n.fetcher = &fetcher{store: n.store, keys: n.keyring, ex: n.ex, inbox: n.inbox, partners: n.partners, audit: n.audit,
 		clock: n.clock, id: n.keys.id, retryFor: cfg.Exchange.FetchRetryFor.Duration, redial: redial, ctx: n.ctx,
-		jobs: map[string]*fetchJob{}, space: n.space}
+		jobs: map[string]*fetchJob{}, space: n.space, log: n.log}
 	if n.aes, err = newAERegistry(n.store, cfg.DICOM.AEs, n.audit, n.clock); err != nil {
 		return nil, err
 	}

@@ -423,7 +423,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("a partner without a grant is refused and audited", func(t *testing.T) {
 		_, err := northgate.Run("fetch", "--study", syn.StudyUID, "--from", "St Mary", "--no-progress")
-		if exitCode(err) != 1 || !strings.Contains(err.Error(), "denied") {
+		if exitCode(err) != 1 || !strings.Contains(err.Error(), "refused the transfer") {
 			t.Fatalf("Northgate's fetch: %v, want a refusal", err)
 		}
 		ng := peerID(t, northgate)
@@ -494,7 +494,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		mustRun(t, stMary, "revoke", g2.GrantID, "--reason", "sent-in-error")
 		err := <-done
-		if exitCode(err) != 1 || !strings.Contains(err.Error(), "denied") {
+		if exitCode(err) != 1 || !strings.Contains(err.Error(), "refused the transfer") {
 			t.Fatalf("fetch after revocation: %v, want refused", err)
 		}
 		rv := peerID(t, riverside)

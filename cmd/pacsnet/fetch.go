@@ -58,15 +58,24 @@ grant).`,
 					progressbar.OptionFullWidth(),
 				)
 			}
+			lastAttempt := 0
 			for {
+				waiting := ""
+				if st.State == api.FetchWaiting {
+					waiting = waitingText(st, time.Now())
+				}
 				if bar != nil {
 					desc := fmt.Sprintf("%s: %d/%d instances verified", partnerName(st.Holder), st.InstancesDone, st.Instances)
-					if st.State == api.FetchWaiting {
-						desc += " (holder unreachable, retrying)"
+					if waiting != "" {
+						desc += " — " + waiting
 					}
 					bar.Describe(desc)
 					bar.Set64(st.BytesDone)
+				} else if waiting != "" && st.Attempts != lastAttempt && !g.json {
+					// No bar (not a terminal): one line per attempt.
+					fmt.Fprintln(os.Stderr, "pacsnet: "+waiting)
 				}
+				lastAttempt = st.Attempts
 				if st.State == api.FetchDone || st.State == api.FetchFailed {
 					break
 				}
@@ -198,4 +207,13 @@ many of how many instances the folder holds.`,
 	required(c, "study", "out")
 	addJSON(c, g)
 	return c
+}
+
+// waitingText says what a fetch waiting for its holder is doing: why,
+// which attempt, when the next one is, when it gives up.
+func waitingText(st api.FetchJob, now time.Time) string {
+	next := st.NextAttempt.Sub(now).Round(time.Second)
+	give := st.GiveUpAt.Sub(now).Round(time.Second)
+	return fmt.Sprintf("waiting: %s; attempt %d, next try in %s, giving up in %s (exchange.fetch_retry_for)",
+		printable(st.Error), st.Attempts, max(next, 0), max(give, 0))
 }

@@ -138,7 +138,8 @@ func TestJSONOutputs(t *testing.T) {
 			return want(len(audit) > 0 && audit[0].Seq == 1 && granted, audit)
 		}},
 		{"audit --verify", stMary, args("audit", "--verify"), &verify, func() string {
-			return want(verify.OK && verify.Entries == uint64(len(audit)) && len(verify.Head) == 64, verify)
+			// The revocation's delivery may add an entry in between.
+			return want(verify.OK && verify.Entries >= uint64(len(audit)) && len(verify.Head) == 64, verify)
 		}},
 		{"peer add", stMary, func() []string {
 			mustJSON(t, riverside, &riverInv, "invite")
