@@ -70,8 +70,8 @@ func (c *Client) AddPartner(ctx context.Context, invite string) (Partner, error)
 
 // RemovePartner is DELETE /api/v1/peers/{peer}; peer is a peer ID or a
 // name.
-func (c *Client) RemovePartner(ctx context.Context, peer string) (Partner, error) {
-	var out Partner
+func (c *Client) RemovePartner(ctx context.Context, peer string) (PartnerRemoved, error) {
+	var out PartnerRemoved
 	_, err := c.call(ctx, http.MethodDelete, pathPeer, []string{peer}, nil, &out)
 	return out, err
 }

@@ -118,10 +118,10 @@ var Routes = []Route{
 	},
 	{
 		Name: "RemovePartner", Method: http.MethodDelete, Path: pathPeer,
-		Response: Partner{},
+		Response: PartnerRemoved{},
 		Errors:   []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal, CodeInsufficientStorage},
-		Summary:  "End a partnership: its grants are revoked, queued manifests dropped, connections closed.",
-		Doc:      "Answers the partner removed. A name that several partners share is bad-request: name the peer ID.",
+		Summary:  "End a partnership: its live grants are revoked and the revocations sent to it (bounded wait), then queued manifests are dropped, connections closed, and what it shared with this facility is forgotten.",
+		Doc:      "Answers the partner removed with how many revocations it received in time (exchange.farewell_timeout). A name that several partners share is bad-request: name the peer ID.",
 	},
 	{
 		Name: "ImportFile", Method: http.MethodPost, Path: pathInstances,

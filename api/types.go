@@ -226,6 +226,16 @@ type GrantRequest struct {
 	GranteeUser string `json:"grantee_user,omitempty"` // a named user at the grantee
 }
 
+// PartnerRemoved answers the removal of a partner: before it was cut off,
+// the revocations of its live grants were sent to it, with a bounded wait
+// (exchange.farewell_timeout).
+type PartnerRemoved struct {
+	Partner
+	RevokedGrants int `json:"revoked_grants"` // live grants revoked
+	Delivered     int `json:"delivered"`      // manifests (the revocations, and any still queued) it received before the cut
+	Undelivered   int `json:"undelivered"`    // manifests it did not receive in time: it learns of those revocations at its next request, which is refused
+}
+
 // RevokeRequest says why a grant is revoked. The body is optional.
 type RevokeRequest struct {
 	Reason string `json:"reason,omitempty"` // one of RevokeReasons; empty: unspecified

@@ -185,6 +185,10 @@ type ExchangeConfig struct {
 	// fetch resumes). Default 5m.
 	FetchRetryFor Duration `toml:"fetch_retry_for"`
 
+	// FarewellTimeout bounds how long removing a partner waits to deliver
+	// it the revocations of its grants before cutting it off. Default 10s.
+	FarewellTimeout Duration `toml:"farewell_timeout"`
+
 	// PeerRequestRate is how many manifest requests (pulls and pushes) per
 	// second one partner may make, with bursts of PeerRequestBurst; more
 	// are answered "unavailable, retry later" and audited as one
@@ -229,6 +233,7 @@ func DefaultConfig() Config {
 			DefaultGrantTTL: Duration{72 * time.Hour},
 			MaxGrantTTL:     Duration{30 * 24 * time.Hour},
 			FetchRetryFor:   Duration{5 * time.Minute},
+			FarewellTimeout: Duration{10 * time.Second},
 
 			PeerRequestRate: 5, PeerRequestBurst: 50,
 			PeerBlockRate: 20000, PeerBlockBurst: 40000,
@@ -295,6 +300,9 @@ func (c *Config) Validate() error {
 	if c.Exchange.PeerRequestRate <= 0 || c.Exchange.PeerRequestBurst < 1 ||
 		c.Exchange.PeerBlockRate <= 0 || c.Exchange.PeerBlockBurst < 1 {
 		return errors.New("config: exchange.peer_request_rate, peer_block_rate must be positive and their bursts at least 1")
+	}
+	if c.Exchange.FarewellTimeout.Duration < 0 {
+		return errors.New("config: exchange.farewell_timeout must not be negative")
 	}
 	if c.Exchange.FetchRetryFor.Duration < 0 {
 		return errors.New("config: exchange.fetch_retry_for must not be negative")

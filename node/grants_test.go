@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/consent"
 )
 
 // A shorter second grant does not lock the grantee out while a longer one
@@ -160,5 +161,53 @@ func TestFetchFromADownHolderSaysWhatItDoes(t *testing.T) {
 	done := waitFetch(t, b, st.ID, 30*time.Second)
 	if done.State != FetchFailed || !strings.Contains(done.Error, "Alpha could not be reached for 2s") {
 		t.Fatalf("after fetch_retry_for: %q", done.Error)
+	}
+}
+
+// Removing a partner tells it first (issue 6, item 3): its live grants are
+// revoked and the revocations delivered before it is cut off, so its
+// `shared` says revoked; a partner that is down is waited for at most
+// exchange.farewell_timeout. The remover forgets what the removed partner
+// shared with it.
+func TestRemovePartnerTellsItFirst(t *testing.T) {
+	a := newNode(t, "Alpha", nodeSetup{cfg: func(c *Config) { c.Exchange.FarewellTimeout = Duration{time.Second} }})
+	b, c := newNode(t, "Bravo"), newNode(t, "Charlie")
+	link(t, a, b)
+	link(t, a, c)
+	study, _ := importCT(t, a, 46, 2)
+	grant(t, a, b, study)
+	grant(t, a, c, study)
+	waitShared(t, b, a, study, SharedAvailable, 1, 20*time.Second)
+	waitShared(t, c, a, study, SharedAvailable, 1, 20*time.Second)
+
+	res, err := a.sharing.RemovePartner(context.Background(), "Bravo", "admin")
+	if err != nil || res.RevokedGrants != 1 || res.Delivered < 1 || res.Undelivered != 0 {
+		t.Fatalf("remove Bravo: %+v, %v", res, err)
+	}
+	if s, _ := sharedStudy(t, b, a, study); s.State != SharedRevoked {
+		t.Fatalf("Bravo's shared says %s right after the removal, want revoked", s.State)
+	}
+
+	// Charlie is down: the removal waits at most the farewell timeout.
+	c.stop()
+	start := time.Now()
+	res, err = a.sharing.RemovePartner(context.Background(), "Charlie", "admin")
+	if err != nil || res.RevokedGrants != 1 || res.Undelivered < 1 {
+		t.Fatalf("remove Charlie (down): %+v, %v", res, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("removing a partner that is down took %s", d)
+	}
+	e := requireAudit(t, a, consent.Entry{Action: consent.ActPeerRemoved, PeerName: "Charlie"})
+	if !strings.Contains(e.Reason, "undelivered=1") {
+		t.Errorf("removal audit reason %q", e.Reason)
+	}
+
+	// Bravo removes Alpha in turn: what Alpha shared is forgotten.
+	if _, err := b.RemovePeer("Alpha", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if ss, _ := b.Shared(); len(ss) != 0 {
+		t.Fatalf("Bravo still lists %d studies of the partner it removed", len(ss))
 	}
 }

@@ -117,7 +117,8 @@ func (tn *tnode) Revoke(id, reason, actor string) (*consent.SignedRevocation, er
 	return tn.sharing.Revoke(id, reason, actor)
 }
 func (tn *tnode) RemovePeer(idOrName, actor string) (Peer, error) {
-	return tn.sharing.RemovePartner(idOrName, actor)
+	r, err := tn.sharing.RemovePartner(context.Background(), idOrName, actor)
+	return r.Peer, err
 }
 func (tn *tnode) LiveGrants(to, study string) int { return tn.sharing.LiveGrants(to, study) }
 func (tn *tnode) StartFetch(ctx context.Context, req FetchRequest) (FetchStatus, error) {

@@ -245,11 +245,12 @@ func (s *apiServer) addPartner(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *apiServer) removePartner(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.n.sharing.RemovePartner(r.PathValue(api.ParamPeer), actor(r))
+	res, err := s.n.sharing.RemovePartner(r.Context(), r.PathValue(api.ParamPeer), actor(r))
 	if err != nil {
 		return err
 	}
-	return ok(w, apiPartner(p))
+	return ok(w, api.PartnerRemoved{Partner: apiPartner(res.Peer), RevokedGrants: res.RevokedGrants,
+		Delivered: res.Delivered, Undelivered: res.Undelivered})
 }
 
 func (s *apiServer) importFile(w http.ResponseWriter, r *http.Request) error {

@@ -139,3 +139,39 @@ func earliest(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// deliverNow pushes what is queued for p at once, in order, whatever its
+// backoff, until ctx ends or a push fails (removing a partner tells it
+// first). It reports what was delivered and what is still queued for p.
+func (o *outbox) deliverNow(ctx context.Context, p peer.ID) (delivered, pending int) {
+	items, err := o.store.Outbox()
+	if err != nil {
+		o.log.Error("outbox: read queue", "err", err)
+		return 0, 0
+	}
+	failed := false
+	for _, it := range items {
+		if it.Peer != p {
+			continue
+		}
+		if failed || ctx.Err() != nil {
+			pending++
+			continue
+		}
+		if o.redial != nil {
+			o.redial(p)
+		}
+		if err := o.push.PushManifest(ctx, p, it.Sealed); err != nil {
+			o.log.Info("manifest not delivered before the partner was removed", "peer", p, "err", err)
+			failed = true
+			pending++
+			continue
+		}
+		if err := o.store.DeleteOutbox(it.Seq); err != nil {
+			o.log.Error("outbox: remove delivered item", "err", err)
+		}
+		o.audit.Record(consent.Entry{Peer: p, Action: consent.ActManifestSent, Study: it.Study, GrantID: it.GrantID, Reason: it.Kind})
+		delivered++
+	}
+	return delivered, pending
+}

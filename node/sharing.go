@@ -257,26 +257,58 @@ func (s *sharing) Revoke(id, reason, actor string) (*consent.SignedRevocation, e
 	return rv, nil
 }
 
-// RemovePartner ends a partnership: the partner's live grants are revoked,
-// manifests still queued for it are dropped, its connections are closed
-// and the gater refuses it from now on. Audited.
-func (s *sharing) RemovePartner(idOrName, actor string) (Peer, error) {
+// PartnerRemoval is what removing a partner did.
+type PartnerRemoval struct {
+	Peer
+	RevokedGrants, Delivered, Undelivered int
+}
+
+// RemovePartner ends a partnership. The partner is told first: its live
+// grants are revoked and the revocation manifests (with anything still
+// queued for it) are pushed to it at once, waiting at most
+// exchange.farewell_timeout. Then manifests still queued for it are
+// dropped, its connections closed, the gater refuses it, and the
+// manifests it shared with this facility are forgotten (they could never
+// be fetched again). Audited, with the partner's name.
+func (s *sharing) RemovePartner(ctx context.Context, idOrName, actor string) (PartnerRemoval, error) {
 	p, err := s.partners.Resolve(idOrName)
 	if err != nil {
-		return Peer{}, fmt.Errorf("%w: %v", consent.ErrInvalidRequest, err)
+		return PartnerRemoval{}, fmt.Errorf("%w: %v", consent.ErrInvalidRequest, err)
 	}
+	res := PartnerRemoval{Peer: p}
+	var revoked []consent.GrantStatus
 	for _, st := range s.ledger.GrantsFor(p.ID) {
 		if st.State == consent.StateActive || st.State == consent.StatePending {
 			if _, err := s.ledger.Revoke(st.Grant.ID, string(consent.RevokePartnerRemoved), actor); err != nil {
-				return p, fmt.Errorf("revoke grant %s: %w", st.Grant.ID, err)
+				return res, fmt.Errorf("revoke grant %s: %w", st.Grant.ID, err)
+			}
+			revoked = append(revoked, st)
+		}
+	}
+	res.RevokedGrants = len(revoked)
+	for _, st := range revoked {
+		now, _ := s.ledger.Get(st.Grant.ID)
+		for _, study := range st.Grant.Studies {
+			sr, ok, err := s.store.Study(study)
+			if err != nil || !ok {
+				continue
+			}
+			m := Manifest{Kind: wire.KindRevocation, Grant: &now.SignedGrant, Revocation: now.Revocation, Study: sr.Study}
+			if err := s.sealAndQueue(p, m); err != nil {
+				s.log.Warn("revocation manifest for a removed partner not queued", "peer", p.ID, "err", err)
 			}
 		}
 	}
+	wait := s.ttl.FarewellTimeout.Duration
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	res.Delivered, res.Undelivered = s.outbox.deliverNow(fctx, p.ID)
+	cancel()
 	if err := s.partners.forget(p); err != nil {
-		return p, err
+		return res, err
 	}
-	s.audit.Record(consent.Entry{Actor: actor, Peer: p.ID, PeerName: p.Name, Action: consent.ActPeerRemoved})
-	return p, nil
+	s.audit.Record(consent.Entry{Actor: actor, Peer: p.ID, PeerName: p.Name, Action: consent.ActPeerRemoved,
+		Reason: fmt.Sprintf("revoked=%d delivered=%d undelivered=%d", res.RevokedGrants, res.Delivered, res.Undelivered)})
+	return res, nil
 }
 
 func (s *sharing) studyManifest(sr store.Study, g *consent.SignedGrant) (Manifest, error) {

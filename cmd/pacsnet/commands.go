@@ -228,7 +228,16 @@ updates the partner.`,
 			if g.json {
 				return printJSON(p)
 			}
-			fmt.Printf("removed partner %q (%s); its grants are revoked\n", printable(p.Name), p.PeerID)
+			fmt.Printf("removed partner %q (%s)\n", printable(p.Name), p.PeerID)
+			switch {
+			case p.RevokedGrants == 0:
+				fmt.Println("it held no live grant")
+			case p.Undelivered == 0:
+				fmt.Printf("revoked its %d live grant(s) and told it so before cutting it off\n", p.RevokedGrants)
+			default:
+				fmt.Printf("revoked its %d live grant(s); %d manifest(s) did not reach it in time (exchange.farewell_timeout): its next request is refused all the same\n",
+					p.RevokedGrants, p.Undelivered)
+			}
 			return nil
 		},
 	}

@@ -52,7 +52,7 @@ func TestJSONOutputs(t *testing.T) {
 		audit    []api.AuditEntry
 		verify   api.AuditVerify
 		added    api.Partner
-		removed  api.Partner
+		removed  api.PartnerRemoved
 		riverInv api.Invite
 	)
 	steps := []struct {

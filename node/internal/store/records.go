@@ -417,11 +417,19 @@ func (s *Store) PutPeer(p Peer) error {
 	return s.update(func(txn *badger.Txn) error { return setJSON(txn, pfxPeer+p.ID.String(), p) })
 }
 
-// RemovePeer deletes a partner and the manifests still queued for it, in
-// one transaction.
+// RemovePeer deletes a partner, the manifests still queued for it and
+// those it shared with us, in one transaction.
 func (s *Store) RemovePeer(id peer.ID) error {
 	items, err := s.Outbox()
 	if err != nil {
+		return err
+	}
+	var shared [][]byte
+	prefix := []byte(pfxShared + id.String() + "/")
+	if err := s.Scan(prefix, func(k, _ []byte) error {
+		shared = append(shared, append([]byte(nil), k...))
+		return nil
+	}); err != nil {
 		return err
 	}
 	return s.update(func(txn *badger.Txn) error {
@@ -430,6 +438,11 @@ func (s *Store) RemovePeer(id peer.ID) error {
 				if err := txn.Delete([]byte(outboxKey(it.Seq))); err != nil {
 					return err
 				}
+			}
+		}
+		for _, k := range shared {
+			if err := txn.Delete(k); err != nil {
+				return err
 			}
 		}
 		return txn.Delete([]byte(pfxPeer + id.String()))
