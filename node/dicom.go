@@ -53,6 +53,7 @@ type AEConfig struct {
 	Host            string `toml:"host"`
 	Port            int    `toml:"port"`
 	RestrictAddress bool   `toml:"restrict_address"`
+	TLS             bool   `toml:"tls"` // reach it with DICOM TLS (sending, C-MOVE)
 }
 
 func (c DICOMConfig) validate() error {
@@ -121,7 +122,7 @@ func newAERegistry(s *store.Store, cfg []AEConfig, a *auditor, c clock.Clock) (*
 		r.m[ae.Title] = ae
 	}
 	for _, ae := range cfg {
-		r.m[ae.Title] = AE{Title: ae.Title, Host: ae.Host, Port: ae.Port, RestrictAddress: ae.RestrictAddress}
+		r.m[ae.Title] = AE{Title: ae.Title, Host: ae.Host, Port: ae.Port, RestrictAddress: ae.RestrictAddress, TLS: ae.TLS}
 	}
 	return r, nil
 }
@@ -179,23 +180,24 @@ func (r *aeRegistry) Add(ae AE, actor string) (AE, error) {
 	return ae, nil
 }
 
-// Remove forgets an AE added through the API.
-func (r *aeRegistry) Remove(title, actor string) error {
+// Remove forgets an AE added through the API and returns it.
+func (r *aeRegistry) Remove(title, actor string) (AE, error) {
 	if r.inConfig(title) {
-		return &errAE{fmt.Sprintf("AE %q is defined in config.toml; remove it there", title)}
+		return AE{}, &errAE{fmt.Sprintf("AE %q is defined in config.toml; remove it there", title)}
 	}
+	prev, _ := r.Get(title)
 	found, err := r.store.RemoveAE(title)
 	if err != nil {
-		return fmt.Errorf("remove AE: %w", err)
+		return AE{}, fmt.Errorf("remove AE: %w", err)
 	}
 	if !found {
-		return fmt.Errorf("%w: no AE is called %q", errAENotFound, title)
+		return AE{}, fmt.Errorf("%w: no AE is called %q", errAENotFound, title)
 	}
 	r.mu.Lock()
 	delete(r.m, title)
 	r.mu.Unlock()
 	r.audit.Record(consent.Entry{Actor: actor, Action: actAERemoved, Reason: "ae"})
-	return nil
+	return prev, nil
 }
 
 var errAENotFound = errors.New("unknown AE")
