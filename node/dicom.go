@@ -403,7 +403,9 @@ func (d *dicomEdge) cstore(ctx context.Context, a *dimse.Assoc, m *dimse.Message
 	rsp := &dimse.Command{Field: dimse.CStoreRSP, MessageIDBeingAnswered: cmd.MessageID,
 		AffectedSOPClass: cmd.AffectedSOPClass, AffectedSOPInstance: cmd.AffectedSOPInstance}
 	answer := func(status uint16, comment string) error {
-		rsp.Status, rsp.ErrorComment = status, comment
+		// Error Comment is an LO: at most 64 characters of the default
+		// repertoire, or the peer cannot decode the answer.
+		rsp.Status, rsp.ErrorComment = status, clip(comment, 64)
 		return a.Send(m.Context.ID, rsp, nil)
 	}
 	if m.Data == nil {
@@ -414,7 +416,8 @@ func (d *dicomEdge) cstore(ctx context.Context, a *dimse.Assoc, m *dimse.Message
 		return answer(dimse.StatusIdentifierMismatch, "the SOP class differs from the presentation context's")
 	}
 	meta := fileMeta(cmd.AffectedSOPClass, cmd.AffectedSOPInstance, m.Context.TransferSyntax, a.CallingAE)
-	res := d.ingest.Ingest(ctx, io.MultiReader(bytes.NewReader(meta), m.Data))
+	res := d.ingest.IngestAs(ctx, io.MultiReader(bytes.NewReader(meta), m.Data),
+		&identity{SOPClass: cmd.AffectedSOPClass, SOPInstance: cmd.AffectedSOPInstance})
 	// The ingester may stop reading at an error: the rest of the data set
 	// still has to be taken off the association.
 	if err := m.Data.Discard(); err != nil {
@@ -432,19 +435,21 @@ func (d *dicomEdge) cstore(ctx context.Context, a *dimse.Assoc, m *dimse.Message
 // Comments say what is wrong without quoting patient data.
 func storeStatus(res ImportResult, cmd *dimse.Command) (uint16, string) {
 	switch res.Outcome {
-	case OutcomeStored, OutcomeDuplicate:
-		if res.SOPInstanceUID != cmd.AffectedSOPInstance {
-			return 0xB007, "stored; the data set's SOP Instance UID differs from the command's"
+	case OutcomeStored:
+		return dimse.StatusSuccess, ""
+	case OutcomeDuplicate:
+		if res.OtherSyntax {
+			return dimse.StatusWarningCoercion, "already stored in another transfer syntax; that copy is kept"
 		}
 		return dimse.StatusSuccess, ""
 	case OutcomeConflict:
-		return dimse.StatusWarningCoercion, "an instance with this SOP Instance UID and other content is already stored; it was kept"
+		return dimse.StatusWarningCoercion, "other content is stored under this SOP Instance UID; kept"
 	case OutcomeRejected:
 		comment := clip(res.Error, 64)
 		switch res.Code {
 		case "too-large":
 			return dimse.StatusOutOfResources, comment
-		case "missing-attribute":
+		case "missing-attribute", "identity-mismatch":
 			return dimse.StatusIdentifierMismatch, comment
 		}
 		return dimse.StatusCannotUnderstand, comment

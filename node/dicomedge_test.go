@@ -1,10 +1,14 @@
 package node
 
 import (
+	"bytes"
+	"context"
 	"net"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/pacsnet/pacsnet/dicomio/dimse"
 )
 
 // echo runs DCMTK's echoscu from calling AE aet against n; extra flags
@@ -56,5 +60,67 @@ func TestAEAddRemoveAdmission(t *testing.T) {
 	}
 	if out, err := echo(t, n, "WS2"); err != nil {
 		t.Fatalf("echoscu from a restricted AE's address: %v\n%s", err, out)
+	}
+}
+
+// storeRaw sends one data set by C-STORE on a new association with a
+// context for (class, ts) and returns the answer.
+func storeRaw(t *testing.T, n *tnode, class, ts, sop string, ds []byte) dimse.StoreResult {
+	t.Helper()
+	ctx := context.Background()
+	rq := dimse.Requestor{CallingAE: "MODALITY", CalledAE: n.cfg.AETitle,
+		Contexts: []dimse.ContextRQ{{AbstractSyntax: class, TransferSyntaxes: []string{ts}}}}
+	a, err := rq.Dial(ctx, n.DICOMAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release()
+	pc := a.ContextFor(class, ts)
+	if pc == nil {
+		t.Fatal("context not accepted")
+	}
+	res, err := dimse.Store(ctx, a, pc, 1, class, sop, bytes.NewReader(ds), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// A data set whose SOP Instance or SOP Class UID is not the one its
+// C-STORE announced is refused with A900 and an Error Comment, and
+// nothing is stored under either identity (it used to be stored under
+// the data set's UID with a warning).
+func TestCStoreIdentityMismatch(t *testing.T) {
+	n := newNode(t, "Alpha", nodeSetup{cfg: func(c *Config) {
+		c.DICOM.AEs = []AEConfig{{Title: "MODALITY", Host: "127.0.0.1", Port: 104}}
+	}})
+	study, files := ctStudy(t, 5, 2, "")
+	ds, ts, class, sop := splitPart10(files[0].Data, "")
+	const explicitLE = "1.2.840.10008.1.2.1"
+	if ts != explicitLE || class == "" || sop == "" {
+		t.Fatalf("synthetic CT: ts %s class %s sop %s", ts, class, sop)
+	}
+	res := storeRaw(t, n, class, ts, sop+".9", ds)
+	if res.Status != dimse.StatusIdentifierMismatch || !strings.Contains(res.Comment, "SOP Instance UID (0008,0018) differs") {
+		t.Errorf("other SOP instance: status 0x%04X %q, want A900", res.Status, res.Comment)
+	}
+	const mrStorage = "1.2.840.10008.5.1.4.1.1.4"
+	res = storeRaw(t, n, mrStorage, ts, sop, ds)
+	if res.Status != dimse.StatusIdentifierMismatch || !strings.Contains(res.Comment, "SOP Class UID (0008,0016) differs") {
+		t.Errorf("other SOP class: status 0x%04X %q, want A900", res.Status, res.Comment)
+	}
+	if insts, _ := n.Instances(study); len(insts) != 0 {
+		t.Fatalf("%d instances stored", len(insts))
+	}
+	// The same data set announced rightly is stored.
+	if res := storeRaw(t, n, class, ts, sop, ds); res.Status != dimse.StatusSuccess {
+		t.Fatalf("status 0x%04X %q", res.Status, res.Comment)
+	}
+	// Another instance under a stored UID: a warning whose comment fits
+	// an LO (64 characters; longer ones made the answer undecodable).
+	other, _, _, _ := splitPart10(files[1].Data, "")
+	res = storeRaw(t, n, class, ts, sop, append(bytes.Clone(ds[:len(ds)-2]), other[len(other)-2:]...))
+	if res.Status&0xF000 == 0xA000 || res.Status&0xF000 == 0xC000 || res.Comment == "" || len(res.Comment) > 64 {
+		t.Errorf("changed instance: status 0x%04X %q", res.Status, res.Comment)
 	}
 }
