@@ -19,7 +19,6 @@ import (
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 )
 
-
 type corpusRow struct{ file, outcome, ts string }
 
 func readCorpus(t *testing.T) []corpusRow {
