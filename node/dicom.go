@@ -42,6 +42,10 @@ type DICOMConfig struct {
 	// long while no operation runs. Default 5m.
 	IdleTimeout Duration `toml:"idle_timeout"`
 
+	// ARTIMTimeout bounds the wait for an association request after a
+	// connection opens, and for a release answer. 0 means 30s.
+	ARTIMTimeout Duration `toml:"artim_timeout"`
+
 	// AEs are application entities known from the config file, besides
 	// those added with `pacsnet ae add`.
 	AEs []AEConfig `toml:"ae"`
@@ -65,6 +69,9 @@ func (c DICOMConfig) validate() error {
 	}
 	if c.IdleTimeout.Duration < time.Second {
 		return errors.New("config: dicom.idle_timeout must be at least 1s")
+	}
+	if c.ARTIMTimeout.Duration != 0 && (c.ARTIMTimeout.Duration < 100*time.Millisecond || c.ARTIMTimeout.Duration > 10*time.Minute) {
+		return errors.New("config: dicom.artim_timeout must be 100ms to 10m (0: 30s)")
 	}
 	seen := map[string]bool{}
 	for _, ae := range c.AEs {
@@ -253,12 +260,49 @@ type dicomEdge struct {
 	total int
 	perAE map[string]int
 	conns map[net.Conn]struct{}
+	// Connections not yet associated, in all and per source address: a
+	// peer that connects and sends nothing holds one until ARTIM expires,
+	// so their number is bounded apart from the associations'.
+	pending       int
+	pendingByHost map[string]int
+}
+
+// Bounds on connections waiting for their association request: in all, a
+// multiple of max_associations; from one address, a few (a modality opens
+// one association at a time, a busy PACS a handful).
+const (
+	pendingPerAssociation = 2
+	maxPendingPerHost     = 8
+)
+
+// admitConn reserves a handshake slot for a new connection; false: too
+// many are waiting already and the connection is to be closed.
+func (d *dicomEdge) admitConn(conn net.Conn) (host string, ok bool) {
+	host, _, _ = net.SplitHostPort(conn.RemoteAddr().String())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending >= pendingPerAssociation*d.cfg.MaxAssociations || d.pendingByHost[host] >= maxPendingPerHost {
+		return host, false
+	}
+	d.pending++
+	d.pendingByHost[host]++
+	return host, true
+}
+
+// handshakeDone frees the slot admitConn reserved.
+func (d *dicomEdge) handshakeDone(host string) {
+	d.mu.Lock()
+	d.pending--
+	if d.pendingByHost[host]--; d.pendingByHost[host] <= 0 {
+		delete(d.pendingByHost, host)
+	}
+	d.mu.Unlock()
 }
 
 func (d *dicomEdge) acceptor() *dimse.Acceptor {
 	return &dimse.Acceptor{
 		AETitle: d.aet,
-		Limits:  dimse.Limits{MaxPDU: d.cfg.MaxPDU, Idle: d.cfg.IdleTimeout.Duration},
+		Limits:  dimse.Limits{MaxPDU: d.cfg.MaxPDU, Idle: d.cfg.IdleTimeout.Duration, ARTIM: d.cfg.ARTIMTimeout.Duration},
 		Admit:   d.admit,
 		Supports: func(as string) (bool, bool) {
 			switch {
@@ -318,6 +362,7 @@ func (d *dicomEdge) Start(ctx context.Context) error {
 	d.ln = ln
 	d.perAE = map[string]int{}
 	d.conns = map[net.Conn]struct{}{}
+	d.pendingByHost = map[string]int{}
 	ac := d.acceptor()
 	d.wg.Add(1)
 	go func() {
@@ -332,6 +377,12 @@ func (d *dicomEdge) Start(ctx context.Context) error {
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}
+			host, ok := d.admitConn(conn)
+			if !ok {
+				d.log.Warn("DICOM connection refused: too many connections wait for their association request", "remote", conn.RemoteAddr().String())
+				conn.Close()
+				continue
+			}
 			d.mu.Lock()
 			d.conns[conn] = struct{}{}
 			d.mu.Unlock()
@@ -343,7 +394,7 @@ func (d *dicomEdge) Start(ctx context.Context) error {
 					delete(d.conns, conn)
 					d.mu.Unlock()
 				}()
-				d.serveConn(ctx, ac, conn)
+				d.serveConn(ctx, ac, conn, func() { d.handshakeDone(host) })
 			}()
 		}
 	}()
@@ -358,11 +409,12 @@ func (d *dicomEdge) Addr() string {
 	return d.ln.Addr().String()
 }
 
-func (d *dicomEdge) serveConn(ctx context.Context, ac *dimse.Acceptor, conn net.Conn) {
+func (d *dicomEdge) serveConn(ctx context.Context, ac *dimse.Acceptor, conn net.Conn, handshakeDone func()) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
 	a, err := ac.Accept(conn)
+	handshakeDone()
 	if err != nil {
 		var rj *dimse.RejectedError
 		if !errors.As(err, &rj) {
