@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,6 +50,26 @@ type DICOMConfig struct {
 	// AEs are application entities known from the config file, besides
 	// those added with `pacsnet ae add`.
 	AEs []AEConfig `toml:"ae"`
+
+	// TLSAddr is where the DICOM TLS listener (PS3.15 B.12/B.13: TLS 1.2
+	// or later, AEAD suites only) accepts associations; empty: none.
+	// It needs TLSCert and TLSKey.
+	TLSAddr string `toml:"tls_addr"`
+
+	// TLSCert and TLSKey are PEM files (relative to the home, or
+	// absolute): the node's certificate chain and private key, for the
+	// TLS listener and for associations it opens to AEs marked tls. The
+	// key file must not be accessible by group or others (0600).
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+
+	// TLSClientCA is a PEM file of CA certificates; when set, the TLS
+	// listener requires a client certificate signed by one of them.
+	TLSClientCA string `toml:"tls_client_ca"`
+
+	// TLSCA is a PEM file of CA certificates that sign the certificates of
+	// AEs the node connects to with TLS; empty: the system's roots.
+	TLSCA string `toml:"tls_ca"`
 }
 
 // AEConfig is a known application entity written in the config file.
@@ -72,6 +93,18 @@ func (c DICOMConfig) validate() error {
 	}
 	if c.ARTIMTimeout.Duration != 0 && (c.ARTIMTimeout.Duration < 100*time.Millisecond || c.ARTIMTimeout.Duration > 10*time.Minute) {
 		return errors.New("config: dicom.artim_timeout must be 100ms to 10m (0: 30s)")
+	}
+	if c.TLSAddr != "" {
+		if host, port, err := net.SplitHostPort(c.TLSAddr); err != nil || !validPort(port) ||
+			(host != "" && host != "localhost" && !validIP(host)) {
+			return fmt.Errorf("config: dicom.tls_addr %q: want host:port", c.TLSAddr)
+		}
+		if c.TLSCert == "" || c.TLSKey == "" {
+			return errors.New("config: dicom.tls_addr needs dicom.tls_cert and dicom.tls_key")
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config: dicom.tls_cert and dicom.tls_key go together")
 	}
 	seen := map[string]bool{}
 	for _, ae := range c.AEs {
@@ -254,7 +287,11 @@ type dicomEdge struct {
 	audit  *auditor
 	log    *slog.Logger
 
+	home  string // relative TLS file names are under it
+
 	ln    net.Listener
+	tlsLn net.Listener
+	tls   *tls.Config // the TLS listener's; nil: none
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	total int
@@ -353,16 +390,38 @@ func printableAE(s string) string {
 	}, s)
 }
 
-// Start listens on the configured address.
+// Start listens on the configured address, and on the TLS address when
+// one is configured.
 func (d *dicomEdge) Start(ctx context.Context) error {
+	d.perAE = map[string]int{}
+	d.conns = map[net.Conn]struct{}{}
+	d.pendingByHost = map[string]int{}
+	if d.cfg.TLSAddr != "" {
+		cfg, err := d.serverTLS()
+		if err != nil {
+			return err
+		}
+		d.tls = cfg
+	}
 	ln, err := net.Listen("tcp", d.addr)
 	if err != nil {
 		return fmt.Errorf("listen dicom: %w", err)
 	}
 	d.ln = ln
-	d.perAE = map[string]int{}
-	d.conns = map[net.Conn]struct{}{}
-	d.pendingByHost = map[string]int{}
+	if d.tls != nil {
+		if d.tlsLn, err = net.Listen("tcp", d.cfg.TLSAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen dicom tls: %w", err)
+		}
+		d.serve(ctx, d.tlsLn, d.tls)
+	}
+	d.serve(ctx, ln, nil)
+	return nil
+}
+
+// serve accepts connections on ln (TLS ones when tlsCfg is set) until it
+// is closed.
+func (d *dicomEdge) serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Config) {
 	ac := d.acceptor()
 	d.wg.Add(1)
 	go func() {
@@ -394,11 +453,40 @@ func (d *dicomEdge) Start(ctx context.Context) error {
 					delete(d.conns, conn)
 					d.mu.Unlock()
 				}()
+				if tlsCfg != nil {
+					// The TLS handshake counts against ARTIM too: a client
+					// that stalls in it holds a pending slot no longer.
+					tc := tls.Server(conn, tlsCfg)
+					hctx, cancel := context.WithTimeout(ctx, d.artim())
+					err := tc.HandshakeContext(hctx)
+					cancel()
+					if err != nil {
+						d.handshakeDone(host)
+						d.log.Info("DICOM TLS handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+						conn.Close()
+						return
+					}
+					conn = tc
+				}
 				d.serveConn(ctx, ac, conn, func() { d.handshakeDone(host) })
 			}()
 		}
 	}()
-	return nil
+}
+
+func (d *dicomEdge) artim() time.Duration {
+	if d.cfg.ARTIMTimeout.Duration > 0 {
+		return d.cfg.ARTIMTimeout.Duration
+	}
+	return 30 * time.Second
+}
+
+// TLSAddr is the TLS listener's address ("" when there is none).
+func (d *dicomEdge) TLSAddr() string {
+	if d.tlsLn == nil {
+		return ""
+	}
+	return d.tlsLn.Addr().String()
 }
 
 // Addr is the listener's address ("" before Start).
@@ -438,6 +526,9 @@ func (d *dicomEdge) Close() {
 		return
 	}
 	d.ln.Close()
+	if d.tlsLn != nil {
+		d.tlsLn.Close()
+	}
 	d.mu.Lock()
 	for c := range d.conns {
 		c.Close()
