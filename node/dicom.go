@@ -287,7 +287,7 @@ type dicomEdge struct {
 	audit  *auditor
 	log    *slog.Logger
 
-	home  string // relative TLS file names are under it
+	home string // relative TLS file names are under it
 
 	ln    net.Listener
 	tlsLn net.Listener

@@ -164,8 +164,8 @@ func TestDICOMTLSPolicy(t *testing.T) {
 		t.Fatalf("TLS 1.2: %v", err)
 	}
 	for name, cfg := range map[string]*tls.Config{
-		"TLS 1.1":        {Certificates: []tls.Certificate{client}, MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10},
-		"CBC suite only": {Certificates: []tls.Certificate{client}, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}},
+		"TLS 1.1":               {Certificates: []tls.Certificate{client}, MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10},
+		"CBC suite only":        {Certificates: []tls.Certificate{client}, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}},
 		"no client certificate": {},
 	} {
 		if err := try(cfg); err == nil {
