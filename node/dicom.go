@@ -559,8 +559,13 @@ func (d *dicomEdge) cstore(ctx context.Context, a *dimse.Assoc, m *dimse.Message
 		return answer(dimse.StatusIdentifierMismatch, "the SOP class differs from the presentation context's")
 	}
 	meta := fileMeta(cmd.AffectedSOPClass, cmd.AffectedSOPInstance, m.Context.TransferSyntax, a.CallingAE)
-	res := d.ingest.IngestAs(ctx, io.MultiReader(bytes.NewReader(meta), m.Data),
+	// Waiting for an ingest slot is bounded: past it, too many instances
+	// are in flight and the answer is A700 (the peer retries), before the
+	// association's own idle timeout could end it.
+	slotCtx, cancel := context.WithTimeout(ctx, d.slotWait())
+	res := d.ingest.IngestAs(slotCtx, io.MultiReader(bytes.NewReader(meta), m.Data),
 		&identity{SOPClass: cmd.AffectedSOPClass, SOPInstance: cmd.AffectedSOPInstance})
+	cancel()
 	// The ingester may stop reading at an error: the rest of the data set
 	// still has to be taken off the association.
 	if err := m.Data.Discard(); err != nil {
@@ -572,6 +577,11 @@ func (d *dicomEdge) cstore(ctx context.Context, a *dimse.Assoc, m *dimse.Message
 			Decision: consent.DecisionAllow, Reason: "c-store"}, 10*time.Minute)
 	}
 	return answer(status, comment)
+}
+
+// slotWait is how long a C-STORE waits for one of the ingester's slots.
+func (d *dicomEdge) slotWait() time.Duration {
+	return min(30*time.Second, d.cfg.IdleTimeout.Duration/2)
 }
 
 // storeStatus maps an ingest result onto a C-STORE status (PS3.4 B.2.3).
@@ -596,6 +606,9 @@ func storeStatus(res ImportResult, cmd *dimse.Command) (uint16, string) {
 			return dimse.StatusIdentifierMismatch, comment
 		}
 		return dimse.StatusCannotUnderstand, comment
+	}
+	if res.Code == "busy" {
+		return dimse.StatusOutOfResources, "too many instances in flight; try again later"
 	}
 	return dimse.StatusOutOfResources, "the archive could not store the instance; try again later"
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 )
@@ -122,5 +123,28 @@ func TestCStoreIdentityMismatch(t *testing.T) {
 	res = storeRaw(t, n, class, ts, sop, append(bytes.Clone(ds[:len(ds)-2]), other[len(other)-2:]...))
 	if res.Status&0xF000 == 0xA000 || res.Status&0xF000 == 0xC000 || res.Comment == "" || len(res.Comment) > 64 {
 		t.Errorf("changed instance: status 0x%04X %q", res.Status, res.Comment)
+	}
+}
+
+// Out of resources: when every ingest slot stays taken past the wait
+// (half the idle timeout), C-STORE answers A700 with a comment, and the
+// association and node go on; once a slot frees, the same instance is
+// stored.
+func TestCStoreOutOfResources(t *testing.T) {
+	n := newNode(t, "Alpha", nodeSetup{cfg: func(c *Config) {
+		c.DICOM.AEs = []AEConfig{{Title: "MODALITY", Host: "127.0.0.1", Port: 104}}
+		c.DICOM.IdleTimeout = Duration{time.Second}
+		c.Archive.MaxConcurrentIngests = 1
+	}})
+	_, files := ctStudy(t, 6, 1, "")
+	ds, ts, class, sop := splitPart10(files[0].Data, "")
+	n.ingest.slots <- struct{}{} // another ingest holds the only slot
+	res := storeRaw(t, n, class, ts, sop, ds)
+	<-n.ingest.slots
+	if res.Status != dimse.StatusOutOfResources || !strings.Contains(res.Comment, "too many instances in flight") {
+		t.Fatalf("status 0x%04X %q, want A700", res.Status, res.Comment)
+	}
+	if res := storeRaw(t, n, class, ts, sop, ds); res.Status != dimse.StatusSuccess {
+		t.Fatalf("after the slot freed: status 0x%04X %q", res.Status, res.Comment)
 	}
 }

@@ -99,7 +99,7 @@ func (g *ingester) IngestAs(ctx context.Context, r io.Reader, want *identity) Im
 	case g.slots <- struct{}{}:
 		defer func() { <-g.slots }()
 	case <-ctx.Done():
-		return ImportResult{Outcome: OutcomeFailed, Error: "import: " + ctx.Err().Error()}
+		return ImportResult{Outcome: OutcomeFailed, Code: "busy", Error: "import: no ingest slot free: " + ctx.Err().Error()}
 	}
 	lim := dicomio.DefaultLimits()
 	lim.MaxSize = g.maxSize
