@@ -54,22 +54,22 @@ type DICOMConfig struct {
 	// TLSAddr is where the DICOM TLS listener (PS3.15 B.12/B.13: TLS 1.2
 	// or later, AEAD suites only) accepts associations; empty: none.
 	// It needs TLSCert and TLSKey.
-	TLSAddr string `toml:"tls_addr"`
+	TLSAddr string `toml:"tls_addr,omitempty"`
 
 	// TLSCert and TLSKey are PEM files (relative to the home, or
 	// absolute): the node's certificate chain and private key, for the
 	// TLS listener and for associations it opens to AEs marked tls. The
 	// key file must not be accessible by group or others (0600).
-	TLSCert string `toml:"tls_cert"`
-	TLSKey  string `toml:"tls_key"`
+	TLSCert string `toml:"tls_cert,omitempty"`
+	TLSKey  string `toml:"tls_key,omitempty"`
 
 	// TLSClientCA is a PEM file of CA certificates; when set, the TLS
 	// listener requires a client certificate signed by one of them.
-	TLSClientCA string `toml:"tls_client_ca"`
+	TLSClientCA string `toml:"tls_client_ca,omitempty"`
 
 	// TLSCA is a PEM file of CA certificates that sign the certificates of
 	// AEs the node connects to with TLS; empty: the system's roots.
-	TLSCA string `toml:"tls_ca"`
+	TLSCA string `toml:"tls_ca,omitempty"`
 }
 
 // AEConfig is a known application entity written in the config file.
