@@ -92,7 +92,9 @@ func TestDICOMHostilePeers(t *testing.T) {
 		c.DICOM.ARTIMTimeout = Duration{500 * time.Millisecond}
 		c.Archive.MaxConcurrentIngests = 1 // a stalled C-STORE that kept its slot would block every other
 	}})
-	_, files := ctStudy(t, 9, 1, "")
+	// files[0] is what the hostile peers send (never whole: it must never
+	// be stored); files[1+i] is what the node must still store after case i.
+	study, files := ctStudy(t, 9, 24, "")
 	ds, _, _, sop := splitPart10(files[0].Data, "")
 
 	huge := func(typ byte) []byte {
@@ -126,6 +128,10 @@ func TestDICOMHostilePeers(t *testing.T) {
 			binary.BigEndian.PutUint32(b[6:], 1<<20)
 			return b
 		}()}, abort: true},
+		{name: "A-ABORT in the middle of a data set", associate: true,
+			send: [][]byte{pdata(3, true, true, storeCommand(sop)), pdata(3, false, false, ds[:len(ds)/2]), pdu(&dimse.Abort{})}, closeAt: 3},
+		{name: "A-RELEASE-RQ in the middle of a data set", associate: true,
+			send: [][]byte{pdata(3, true, true, storeCommand(sop)), pdata(3, false, false, ds[:len(ds)/2]), pdu(&dimse.ReleaseRQ{})}},
 		{name: "disconnect in the middle of a data set", associate: true,
 			send: [][]byte{pdata(3, true, true, storeCommand(sop)), pdata(3, false, false, ds[:len(ds)/2])}, closeAt: 2},
 		{name: "stall in the middle of a data set", associate: true,
@@ -147,7 +153,10 @@ func TestDICOMHostilePeers(t *testing.T) {
 			return out
 		}(), pause: 100 * time.Millisecond, abort: true, within: 8 * time.Second},
 	}
-	for _, tc := range cases {
+	if len(cases)+1 > len(files) {
+		t.Fatalf("%d cases, %d files", len(cases), len(files))
+	}
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
@@ -181,8 +190,12 @@ func TestDICOMHostilePeers(t *testing.T) {
 				t.Errorf("the node allocated %d MiB", grew>>20)
 			}
 			echoOK(t, n)
+			if _, _, err := n.InstanceData(study, sop); err == nil {
+				t.Fatal("the hostile peer's instance was stored")
+			}
 			// The node still stores (its one ingest slot is free).
-			if res := storeRaw(t, n, ctStorage, explicitLE, sop, ds); !res.OK() {
+			next, _, _, nextSOP := splitPart10(files[1+i].Data, "")
+			if res := storeRaw(t, n, ctStorage, explicitLE, nextSOP, next); res.Status != dimse.StatusSuccess {
 				t.Fatalf("C-STORE after: status 0x%04X %q", res.Status, res.Comment)
 			}
 		})
