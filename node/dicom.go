@@ -607,8 +607,11 @@ func storeStatus(res ImportResult, cmd *dimse.Command) (uint16, string) {
 		}
 		return dimse.StatusCannotUnderstand, comment
 	}
-	if res.Code == "busy" {
+	switch res.Code {
+	case "busy":
 		return dimse.StatusOutOfResources, "too many instances in flight; try again later"
+	case "insufficient-storage": // the archive's disk-full answer (api.CodeInsufficientStorage where it exists)
+		return dimse.StatusOutOfResources, "the archive's disk is full; the instance was not stored"
 	}
 	return dimse.StatusOutOfResources, "the archive could not store the instance; try again later"
 }

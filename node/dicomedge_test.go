@@ -148,3 +148,37 @@ func TestCStoreOutOfResources(t *testing.T) {
 		t.Fatalf("after the slot freed: status 0x%04X %q", res.Status, res.Comment)
 	}
 }
+
+// Every ingest outcome has its C-STORE status (PS3.4 B.2.3), with an
+// Error Comment that fits an LO wherever the status is not success.
+func TestStoreStatus(t *testing.T) {
+	cmd := &dimse.Command{AffectedSOPInstance: "1.2.3"}
+	for _, tc := range []struct {
+		res  ImportResult
+		want uint16
+	}{
+		{ImportResult{Outcome: OutcomeStored}, dimse.StatusSuccess},
+		{ImportResult{Outcome: OutcomeDuplicate}, dimse.StatusSuccess},
+		{ImportResult{Outcome: OutcomeDuplicate, OtherSyntax: true}, dimse.StatusWarningCoercion},
+		{ImportResult{Outcome: OutcomeConflict}, dimse.StatusWarningCoercion},
+		{ImportResult{Outcome: OutcomeRejected, Code: "too-large", Error: "instance larger than " + strings.Repeat("9", 80)}, dimse.StatusOutOfResources},
+		{ImportResult{Outcome: OutcomeRejected, Code: "missing-attribute", Error: "no SOP Class UID"}, dimse.StatusIdentifierMismatch},
+		{ImportResult{Outcome: OutcomeRejected, Code: "identity-mismatch", Error: "differs"}, dimse.StatusIdentifierMismatch},
+		{ImportResult{Outcome: OutcomeRejected, Code: "truncated", Error: "truncated\x1b[2J"}, dimse.StatusCannotUnderstand},
+		{ImportResult{Outcome: OutcomeFailed, Code: "busy"}, dimse.StatusOutOfResources},
+		{ImportResult{Outcome: OutcomeFailed, Code: "insufficient-storage"}, dimse.StatusOutOfResources},
+		{ImportResult{Outcome: OutcomeFailed, Error: "database"}, dimse.StatusOutOfResources},
+	} {
+		status, comment := storeStatus(tc.res, cmd)
+		if status != tc.want {
+			t.Errorf("%+v: status 0x%04X, want 0x%04X", tc.res, status, tc.want)
+		}
+		if status != dimse.StatusSuccess && (comment == "" || len(comment) > 64) {
+			t.Errorf("%+v: comment %q", tc.res, comment)
+		}
+		c := &dimse.Command{Field: dimse.CStoreRSP, Status: status, ErrorComment: clip(comment, 64)}
+		if _, err := dimse.DecodeCommand(c.Encode()); err != nil {
+			t.Errorf("%+v: the answer does not decode: %v", tc.res, err)
+		}
+	}
+}
