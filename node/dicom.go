@@ -309,7 +309,7 @@ type dicomEdge struct {
 // one association at a time, a busy PACS a handful).
 const (
 	pendingPerAssociation = 2
-	maxPendingPerHost     = 8
+	maxPendingPerHost     = 16
 )
 
 // admitConn reserves a handshake slot for a new connection; false: too
