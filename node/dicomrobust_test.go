@@ -200,6 +200,11 @@ func TestDICOMHostilePeers(t *testing.T) {
 			}
 		})
 	}
+	if _, err := exec.LookPath("echoscu"); err == nil {
+		if out, err := echo(t, n, "MODALITY"); err != nil {
+			t.Fatalf("echoscu after the hostile peers: %v\n%s", err, out)
+		}
+	}
 	if _, err := exec.LookPath("storescu"); err == nil {
 		dir := t.TempDir()
 		p := dir + "/ct.dcm"
