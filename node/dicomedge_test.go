@@ -3,12 +3,15 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
+	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 )
 
@@ -180,5 +183,54 @@ func TestStoreStatus(t *testing.T) {
 		if _, err := dimse.DecodeCommand(c.Encode()); err != nil {
 			t.Errorf("%+v: the answer does not decode: %v", tc.res, err)
 		}
+	}
+}
+
+// The AE routes answer their error codes: a bad AE and a config-defined
+// one are bad-request (400) with the reason, an unknown one not-found
+// (404); an AE title with a slash or spaces travels in the path.
+func TestAPIAEs(t *testing.T) {
+	n := newNode(t, "Alpha", nodeSetup{cfg: func(c *Config) {
+		c.DICOM.AEs = []AEConfig{{Title: "PACS", Host: "127.0.0.1", Port: 104}}
+	}})
+	post := func(req api.AddAERequest) (int, []byte) {
+		body, _ := json.Marshal(req)
+		return apiRaw(t, n, "POST", "/api/v1/aes", "Bearer "+n.keys.apiToken, body)
+	}
+	del := func(title string) (int, []byte) {
+		return apiRaw(t, n, "DELETE", "/api/v1/aes/"+url.PathEscape(title), "Bearer "+n.keys.apiToken, nil)
+	}
+	if code, b := post(api.AddAERequest{Title: "CT 1/A", Host: "10.0.0.1", Port: 104}); code != 200 {
+		t.Fatalf("add: %d %s", code, b)
+	}
+	for _, tc := range []struct {
+		req  api.AddAERequest
+		want string
+	}{
+		{api.AddAERequest{Title: "", Host: "h", Port: 1}, "AE title: must be 1-16 characters"},
+		{api.AddAERequest{Title: "A\\B", Host: "h", Port: 1}, "default repertoire"},
+		{api.AddAERequest{Title: "A", Host: "", Port: 1}, "host:"},
+		{api.AddAERequest{Title: "A", Host: "h", Port: 0}, "port: want 1-65535"},
+		{api.AddAERequest{Title: "PACS", Host: "h", Port: 1}, `AE "PACS" is defined in config.toml; change it there`},
+	} {
+		code, b := post(tc.req)
+		if msg := jsonError(t, b); code != 400 || !strings.Contains(msg, tc.want) {
+			t.Errorf("%+v: %d %q, want 400 %q", tc.req, code, msg, tc.want)
+		}
+	}
+	if code, b := del("PACS"); code != 400 || !strings.Contains(jsonError(t, b), "remove it there") {
+		t.Errorf("remove a config AE: %d %s", code, b)
+	}
+	if code, b := del("NOBODY"); code != 404 {
+		t.Errorf("remove an unknown AE: %d %s", code, b)
+	}
+	var gone api.AE
+	code, b := del("CT 1/A")
+	if json.Unmarshal(b, &gone); code != 200 || gone.Title != "CT 1/A" || gone.Source != api.AESourceAPI {
+		t.Fatalf("remove: %d %s", code, b)
+	}
+	var list []api.AE
+	if code := apiCall(t, n, "GET", "/api/v1/aes", nil, &list); code != 200 || len(list) != 1 || list[0].Title != "PACS" || list[0].Source != api.AESourceConfig {
+		t.Fatalf("list: %d %+v", code, list)
 	}
 }
