@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -209,5 +210,61 @@ func TestDICOMTLSKeyPermissions(t *testing.T) {
 	d := &dicomEdge{cfg: cfg.DICOM}
 	if _, err := d.serverTLS(); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("serverTLS with a 0644 key: %v", err)
+	}
+}
+
+// The node's TLS client (for AEs marked tls) reaches DCMTK's storescp
+// +tls, which requires its client certificate: C-ECHO, and a C-STORE
+// that storescp writes with the exact data set.
+func TestDICOMTLSClientToStorescp(t *testing.T) {
+	needTool(t, "storescp")
+	pki := newTestPKI(t)
+	n := tlsNode(t, pki, false)
+	n.dicom.cfg.TLSCA = filepath.Join(pki.dir, "ca.crt")
+	scpCert, scpKey := pki.issue(t, "storescp")
+	dir := t.TempDir()
+	port := freeTCPPort(t)
+	cmd := exec.Command("storescp", "-aet", "STORESCP", "-od", dir, "--accept-all",
+		"+tls", scpKey, scpCert, "+cf", filepath.Join(pki.dir, "ca.crt"), port)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	dial, err := n.dicom.dialer(AE{Title: "STORESCP", Host: "127.0.0.1", Port: mustAtoi(port), TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq := dimse.Requestor{CallingAE: n.cfg.AETitle, CalledAE: "STORESCP", Dialer: dial,
+		Contexts: []dimse.ContextRQ{{AbstractSyntax: dimse.Verification, TransferSyntaxes: []string{explicitLE}},
+			{AbstractSyntax: ctStorage, TransferSyntaxes: []string{explicitLE}}}}
+	var a *dimse.Assoc
+	for range 50 { // storescp needs a moment to listen
+		if a, err = rq.Dial(context.Background(), "127.0.0.1:"+port); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("TLS association with storescp: %v", err)
+	}
+	if err := dimse.Echo(context.Background(), a, 1); err != nil {
+		t.Fatal(err)
+	}
+	_, files := ctStudy(t, 40, 1, "")
+	ds, _, _, sop := splitPart10(files[0].Data, "")
+	res, err := dimse.Store(context.Background(), a, a.ContextFor(ctStorage, explicitLE), 2, ctStorage, sop, bytes.NewReader(ds), "", 0)
+	if err != nil || res.Status != dimse.StatusSuccess {
+		t.Fatalf("C-STORE over TLS: %+v %v", res, err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	written, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(written) != 1 {
+		t.Fatalf("storescp wrote %d files", len(written))
+	}
+	if b, _ := os.ReadFile(written[0]); !bytes.HasSuffix(b, ds) {
+		t.Fatal("storescp's file does not end with the data set sent")
 	}
 }
