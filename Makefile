@@ -3,7 +3,7 @@
 
 GO        ?= go
 BIN       := bin/pacsnet
-APT_DEPS  := dcmtk
+APT_DEPS  := dcmtk orthanc
 GOFLAGS_BUILD := -trimpath
 
 .PHONY: all deps build demo test vet bench fuzz clean
@@ -11,7 +11,9 @@ GOFLAGS_BUILD := -trimpath
 all: build
 
 # deps installs the Debian packages the tests and the demo use (DCMTK's
-# dcmdump checks our exported files) and downloads the Go modules.
+# dcmdump checks our exported files, its storescu/echoscu and Orthanc are
+# the DICOM peers of the node's tests) and downloads the Go modules. The
+# Debian orthanc service is disabled: tests start their own Orthanc.
 deps:
 	@command -v $(GO) >/dev/null || { echo "deps: Go 1.26 is required (https://go.dev/dl)"; exit 1; }
 	@missing=""; for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -19,6 +21,10 @@ deps:
 		echo "deps: installing$$missing with apt-get"; \
 		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		case "$$missing" in *orthanc*) \
+			echo "deps: stopping and disabling the orthanc service (tests run their own Orthanc on loopback)"; \
+			$$SUDO systemctl disable --now orthanc >/dev/null 2>&1 || true;; \
+		esac; \
 	fi
 	@$(GO) mod download
 

@@ -399,3 +399,22 @@ func answerError(status int, statusText string, body []byte) *Error {
 func closedEarly(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
+
+// AEs is GET /api/v1/aes.
+func (c *Client) AEs(ctx context.Context) ([]AE, error) {
+	return list[AE](ctx, c, pathAEs, nil)
+}
+
+// AddAE is POST /api/v1/aes.
+func (c *Client) AddAE(ctx context.Context, req AddAERequest) (AE, error) {
+	var out AE
+	_, err := c.call(ctx, http.MethodPost, pathAEs, nil, req, &out)
+	return out, err
+}
+
+// RemoveAE is DELETE /api/v1/aes/{ae}.
+func (c *Client) RemoveAE(ctx context.Context, title string) (AE, error) {
+	var out AE
+	_, err := c.call(ctx, http.MethodDelete, pathAE, []string{title}, nil, &out)
+	return out, err
+}

@@ -39,7 +39,7 @@ func newFake(t *testing.T) (*fakeNode, *Client) {
 			}
 			f.hit = rt.Name
 			f.params = map[string]string{}
-			for _, p := range []string{ParamPeer, ParamStudyUID, ParamSOPInstanceUID, ParamGrantID, ParamFetchID} {
+			for _, p := range []string{ParamPeer, ParamStudyUID, ParamSOPInstanceUID, ParamGrantID, ParamFetchID, ParamAE} {
 				if v := r.PathValue(p); v != "" {
 					f.params[p] = v
 				}
@@ -279,6 +279,24 @@ func TestClientRoutes(t *testing.T) {
 	must(err)
 	f.expect("AuditVerify", nil)
 	eq(av, AuditVerify{OK: true, Entries: 8, Head: "11"})
+
+	ae := AE{Title: "CT 1/A", Host: "10.0.0.5", Port: 104, RestrictAddress: true, Source: AESourceAPI, Added: now}
+	f.handlers["AEs"] = answer([]AE{ae})
+	aes, err := c.AEs(ctx)
+	must(err)
+	f.expect("AEs", nil)
+	eq(aes, []AE{ae})
+	f.handlers["AddAE"] = answer(ae)
+	gotAE, err := c.AddAE(ctx, AddAERequest{Title: ae.Title, Host: ae.Host, Port: 104, RestrictAddress: true})
+	must(err)
+	f.expect("AddAE", nil)
+	eq(f.body, AddAERequest{Title: ae.Title, Host: ae.Host, Port: 104, RestrictAddress: true})
+	eq(gotAE, ae)
+	f.handlers["RemoveAE"] = answer(ae)
+	gotAE, err = c.RemoveAE(ctx, ae.Title)
+	must(err)
+	f.expect("RemoveAE", map[string]string{ParamAE: "CT 1/A"})
+	eq(gotAE, ae)
 }
 
 func TestClientImportFile(t *testing.T) {

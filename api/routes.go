@@ -19,6 +19,7 @@ const (
 	ParamSOPInstanceUID = "sop_instance_uid" // SOP Instance UID
 	ParamGrantID        = "grant_id"         // grant ID
 	ParamFetchID        = "fetch_id"         // fetch ID
+	ParamAE             = "ae"               // a known application entity's AE title
 )
 
 // Headers and content types of the API besides JSON.
@@ -82,6 +83,8 @@ const (
 	pathOutbox       = APIPrefix + "/outbox"
 	pathAudit        = APIPrefix + "/audit"
 	pathAuditVerify  = APIPrefix + "/audit/verify"
+	pathAEs          = APIPrefix + "/aes"
+	pathAE           = APIPrefix + "/aes/{" + ParamAE + "}"
 )
 
 // Routes is every route of the API. docs/api.md is generated from it.
@@ -227,6 +230,28 @@ var Routes = []Route{
 		Summary:  "Check every hash and link of the audit log.",
 		Doc: "A corrupt log is answered 409 with an AuditVerify whose ok is false and whose error names the " +
 			"first bad entry (not an ErrorBody); Client.AuditVerify returns it with a nil error.",
+	},
+	{
+		Name: "AEs", Method: http.MethodGet, Path: pathAEs,
+		Response: []AE{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "The known DICOM application entities (config file and API), by AE title.",
+	},
+	{
+		Name: "AddAE", Method: http.MethodPost, Path: pathAEs,
+		Request: AddAERequest{}, Response: AE{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal},
+		Summary: "Add a known DICOM application entity (calling-AE allowlist, C-MOVE and send destination), or update it.",
+		Doc: "A bad AE title, host or port is bad-request; so is an AE defined in config.toml (change it there). " +
+			"Audited as ae-added.",
+	},
+	{
+		Name: "RemoveAE", Method: http.MethodDelete, Path: pathAE,
+		Response: AE{},
+		Errors:   []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
+		Summary:  "Remove a known DICOM application entity added through the API.",
+		Doc: "Answers the AE removed. An AE defined in config.toml is bad-request (remove it there); an unknown " +
+			"one is not-found. Associations already open are not ended. Audited as ae-removed.",
 	},
 }
 

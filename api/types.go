@@ -458,3 +458,32 @@ func (r ImportResult) HTTPStatus() int {
 	}
 	return CodeInternal.HTTPStatus()
 }
+
+// AE is a known DICOM application entity: a modality, workstation or
+// PACS that may associate with the node (the calling-AE allowlist), and
+// where C-MOVE and sending reach it.
+type AE struct {
+	Title           string    `json:"title"`                      // AE title, 1-16 characters, without padding spaces
+	Host            string    `json:"host"`                       // host name or IP address
+	Port            int       `json:"port"`                       // its DICOM port
+	RestrictAddress bool      `json:"restrict_address,omitempty"` // associations only from Host's addresses
+	TLS             bool      `json:"tls,omitempty"`              // connections to it use DICOM TLS (PS3.15 B.12)
+	Source          string    `json:"source"`                     // AESource* constants: where it is defined
+	Added           time.Time `json:"added,omitzero"`             // when it was added (API-defined AEs)
+}
+
+// Where an AE is defined: the values of AE.Source. Config-defined AEs are
+// changed in config.toml, not through the API.
+const (
+	AESourceAPI    = "api"
+	AESourceConfig = "config"
+)
+
+// AddAERequest adds (or updates) a known application entity.
+type AddAERequest struct {
+	Title           string `json:"title"`                      // AE title, 1-16 characters of the default repertoire, no backslash
+	Host            string `json:"host"`                       // host name or IP address
+	Port            int    `json:"port"`                       // 1-65535
+	RestrictAddress bool   `json:"restrict_address,omitempty"` // accept its associations only from Host's addresses
+	TLS             bool   `json:"tls,omitempty"`              // reach it with DICOM TLS
+}

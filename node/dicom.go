@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -42,9 +43,33 @@ type DICOMConfig struct {
 	// long while no operation runs. Default 5m.
 	IdleTimeout Duration `toml:"idle_timeout"`
 
+	// ARTIMTimeout bounds the wait for an association request after a
+	// connection opens, and for a release answer. 0 means 30s.
+	ARTIMTimeout Duration `toml:"artim_timeout"`
+
 	// AEs are application entities known from the config file, besides
 	// those added with `pacsnet ae add`.
 	AEs []AEConfig `toml:"ae"`
+
+	// TLSAddr is where the DICOM TLS listener (PS3.15 B.12/B.13: TLS 1.2
+	// or later, AEAD suites only) accepts associations; empty: none.
+	// It needs TLSCert and TLSKey.
+	TLSAddr string `toml:"tls_addr,omitempty"`
+
+	// TLSCert and TLSKey are PEM files (relative to the home, or
+	// absolute): the node's certificate chain and private key, for the
+	// TLS listener and for associations it opens to AEs marked tls. The
+	// key file must not be accessible by group or others (0600).
+	TLSCert string `toml:"tls_cert,omitempty"`
+	TLSKey  string `toml:"tls_key,omitempty"`
+
+	// TLSClientCA is a PEM file of CA certificates; when set, the TLS
+	// listener requires a client certificate signed by one of them.
+	TLSClientCA string `toml:"tls_client_ca,omitempty"`
+
+	// TLSCA is a PEM file of CA certificates that sign the certificates of
+	// AEs the node connects to with TLS; empty: the system's roots.
+	TLSCA string `toml:"tls_ca,omitempty"`
 }
 
 // AEConfig is a known application entity written in the config file.
@@ -53,6 +78,7 @@ type AEConfig struct {
 	Host            string `toml:"host"`
 	Port            int    `toml:"port"`
 	RestrictAddress bool   `toml:"restrict_address"`
+	TLS             bool   `toml:"tls"` // reach it with DICOM TLS (sending, C-MOVE)
 }
 
 func (c DICOMConfig) validate() error {
@@ -64,6 +90,21 @@ func (c DICOMConfig) validate() error {
 	}
 	if c.IdleTimeout.Duration < time.Second {
 		return errors.New("config: dicom.idle_timeout must be at least 1s")
+	}
+	if c.ARTIMTimeout.Duration != 0 && (c.ARTIMTimeout.Duration < 100*time.Millisecond || c.ARTIMTimeout.Duration > 10*time.Minute) {
+		return errors.New("config: dicom.artim_timeout must be 100ms to 10m (0: 30s)")
+	}
+	if c.TLSAddr != "" {
+		if host, port, err := net.SplitHostPort(c.TLSAddr); err != nil || !validPort(port) ||
+			(host != "" && host != "localhost" && !validIP(host)) {
+			return fmt.Errorf("config: dicom.tls_addr %q: want host:port", c.TLSAddr)
+		}
+		if c.TLSCert == "" || c.TLSKey == "" {
+			return errors.New("config: dicom.tls_addr needs dicom.tls_cert and dicom.tls_key")
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config: dicom.tls_cert and dicom.tls_key go together")
 	}
 	seen := map[string]bool{}
 	for _, ae := range c.AEs {
@@ -121,7 +162,7 @@ func newAERegistry(s *store.Store, cfg []AEConfig, a *auditor, c clock.Clock) (*
 		r.m[ae.Title] = ae
 	}
 	for _, ae := range cfg {
-		r.m[ae.Title] = AE{Title: ae.Title, Host: ae.Host, Port: ae.Port, RestrictAddress: ae.RestrictAddress}
+		r.m[ae.Title] = AE{Title: ae.Title, Host: ae.Host, Port: ae.Port, RestrictAddress: ae.RestrictAddress, TLS: ae.TLS}
 	}
 	return r, nil
 }
@@ -179,23 +220,24 @@ func (r *aeRegistry) Add(ae AE, actor string) (AE, error) {
 	return ae, nil
 }
 
-// Remove forgets an AE added through the API.
-func (r *aeRegistry) Remove(title, actor string) error {
+// Remove forgets an AE added through the API and returns it.
+func (r *aeRegistry) Remove(title, actor string) (AE, error) {
 	if r.inConfig(title) {
-		return &errAE{fmt.Sprintf("AE %q is defined in config.toml; remove it there", title)}
+		return AE{}, &errAE{fmt.Sprintf("AE %q is defined in config.toml; remove it there", title)}
 	}
+	prev, _ := r.Get(title)
 	found, err := r.store.RemoveAE(title)
 	if err != nil {
-		return fmt.Errorf("remove AE: %w", err)
+		return AE{}, fmt.Errorf("remove AE: %w", err)
 	}
 	if !found {
-		return fmt.Errorf("%w: no AE is called %q", errAENotFound, title)
+		return AE{}, fmt.Errorf("%w: no AE is called %q", errAENotFound, title)
 	}
 	r.mu.Lock()
 	delete(r.m, title)
 	r.mu.Unlock()
 	r.audit.Record(consent.Entry{Actor: actor, Action: actAERemoved, Reason: "ae"})
-	return nil
+	return prev, nil
 }
 
 var errAENotFound = errors.New("unknown AE")
@@ -246,18 +288,59 @@ type dicomEdge struct {
 	audit  *auditor
 	log    *slog.Logger
 
+	home string // relative TLS file names are under it
+
 	ln    net.Listener
+	tlsLn net.Listener
+	tls   *tls.Config // the TLS listener's; nil: none
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	total int
 	perAE map[string]int
 	conns map[net.Conn]struct{}
+	// Connections not yet associated, in all and per source address: a
+	// peer that connects and sends nothing holds one until ARTIM expires,
+	// so their number is bounded apart from the associations'.
+	pending       int
+	pendingByHost map[string]int
+}
+
+// Bounds on connections waiting for their association request: in all, a
+// multiple of max_associations; from one address, a few (a modality opens
+// one association at a time, a busy PACS a handful).
+const (
+	pendingPerAssociation = 2
+	maxPendingPerHost     = 16
+)
+
+// admitConn reserves a handshake slot for a new connection; false: too
+// many are waiting already and the connection is to be closed.
+func (d *dicomEdge) admitConn(conn net.Conn) (host string, ok bool) {
+	host, _, _ = net.SplitHostPort(conn.RemoteAddr().String())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending >= pendingPerAssociation*d.cfg.MaxAssociations || d.pendingByHost[host] >= maxPendingPerHost {
+		return host, false
+	}
+	d.pending++
+	d.pendingByHost[host]++
+	return host, true
+}
+
+// handshakeDone frees the slot admitConn reserved.
+func (d *dicomEdge) handshakeDone(host string) {
+	d.mu.Lock()
+	d.pending--
+	if d.pendingByHost[host]--; d.pendingByHost[host] <= 0 {
+		delete(d.pendingByHost, host)
+	}
+	d.mu.Unlock()
 }
 
 func (d *dicomEdge) acceptor() *dimse.Acceptor {
 	return &dimse.Acceptor{
 		AETitle: d.aet,
-		Limits:  dimse.Limits{MaxPDU: d.cfg.MaxPDU, Idle: d.cfg.IdleTimeout.Duration},
+		Limits:  dimse.Limits{MaxPDU: d.cfg.MaxPDU, Idle: d.cfg.IdleTimeout.Duration, ARTIM: d.cfg.ARTIMTimeout.Duration},
 		Admit:   d.admit,
 		Supports: func(as string) (bool, bool) {
 			switch {
@@ -308,15 +391,38 @@ func printableAE(s string) string {
 	}, s)
 }
 
-// Start listens on the configured address.
+// Start listens on the configured address, and on the TLS address when
+// one is configured.
 func (d *dicomEdge) Start(ctx context.Context) error {
+	d.perAE = map[string]int{}
+	d.conns = map[net.Conn]struct{}{}
+	d.pendingByHost = map[string]int{}
+	if d.cfg.TLSAddr != "" {
+		cfg, err := d.serverTLS()
+		if err != nil {
+			return err
+		}
+		d.tls = cfg
+	}
 	ln, err := net.Listen("tcp", d.addr)
 	if err != nil {
 		return fmt.Errorf("listen dicom: %w", err)
 	}
 	d.ln = ln
-	d.perAE = map[string]int{}
-	d.conns = map[net.Conn]struct{}{}
+	if d.tls != nil {
+		if d.tlsLn, err = net.Listen("tcp", d.cfg.TLSAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen dicom tls: %w", err)
+		}
+		d.serve(ctx, d.tlsLn, d.tls)
+	}
+	d.serve(ctx, ln, nil)
+	return nil
+}
+
+// serve accepts connections on ln (TLS ones when tlsCfg is set) until it
+// is closed.
+func (d *dicomEdge) serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Config) {
 	ac := d.acceptor()
 	d.wg.Add(1)
 	go func() {
@@ -331,6 +437,12 @@ func (d *dicomEdge) Start(ctx context.Context) error {
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}
+			host, ok := d.admitConn(conn)
+			if !ok {
+				d.log.Warn("DICOM connection refused: too many connections wait for their association request", "remote", conn.RemoteAddr().String())
+				conn.Close()
+				continue
+			}
 			d.mu.Lock()
 			d.conns[conn] = struct{}{}
 			d.mu.Unlock()
@@ -342,11 +454,40 @@ func (d *dicomEdge) Start(ctx context.Context) error {
 					delete(d.conns, conn)
 					d.mu.Unlock()
 				}()
-				d.serveConn(ctx, ac, conn)
+				if tlsCfg != nil {
+					// The TLS handshake counts against ARTIM too: a client
+					// that stalls in it holds a pending slot no longer.
+					tc := tls.Server(conn, tlsCfg)
+					hctx, cancel := context.WithTimeout(ctx, d.artim())
+					err := tc.HandshakeContext(hctx)
+					cancel()
+					if err != nil {
+						d.handshakeDone(host)
+						d.log.Info("DICOM TLS handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+						conn.Close()
+						return
+					}
+					conn = tc
+				}
+				d.serveConn(ctx, ac, conn, func() { d.handshakeDone(host) })
 			}()
 		}
 	}()
-	return nil
+}
+
+func (d *dicomEdge) artim() time.Duration {
+	if d.cfg.ARTIMTimeout.Duration > 0 {
+		return d.cfg.ARTIMTimeout.Duration
+	}
+	return 30 * time.Second
+}
+
+// TLSAddr is the TLS listener's address ("" when there is none).
+func (d *dicomEdge) TLSAddr() string {
+	if d.tlsLn == nil {
+		return ""
+	}
+	return d.tlsLn.Addr().String()
 }
 
 // Addr is the listener's address ("" before Start).
@@ -357,11 +498,12 @@ func (d *dicomEdge) Addr() string {
 	return d.ln.Addr().String()
 }
 
-func (d *dicomEdge) serveConn(ctx context.Context, ac *dimse.Acceptor, conn net.Conn) {
+func (d *dicomEdge) serveConn(ctx context.Context, ac *dimse.Acceptor, conn net.Conn, handshakeDone func()) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
 	a, err := ac.Accept(conn)
+	handshakeDone()
 	if err != nil {
 		var rj *dimse.RejectedError
 		if !errors.As(err, &rj) {
@@ -386,6 +528,9 @@ func (d *dicomEdge) Close() {
 		return
 	}
 	d.ln.Close()
+	if d.tlsLn != nil {
+		d.tlsLn.Close()
+	}
 	d.mu.Lock()
 	for c := range d.conns {
 		c.Close()
@@ -403,7 +548,9 @@ func (d *dicomEdge) cstore(ctx context.Context, a *dimse.Assoc, m *dimse.Message
 	rsp := &dimse.Command{Field: dimse.CStoreRSP, MessageIDBeingAnswered: cmd.MessageID,
 		AffectedSOPClass: cmd.AffectedSOPClass, AffectedSOPInstance: cmd.AffectedSOPInstance}
 	answer := func(status uint16, comment string) error {
-		rsp.Status, rsp.ErrorComment = status, comment
+		// Error Comment is an LO: at most 64 characters of the default
+		// repertoire, or the peer cannot decode the answer.
+		rsp.Status, rsp.ErrorComment = status, clip(comment, 64)
 		return a.Send(m.Context.ID, rsp, nil)
 	}
 	if m.Data == nil {
@@ -414,7 +561,13 @@ func (d *dicomEdge) cstore(ctx context.Context, a *dimse.Assoc, m *dimse.Message
 		return answer(dimse.StatusIdentifierMismatch, "the SOP class differs from the presentation context's")
 	}
 	meta := fileMeta(cmd.AffectedSOPClass, cmd.AffectedSOPInstance, m.Context.TransferSyntax, a.CallingAE)
-	res := d.ingest.Ingest(ctx, io.MultiReader(bytes.NewReader(meta), m.Data))
+	// Waiting for an ingest slot is bounded: past it, too many instances
+	// are in flight and the answer is A700 (the peer retries), before the
+	// association's own idle timeout could end it.
+	slotCtx, cancel := context.WithTimeout(ctx, d.slotWait())
+	res := d.ingest.IngestAs(slotCtx, io.MultiReader(bytes.NewReader(meta), m.Data),
+		&identity{SOPClass: cmd.AffectedSOPClass, SOPInstance: cmd.AffectedSOPInstance})
+	cancel()
 	// The ingester may stop reading at an error: the rest of the data set
 	// still has to be taken off the association.
 	if err := m.Data.Discard(); err != nil {
@@ -428,26 +581,39 @@ func (d *dicomEdge) cstore(ctx context.Context, a *dimse.Assoc, m *dimse.Message
 	return answer(status, comment)
 }
 
+// slotWait is how long a C-STORE waits for one of the ingester's slots.
+func (d *dicomEdge) slotWait() time.Duration {
+	return min(30*time.Second, d.cfg.IdleTimeout.Duration/2)
+}
+
 // storeStatus maps an ingest result onto a C-STORE status (PS3.4 B.2.3).
 // Comments say what is wrong without quoting patient data.
 func storeStatus(res ImportResult, cmd *dimse.Command) (uint16, string) {
 	switch res.Outcome {
-	case OutcomeStored, OutcomeDuplicate:
-		if res.SOPInstanceUID != cmd.AffectedSOPInstance {
-			return 0xB007, "stored; the data set's SOP Instance UID differs from the command's"
+	case OutcomeStored:
+		return dimse.StatusSuccess, ""
+	case OutcomeDuplicate:
+		if res.OtherSyntax {
+			return dimse.StatusWarningCoercion, "already stored in another transfer syntax; that copy is kept"
 		}
 		return dimse.StatusSuccess, ""
 	case OutcomeConflict:
-		return dimse.StatusWarningCoercion, "an instance with this SOP Instance UID and other content is already stored; it was kept"
+		return dimse.StatusWarningCoercion, "other content is stored under this SOP Instance UID; kept"
 	case OutcomeRejected:
 		comment := clip(res.Error, 64)
 		switch res.Code {
 		case "too-large":
 			return dimse.StatusOutOfResources, comment
-		case "missing-attribute":
+		case "missing-attribute", "identity-mismatch":
 			return dimse.StatusIdentifierMismatch, comment
 		}
 		return dimse.StatusCannotUnderstand, comment
+	}
+	switch res.Code {
+	case "busy":
+		return dimse.StatusOutOfResources, "too many instances in flight; try again later"
+	case "insufficient-storage": // the archive's disk-full answer (api.CodeInsufficientStorage where it exists)
+		return dimse.StatusOutOfResources, "the archive's disk is full; the instance was not stored"
 	}
 	return dimse.StatusOutOfResources, "the archive could not store the instance; try again later"
 }

@@ -181,7 +181,7 @@ func TestFetchResumesAfterHolderOutage(t *testing.T) {
 		t.Errorf("a waiting fetch does not say why: %+v", s)
 	}
 	first := waitFetch(t, b, st.ID, 20*time.Second)
-	if first.State != FetchFailed || !strings.Contains(first.Error, "unreachable") || first.BytesDone == 0 || first.BytesDone >= first.Bytes {
+	if first.State != FetchFailed || !strings.Contains(first.Error, "could not be reached") || first.BytesDone == 0 || first.BytesDone >= first.Bytes {
 		t.Fatalf("fetch with the holder gone: %+v", first)
 	}
 	t.Logf("first fetch: %d of %d bytes, %d of %d instances, %d attempts", first.BytesDone, first.Bytes, first.InstancesDone, first.Instances, first.Attempts)
@@ -223,7 +223,7 @@ func TestRevocationStopsRunningFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	end := waitFetch(t, b, st.ID, 10*time.Second)
-	if end.State != FetchFailed || !strings.Contains(end.Error, "denied") || end.BytesDone >= end.Bytes {
+	if end.State != FetchFailed || !strings.Contains(end.Error, "refused the transfer") || end.BytesDone >= end.Bytes {
 		t.Fatalf("fetch across a revocation: %+v", end)
 	}
 	waitAudit(t, a, consent.Entry{Action: consent.ActFetchDenied, Peer: b.ID(), GrantID: g.Grant.ID, Reason: "revoked"})
@@ -291,7 +291,7 @@ func TestFetchRejectsInstanceNotMatchingManifest(t *testing.T) {
 	grant(t, a, b, study)
 	waitShared(t, b, a, study, "available", 1, deliverTimeout)
 	st := fetchWait(t, b, study, 20*time.Second)
-	if st.State != FetchFailed || !strings.Contains(st.Error, "integrity") {
+	if st.State != FetchFailed || !strings.Contains(st.Error, "does not verify") {
 		t.Fatalf("fetch: %+v", st)
 	}
 	got, _ := b.Instances(study)

@@ -60,6 +60,9 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"Outbox":        s.outboxList,
 		"Audit":         s.auditList,
 		"AuditVerify":   s.auditVerify,
+		"AEs":           s.aesList,
+		"AddAE":         s.addAE,
+		"RemoveAE":      s.removeAE,
 	}
 }
 
@@ -726,4 +729,55 @@ func checkUID(what, v string) error {
 		return badRequest("%s: %v", what, err) // the message never quotes the value
 	}
 	return nil
+}
+
+// ---- known application entities (the DICOM edge's allowlist)
+
+func (s *apiServer) aesList(w http.ResponseWriter, r *http.Request) error {
+	out := []api.AE{}
+	for _, ae := range s.n.aes.List() {
+		out = append(out, s.apiAE(ae))
+	}
+	return ok(w, out)
+}
+
+func (s *apiServer) addAE(w http.ResponseWriter, r *http.Request) error {
+	var req api.AddAERequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	ae, err := s.n.aes.Add(AE{Title: req.Title, Host: req.Host, Port: req.Port, RestrictAddress: req.RestrictAddress, TLS: req.TLS}, actor(r))
+	if err != nil {
+		return aeAPIError(err)
+	}
+	return ok(w, s.apiAE(ae))
+}
+
+func (s *apiServer) removeAE(w http.ResponseWriter, r *http.Request) error {
+	ae, err := s.n.aes.Remove(r.PathValue(api.ParamAE), actor(r))
+	if err != nil {
+		return aeAPIError(err)
+	}
+	return ok(w, s.apiAE(ae))
+}
+
+func (s *apiServer) apiAE(ae AE) api.AE {
+	out := api.AE{Title: ae.Title, Host: ae.Host, Port: ae.Port, RestrictAddress: ae.RestrictAddress, TLS: ae.TLS,
+		Source: api.AESourceAPI, Added: ae.Added}
+	if s.n.aes.inConfig(ae.Title) {
+		out.Source = api.AESourceConfig
+	}
+	return out
+}
+
+// aeAPIError gives the AE registry's refusals their API codes.
+func aeAPIError(err error) error {
+	var bad *errAE
+	switch {
+	case errors.As(err, &bad):
+		return badRequest("%s", bad.msg)
+	case errors.Is(err, errAENotFound):
+		return &apiError{api.CodeNotFound, err.Error()}
+	}
+	return err
 }

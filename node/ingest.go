@@ -42,6 +42,7 @@ type ImportResult struct {
 	Size           int64
 	Digest         string
 	Code           string // dicomio error code for a rejection
+	OtherSyntax    bool   // a duplicate already held in another transfer syntax (that copy is kept)
 	Error          string
 	Warnings       []string
 }
@@ -78,11 +79,29 @@ func (g *ingester) Import(ctx context.Context, data []byte) ImportResult {
 // (synced). It waits for one of the server's ingest slots first; a
 // cancelled ctx gives up waiting.
 func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
+	return g.IngestAs(ctx, r, nil)
+}
+
+// identity is what a sender said an instance is (a C-STORE's Affected
+// SOP Class and Instance UIDs).
+type identity struct{ SOPClass, SOPInstance string }
+
+// identityError is an instance whose data set is not what its sender said
+// it is: refused before anything is written, so that it is never stored
+// under the wrong identity.
+type identityError struct{ msg string }
+
+func (e *identityError) Error() string { return e.msg }
+
+// IngestAs is Ingest for an instance announced as want (nil: no
+// announcement): a data set whose SOP Class or SOP Instance UID differs
+// is rejected with code identity-mismatch before anything is stored.
+func (g *ingester) IngestAs(ctx context.Context, r io.Reader, want *identity) ImportResult {
 	select {
 	case g.slots <- struct{}{}:
 		defer func() { <-g.slots }()
 	case <-ctx.Done():
-		return ImportResult{Outcome: OutcomeFailed, Error: "import: " + ctx.Err().Error()}
+		return ImportResult{Outcome: OutcomeFailed, Code: "busy", Error: "import: no ingest slot free: " + ctx.Err().Error()}
 	}
 	if err := g.space.bulk(); err != nil {
 		return failed(err)
@@ -91,7 +110,7 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 	lim.MaxSize = g.maxSize
 	lim.MaxInflated = g.maxSize // a deflated dataset may not inflate beyond what the archive would take plain
 	lim.Buffer = g.buffer
-	sink := &ingestSink{g: g}
+	sink := &ingestSink{g: g, want: want}
 	inst, err := dicomio.ParseStream(r, sink, lim)
 	if err == nil {
 		err = inst.Storable()
@@ -100,6 +119,9 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 		sink.discard()
 		if sink.failure != nil { // our side failed (disk, database), not the input
 			return failed(sink.failure)
+		}
+		if ie := (*identityError)(nil); errors.As(err, &ie) {
+			return ImportResult{Outcome: OutcomeRejected, Code: "identity-mismatch", Error: ie.msg}
 		}
 		return rejected(err)
 	}
@@ -123,6 +145,7 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 	case err != nil:
 		res.Error, res.Code = err.Error(), failed(err).Code
 	case errors.As(why, &other):
+		res.OtherSyntax = true
 		res.Warnings = append(res.Warnings, why.Error())
 	case why != nil:
 		res.Error = why.Error()
@@ -141,6 +164,7 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 // duplicate and conflict).
 type ingestSink struct {
 	g       *ingester
+	want    *identity      // what the sender announced, checked before anything is written
 	known   bool           // Attributes was called
 	prev    *wire.Instance // held already under the SOP Instance UID
 	enc     io.WriteCloser // age encryption to the study key, into cut
@@ -154,6 +178,15 @@ func (s *ingestSink) Attributes(inst *dicomio.Instance) error {
 	s.known = true
 	if err := inst.Storable(); err != nil {
 		return err
+	}
+	if w := s.want; w != nil {
+		// The messages name the attributes, never their values.
+		switch {
+		case inst.SOPClassUID != w.SOPClass:
+			return &identityError{"SOP Class UID (0008,0016) differs from Affected SOP Class UID"}
+		case inst.SOPInstanceUID != w.SOPInstance:
+			return &identityError{"SOP Instance UID (0008,0018) differs from Affected SOP Instance"}
+		}
 	}
 	// Cheap idempotency check before the expensive encryption.
 	if prev, ok, err := s.g.store.InstanceBySOP(inst.SOPInstanceUID); err != nil {

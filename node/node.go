@@ -193,7 +193,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	if n.aes, err = newAERegistry(n.store, cfg.DICOM.AEs, n.audit, n.clock); err != nil {
 		return nil, err
 	}
-	n.dicom = &dicomEdge{cfg: cfg.DICOM, aet: cfg.AETitle, addr: cfg.DICOMAddr, aes: n.aes, ingest: n.ingest,
+	n.dicom = &dicomEdge{cfg: cfg.DICOM, aet: cfg.AETitle, addr: cfg.DICOMAddr, home: home, aes: n.aes, ingest: n.ingest,
 		commit: &committer{store: n.store, audit: n.audit}, audit: n.audit, log: n.log}
 	return n, nil
 }
@@ -311,6 +311,9 @@ func (n *Node) DICOMAddr() string {
 func (n *Node) dicomDesc() string {
 	if n.cfg.DICOM.Disabled {
 		return "off"
+	}
+	if tlsAddr := n.DICOMTLSAddr(); tlsAddr != "" {
+		return n.cfg.AETitle + "@" + n.DICOMAddr() + " tls@" + tlsAddr
 	}
 	return n.cfg.AETitle + "@" + n.DICOMAddr()
 }

@@ -54,6 +54,9 @@ func TestJSONOutputs(t *testing.T) {
 		added    api.Partner
 		removed  api.PartnerRemoved
 		riverInv api.Invite
+		aeAdded  api.AE
+		aes      []api.AE
+		aeGone   api.AE
 	)
 	steps := []struct {
 		name  string
@@ -149,6 +152,15 @@ func TestJSONOutputs(t *testing.T) {
 		}},
 		{"peer remove", stMary, args("peer", "remove", "Riverside"), &removed, func() string {
 			return want(removed.Name == "Riverside" && removed.PeerID == peers[0].PeerID, removed)
+		}},
+		{"ae add", stMary, args("ae", "add", "CT_ROOM1", "--host", "127.0.0.1", "--port", "104", "--restrict-address"), &aeAdded, func() string {
+			return want(aeAdded.Title == "CT_ROOM1" && aeAdded.Port == 104 && aeAdded.RestrictAddress && aeAdded.Source == api.AESourceAPI && !aeAdded.Added.IsZero(), aeAdded)
+		}},
+		{"ae list", stMary, args("ae", "list"), &aes, func() string {
+			return want(len(aes) == 1 && aes[0].Title == "CT_ROOM1", aes)
+		}},
+		{"ae remove", stMary, args("ae", "remove", "CT_ROOM1"), &aeGone, func() string {
+			return want(aeGone.Title == "CT_ROOM1" && aeGone.Host == "127.0.0.1", aeGone)
 		}},
 	}
 	for _, s := range steps {

@@ -95,6 +95,7 @@ $PACSNET_HOME, or ~/.pacsnet.`,
 		studiesCmd(g), grantCmd(g), grantsCmd(g), revokeCmd(g), sharedCmd(g), fetchCmd(g),
 		exportCmd(g), auditCmd(g), synthCmd(g), versionCmd(g),
 	)
+	root.AddCommand(aeCmd(g))
 	return root
 }
 

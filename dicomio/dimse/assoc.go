@@ -165,7 +165,11 @@ func (a *Assoc) readLoop(rd *Reader) {
 		p, err := rd.Read()
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && a.isBusy() {
+			// A handler at work (a C-MOVE's sub-operations) excuses the
+			// peer's silence, unless the handler waits for the rest of a
+			// data set from this peer: a sender that stalls mid-data-set
+			// would hold the association (and an ingest slot) forever.
+			if errors.As(err, &ne) && ne.Timeout() && a.isBusy() && data == nil {
 				continue
 			}
 			var pe *ProtocolError

@@ -47,6 +47,9 @@ var Commands = []struct {
 	{"pacsnet audit --verify", api.AuditVerify{}},
 	{"pacsnet synth", api.SynthResult{}},
 	{"pacsnet version", api.Version{}},
+	{"pacsnet ae add", api.AE{}},
+	{"pacsnet ae remove", api.AE{}},
+	{"pacsnet ae list", []api.AE{}},
 }
 
 // extraTypes are documented although no route uses them yet.

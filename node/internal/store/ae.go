@@ -18,6 +18,7 @@ type AE struct {
 	Host            string    `json:"host"`
 	Port            int       `json:"port"`
 	RestrictAddress bool      `json:"restrict_address,omitempty"` // associations only from Host's addresses
+	TLS             bool      `json:"tls,omitempty"`              // reach it with DICOM TLS
 	Added           time.Time `json:"added"`
 }
 
