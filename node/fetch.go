@@ -290,7 +290,11 @@ func (f *fetcher) sharedFor(ctx context.Context, req FetchRequest) (store.Shared
 	// Pull: ask the named partner for the manifest.
 	sealed, err := f.ex.PullManifest(ctx, from, req.Study)
 	if err != nil {
-		err = &sentenceError{msg: "ask " + req.From + " for the study: " + fetchSentence(err, req.From), err: err}
+		msg := fetchSentence(err, req.From)
+		if errors.As(err, new(*exchange.RemoteError)) && errors.Is(err, exchange.ErrDenied) {
+			msg = req.From + " has not shared that study with this facility (it holds no live grant for it)"
+		}
+		err = &sentenceError{msg: "ask " + req.From + " for the study: " + msg, err: err}
 		var re *exchange.RemoteError
 		if !errors.As(err, &re) && !permanent(err) {
 			return store.Shared{}, &unavailableError{err}
