@@ -423,7 +423,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("a partner without a grant is refused and audited", func(t *testing.T) {
 		_, err := northgate.Run("fetch", "--study", syn.StudyUID, "--from", "St Mary", "--no-progress")
-		if exitCode(err) != 1 || !strings.Contains(err.Error(), "refused the transfer") {
+		if exitCode(err) != 1 || !strings.Contains(err.Error(), "has not shared that study") {
 			t.Fatalf("Northgate's fetch: %v, want a refusal", err)
 		}
 		ng := peerID(t, northgate)
