@@ -57,11 +57,12 @@ func TestEveryLiveGrantCounts(t *testing.T) {
 	if _, err := b.StartFetch(ctx, FetchRequest{Study: study, Actor: "admin"}); err != nil {
 		t.Fatalf("fetch after one of two live grants was revoked: %v", err)
 	}
-	// The last live one revoked: only the expired one is left.
+	// The last live one revoked: only the expired one is left, and the
+	// study shows revoked (the holder ended the access).
 	if _, err := a.Revoke(third.Grant.ID, "", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	waitShared(t, b, a, study, SharedExpired, 5, 20*time.Second)
+	waitShared(t, b, a, study, SharedRevoked, 5, 20*time.Second)
 	if _, err := b.StartFetch(ctx, FetchRequest{Study: study, Actor: "admin"}); err == nil {
 		t.Fatal("fetch allowed with no live grant left")
 	}

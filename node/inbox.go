@@ -168,11 +168,12 @@ func (in *inbox) Shared() ([]SharedStudy, error) {
 		if g, live := bestGrant(r.AllGrants(), in.clock.Now()); g != nil {
 			s.GrantID, s.Expires = g.Grant.ID, g.Grant.Expires
 			switch {
-			case r.State == SharedRevoked:
-			case !live:
-				s.State = SharedExpired
-			default:
+			case live:
 				s.State = SharedAvailable
+			case r.State == SharedRevoked || lastToEndRevoked(r.AllGrants()):
+				s.State = SharedRevoked
+			default:
+				s.State = SharedExpired
 			}
 		}
 		for _, i := range r.Manifest.Instances {
@@ -188,6 +189,19 @@ func (in *inbox) Shared() ([]SharedStudy, error) {
 
 // ErrNotShared is returned when no partner shared the study with us.
 var ErrNotShared = errors.New("no partner facility has shared that study with this facility")
+
+// lastToEndRevoked reports whether the grant that would have lasted
+// longest was revoked: with none live, the study is shown revoked (the
+// holder ended the access) rather than expired.
+func lastToEndRevoked(gs []store.SharedGrant) bool {
+	var last *store.SharedGrant
+	for i := range gs {
+		if last == nil || gs[i].Grant.Grant.Expires.After(last.Grant.Grant.Expires) {
+			last = &gs[i]
+		}
+	}
+	return last != nil && last.Revoked
+}
 
 func anyUnrevoked(gs []store.SharedGrant) bool {
 	for _, g := range gs {
