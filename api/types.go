@@ -325,6 +325,9 @@ const (
 	ActAERemoved           = "ae-removed"           // an application entity was removed
 	ActAssociationAccepted = "association-accepted" // a DICOM association (once per calling AE in 10 minutes)
 	ActAssociationRejected = "association-rejected" // a DICOM association from an unknown calling AE (aggregated)
+	ActDICOMMove           = "dicom-move"           // a study sent by C-MOVE (per study; reason "to:" and the destination AE)
+	ActDICOMGet            = "dicom-get"            // a study sent by C-GET (per study)
+	ActDICOMSend           = "dicom-send"           // a study sent with pacsnet send (reason "to:" and the AE)
 )
 
 // AuditEntry is one record of the hash-chained audit log. Prev and Hash

@@ -244,6 +244,9 @@ type dicomEdge struct {
 	ingest *ingester
 	audit  *auditor
 	log    *slog.Logger
+	query  *queryRoom
+	sender *sender
+	fetch  studyFetcher
 
 	ln    net.Listener
 	wg    sync.WaitGroup
@@ -264,6 +267,9 @@ func (d *dicomEdge) acceptor() *dimse.Acceptor {
 				return true, false
 			case dimse.IsStorage(as):
 				return true, true
+			case as == dimse.PatientRootFind || as == dimse.StudyRootFind || as == dimse.PatientRootMove ||
+				as == dimse.StudyRootMove || as == dimse.PatientRootGet || as == dimse.StudyRootGet:
+				return true, false
 			}
 			return false, false
 		},
@@ -372,6 +378,9 @@ func (d *dicomEdge) serveConn(ctx context.Context, ac *dimse.Acceptor, conn net.
 	d.audit.Once(consent.Entry{Actor: "ae:" + a.CallingAE, Action: actAssociationAccepted, Decision: consent.DecisionAllow}, 10*time.Minute)
 	err = dimse.Serve(ctx, a, map[uint16]dimse.HandlerFunc{
 		dimse.CStoreRQ: d.cstore,
+		dimse.CFindRQ:  d.cfind,
+		dimse.CMoveRQ:  d.cmove,
+		dimse.CGetRQ:   d.cget,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		d.log.Info("DICOM association ended", "calling_ae", a.CallingAE, "err", err)

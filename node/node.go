@@ -20,6 +20,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/dicomio/dimse"
 	"github.com/pacsnet/pacsnet/exchange"
 	"github.com/pacsnet/pacsnet/node/clock"
 	"github.com/pacsnet/pacsnet/node/internal/store"
@@ -180,7 +181,10 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.dicom = &dicomEdge{cfg: cfg.DICOM, aet: cfg.AETitle, addr: cfg.DICOMAddr, aes: n.aes, ingest: n.ingest,
-		audit: n.audit, log: n.log}
+		audit: n.audit, log: n.log,
+		query:  &queryRoom{archive: n.archive, inbox: n.inbox, aet: cfg.AETitle},
+		sender: &sender{aet: cfg.AETitle, archive: n.archive, limits: dimse.Limits{MaxPDU: cfg.DICOM.MaxPDU}, log: n.log},
+		fetch:  n.fetcher}
 	return n, nil
 }
 
