@@ -312,3 +312,54 @@ func TestDICOMGetscu(t *testing.T) {
 		t.Fatalf("image-level get received %d instances\n%s", len(got), out)
 	}
 }
+
+// A workstation at Riverside finds and retrieves, through Riverside's
+// DICOM port only, a study St Mary granted to Riverside: listed NEARLINE,
+// fetched over the exchange on C-MOVE, delivered exactly, then listed
+// ONLINE once. A study St Mary did not grant is neither found nor moved.
+func TestDICOMMovePartnerStudy(t *testing.T) {
+	needTool(t, "findscu", "movescu", "storescp")
+	destPort, dir := storescp(t, "DEST")
+	stMary := newNode(t, "St Mary")
+	riverside := qrNode(t, destPort)
+	link(t, stMary, riverside)
+	granted, files := ctStudy(t, 61, 3, "PARTNER^SHARED")
+	importFiles(t, stMary, files)
+	secret, other := ctStudy(t, 62, 2, "PARTNER^SECRET")
+	importFiles(t, stMary, other)
+	grant(t, stMary, riverside, granted)
+	waitShared(t, riverside, stMary, granted, "available", 1, deliverTimeout)
+
+	keys := []string{"QueryRetrieveLevel=STUDY", "StudyInstanceUID", "PatientName", "InstanceAvailability",
+		"RetrieveAETitle", "NumberOfStudyRelatedInstances"}
+	got := findscu(t, riverside, "-S", keys...)
+	if len(got) != 1 || got[0].String(tagStudyUID) != granted || got[0].String(tagAvailability) != "NEARLINE" ||
+		got[0].String(tagRetrieveAE) != riverside.cfg.AETitle || got[0].String(0x00201208) != "3" {
+		t.Fatalf("before the move: %v", got)
+	}
+	host, port, _ := net.SplitHostPort(riverside.DICOMAddr())
+	move := func(study string) string {
+		out, _ := exec.Command("movescu", "-aet", "WORKSTATION", "-aec", riverside.cfg.AETitle, "-aem", "DEST", "-S",
+			"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+study, host, port).CombinedOutput()
+		return string(out)
+	}
+	out := move(granted)
+	wantDataSets(t, receivedDataSets(t, dir), files)
+	if t.Failed() {
+		t.Fatalf("movescu:\n%s", out)
+	}
+	got = findscu(t, riverside, "-S", keys...)
+	if len(got) != 1 || got[0].String(tagAvailability) != "ONLINE" {
+		t.Fatalf("after the move: %v", got)
+	}
+	waitAudit(t, riverside, consent.Entry{Action: consent.ActFetchCompleted, Study: granted, Actor: "ae:WORKSTATION"})
+	requireAudit(t, riverside, consent.Entry{Action: actDICOMMove, Study: granted, Reason: "to:DEST"})
+
+	if got := findscu(t, riverside, "-S", "QueryRetrieveLevel=STUDY", "StudyInstanceUID="+secret); len(got) != 0 {
+		t.Fatalf("a study not granted is found: %v", got)
+	}
+	move(secret)
+	if got := receivedDataSets(t, dir); len(got) != len(files) {
+		t.Fatalf("a study not granted was moved: %d instances received", len(got))
+	}
+}
