@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -361,5 +362,51 @@ func TestDICOMMovePartnerStudy(t *testing.T) {
 	move(secret)
 	if got := receivedDataSets(t, dir); len(got) != len(files) {
 		t.Fatalf("a study not granted was moved: %d instances received", len(got))
+	}
+}
+
+// A C-CANCEL sent right after a C-FIND ends it with 0xFE00 before every
+// match was sent.
+func TestDICOMFindCancel(t *testing.T) {
+	n := qrNode(t, 0)
+	study, files := ctStudy(t, 71, 30, "CANCEL^ME")
+	importFiles(t, n, files)
+	r := &dimse.Requestor{CallingAE: "WORKSTATION", CalledAE: n.cfg.AETitle,
+		Contexts: []dimse.ContextRQ{{AbstractSyntax: dimse.StudyRootFind, TransferSyntaxes: []string{dicomio.ExplicitVRLittleEndian}}}}
+	ctx := context.Background()
+	a, err := r.Dial(ctx, n.DICOMAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release()
+	var ident dimse.Dataset
+	ident.Set(tagQRLevel, "CS", "IMAGE")
+	ident.Set(tagStudyUID, "UI", study)
+	ident.Set(tagSOPInstanceUID, "UI", "")
+	b, _ := ident.Encode(dicomio.ExplicitVRLittleEndian)
+	pc := a.ContextFor(dimse.StudyRootFind, "")
+	if err := a.Send(pc.ID, &dimse.Command{Field: dimse.CFindRQ, MessageID: 7, AffectedSOPClass: dimse.StudyRootFind}, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(pc.ID, &dimse.Command{Field: dimse.CCancelRQ, MessageIDBeingAnswered: 7}, nil); err != nil {
+		t.Fatal(err)
+	}
+	pending := 0
+	for {
+		m, err := a.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Data != nil {
+			m.Data.Discard()
+		}
+		if m.Command.Status == dimse.StatusPending {
+			pending++
+			continue
+		}
+		if m.Command.Status != dimse.StatusCancel || pending >= len(files) {
+			t.Fatalf("final status 0x%04X after %d pending answers; want 0xFE00 before %d", m.Command.Status, pending, len(files))
+		}
+		return
 	}
 }
