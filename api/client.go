@@ -380,3 +380,17 @@ func answerError(status int, statusText string, body []byte) *Error {
 	}
 	return e
 }
+
+// StartSend is POST /api/v1/sends.
+func (c *Client) StartSend(ctx context.Context, req SendRequest) (SendJob, error) {
+	var out SendJob
+	_, err := c.call(ctx, http.MethodPost, pathSends, nil, req, &out)
+	return out, err
+}
+
+// Send is GET /api/v1/sends/{send_id}.
+func (c *Client) Send(ctx context.Context, sendID string) (SendJob, error) {
+	var out SendJob
+	_, err := c.call(ctx, http.MethodGet, pathSend, []string{sendID}, nil, &out)
+	return out, err
+}

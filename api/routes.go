@@ -19,6 +19,7 @@ const (
 	ParamSOPInstanceUID = "sop_instance_uid" // SOP Instance UID
 	ParamGrantID        = "grant_id"         // grant ID
 	ParamFetchID        = "fetch_id"         // fetch ID
+	ParamSendID         = "send_id"          // send ID
 )
 
 // Headers and content types of the API besides JSON.
@@ -82,6 +83,8 @@ const (
 	pathOutbox       = APIPrefix + "/outbox"
 	pathAudit        = APIPrefix + "/audit"
 	pathAuditVerify  = APIPrefix + "/audit/verify"
+	pathSends        = APIPrefix + "/sends"
+	pathSend         = APIPrefix + "/sends/{" + ParamSendID + "}"
 )
 
 // Routes is every route of the API. docs/api.md is generated from it.
@@ -227,6 +230,21 @@ var Routes = []Route{
 		Summary:  "Check every hash and link of the audit log.",
 		Doc: "A corrupt log is answered 409 with an AuditVerify whose ok is false and whose error names the " +
 			"first bad entry (not an ErrorBody); Client.AuditVerify returns it with a nil error.",
+	},
+	{
+		Name: "StartSend", Method: http.MethodPost, Path: pathSends,
+		Request: SendRequest{}, Response: SendJob{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
+		Summary: "Start sending a study held here to a known application entity with C-STORE.",
+		Doc: "Each instance goes in its stored transfer syntax (no transcoding), one presentation context per SOP class " +
+			"and transfer syntax. An unknown study or AE is not-found. Once started, the send runs in the node: follow " +
+			"it with Send; a send whose AE accepts none of the syntaxes held ends failed with that error.",
+	},
+	{
+		Name: "Send", Method: http.MethodGet, Path: pathSend,
+		Response: SendJob{},
+		Errors:   []Code{CodeUnauthorized, CodeNotFound},
+		Summary:  "A send's progress.",
 	},
 }
 

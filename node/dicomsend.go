@@ -3,15 +3,22 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sort"
 	"strconv"
+	"sync"
+	"time"
 
+	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
+	"github.com/pacsnet/pacsnet/node/clock"
 )
 
 // sendTally counts C-STORE sub-operations (PS3.4 C.4.2.1.5).
@@ -183,3 +190,107 @@ func dataSetOf(b []byte) ([]byte, error) {
 	}
 	return b[p:], nil
 }
+
+// SendStatus is the progress of one `pacsnet send`.
+type SendStatus struct {
+	ID        string
+	Study     string
+	To        string
+	State     string
+	Instances int
+	Completed int
+	Warning   int
+	Failed    int
+	Started   time.Time
+	Finished  time.Time
+	Error     string
+}
+
+// sends runs `pacsnet send` jobs: a study held here to a known AE. It
+// owns their goroutines, which stop with ctx; wait waits for them.
+type sends struct {
+	sender *sender
+	aes    *aeRegistry
+	audit  *auditor
+	clock  clock.Clock
+	ctx    context.Context
+
+	mu   sync.Mutex
+	jobs map[string]*SendStatus
+	wg   sync.WaitGroup
+}
+
+// maxSendJobs bounds the jobs kept for status queries (the oldest
+// finished ones are forgotten first).
+const maxSendJobs = 64
+
+// Start starts sending study to the AE titled to and returns at once.
+func (s *sends) Start(study, to, actor string) (SendStatus, error) {
+	ae, ok := s.aes.Get(to)
+	if !ok {
+		return SendStatus{}, fmt.Errorf("%w: no AE is called %q; add it with pacsnet ae add", errAENotFound, to)
+	}
+	insts, err := s.sender.archive.Instances(study)
+	if err != nil {
+		return SendStatus{}, err
+	}
+	if len(insts) == 0 {
+		return SendStatus{}, errStudyNotFound
+	}
+	id := make([]byte, 8)
+	rand.Read(id)
+	j := &SendStatus{ID: hex.EncodeToString(id), Study: study, To: ae.Title, State: api.SendRunning,
+		Instances: len(insts), Started: s.clock.Now().UTC()}
+	s.mu.Lock()
+	if len(s.jobs) >= maxSendJobs {
+		var oldest *SendStatus
+		for _, o := range s.jobs {
+			if o.State != api.SendRunning && (oldest == nil || o.Finished.Before(oldest.Finished)) {
+				oldest = o
+			}
+		}
+		if oldest != nil {
+			delete(s.jobs, oldest.ID)
+		}
+	}
+	s.jobs[j.ID] = j
+	st := *j
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t, err := s.sender.SendTo(s.ctx, ae, insts, "", 0, func(t sendTally) bool {
+			s.mu.Lock()
+			j.Completed, j.Warning, j.Failed = t.Completed, t.Warning, t.Failed
+			s.mu.Unlock()
+			return true
+		})
+		s.mu.Lock()
+		j.Completed, j.Warning, j.Failed = t.Completed, t.Warning, t.Failed
+		j.Finished = s.clock.Now().UTC()
+		j.State = api.SendDone
+		if err != nil {
+			j.State, j.Error = api.SendFailed, err.Error()
+		}
+		s.mu.Unlock()
+		e := consent.Entry{Actor: actor, Action: actDICOMSend, Study: study, Decision: consent.DecisionAllow, Reason: "to:" + ae.Title}
+		if err != nil {
+			e.Reason += "; failed"
+		}
+		s.audit.Record(e)
+	}()
+	return st, nil
+}
+
+// Status reports a send job.
+func (s *sends) Status(id string) (SendStatus, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok {
+		return SendStatus{}, false
+	}
+	return *j, true
+}
+
+func (s *sends) wait() { s.wg.Wait() }

@@ -55,6 +55,7 @@ type Node struct {
 	fetcher  *fetcher
 	aes      *aeRegistry
 	dicom    *dicomEdge
+	sends    *sends
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -185,6 +186,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		query:  &queryRoom{archive: n.archive, inbox: n.inbox, aet: cfg.AETitle},
 		sender: &sender{aet: cfg.AETitle, archive: n.archive, limits: dimse.Limits{MaxPDU: cfg.DICOM.MaxPDU}, log: n.log},
 		fetch:  n.fetcher}
+	n.sends = &sends{sender: n.dicom.sender, aes: n.aes, audit: n.audit, clock: n.clock, ctx: n.ctx, jobs: map[string]*SendStatus{}}
 	return n, nil
 }
 
@@ -302,6 +304,9 @@ func (n *Node) Close() error {
 	}
 	if n.fetcher != nil {
 		n.fetcher.wait()
+	}
+	if n.sends != nil {
+		n.sends.wait()
 	}
 	if n.partners != nil {
 		n.partners.detach()
