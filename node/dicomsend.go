@@ -108,6 +108,11 @@ func (s *sender) SendTo(ctx context.Context, ae AE, insts []InstanceInfo, origAE
 func (s *sender) Deliver(ctx context.Context, a *dimse.Assoc, needSCPRole bool, insts []InstanceInfo, origAE string, origID uint16,
 	progress func(sendTally) bool) (sendTally, error) {
 	t := sendTally{Remaining: len(insts)}
+	peerAE := a.CalledAE
+	if needSCPRole {
+		peerAE = a.CallingAE
+	}
+	warned := map[[2]string]bool{} // one log line per SOP class and syntax refused
 	failRest := func(from int) {
 		for _, in := range insts[from:] {
 			t.Failed++
@@ -123,8 +128,11 @@ func (s *sender) Deliver(ctx context.Context, a *dimse.Assoc, needSCPRole bool, 
 		t.Remaining--
 		pc := a.ContextFor(in.SOPClassUID, in.TransferSyntaxUID)
 		if pc == nil || (needSCPRole && !pc.RequestorSCP) {
-			s.log.Warn("DICOM sub-operation failed: the peer accepted no presentation context for the instance's SOP class in its stored transfer syntax (no transcoding)",
-				"peer_ae", printableAE(a.CalledAE+"/"+a.CallingAE), "sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID)
+			if k := [2]string{in.SOPClassUID, in.TransferSyntaxUID}; !warned[k] {
+				warned[k] = true
+				s.log.Warn("DICOM sub-operations failed: the peer accepted no presentation context for the SOP class in the transfer syntax the instances are stored in (no transcoding)",
+					"peer_ae", printableAE(peerAE), "sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID)
+			}
 			t.Failed++
 			t.NoContext++
 			t.FailedUIDs = append(t.FailedUIDs, in.SOPInstanceUID)
