@@ -410,3 +410,20 @@ func TestDICOMFindCancel(t *testing.T) {
 		return
 	}
 }
+
+// movescu's C-CANCEL after the first pending response stops the move:
+// final status 0xFE00, not every instance sent.
+func TestDICOMMoveCancel(t *testing.T) {
+	needTool(t, "movescu", "storescp")
+	destPort, dir := storescp(t, "DEST")
+	n := qrNode(t, destPort)
+	study, files := ctStudy(t, 81, 40, "CANCEL^MOVE")
+	importFiles(t, n, files)
+	host, port, _ := net.SplitHostPort(n.DICOMAddr())
+	out, _ := exec.Command("movescu", "-v", "--cancel", "1", "-aet", "WORKSTATION", "-aec", n.cfg.AETitle, "-aem", "DEST", "-S",
+		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+study, host, port).CombinedOutput()
+	got := receivedDataSets(t, dir)
+	if !strings.Contains(string(out), "Cancel") || len(got) >= len(files) {
+		t.Fatalf("received %d of %d instances after a cancel\n%s", len(got), len(files), out)
+	}
+}
