@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 )
@@ -43,6 +44,7 @@ type qrow struct {
 	avail    string
 	nInst    int
 	insts    func() []InstanceInfo // the study's instances, read when needed
+	nSer     func() int            // the study's number of series
 	series   *InstanceInfo         // SERIES level: the series' first instance
 	nSeries  int                   // SERIES level: the series' instances
 	inst     *InstanceInfo         // IMAGE level
@@ -90,7 +92,7 @@ var queryKeys = []qkey{
 	{0x00201202, "IS", levelPatient, func(r *qrow) []string {
 		n := 0
 		for _, s := range r.patients.rows {
-			n += countSeries(s.insts())
+			n += s.nSer()
 		}
 		return one(strconv.Itoa(n))
 	}},
@@ -102,7 +104,7 @@ var queryKeys = []qkey{
 	{0x00081030, "LO", levelStudy, func(r *qrow) []string { return one(r.study.Description) }},
 	{0x0020000D, "UI", levelStudy, func(r *qrow) []string { return one(r.study.UID) }},
 	{0x00200010, "SH", levelStudy, func(r *qrow) []string { return one(r.study.StudyID) }},
-	{0x00201206, "IS", levelStudy, func(r *qrow) []string { return one(strconv.Itoa(countSeries(r.insts()))) }},
+	{0x00201206, "IS", levelStudy, func(r *qrow) []string { return one(strconv.Itoa(r.nSer())) }},
 	{0x00201208, "IS", levelStudy, func(r *qrow) []string { return one(strconv.Itoa(r.nInst)) }},
 	{0x00080060, "CS", levelSeries, func(r *qrow) []string { return one(r.series.Modality) }},
 	{0x0008103E, "LO", levelSeries, func(r *qrow) []string { return one(r.series.SeriesDescription) }},
@@ -129,6 +131,30 @@ type queryRoom struct {
 	archive *archive
 	inbox   *inbox
 	aet     string
+
+	// series remembers each local study's series count with the
+	// instance count it was computed at, so that Number of Study Related
+	// Series reads a study's instance index once, not at every query.
+	mu     sync.Mutex
+	series map[string][2]int
+}
+
+// seriesOf is a local study's number of series.
+func (qr *queryRoom) seriesOf(uid string, instances int, read func() []InstanceInfo) int {
+	qr.mu.Lock()
+	m, ok := qr.series[uid]
+	qr.mu.Unlock()
+	if ok && m[0] == instances {
+		return m[1]
+	}
+	n := countSeries(read())
+	qr.mu.Lock()
+	if qr.series == nil || len(qr.series) > 1<<20 {
+		qr.series = map[string][2]int{}
+	}
+	qr.series[uid] = [2]int{instances, n}
+	qr.mu.Unlock()
+	return n
 }
 
 // query is a decoded identifier.
@@ -299,6 +325,8 @@ func (qr *queryRoom) studies() ([]*qrow, error) {
 			}
 			return cache
 		}
+		n := st.Instances
+		r.nSer = func() int { return qr.seriesOf(uid, n, r.insts) }
 		rows = append(rows, r)
 	}
 	for _, s := range shared {
@@ -309,7 +337,7 @@ func (qr *queryRoom) studies() ([]*qrow, error) {
 		delete(nearline, uid) // the first holder's manifest lists it
 		insts := s.Manifest.Instances
 		rows = append(rows, &qrow{study: s.Manifest.Study, avail: availabilityNearLn, nInst: len(insts),
-			insts: func() []InstanceInfo { return insts }})
+			insts: func() []InstanceInfo { return insts }, nSer: func() int { return countSeries(insts) }})
 	}
 	return rows, nil
 }
@@ -361,7 +389,7 @@ func (qr *queryRoom) Find(q *query) ([]*qrow, error) {
 					in := &insts[i]
 					sr := idx[in.Series]
 					if sr == nil {
-						sr = &qrow{study: s.study, avail: s.avail, nInst: s.nInst, insts: s.insts, series: in}
+						sr = &qrow{study: s.study, avail: s.avail, nInst: s.nInst, insts: s.insts, nSer: s.nSer, series: in}
 						idx[in.Series] = sr
 						order = append(order, in.Series)
 					}
@@ -375,7 +403,7 @@ func (qr *queryRoom) Find(q *query) ([]*qrow, error) {
 				continue
 			}
 			for i := range insts {
-				ir := &qrow{study: s.study, avail: s.avail, nInst: s.nInst, insts: s.insts, series: &insts[i], inst: &insts[i], nSeries: 1}
+				ir := &qrow{study: s.study, avail: s.avail, nInst: s.nInst, insts: s.insts, nSer: s.nSer, series: &insts[i], inst: &insts[i], nSeries: 1}
 				if q.matches(ir, levelImage) {
 					rows = append(rows, ir)
 				}

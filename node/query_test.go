@@ -427,3 +427,22 @@ func TestDICOMMoveCancel(t *testing.T) {
 		t.Fatalf("received %d of %d instances after a cancel\n%s", len(got), len(files), out)
 	}
 }
+
+// Non-ASCII values are answered in UTF-8 with Specific Character Set
+// ISO_IR 192; a Latin-1 query matches them.
+func TestDICOMFindCharset(t *testing.T) {
+	needTool(t, "findscu")
+	n := qrNode(t, 0)
+	study, files := ctStudy(t, 91, 1, "MÜLLER^JÖRG")
+	importFiles(t, n, files)
+	got := findscu(t, n, "-S", "QueryRetrieveLevel=STUDY", "StudyInstanceUID", "PatientName=M*LLER*", "NumberOfStudyRelatedSeries")
+	if len(got) != 1 || got[0].String(tagStudyUID) != study || got[0].String(0x00100010) != "MÜLLER^JÖRG" ||
+		got[0].String(tagSpecificCharset) != charsetUTF8 || got[0].String(0x00201206) != "1" {
+		t.Fatalf("answer: %v", got)
+	}
+	latin1 := "PatientName=M\xdcLLER^J\xd6RG"
+	got = findscu(t, n, "-S", "QueryRetrieveLevel=STUDY", "SpecificCharacterSet=ISO_IR 100", "StudyInstanceUID", latin1)
+	if len(got) != 1 {
+		t.Fatalf("a Latin-1 query found %d studies", len(got))
+	}
+}
