@@ -190,7 +190,7 @@ func parseQuery(ident dimse.Dataset, patientRoot bool) (*query, error) {
 	for _, e := range ident {
 		switch {
 		case e.Tag == tagSpecificCharset || e.Tag == tagQRLevel || e.Tag == tagRetrieveAE || e.Tag == tagAvailability:
-		case e.Tag>>16 == 0x0008 && e.Tag&0xFFFF == 0:
+		case e.Tag&0xFFFF == 0: // group lengths
 		default:
 			k := keyFor(e.Tag)
 			if k == nil || k.level > lv {
