@@ -319,7 +319,7 @@ func TestDICOMGetscu(t *testing.T) {
 // fetched over the exchange on C-MOVE, delivered exactly, then listed
 // ONLINE once. A study St Mary did not grant is neither found nor moved.
 func TestDICOMMovePartnerStudy(t *testing.T) {
-	needTool(t, "findscu", "movescu", "storescp")
+	needTool(t, "findscu", "movescu", "getscu", "storescp")
 	destPort, dir := storescp(t, "DEST")
 	stMary := newNode(t, "St Mary")
 	riverside := qrNode(t, destPort)
@@ -363,6 +363,21 @@ func TestDICOMMovePartnerStudy(t *testing.T) {
 	if got := receivedDataSets(t, dir); len(got) != len(files) {
 		t.Fatalf("a study not granted was moved: %d instances received", len(got))
 	}
+
+	// C-GET of another granted study, not yet fetched: fetched, then
+	// delivered on the workstation's association.
+	second, files2 := ctStudy(t, 63, 2, "PARTNER^GET")
+	importFiles(t, stMary, files2)
+	grant(t, stMary, riverside, second)
+	waitShared(t, riverside, stMary, second, "available", 1, deliverTimeout)
+	getDir := t.TempDir()
+	out2, err := exec.Command("getscu", "-aet", "WORKSTATION", "-aec", riverside.cfg.AETitle, "-S", "-od", getDir,
+		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+second, host, port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("getscu: %v\n%s", err, out2)
+	}
+	wantDataSets(t, receivedDataSets(t, getDir), files2)
+	requireAudit(t, riverside, consent.Entry{Action: actDICOMGet, Study: second, Actor: "ae:WORKSTATION"})
 }
 
 // A C-CANCEL sent right after a C-FIND ends it with 0xFE00 before every
