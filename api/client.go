@@ -418,3 +418,17 @@ func (c *Client) RemoveAE(ctx context.Context, title string) (AE, error) {
 	_, err := c.call(ctx, http.MethodDelete, pathAE, []string{title}, nil, &out)
 	return out, err
 }
+
+// StartSend is POST /api/v1/sends.
+func (c *Client) StartSend(ctx context.Context, req SendRequest) (SendJob, error) {
+	var out SendJob
+	_, err := c.call(ctx, http.MethodPost, pathSends, nil, req, &out)
+	return out, err
+}
+
+// Send is GET /api/v1/sends/{send_id}.
+func (c *Client) Send(ctx context.Context, sendID string) (SendJob, error) {
+	var out SendJob
+	_, err := c.call(ctx, http.MethodGet, pathSend, []string{sendID}, nil, &out)
+	return out, err
+}

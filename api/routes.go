@@ -20,6 +20,7 @@ const (
 	ParamGrantID        = "grant_id"         // grant ID
 	ParamFetchID        = "fetch_id"         // fetch ID
 	ParamAE             = "ae"               // a known application entity's AE title
+	ParamSendID         = "send_id"          // send ID
 )
 
 // Headers and content types of the API besides JSON.
@@ -85,6 +86,8 @@ const (
 	pathAuditVerify  = APIPrefix + "/audit/verify"
 	pathAEs          = APIPrefix + "/aes"
 	pathAE           = APIPrefix + "/aes/{" + ParamAE + "}"
+	pathSends        = APIPrefix + "/sends"
+	pathSend         = APIPrefix + "/sends/{" + ParamSendID + "}"
 )
 
 // Routes is every route of the API. docs/api.md is generated from it.
@@ -252,6 +255,21 @@ var Routes = []Route{
 		Summary:  "Remove a known DICOM application entity added through the API.",
 		Doc: "Answers the AE removed. An AE defined in config.toml is bad-request (remove it there); an unknown " +
 			"one is not-found. Associations already open are not ended. Audited as ae-removed.",
+	},
+	{
+		Name: "StartSend", Method: http.MethodPost, Path: pathSends,
+		Request: SendRequest{}, Response: SendJob{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
+		Summary: "Start sending a study held here to a known application entity with C-STORE.",
+		Doc: "Each instance goes in its stored transfer syntax (no transcoding), one presentation context per SOP class " +
+			"and transfer syntax. An unknown study or AE is not-found. Once started, the send runs in the node: follow " +
+			"it with Send; a send whose AE accepts none of the syntaxes held ends failed with that error.",
+	},
+	{
+		Name: "Send", Method: http.MethodGet, Path: pathSend,
+		Response: SendJob{},
+		Errors:   []Code{CodeUnauthorized, CodeNotFound},
+		Summary:  "A send's progress.",
 	},
 }
 

@@ -17,7 +17,7 @@ import (
 // route called by the Client method of its name and every Client method a
 // route, wildcards from the Param* set, error codes known and in order.
 func TestRoutes(t *testing.T) {
-	params := []string{ParamPeer, ParamStudyUID, ParamSOPInstanceUID, ParamGrantID, ParamFetchID, ParamAE}
+	params := []string{ParamPeer, ParamStudyUID, ParamSOPInstanceUID, ParamGrantID, ParamFetchID, ParamAE, ParamSendID}
 	names, patterns := map[string]bool{}, map[string]bool{}
 	mux := http.NewServeMux()
 	client := reflect.TypeFor[*Client]()

@@ -288,6 +288,35 @@ type FetchJob struct {
 	Error         string     `json:"error,omitempty"`       // why it failed, or (waiting) why the holder is being retried: a sentence
 }
 
+// SendRequest starts sending a study held here to a known application
+// entity with C-STORE (pacsnet send).
+type SendRequest struct {
+	StudyUID string `json:"study_uid"` // the study
+	To       string `json:"to"`        // the AE title, as pacsnet ae list shows it
+}
+
+// Send states: the values of SendJob.State.
+const (
+	SendRunning = "running"
+	SendDone    = "done"   // every instance was offered; Failed says how many the AE refused
+	SendFailed  = "failed" // the association failed, or the AE accepted none of the syntaxes held (Error)
+)
+
+// SendJob is one send and its progress.
+type SendJob struct {
+	SendID    string    `json:"send_id"`           // to ask for its progress
+	StudyUID  string    `json:"study_uid"`         // the study sent
+	To        string    `json:"to"`                // the AE title
+	State     string    `json:"state"`             // Send* constants
+	Instances int       `json:"instances"`         // instances to send
+	Completed int       `json:"completed"`         // stored by the AE
+	Warning   int       `json:"warning"`           // stored with a warning status
+	Failed    int       `json:"failed"`            // refused, or not sendable (no presentation context)
+	Started   time.Time `json:"started"`           // when the send started
+	Finished  time.Time `json:"finished,omitzero"` // when it ended
+	Error     string    `json:"error,omitempty"`   // why it failed
+}
+
 // Manifest kinds: the values of OutboxItem.Kind.
 const (
 	ManifestStudy      = "study"      // a granted study: metadata, blocks and the study key
@@ -338,6 +367,9 @@ const (
 	ActAssociationAccepted = "association-accepted" // a DICOM association (once per calling AE in 10 minutes)
 	ActAssociationRejected = "association-rejected" // a DICOM association from an unknown calling AE (aggregated)
 	ActStorageCommitment   = "storage-commitment"   // a storage commitment request answered (once per calling AE a minute)
+	ActDICOMMove           = "dicom-move"           // a study sent by C-MOVE (per study; reason "to:" and the destination AE)
+	ActDICOMGet            = "dicom-get"            // a study sent by C-GET (per study)
+	ActDICOMSend           = "dicom-send"           // a study sent with pacsnet send (reason "to:" and the AE)
 )
 
 // AuditEntry is one record of the hash-chained audit log. Prev and Hash

@@ -287,6 +287,9 @@ type dicomEdge struct {
 	commit *committer
 	audit  *auditor
 	log    *slog.Logger
+	query  *queryRoom
+	sender *sender
+	fetch  studyFetcher
 
 	home string // relative TLS file names are under it
 
@@ -348,6 +351,9 @@ func (d *dicomEdge) acceptor() *dimse.Acceptor {
 				return true, false
 			case dimse.IsStorage(as):
 				return true, true
+			case as == dimse.PatientRootFind || as == dimse.StudyRootFind || as == dimse.PatientRootMove ||
+				as == dimse.StudyRootMove || as == dimse.PatientRootGet || as == dimse.StudyRootGet:
+				return true, false
 			}
 			return false, false
 		},
@@ -516,6 +522,9 @@ func (d *dicomEdge) serveConn(ctx context.Context, ac *dimse.Acceptor, conn net.
 	err = dimse.Serve(ctx, a, map[uint16]dimse.HandlerFunc{
 		dimse.CStoreRQ:  d.cstore,
 		dimse.NActionRQ: d.commit.naction,
+		dimse.CFindRQ:   d.cfind,
+		dimse.CMoveRQ:   d.cmove,
+		dimse.CGetRQ:    d.cget,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		d.log.Info("DICOM association ended", "calling_ae", a.CallingAE, "err", err)

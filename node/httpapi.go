@@ -63,6 +63,8 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"AEs":           s.aesList,
 		"AddAE":         s.addAE,
 		"RemoveAE":      s.removeAE,
+		"StartSend":     s.startSend,
+		"Send":          s.send,
 	}
 }
 
@@ -780,4 +782,35 @@ func aeAPIError(err error) error {
 		return &apiError{api.CodeNotFound, err.Error()}
 	}
 	return err
+}
+
+func (s *apiServer) startSend(w http.ResponseWriter, r *http.Request) error {
+	var req api.SendRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := checkUID("study UID", req.StudyUID); err != nil {
+		return err
+	}
+	st, err := s.n.sends.Start(req.StudyUID, req.To, actor(r))
+	if errors.Is(err, errAENotFound) {
+		return &apiError{api.CodeNotFound, err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	return ok(w, sendJob(st))
+}
+
+func (s *apiServer) send(w http.ResponseWriter, r *http.Request) error {
+	st, found := s.n.sends.Status(r.PathValue(api.ParamSendID))
+	if !found {
+		return &apiError{api.CodeNotFound, "no send with that id"}
+	}
+	return ok(w, sendJob(st))
+}
+
+func sendJob(st SendStatus) api.SendJob {
+	return api.SendJob{SendID: st.ID, StudyUID: st.Study, To: st.To, State: st.State, Instances: st.Instances,
+		Completed: st.Completed, Warning: st.Warning, Failed: st.Failed, Started: st.Started, Finished: st.Finished, Error: st.Error}
 }

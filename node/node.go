@@ -21,6 +21,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/dicomio/dimse"
 	"github.com/pacsnet/pacsnet/exchange"
 	"github.com/pacsnet/pacsnet/node/clock"
 	"github.com/pacsnet/pacsnet/node/internal/store"
@@ -56,6 +57,7 @@ type Node struct {
 	fetcher  *fetcher
 	aes      *aeRegistry
 	dicom    *dicomEdge
+	sends    *sends
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -194,7 +196,11 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.dicom = &dicomEdge{cfg: cfg.DICOM, aet: cfg.AETitle, addr: cfg.DICOMAddr, home: home, aes: n.aes, ingest: n.ingest,
-		commit: &committer{store: n.store, audit: n.audit}, audit: n.audit, log: n.log}
+		commit: &committer{store: n.store, audit: n.audit}, audit: n.audit, log: n.log,
+		query:  &queryRoom{archive: n.archive, inbox: n.inbox, aet: cfg.AETitle},
+		sender: &sender{aet: cfg.AETitle, archive: n.archive, limits: dimse.Limits{MaxPDU: cfg.DICOM.MaxPDU}, log: n.log},
+		fetch:  n.fetcher}
+	n.sends = &sends{sender: n.dicom.sender, aes: n.aes, audit: n.audit, clock: n.clock, ctx: n.ctx, jobs: map[string]*SendStatus{}}
 	return n, nil
 }
 
@@ -338,6 +344,9 @@ func (n *Node) Close() error {
 	}
 	if n.fetcher != nil {
 		n.fetcher.wait()
+	}
+	if n.sends != nil {
+		n.sends.wait()
 	}
 	if n.partners != nil {
 		n.partners.detach()

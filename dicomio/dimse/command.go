@@ -268,7 +268,7 @@ func (c *Command) Encode() []byte {
 	str(tAffectedSOPClass, c.AffectedSOPClass, 0)
 	str(tRequestedSOPClass, c.RequestedSOPClass, 0)
 	add(tCommandField, us(c.Field))
-	if c.IsResponse() {
+	if c.IsResponse() || c.Field == CCancelRQ { // C-CANCEL-RQ names the request it cancels (PS3.7 9.3.2.3)
 		add(tMessageIDAnswered, us(c.MessageIDBeingAnswered))
 	} else {
 		add(tMessageID, us(c.MessageID))
