@@ -45,6 +45,9 @@ type sender struct {
 	archive *archive
 	limits  dimse.Limits
 	log     *slog.Logger
+	// dial connects to an AE: plain TCP, or DICOM TLS for AEs marked tls
+	// (dicomEdge.dialer); nil dials plain TCP.
+	dial func(ae AE) (func(ctx context.Context, network, addr string) (net.Conn, error), error)
 }
 
 // storeContexts proposes one presentation context per SOP class and
@@ -67,6 +70,13 @@ func storeContexts(insts []InstanceInfo) []dimse.ContextRQ {
 // Open opens an association to ae proposing what insts need.
 func (s *sender) Open(ctx context.Context, ae AE, insts []InstanceInfo) (*dimse.Assoc, error) {
 	r := &dimse.Requestor{CallingAE: s.aet, CalledAE: ae.Title, Limits: s.limits, Contexts: storeContexts(insts)}
+	if s.dial != nil {
+		d, err := s.dial(ae)
+		if err != nil {
+			return nil, fmt.Errorf("associate with %s: %w", ae.Title, err)
+		}
+		r.Dialer = d
+	}
 	a, err := r.Dial(ctx, net.JoinHostPort(ae.Host, strconv.Itoa(ae.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("associate with %s: %w", ae.Title, err)
