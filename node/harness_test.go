@@ -93,6 +93,13 @@ func newNode(t *testing.T, name string, setup ...nodeSetup) *tnode {
 func startNode(t *testing.T, name, home string, cfg Config, opts Options) *tnode {
 	t.Helper()
 	n, err := Open(home, cfg, opts)
+	// A node reopened on its former port may find it taken for a moment:
+	// the kernel hands freed ephemeral ports to other processes' outgoing
+	// connections (other test packages run at the same time).
+	for try := 0; err != nil && strings.Contains(err.Error(), "address already in use") && try < 20; try++ {
+		time.Sleep(100 * time.Millisecond)
+		n, err = Open(home, cfg, opts)
+	}
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}
