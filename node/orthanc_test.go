@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 )
 
@@ -233,4 +234,89 @@ func TestOrthancTLS(t *testing.T) {
 	if insts, err := n.Instances(study); err != nil || len(insts) != len(files) {
 		t.Fatalf("the node holds %d instances, want %d (%v)", len(insts), len(files), err)
 	}
+}
+
+// Orthanc retrieves from the node, both ways a PACS does: it queries
+// with C-FIND and pulls with C-MOVE (to itself), and the node sends it a
+// study with `pacsnet send`; each time Orthanc ends up with the exact
+// data sets the node holds (SHA-256).
+func TestOrthancRetrievesFromNode(t *testing.T) {
+	n := newNode(t, "Alpha")
+	o := startOrthanc(t, map[string]any{})
+	host, port := splitAddr(t, n.DICOMAddr())
+	mod, _ := json.Marshal(map[string]any{"AET": n.cfg.AETitle, "Host": host, "Port": mustAtoi(port)})
+	if _, err := o.rest("PUT", "/modalities/pacsnet", mod); err != nil {
+		t.Fatalf("tell Orthanc about the node: %v", err)
+	}
+	if _, err := n.aes.Add(AE{Title: "ORTHANC", Host: "127.0.0.1", Port: mustAtoi(o.dicom)}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	study, files := ctStudy(t, 78, 3, "")
+	importFiles(t, n, files)
+	want := map[[32]byte]bool{}
+	for _, f := range files {
+		ds, _, _, _ := splitPart10(f.Data, "")
+		want[sha256.Sum256(ds)] = true
+	}
+	// orthancHas waits until Orthanc holds the study's instances and
+	// checks their data sets, then deletes the study there.
+	orthancHas := func(how string) {
+		t.Helper()
+		var ids []string
+		waitFor(t, 20*time.Second, how+": the study at Orthanc", func() bool {
+			b, err := o.rest("GET", "/studies", nil)
+			if err != nil {
+				return false
+			}
+			json.Unmarshal(b, &ids)
+			return len(ids) == 1
+		})
+		b, _ := o.rest("GET", "/studies/"+ids[0]+"/instances", nil)
+		var insts []struct{ ID string }
+		json.Unmarshal(b, &insts)
+		if len(insts) != len(files) {
+			t.Fatalf("%s: Orthanc holds %d instances, want %d", how, len(insts), len(files))
+		}
+		for _, in := range insts {
+			file, err := o.rest("GET", "/instances/"+in.ID+"/file", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds, _, _, _ := splitPart10(file, "")
+			if !want[sha256.Sum256(ds)] {
+				t.Errorf("%s: instance %s reached Orthanc with another data set", how, in.ID)
+			}
+		}
+		if _, err := o.rest("DELETE", "/studies/"+ids[0], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	q, _ := json.Marshal(map[string]any{"Level": "Study", "Query": map[string]string{"StudyInstanceUID": study, "PatientName": ""}})
+	b, err := o.rest("POST", "/modalities/pacsnet/query", q)
+	if err != nil {
+		t.Fatalf("Orthanc's C-FIND: %v", err)
+	}
+	var qr struct{ ID string }
+	json.Unmarshal(b, &qr)
+	if b, err := o.rest("GET", "/queries/"+qr.ID+"/answers?expand", nil); err != nil || !bytes.Contains(b, []byte(study)) {
+		t.Fatalf("Orthanc's C-FIND answers: %s %v", b, err)
+	}
+	if _, err := o.rest("POST", "/queries/"+qr.ID+"/retrieve", []byte("ORTHANC")); err != nil {
+		t.Fatalf("Orthanc's C-MOVE: %v", err)
+	}
+	orthancHas("C-MOVE")
+
+	st, err := n.sends.Start(study, "ORTHANC", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the send to finish", func() bool {
+		st, _ = n.sends.Status(st.ID)
+		return st.State != api.SendRunning
+	})
+	if st.State != api.SendDone || st.Completed != len(files) {
+		t.Fatalf("pacsnet send to Orthanc: %+v", st)
+	}
+	orthancHas("pacsnet send")
 }
