@@ -233,7 +233,8 @@ func (d *demo) run() error {
 	out, _ = d.cli(stMary, "studies")
 	fmt.Print(indent(out))
 
-	if err := d.modalityStores(stMary); err != nil {
+	scanStudy, err := d.modalityStores(stMary)
+	if err != nil {
 		return err
 	}
 
@@ -336,6 +337,9 @@ func (d *demo) run() error {
 	}
 	d.notes = append(d.notes, fmt.Sprintf("Northgate (partner, no grant): refused, 0 of %d instances; audited as %q", syn.Files, reason))
 
+	if err := d.workstationRetrieves(stMary, riverside, scanStudy); err != nil {
+		return err
+	}
 	if err := d.revokeMidFetch(stMary, riverside); err != nil {
 		return err
 	}
@@ -522,19 +526,19 @@ func (d *demo) revokeMidFetch(stMary, riverside *facility.Facility) error {
 // modalityStores has a CT scanner (DCMTK's storescu, AE CT_SCANNER) send a
 // study to St Mary by C-STORE over its DICOM port: the way modalities and
 // PACS store to a node.
-func (d *demo) modalityStores(stMary *facility.Facility) error {
+func (d *demo) modalityStores(stMary *facility.Facility) (string, error) {
 	var st api.Status
 	if err := d.json(stMary, &st, "status"); err != nil {
-		return err
+		return "", err
 	}
 	step("A CT scanner (DCMTK storescu, AE CT_SCANNER) sends a 20-slice CT to St Mary by C-STORE (AE %s at %s)", st.AETitle, st.DICOM)
 	if _, err := d.cli(stMary, "ae", "add", "CT_SCANNER", "--host", "127.0.0.1", "--port", "4104"); err != nil {
-		return err
+		return "", err
 	}
 	dir := filepath.Join(d.dir, "scanner")
 	var syn api.SynthResult
 	if err := d.json(stMary, &syn, "synth", "--out", dir, "--slices", "20", "--seed", "7"); err != nil {
-		return err
+		return "", err
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	var size int64
@@ -548,25 +552,88 @@ func (d *demo) modalityStores(stMary *facility.Facility) error {
 	cmd := exec.CommandContext(d.ctx, "storescu", append([]string{"-aet", "CT_SCANNER", "-aec", st.AETitle, host, port}, files...)...)
 	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("storescu: %v\n%s", err, out)
+		return "", fmt.Errorf("storescu: %v\n%s", err, out)
 	}
 	secs := time.Since(t0).Seconds()
 	var studies []api.Study
 	if err := d.json(stMary, &studies, "studies"); err != nil {
-		return err
+		return "", err
 	}
 	for _, s := range studies {
 		if s.StudyUID == syn.StudyUID {
 			if s.Instances != len(files) {
-				return fmt.Errorf("C-STORE: St Mary holds %d of the %d instances sent", s.Instances, len(files))
+				return "", fmt.Errorf("C-STORE: St Mary holds %d of the %d instances sent", s.Instances, len(files))
 			}
 			fmt.Printf("  %d instances stored by C-STORE in %.2fs, each acknowledged only after its synced commit\n", len(files), secs)
 			fmt.Printf("  (point a modality at AE %s, %s, after `pacsnet ae add` names it)\n", st.AETitle, st.DICOM)
 			d.row("C-STORE into St Mary", len(files), size, secs)
-			return nil
+			return syn.StudyUID, nil
 		}
 	}
-	return errors.New("C-STORE: the scanner's study is not listed at St Mary")
+	return "", errors.New("C-STORE: the scanner's study is not listed at St Mary")
+}
+
+// workstationRetrieves has a workstation at Riverside (DCMTK findscu,
+// movescu, and storescp receiving) find and retrieve a study St Mary
+// granted but Riverside has not fetched, through Riverside's DICOM port
+// only: the node lists it NEARLINE, fetches it from St Mary on the
+// C-MOVE, and delivers it.
+func (d *demo) workstationRetrieves(stMary, riverside *facility.Facility, study string) error {
+	var st api.Status
+	if err := d.json(riverside, &st, "status"); err != nil {
+		return err
+	}
+	step("A workstation at Riverside (DCMTK findscu/movescu) finds St Mary's scanner study and retrieves it through Riverside's DICOM port")
+	if _, err := d.cli(stMary, "grant", "--to", "Riverside", "--study", study, "--expires", "24h"); err != nil {
+		return err
+	}
+	if err := d.waitShared(riverside, study, api.SharedAvailable, 30*time.Second); err != nil {
+		return err
+	}
+	port, err := facility.FreePort()
+	if err != nil {
+		return err
+	}
+	if _, err := d.cli(riverside, "ae", "add", "WORKSTATION", "--host", "127.0.0.1", "--port", fmt.Sprint(port)); err != nil {
+		return err
+	}
+	recv := filepath.Join(d.dir, "workstation")
+	os.MkdirAll(recv, 0o755)
+	scp := exec.Command("storescp", "-aet", "WORKSTATION", "-od", recv, "--accept-all", fmt.Sprint(port))
+	scp.Env = append(os.Environ(), "TCP_NODELAY=1")
+	if err := scp.Start(); err != nil {
+		return fmt.Errorf("storescp: %w", err)
+	}
+	defer func() { scp.Process.Kill(); scp.Wait() }()
+	host, dport, _ := strings.Cut(st.DICOM, ":")
+	find := exec.CommandContext(d.ctx, "findscu", "-S", "-aet", "WORKSTATION", "-aec", st.AETitle,
+		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+study, "-k", "InstanceAvailability", "-k", "PatientName",
+		"-k", "NumberOfStudyRelatedInstances", host, dport)
+	out, err := find.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "NEARLINE") {
+		return fmt.Errorf("findscu: %v, want the study listed NEARLINE:\n%s", err, out)
+	}
+	fmt.Println("  findscu: Riverside lists St Mary's study NEARLINE (shared with us, not yet fetched), Retrieve AE " + st.AETitle)
+	t0 := time.Now()
+	move := exec.CommandContext(d.ctx, "movescu", "-S", "-aet", "WORKSTATION", "-aec", st.AETitle, "-aem", "WORKSTATION",
+		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+study, host, dport)
+	move.Env = append(os.Environ(), "TCP_NODELAY=1")
+	if out, err := move.CombinedOutput(); err != nil {
+		return fmt.Errorf("movescu: %v\n%s", err, out)
+	}
+	got, _ := filepath.Glob(filepath.Join(recv, "*"))
+	if len(got) != 20 {
+		return fmt.Errorf("the workstation received %d instances, want 20", len(got))
+	}
+	again := exec.CommandContext(d.ctx, "findscu", "-S", "-aet", "WORKSTATION", "-aec", st.AETitle,
+		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+study, "-k", "InstanceAvailability", host, dport)
+	if out, err := again.CombinedOutput(); err != nil || !strings.Contains(string(out), "ONLINE") {
+		return fmt.Errorf("findscu after the retrieve: %v, want ONLINE:\n%s", err, out)
+	}
+	fmt.Printf("  movescu: Riverside fetched the study from St Mary (grant checked per block) and sent the workstation all %d\n"+
+		"  instances in %.2fs; findscu now lists it ONLINE\n", len(got), time.Since(t0).Seconds())
+	d.notes = append(d.notes, fmt.Sprintf("Riverside's workstation: C-FIND found St Mary's study NEARLINE, C-MOVE delivered %d instances", len(got)))
+	return nil
 }
 
 func (d *demo) row(name string, n int, bytes int64, secs float64) {
