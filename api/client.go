@@ -432,3 +432,10 @@ func (c *Client) Send(ctx context.Context, sendID string) (SendJob, error) {
 	_, err := c.call(ctx, http.MethodGet, pathSend, []string{sendID}, nil, &out)
 	return out, err
 }
+
+// EchoAE is POST /api/v1/aes/{ae}/echo.
+func (c *Client) EchoAE(ctx context.Context, title string) (AEEcho, error) {
+	var out AEEcho
+	_, err := c.call(ctx, http.MethodPost, pathAEEcho, []string{title}, nil, &out)
+	return out, err
+}

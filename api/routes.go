@@ -86,6 +86,7 @@ const (
 	pathAuditVerify  = APIPrefix + "/audit/verify"
 	pathAEs          = APIPrefix + "/aes"
 	pathAE           = APIPrefix + "/aes/{" + ParamAE + "}"
+	pathAEEcho       = APIPrefix + "/aes/{" + ParamAE + "}/echo"
 	pathSends        = APIPrefix + "/sends"
 	pathSend         = APIPrefix + "/sends/{" + ParamSendID + "}"
 )
@@ -255,6 +256,13 @@ var Routes = []Route{
 		Summary:  "Remove a known DICOM application entity added through the API.",
 		Doc: "Answers the AE removed. An AE defined in config.toml is bad-request (remove it there); an unknown " +
 			"one is not-found. Associations already open are not ended. Audited as ae-removed.",
+	},
+	{
+		Name: "EchoAE", Method: http.MethodPost, Path: pathAEEcho,
+		Response: AEEcho{},
+		Errors:   []Code{CodeUnauthorized, CodeNotFound, CodeUnavailable},
+		Summary:  "Verify a known AE: the node associates with it (with DICOM TLS if it is marked tls) and sends C-ECHO.",
+		Doc:      "An unknown AE is not-found; one that cannot be reached, rejects the association or answers no success is unavailable, with the reason.",
 	},
 	{
 		Name: "StartSend", Method: http.MethodPost, Path: pathSends,

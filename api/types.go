@@ -519,3 +519,9 @@ type AddAERequest struct {
 	RestrictAddress bool   `json:"restrict_address,omitempty"` // accept its associations only from Host's addresses
 	TLS             bool   `json:"tls,omitempty"`              // reach it with DICOM TLS
 }
+
+// AEEcho is the outcome of a C-ECHO the node sent to a known AE.
+type AEEcho struct {
+	Title        string  `json:"title"`        // the AE
+	Milliseconds float64 `json:"milliseconds"` // association, C-ECHO and release
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -162,5 +163,33 @@ func TestStorageCommitment(t *testing.T) {
 	}
 	if err := a.Release(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The node verifies a known AE with C-ECHO as SCU (pacsnet ae echo): here
+// itself; an unknown AE is not-found, one that does not listen is
+// unavailable with the reason.
+func TestEchoAE(t *testing.T) {
+	n := newNode(t, "Alpha")
+	_, port, _ := net.SplitHostPort(n.DICOMAddr())
+	p, _ := strconv.Atoi(port)
+	if _, err := n.aes.Add(AE{Title: n.cfg.AETitle, Host: "127.0.0.1", Port: p}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	if _, err := n.aes.Add(AE{Title: "GONE", Host: "127.0.0.1", Port: closed}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + n.keys.apiToken
+	if code, body := apiRaw(t, n, "POST", "/api/v1/aes/"+n.cfg.AETitle+"/echo", auth, nil); code != 200 || !strings.Contains(string(body), `"milliseconds"`) {
+		t.Fatalf("echo of itself: %d %s", code, body)
+	}
+	if code, _ := apiRaw(t, n, "POST", "/api/v1/aes/NOBODY/echo", auth, nil); code != 404 {
+		t.Fatalf("echo of an unknown AE: %d", code)
+	}
+	if code, body := apiRaw(t, n, "POST", "/api/v1/aes/GONE/echo", auth, nil); code != 503 || !strings.Contains(jsonError(t, body), "GONE") {
+		t.Fatalf("echo of an AE that does not listen: %d %s", code, body)
 	}
 }

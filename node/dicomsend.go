@@ -312,3 +312,30 @@ func (s *sends) Status(id string) (SendStatus, bool) {
 }
 
 func (s *sends) wait() { s.wg.Wait() }
+
+// echo verifies a known AE as an SCU: an association proposing
+// Verification (over DICOM TLS for an AE marked tls), C-ECHO, release.
+func (d *dicomEdge) echo(ctx context.Context, ae AE) (time.Duration, error) {
+	start := time.Now()
+	r := &dimse.Requestor{CallingAE: d.aet, CalledAE: ae.Title, Limits: dimse.Limits{MaxPDU: d.cfg.MaxPDU},
+		Contexts: []dimse.ContextRQ{{AbstractSyntax: dimse.Verification, TransferSyntaxes: []string{"1.2.840.10008.1.2"}}}}
+	dial, err := d.dialer(ae)
+	if err != nil {
+		return 0, err
+	}
+	r.Dialer = dial
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	a, err := r.Dial(ctx, net.JoinHostPort(ae.Host, strconv.Itoa(ae.Port)))
+	if err != nil {
+		return 0, fmt.Errorf("associate with %s: %w", ae.Title, err)
+	}
+	if err := dimse.Echo(ctx, a, 1); err != nil {
+		a.Abort()
+		return 0, fmt.Errorf("C-ECHO to %s: %w", ae.Title, err)
+	}
+	if err := a.Release(); err != nil {
+		return 0, fmt.Errorf("release the association with %s: %w", ae.Title, err)
+	}
+	return time.Since(start), nil
+}

@@ -63,6 +63,7 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"AEs":           s.aesList,
 		"AddAE":         s.addAE,
 		"RemoveAE":      s.removeAE,
+		"EchoAE":        s.echoAE,
 		"StartSend":     s.startSend,
 		"Send":          s.send,
 	}
@@ -813,4 +814,17 @@ func (s *apiServer) send(w http.ResponseWriter, r *http.Request) error {
 func sendJob(st SendStatus) api.SendJob {
 	return api.SendJob{SendID: st.ID, StudyUID: st.Study, To: st.To, State: st.State, Instances: st.Instances,
 		Completed: st.Completed, Warning: st.Warning, Failed: st.Failed, Started: st.Started, Finished: st.Finished, Error: st.Error}
+}
+
+func (s *apiServer) echoAE(w http.ResponseWriter, r *http.Request) error {
+	title := r.PathValue(api.ParamAE)
+	ae, found := s.n.aes.Get(title)
+	if !found {
+		return &apiError{api.CodeNotFound, fmt.Sprintf("no AE is called %q; add it with pacsnet ae add", title)}
+	}
+	d, err := s.n.dicom.echo(r.Context(), ae)
+	if err != nil {
+		return &apiError{api.CodeUnavailable, err.Error()}
+	}
+	return ok(w, api.AEEcho{Title: ae.Title, Milliseconds: float64(d.Microseconds()) / 1000})
 }

@@ -24,7 +24,7 @@ config.toml ([[dicom.ae]]) are listed too, and are changed only there.`,
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
 			}
-			return usageError{fmt.Errorf("%s: want a subcommand: add, remove or list", c.CommandPath())}
+			return usageError{fmt.Errorf("%s: want a subcommand: add, remove, list or echo", c.CommandPath())}
 		},
 	}
 	var req api.AddAERequest
@@ -109,7 +109,28 @@ reaches it with DICOM TLS.`,
 		},
 	}
 	addJSON(list, g)
-	c.AddCommand(add, remove, list)
+	echo := &cobra.Command{
+		Use:   "echo AETITLE",
+		Short: "Verify a known AE: the node sends it C-ECHO",
+		Args:  exactArgs(1, "one AE title"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			res, err := cl.EchoAE(c.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("ae echo: %w", err)
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Printf("%s answered C-ECHO (%.0f ms)\n", printable(res.Title), res.Milliseconds)
+			return nil
+		},
+	}
+	addJSON(echo, g)
+	c.AddCommand(add, remove, list, echo)
 	return c
 }
 
