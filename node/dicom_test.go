@@ -193,3 +193,53 @@ func TestEchoAE(t *testing.T) {
 		t.Fatalf("echo of an AE that does not listen: %d %s", code, body)
 	}
 }
+
+// A storage commitment report the requestor could not take on its own
+// association (it released it) goes on a new association to its AE, with
+// this node in the SCP role of Storage Commitment.
+func TestStorageCommitmentReportOnNewAssociation(t *testing.T) {
+	got := make(chan *dimse.Command, 1)
+	ac := &dimse.Acceptor{AETitle: "MODALITY",
+		Supports: func(as string) (bool, bool) { return as == dimse.StorageCommitment, true }}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		a, err := ac.Accept(conn)
+		if err != nil {
+			return
+		}
+		dimse.Serve(context.Background(), a, map[uint16]dimse.HandlerFunc{
+			dimse.NEventReportRQ: func(_ context.Context, a *dimse.Assoc, m *dimse.Message) error {
+				io.Copy(io.Discard, m.Data)
+				got <- m.Command
+				return a.Send(m.Context.ID, &dimse.Command{Field: dimse.NEventReportRSP, MessageIDBeingAnswered: m.Command.MessageID,
+					AffectedSOPClass: dimse.StorageCommitment, AffectedSOPInstance: dimse.StorageCommitmentID, EventTypeID: m.Command.EventTypeID}, nil)
+			},
+		})
+	}()
+	n := newNode(t, "Alpha")
+	if _, err := n.aes.Add(AE{Title: "MODALITY", Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	var rep dimse.Dataset
+	rep.Set(tagTransactionUID, "UI", "1.2.3.98")
+	body, _ := rep.Encode("1.2.840.10008.1.2")
+	ev := &dimse.Command{Field: dimse.NEventReportRQ, MessageID: 5, AffectedSOPClass: dimse.StorageCommitment,
+		AffectedSOPInstance: dimse.StorageCommitmentID, EventTypeID: dimse.U16(1)}
+	if err := n.dicom.reportOnNewAssociation(context.Background(), "MODALITY", "1.2.840.10008.1.2", ev, body); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-got; c.EventTypeID == nil || *c.EventTypeID != 1 {
+		t.Fatalf("report received: %+v", c)
+	}
+	if err := n.dicom.reportOnNewAssociation(context.Background(), "STRANGER", "1.2.840.10008.1.2", ev, body); err == nil {
+		t.Fatal("reported to an unknown AE")
+	}
+}

@@ -201,6 +201,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		sender: &sender{aet: cfg.AETitle, archive: n.archive, limits: dimse.Limits{MaxPDU: cfg.DICOM.MaxPDU}, log: n.log},
 		fetch:  n.fetcher}
 	n.dicom.sender.dial = n.dicom.dialer
+	n.dicom.commit.report = n.dicom.reportOnNewAssociation
 	n.sends = &sends{sender: n.dicom.sender, aes: n.aes, audit: n.audit, clock: n.clock, ctx: n.ctx, jobs: map[string]*SendStatus{}}
 	return n, nil
 }

@@ -3,8 +3,11 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"github.com/pacsnet/pacsnet/api"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/pacsnet/pacsnet/consent"
@@ -32,6 +35,10 @@ const (
 type committer struct {
 	store *store.Store
 	audit *auditor
+	// report opens a new association to the requestor's AE to deliver an
+	// N-EVENT-REPORT that could not go on the request's own (it was
+	// released first); nil: no fallback.
+	report func(ctx context.Context, calling string, ts string, ev *dimse.Command, body []byte) error
 }
 
 // naction handles N-ACTION-RQ of the Storage Commitment SOP class: it
@@ -112,14 +119,28 @@ func (c *committer) naction(ctx context.Context, a *dimse.Assoc, m *dimse.Messag
 	}
 	ev := &dimse.Command{Field: dimse.NEventReportRQ, MessageID: cmd.MessageID + 1, AffectedSOPClass: dimse.StorageCommitment,
 		AffectedSOPInstance: dimse.StorageCommitmentID, EventTypeID: dimse.U16(event)}
+	// On the request's association; if the requestor released it
+	// already, on a new one to its AE (PS3.4 J.3.3).
+	fallback := func(cause error) error {
+		if c.report == nil {
+			return fmt.Errorf("storage commitment report: %w", cause)
+		}
+		if err := c.report(ctx, a.CallingAE, m.Context.TransferSyntax, ev, body); err != nil {
+			return fmt.Errorf("storage commitment report, on the request's association (%v) and on a new one: %w", cause, err)
+		}
+		return dimse.ErrReleased // the request's association is gone: end its loop quietly
+	}
 	if err := a.Send(m.Context.ID, ev, bytesReader(body)); err != nil {
-		return err
+		return fallback(err)
 	}
 	// The requestor answers the report; anything else here is a protocol
 	// error of its own.
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	r, err := a.Recv(wctx)
+	if errors.Is(err, dimse.ErrReleased) || errors.Is(err, dimse.ErrAborted) {
+		return fallback(err)
+	}
 	if err != nil {
 		return fmt.Errorf("storage commitment report: %w", err)
 	}
@@ -130,4 +151,47 @@ func (c *committer) naction(ctx context.Context, a *dimse.Assoc, m *dimse.Messag
 		return fmt.Errorf("storage commitment report answered with command 0x%04X", r.Command.Field)
 	}
 	return nil
+}
+
+// reportOnNewAssociation delivers a storage commitment N-EVENT-REPORT to
+// the requestor's known AE over a new association, proposing Storage
+// Commitment with this node in the SCP role (role selection).
+func (d *dicomEdge) reportOnNewAssociation(ctx context.Context, calling, ts string, ev *dimse.Command, body []byte) error {
+	ae, ok := d.aes.Get(calling)
+	if !ok {
+		return fmt.Errorf("%q is not a known AE", calling)
+	}
+	dial, err := d.dialer(ae)
+	if err != nil {
+		return err
+	}
+	r := &dimse.Requestor{CallingAE: d.aet, CalledAE: ae.Title, Limits: dimse.Limits{MaxPDU: d.cfg.MaxPDU}, Dialer: dial,
+		Contexts: []dimse.ContextRQ{{AbstractSyntax: dimse.StorageCommitment, TransferSyntaxes: []string{ts}}},
+		Roles:    []dimse.RoleSelection{{SOPClass: dimse.StorageCommitment, SCU: false, SCP: true}}}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	a, err := r.Dial(ctx, net.JoinHostPort(ae.Host, strconv.Itoa(ae.Port)))
+	if err != nil {
+		return err
+	}
+	pc := a.ContextFor(dimse.StorageCommitment, "")
+	if pc == nil {
+		a.Abort()
+		return errors.New("the AE did not accept Storage Commitment")
+	}
+	if err := a.Send(pc.ID, ev, bytesReader(body)); err != nil {
+		return err
+	}
+	rsp, err := a.Recv(ctx)
+	if err != nil {
+		return err
+	}
+	if rsp.Data != nil {
+		rsp.Data.Discard()
+	}
+	if rsp.Command.Field != dimse.NEventReportRSP {
+		a.Abort()
+		return fmt.Errorf("answered with command 0x%04X", rsp.Command.Field)
+	}
+	return a.Release()
 }

@@ -59,6 +59,9 @@ func Serve(ctx context.Context, a *Assoc, handlers map[uint16]HandlerFunc) error
 		a.Begin()
 		err = h(ctx, a, m)
 		a.End()
+		if errors.Is(err, ErrReleased) {
+			return nil // the handler saw the peer release the association
+		}
 		if err != nil {
 			a.Abort()
 			return fmt.Errorf("%s request: %w", fieldName(m.Command.Field), err)
