@@ -394,8 +394,13 @@ const (
 	maxOtherItems       = 256
 )
 
-func (rq *AssociateRQ) decodeItems(b []byte) error {
+// decodeAssocItems walks the variable items of an A-ASSOCIATE-RQ or -AC:
+// one application context, one user information item, and presentation
+// contexts of type pcType, each handed to context. what names the PDU in
+// errors.
+func decodeAssocItems(b []byte, what string, pcType byte, app *string, user *UserInfo, context func(body []byte) error) error {
 	var seenApp, seenUser bool
+	contexts := 0
 	for len(b) > 0 {
 		t, body, rest, err := nextItem(b)
 		if err != nil {
@@ -408,40 +413,49 @@ func (rq *AssociateRQ) decodeItems(b []byte) error {
 				return protoErr(AbortUnexpectedParam, "two application context items")
 			}
 			seenApp = true
-			if rq.AppContext, err = uidField(body, "application context name"); err != nil {
+			if *app, err = uidField(body, "application context name"); err != nil {
 				return err
 			}
-		case itemPresCtxRQ:
-			if len(rq.Contexts) == maxContexts {
+		case pcType:
+			if contexts == maxContexts {
 				return protoErr(AbortInvalidParam, "more than %d presentation contexts", maxContexts)
 			}
-			pc, err := decodeContextRQ(body)
-			if err != nil {
+			contexts++
+			if err := context(body); err != nil {
 				return err
 			}
-			rq.Contexts = append(rq.Contexts, pc)
 		case itemUserInfo:
 			if seenUser {
 				return protoErr(AbortUnexpectedParam, "two user information items")
 			}
 			seenUser = true
-			if err := rq.User.decode(body); err != nil {
+			if err := user.decode(body); err != nil {
 				return err
 			}
 		default:
-			return protoErr(AbortUnrecognizedParam, "unknown item 0x%02X in A-ASSOCIATE-RQ", t)
+			return protoErr(AbortUnrecognizedParam, "unknown item 0x%02X in %s", t, what)
 		}
 	}
-	if !seenApp {
-		return protoErr(AbortInvalidParam, "A-ASSOCIATE-RQ without an application context")
-	}
-	if len(rq.Contexts) == 0 {
-		return protoErr(AbortInvalidParam, "A-ASSOCIATE-RQ proposes no presentation context")
-	}
-	if !seenUser {
-		return protoErr(AbortInvalidParam, "A-ASSOCIATE-RQ without user information")
+	switch {
+	case !seenApp:
+		return protoErr(AbortInvalidParam, "%s without an application context", what)
+	case contexts == 0 && pcType == itemPresCtxRQ:
+		return protoErr(AbortInvalidParam, "%s proposes no presentation context", what)
+	case !seenUser:
+		return protoErr(AbortInvalidParam, "%s without user information", what)
 	}
 	return nil
+}
+
+func (rq *AssociateRQ) decodeItems(b []byte) error {
+	return decodeAssocItems(b, "A-ASSOCIATE-RQ", itemPresCtxRQ, &rq.AppContext, &rq.User, func(body []byte) error {
+		pc, err := decodeContextRQ(body)
+		if err != nil {
+			return err
+		}
+		rq.Contexts = append(rq.Contexts, pc)
+		return nil
+	})
 }
 
 func decodeContextRQ(b []byte) (ContextRQ, error) {
@@ -487,72 +501,45 @@ func decodeContextRQ(b []byte) (ContextRQ, error) {
 }
 
 func (ac *AssociateAC) decodeItems(b []byte) error {
-	var seenApp, seenUser bool
-	for len(b) > 0 {
-		t, body, rest, err := nextItem(b)
+	return decodeAssocItems(b, "A-ASSOCIATE-AC", itemPresCtxAC, &ac.AppContext, &ac.User, func(body []byte) error {
+		pc, err := decodeContextAC(body)
 		if err != nil {
 			return err
 		}
-		b = rest
-		switch t {
-		case itemAppContext:
-			if seenApp {
-				return protoErr(AbortUnexpectedParam, "two application context items")
+		ac.Contexts = append(ac.Contexts, pc)
+		return nil
+	})
+}
+
+// decodeContextAC reads the answer to one proposed presentation context.
+func decodeContextAC(body []byte) (ContextAC, error) {
+	if len(body) < 4 {
+		return ContextAC{}, protoErr(AbortInvalidParam, "truncated presentation context")
+	}
+	pc := ContextAC{ID: body[0], Result: body[2]}
+	sub := body[4:]
+	seen := false
+	for len(sub) > 0 {
+		st, sb, srest, err := nextItem(sub)
+		if err != nil {
+			return pc, err
+		}
+		sub = srest
+		if st != itemTransfer || seen {
+			return pc, protoErr(AbortUnexpectedParam, "presentation context %d: unexpected sub-item 0x%02X", pc.ID, st)
+		}
+		seen = true
+		// A rejected context's transfer syntax is not significant.
+		if pc.Result == ContextAccepted {
+			if pc.TransferSyntax, err = uidField(sb, "transfer syntax"); err != nil {
+				return pc, err
 			}
-			seenApp = true
-			if ac.AppContext, err = uidField(body, "application context name"); err != nil {
-				return err
-			}
-		case itemPresCtxAC:
-			if len(ac.Contexts) == maxContexts {
-				return protoErr(AbortInvalidParam, "more than %d presentation contexts", maxContexts)
-			}
-			if len(body) < 4 {
-				return protoErr(AbortInvalidParam, "truncated presentation context")
-			}
-			pc := ContextAC{ID: body[0], Result: body[2]}
-			sub := body[4:]
-			for len(sub) > 0 {
-				st, sb, srest, err := nextItem(sub)
-				if err != nil {
-					return err
-				}
-				sub = srest
-				if st != itemTransfer || pc.TransferSyntax != "" {
-					return protoErr(AbortUnexpectedParam, "presentation context %d: unexpected sub-item 0x%02X", pc.ID, st)
-				}
-				// A rejected context's transfer syntax is not significant.
-				if pc.Result == ContextAccepted {
-					if pc.TransferSyntax, err = uidField(sb, "transfer syntax"); err != nil {
-						return err
-					}
-				} else {
-					pc.TransferSyntax = "-"
-				}
-			}
-			if pc.Result == ContextAccepted && pc.TransferSyntax == "" {
-				return protoErr(AbortInvalidParam, "accepted presentation context %d without a transfer syntax", pc.ID)
-			}
-			if pc.TransferSyntax == "-" {
-				pc.TransferSyntax = ""
-			}
-			ac.Contexts = append(ac.Contexts, pc)
-		case itemUserInfo:
-			if seenUser {
-				return protoErr(AbortUnexpectedParam, "two user information items")
-			}
-			seenUser = true
-			if err := ac.User.decode(body); err != nil {
-				return err
-			}
-		default:
-			return protoErr(AbortUnrecognizedParam, "unknown item 0x%02X in A-ASSOCIATE-AC", t)
 		}
 	}
-	if !seenApp || !seenUser {
-		return protoErr(AbortInvalidParam, "A-ASSOCIATE-AC without an application context or user information")
+	if pc.Result == ContextAccepted && pc.TransferSyntax == "" {
+		return pc, protoErr(AbortInvalidParam, "accepted presentation context %d without a transfer syntax", pc.ID)
 	}
-	return nil
+	return pc, nil
 }
 
 func (u *UserInfo) decode(b []byte) error {
