@@ -150,6 +150,17 @@ func BenchmarkCStore(b *testing.B) {
 			}
 			report(b, total)
 		})
+		b.Run(fmt.Sprintf("orthanc/assocs=%d", assocs), func(b *testing.B) {
+			var total time.Duration
+			for range b.N {
+				o := startOrthanc(b, map[string]any{}, map[string]any{"DicomAet": "ORTHANC", "ConcurrentJobs": 4})
+				start := time.Now()
+				storescu(b, "127.0.0.1:"+o.dicom, "ORTHANC", files, assocs)
+				total += time.Since(start)
+				o.cmd.Process.Kill()
+			}
+			report(b, total)
+		})
 		b.Run(fmt.Sprintf("pacsnet/assocs=%d", assocs), func(b *testing.B) {
 			var total time.Duration
 			var rss, anon float64

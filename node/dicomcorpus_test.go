@@ -238,7 +238,7 @@ func TestDICOMCorpusStorescu(t *testing.T) {
 	}
 }
 
-func splitAddr(t *testing.T, addr string) (host, port string) {
+func splitAddr(t testing.TB, addr string) (host, port string) {
 	t.Helper()
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {
