@@ -139,7 +139,7 @@ func drawProgress(mode string, off bool) (bool, error) {
 		fi, err := os.Stderr.Stat()
 		return !off && err == nil && fi.Mode()&os.ModeCharDevice != 0, nil
 	}
-	return false, usageError{fmt.Errorf("fetch: --progress %q: want auto, always or never", mode)}
+	return false, usageError{fmt.Errorf("--progress %q: want auto, always or never", printable(mode))}
 }
 
 func exportCmd(g *globals) *cobra.Command {
