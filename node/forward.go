@@ -141,8 +141,9 @@ func (f *forwarder) dropStale() {
 }
 
 // deliverDue sends the items that are due, in order, stopping at the
-// first failure (they all go to the same AE); it returns when the
-// earliest remaining item is next due (zero when none).
+// first that fails to reach the AE (they all go to the same AE); one the
+// AE refused waits for its retry without holding up the others. It
+// returns when the earliest remaining item is next due (zero when none).
 func (f *forwarder) deliverDue(ctx context.Context) time.Time {
 	items, err := f.store.Forwards()
 	if err != nil {
@@ -158,7 +159,11 @@ func (f *forwarder) deliverDue(ctx context.Context) time.Time {
 			continue
 		}
 		if f.clock.Now().Before(it.Next) {
-			return earliest(next, it.Next)
+			next = earliest(next, it.Next)
+			if it.Refused {
+				continue
+			}
+			return next // keep the order while the AE cannot be reached
 		}
 		sent, err := f.deliver(ctx, it)
 		if ctx.Err() != nil {
@@ -172,13 +177,30 @@ func (f *forwarder) deliverDue(ctx context.Context) time.Time {
 			f.done(it, sent)
 			continue
 		}
-		return earliest(next, f.failed(it, err))
+		next = earliest(next, f.failed(it, err))
+		if errors.As(err, new(*refusedError)) {
+			continue // the AE is up: try the next studies
+		}
+		return next
 	}
 	return next
 }
 
 // errForwardUnknownAE: dicom.forward_to names no known AE.
 var errForwardUnknownAE = errors.New("dicom.forward_to names no known AE; add it with pacsnet ae add")
+
+// refusedError: the association worked but the AE did not store every
+// instance (it refused some, or accepts no context for them). The study
+// waits for its retry; the studies queued after it are not held up.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// forwardStall ends an attempt during which the AE answered nothing for
+// this long (a PACS that never answers a C-STORE would otherwise hold the
+// queue forever). A variable for tests.
+var forwardStall = 5 * time.Minute
 
 // deliver sends the study's instances held now; it succeeds when the AE
 // stored every one (success or warning statuses).
@@ -191,12 +213,24 @@ func (f *forwarder) deliver(ctx context.Context, it ForwardItem) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("forward: list instances: %w", err)
 	}
-	t, err := f.sender.SendTo(ctx, ae, insts, "", 0, nil)
-	if err != nil {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := errors.New("the AE answered nothing for " + forwardStall.String())
+	watchdog := time.AfterFunc(forwardStall, func() { cancel(stalled) })
+	defer watchdog.Stop()
+	t, err := f.sender.SendTo(ctx, ae, insts, "", 0, func(sendTally) bool {
+		watchdog.Reset(forwardStall)
+		return true
+	})
+	switch {
+	case context.Cause(ctx) == stalled:
+		return 0, fmt.Errorf("forward to %s: %w", ae.Title, stalled)
+	case errors.Is(err, errNoSyntax):
+		return 0, &refusedError{fmt.Errorf("forward to %s: %w", ae.Title, err)}
+	case err != nil:
 		return 0, fmt.Errorf("forward to %s: %w", ae.Title, err)
-	}
-	if t.Failed > 0 {
-		return 0, fmt.Errorf("forward to %s: %d of %d instances not stored", ae.Title, t.Failed, len(insts))
+	case t.Failed > 0:
+		return 0, &refusedError{fmt.Errorf("forward to %s: %d of %d instances not stored (refused, or no presentation context accepted)", ae.Title, t.Failed, len(insts))}
 	}
 	return len(insts), nil
 }
@@ -207,7 +241,7 @@ func (f *forwarder) done(it ForwardItem, sent int) {
 	f.mu.Lock()
 	cur, ok := f.current(it.Seq)
 	if ok && cur.Queued != it.Queued {
-		cur.Attempts, cur.Next, cur.LastErr = 0, f.clock.Now().UTC(), ""
+		cur.Attempts, cur.Next, cur.LastErr, cur.Refused = 0, f.clock.Now().UTC(), "", false
 		if _, err := f.store.PutForward(cur); err != nil {
 			f.log.Error("forward: update item", "err", err)
 		}
@@ -230,6 +264,7 @@ func (f *forwarder) failed(it ForwardItem, err error) time.Time {
 	cur.Attempts++
 	cur.Next = f.clock.Now().Add(min(f.minBackoff<<min(cur.Attempts-1, 20), f.maxBackoff)).UTC()
 	cur.LastErr = err.Error()
+	cur.Refused = errors.As(err, new(*refusedError))
 	switch {
 	case errors.Is(err, errForwardUnknownAE):
 		f.log.Warn("forward waiting: dicom.forward_to names no known AE; add it with pacsnet ae add", "forward_to", printableAE(it.AE), "study", it.Study, "attempts", cur.Attempts)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -128,7 +129,7 @@ func TestForwardRetriesUntilThePACSIsUp(t *testing.T) {
 		}
 		return false
 	})
-	if item.Study != study || item.AE != "PACS" || !strings.Contains(item.LastErr, "PACS") {
+	if item.Study != study || item.AE != "PACS" || !strings.Contains(item.LastErr, "PACS") || item.Refused {
 		t.Errorf("queued item: %+v", item)
 	}
 	st, err := riverside.apiServer().statusReport()
@@ -217,5 +218,65 @@ func TestForwardAgainWhenTheStudyGrows(t *testing.T) {
 	waitForwarded(t, riverside, dir, study, append(files, added...))
 	if n := len(findAudit(t, riverside, consent.Entry{Action: actDICOMForward, Study: study})); n != 2 {
 		t.Errorf("%d forwards audited, want 2", n)
+	}
+}
+
+// A study the PACS refuses (here: it accepts Implicit VR Little Endian
+// only, and pacsnet does not transcode) stays queued as refused and does
+// not hold up the studies queued after it.
+func TestForwardRefusedStudyDoesNotBlockTheQueue(t *testing.T) {
+	needTool(t, "storescp")
+	shortForwardBackoff(t)
+	port, _ := storescp(t, "PACS", "+xi")
+	stMary, riverside, first, _ := forwardingPair(t, port, 76)
+	second, files := ctStudy(t, 77, 2, "FORWARD^SECOND")
+	importFiles(t, stMary, files)
+	grant(t, stMary, riverside, second)
+	waitShared(t, riverside, stMary, second, "available", 1, deliverTimeout)
+	fetchDone(t, riverside, first)
+	fetchDone(t, riverside, second)
+	waitFor(t, 10*time.Second, "both studies to be tried", func() bool {
+		items, _ := riverside.forward.Pending()
+		return len(items) == 2 && items[0].Study == first && items[1].Study == second &&
+			items[0].Attempts >= 2 && items[1].Attempts >= 2 && items[0].Refused && items[1].Refused
+	})
+	items, _ := riverside.forward.Pending()
+	if !strings.Contains(items[0].LastErr, "transcode") {
+		t.Errorf("last error: %q", items[0].LastErr)
+	}
+}
+
+// An AE that accepts the connection and then answers nothing does not
+// hold the queue: the attempt ends after forwardStall and is retried.
+func TestForwardStalledAEIsRetried(t *testing.T) {
+	shortForwardBackoff(t)
+	stall := forwardStall
+	forwardStall = 300 * time.Millisecond
+	t.Cleanup(func() { forwardStall = stall })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }() // reads, never answers
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	_, riverside, study, _ := forwardingPair(t, ln.Addr().(*net.TCPAddr).Port, 78)
+	start := time.Now()
+	fetchDone(t, riverside, study)
+	waitFor(t, 10*time.Second, "stalled attempts to end", func() bool {
+		items, _ := riverside.forward.Pending()
+		return len(items) == 1 && items[0].Attempts >= 2 && strings.Contains(items[0].LastErr, "answered nothing")
+	})
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("two stalled attempts took %s", d)
 	}
 }

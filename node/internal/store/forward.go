@@ -30,6 +30,9 @@ type ForwardItem struct {
 	Attempts int       `json:"attempts"`
 	Next     time.Time `json:"next"` // not before this time
 	LastErr  string    `json:"last_error,omitempty"`
+	// Refused: the AE was reached and did not store every instance; the
+	// items queued after this one need not wait for it.
+	Refused bool `json:"refused,omitempty"`
 }
 
 func forwardKey(seq uint64) string { return fmt.Sprintf("%s%020d", pfxForward, seq) }
