@@ -55,6 +55,10 @@ type Status struct {
 	PartnersOnline int             `json:"partners_online"`    // partners connected now
 	PartnerStates  []PartnerStatus `json:"partner_states"`     // each partner: reachability and manifests waiting for it, by name
 	Fetches        []FetchJob      `json:"fetches"`            // fetches running or waiting for their holder
+
+	ForwardTo        string `json:"forward_to,omitempty"`         // dicom.forward_to: the AE fetched studies are sent to; empty: off
+	ForwardsPending  int    `json:"forwards_pending"`             // fetched studies waiting to be sent to it
+	ForwardLastError string `json:"forward_last_error,omitempty"` // why the last attempt failed, while items wait
 }
 
 // Node health: the values of Status.Health.
@@ -370,6 +374,7 @@ const (
 	ActDICOMMove           = "dicom-move"           // a study sent by C-MOVE (per study; reason "to:" and the destination AE)
 	ActDICOMGet            = "dicom-get"            // a study sent by C-GET (per study)
 	ActDICOMSend           = "dicom-send"           // a study sent with pacsnet send (reason "to:" and the AE)
+	ActDICOMForward        = "dicom-forward"        // a fetched study forwarded to dicom.forward_to (reason "to:" and the AE)
 )
 
 // AuditEntry is one record of the hash-chained audit log. Prev and Hash
@@ -422,7 +427,7 @@ const MaxAuditScan = 100000
 var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestReceived, ActManifestRejected,
 	ActFetchAllowed, ActFetchDenied, ActFetchCompleted, ActFetchFailed, ActImport, ActExport, ActPeerAdded,
 	ActPeerRemoved, ActAccessRequested, ActQuery, ActInstanceRead, ActAEAdded, ActAERemoved, ActAssociationAccepted,
-	ActAssociationRejected, ActStorageCommitment}
+	ActAssociationRejected, ActStorageCommitment, ActDICOMForward}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.

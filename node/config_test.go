@@ -74,6 +74,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"exchange.default_grant_ttl", func(c *Config) { c.Exchange.DefaultGrantTTL = Duration{} }},
 		{"exchange.default_grant_ttl", func(c *Config) { c.Exchange.DefaultGrantTTL = Duration{-time.Hour} }},
 		{"exchange.fetch_retry_for", func(c *Config) { c.Exchange.FetchRetryFor = Duration{-time.Second} }},
+		{"dicom.forward_to", func(c *Config) { c.DICOM.ForwardTo = `BACK\SLASH` }},
+		{"dicom.forward_to", func(c *Config) { c.DICOM.ForwardTo = strings.Repeat("A", 17) }},
+		{"dicom.forward_to", func(c *Config) { c.DICOM.ForwardTo = " PACS" }},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			c := validConfig()
@@ -100,6 +103,7 @@ func TestValidateAcceptsValidValues(t *testing.T) {
 		"upload rate":           func(c *Config) { c.Exchange.UploadRate = 1 << 20 },
 		"tiny instance size":    func(c *Config) { c.Archive.MaxInstanceSize = 1 },
 		"name of 64 characters": func(c *Config) { c.Name = strings.Repeat("n", 64) },
+		"forward_to":            func(c *Config) { c.DICOM.ForwardTo = "PACS" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := validConfig()

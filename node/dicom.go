@@ -70,6 +70,11 @@ type DICOMConfig struct {
 	// TLSCA is a PEM file of CA certificates that sign the certificates of
 	// AEs the node connects to with TLS; empty: the system's roots.
 	TLSCA string `toml:"tls_ca,omitempty"`
+
+	// ForwardTo is the title of a known AE (the local PACS) to which every
+	// study fetched from a partner is sent once the fetch completes,
+	// retried until the AE stored every instance; empty: off.
+	ForwardTo string `toml:"forward_to,omitempty"`
 }
 
 // AEConfig is a known application entity written in the config file.
@@ -105,6 +110,14 @@ func (c DICOMConfig) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("config: dicom.tls_cert and dicom.tls_key go together")
+	}
+	if c.ForwardTo != "" {
+		if err := validateAE(c.ForwardTo); err != nil {
+			return fmt.Errorf("config: dicom.forward_to: %w", err)
+		}
+		if c.ForwardTo != strings.TrimSpace(c.ForwardTo) {
+			return errors.New("config: dicom.forward_to: leading or trailing spaces are not significant in DICOM; leave them out")
+		}
 	}
 	seen := map[string]bool{}
 	for _, ae := range c.AEs {

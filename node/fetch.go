@@ -80,6 +80,7 @@ type fetcher struct {
 	ctx      context.Context
 	space    *space // refuses a fetch, and stops one, when the disk is nearly full
 	log      *slog.Logger
+	fetched  func(study string) // a fetch completed: every instance verified and stored (forwarding)
 
 	mu   sync.Mutex
 	jobs map[string]*fetchJob
@@ -180,6 +181,9 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 	go func() {
 		defer f.wg.Done()
 		err := f.run(f.ctx, j, m)
+		if err == nil && f.fetched != nil {
+			f.fetched(m.Study.UID) // before the job reads done: queued by then
+		}
 		j.update(func(s *FetchStatus) {
 			s.Finished = f.clock.Now().UTC()
 			s.NextAttempt, s.GiveUpAt = time.Time{}, time.Time{}

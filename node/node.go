@@ -58,6 +58,7 @@ type Node struct {
 	aes      *aeRegistry
 	dicom    *dicomEdge
 	sends    *sends
+	forward  *forwarder
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -203,6 +204,13 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.dicom.sender.dial = n.dicom.dialer
 	n.dicom.commit.report = n.dicom.reportOnNewAssociation
 	n.sends = &sends{sender: n.dicom.sender, aes: n.aes, audit: n.audit, clock: n.clock, ctx: n.ctx, jobs: map[string]*SendStatus{}}
+	n.forward = newForwarder(cfg.DICOM.ForwardTo, n.store, n.archive, n.dicom.sender, n.aes, n.audit, n.log, n.clock)
+	n.fetcher.fetched = n.forward.enqueue
+	if to := cfg.DICOM.ForwardTo; to != "" {
+		if _, ok := n.aes.Get(to); !ok {
+			n.log.Warn("dicom.forward_to names no known AE: fetched studies wait in the forward queue until it is added with pacsnet ae add", "forward_to", to)
+		}
+	}
 	return n, nil
 }
 
@@ -286,6 +294,11 @@ func (n *Node) Start() error {
 	go func() {
 		defer n.wg.Done()
 		n.runGC(n.ctx)
+	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.forward.Run(n.ctx)
 	}()
 	return nil
 }

@@ -63,6 +63,9 @@ func (s *apiServer) statusReport() (api.Status, error) {
 	if stuck > 0 {
 		st.Problems = append(st.Problems, fmt.Sprintf("%d manifest(s) failed delivery %d times or more: see the partners' last errors and `pacsnet peers`", stuck, undeliveredAttempts))
 	}
+	if err := s.forwardStatus(&st); err != nil {
+		return api.Status{}, err
+	}
 	for _, f := range n.fetcher.Active() {
 		st.Fetches = append(st.Fetches, s.names().fetch(f))
 	}
@@ -70,4 +73,26 @@ func (s *apiServer) statusReport() (api.Status, error) {
 		st.Health = api.HealthDegraded
 	}
 	return st, nil
+}
+
+// forwardStatus adds the forward queue (dicom.forward_to) to st.
+func (s *apiServer) forwardStatus(st *api.Status) error {
+	items, err := s.n.forward.Pending()
+	if err != nil {
+		return err
+	}
+	st.ForwardTo, st.ForwardsPending = s.n.cfg.DICOM.ForwardTo, len(items)
+	stuck := 0
+	for _, it := range items {
+		if it.LastErr != "" && st.ForwardLastError == "" {
+			st.ForwardLastError = it.LastErr // the first waiting item holds the others up
+		}
+		if it.Attempts >= undeliveredAttempts {
+			stuck++
+		}
+	}
+	if stuck > 0 {
+		st.Problems = append(st.Problems, fmt.Sprintf("%d fetched stud(ies) failed forwarding to %s %d times or more: see the forwards line and its last error", stuck, st.ForwardTo, undeliveredAttempts))
+	}
+	return nil
 }

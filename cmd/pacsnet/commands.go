@@ -122,7 +122,8 @@ the reasons, when the archive's disk is almost full or manifests keep
 failing delivery); the archive's size and the free disk space; each
 partner's reachability (online: connected now; else when it was last
 seen, as far as this node saw since it started) with the manifests
-waiting for it; and the fetches in progress.`,
+waiting for it; the fetches in progress; and, with dicom.forward_to, the
+fetched studies waiting to be sent to that AE.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := newClient(g.home)

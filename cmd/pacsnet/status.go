@@ -27,6 +27,13 @@ func printStatus(w io.Writer, st api.Status) error {
 		printable(st.Name), printable(st.AETitle), health, st.PeerID, st.HTTP, strings.Join(st.P2P, " "), dicom)
 	fmt.Fprintf(w, "archive   %s on disk; %s free of %s\npartners  %s\noutbox    %d\nfetches   %d\n",
 		fmtBytes(uint64(max(st.ArchiveBytes, 0))), fmtBytes(st.DiskFree), fmtBytes(st.DiskTotal), partners, st.Outbox, len(st.Fetches))
+	if st.ForwardTo != "" || st.ForwardsPending > 0 {
+		fwd := fmt.Sprintf("%d waiting to be sent to %s", st.ForwardsPending, printable(st.ForwardTo))
+		if st.ForwardLastError != "" {
+			fwd += " (last error: " + printable(st.ForwardLastError) + ")"
+		}
+		fmt.Fprintf(w, "forwards  %s\n", fwd)
+	}
 	if len(st.PartnerStates) > 0 {
 		fmt.Fprintln(w)
 		tw := tableTo(w, "PARTNER", "REACHABLE", "LAST SEEN", "OUTBOX", "LAST ERROR")

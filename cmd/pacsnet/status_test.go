@@ -46,3 +46,27 @@ func TestStatusHumanOutput(t *testing.T) {
 		t.Errorf("control characters reach the terminal:\n%q", out)
 	}
 }
+
+// The human status shows the forward queue (dicom.forward_to) with the
+// last error, escaped, and leaves the line out when forwarding is off.
+func TestStatusShowsForwards(t *testing.T) {
+	st := api.Status{Name: "Riverside", AETitle: "RIVERSIDE", Health: api.HealthOK,
+		ForwardTo: "PACS", ForwardsPending: 2, ForwardLastError: "forward to PACS: associate\x1b[2J refused"}
+	var b bytes.Buffer
+	if err := printStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	re := `(?m)^forwards  2 waiting to be sent to PACS \(last error: forward to PACS: associate\\x1b\[2J refused\)$`
+	if !regexp.MustCompile(re).MatchString(b.String()) {
+		t.Errorf("no match for %s in:\n%s", re, b.String())
+	}
+	if bytes.ContainsRune(b.Bytes(), 0x1b) {
+		t.Errorf("control characters reach the terminal:\n%q", b.String())
+	}
+	b.Reset()
+	st.ForwardTo, st.ForwardsPending, st.ForwardLastError = "", 0, ""
+	printStatus(&b, st)
+	if bytes.Contains(b.Bytes(), []byte("forwards")) {
+		t.Errorf("forwarding off, yet a forwards line:\n%s", b.String())
+	}
+}

@@ -225,7 +225,16 @@ func (r *Requestor) Dial(ctx context.Context, addr string) (*Assoc, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	// ctx also bounds the negotiation: a peer that accepts the
+	// connection and never answers is left when ctx ends, not after ARTIM.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	a, err := r.Associate(conn)
+	if !stop() {
+		if err == nil {
+			a.Abort()
+		}
+		return nil, fmt.Errorf("associate: %w", ctx.Err())
+	}
 	if err != nil {
 		return nil, err
 	}
