@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -277,6 +278,20 @@ func TestExportPath(t *testing.T) {
 	} {
 		if got := ExportPath(tc.series, tc.sop); got != tc.want {
 			t.Errorf("ExportPath(%q, %q) = %q, want %q", tc.series, tc.sop, got, tc.want)
+		}
+	}
+}
+
+// Every Act* constant the api package declares can be named in an audit
+// filter: AuditActions lists them all.
+func TestAuditActionsListsEveryAction(t *testing.T) {
+	src, err := os.ReadFile("types.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s+(Act[A-Za-z]+)\s+= "([a-z0-9-]+)"`).FindAllStringSubmatch(string(src), -1) {
+		if !slices.Contains(AuditActions, m[2]) {
+			t.Errorf("%s (%q) is missing from AuditActions", m[1], m[2])
 		}
 	}
 }

@@ -427,7 +427,7 @@ const MaxAuditScan = 100000
 var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestReceived, ActManifestRejected,
 	ActFetchAllowed, ActFetchDenied, ActFetchCompleted, ActFetchFailed, ActImport, ActExport, ActPeerAdded,
 	ActPeerRemoved, ActAccessRequested, ActQuery, ActInstanceRead, ActAEAdded, ActAERemoved, ActAssociationAccepted,
-	ActAssociationRejected, ActStorageCommitment, ActDICOMForward}
+	ActAssociationRejected, ActStorageCommitment, ActDICOMMove, ActDICOMGet, ActDICOMSend, ActDICOMForward}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.
