@@ -34,9 +34,10 @@ func freeLoopbackPort(t *testing.T) int {
 
 // storescpAt starts DCMTK's storescp on port writing into dir; it is
 // stopped by PID when the test ends.
-func storescpAt(t *testing.T, aet string, port int, dir string) {
+func storescpAt(t *testing.T, aet string, port int, dir string, extra ...string) {
 	t.Helper()
-	cmd := exec.Command("storescp", "-aet", aet, "-od", dir, strconv.Itoa(port))
+	args := append([]string{"-aet", aet, "-od", dir}, extra...)
+	cmd := exec.Command("storescp", append(args, strconv.Itoa(port))...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -8,10 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/dicomio"
@@ -62,27 +60,7 @@ func storescp(t *testing.T, aet string, extra ...string) (port int, dir string) 
 	}
 	port = ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	args := append([]string{"-aet", aet, "-od", dir}, extra...)
-	cmd := exec.Command("storescp", append(args, strconv.Itoa(port))...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("storescp:\n%s", logs.String())
-		}
-	})
-	waitFor(t, 10*time.Second, "storescp listening", func() bool {
-		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	storescpAt(t, aet, port, dir, extra...)
 	return port, dir
 }
 
