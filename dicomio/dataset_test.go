@@ -1,14 +1,12 @@
-package dimse
+package dicomio
 
 import (
 	"reflect"
 	"testing"
-
-	"github.com/pacsnet/pacsnet/dicomio"
 )
 
-var allCodecs = []string{dicomio.ImplicitVRLittleEndian, dicomio.ExplicitVRLittleEndian, dicomio.ExplicitVRBigEndian,
-	dicomio.DeflatedExplicitVRLittleEndian}
+var allCodecs = []string{ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian,
+	DeflatedExplicitVRLittleEndian}
 
 func sampleIdentifier() Dataset {
 	var ds Dataset
@@ -38,21 +36,21 @@ func TestDatasetRoundTrip(t *testing.T) {
 			!reflect.DeepEqual(got.Find(0x00280010).Value, []byte{0x00, 0x02}) || len(got.Find(0x00081110).Items) != 1 {
 			t.Errorf("%s: %+v", ts, got)
 		}
-		if ts == dicomio.ImplicitVRLittleEndian && got.Find(0x00100010).VR != "PN" {
+		if ts == ImplicitVRLittleEndian && got.Find(0x00100010).VR != "PN" {
 			t.Errorf("implicit VR from the dictionary: %s", got.Find(0x00100010).VR)
 		}
 	}
 }
 
 func TestDatasetRejects(t *testing.T) {
-	good, _ := sampleIdentifier().Encode(dicomio.ExplicitVRLittleEndian)
+	good, _ := sampleIdentifier().Encode(ExplicitVRLittleEndian)
 	for name, b := range map[string][]byte{
 		"truncated":    good[:len(good)-1],
 		"out of order": append(append([]byte(nil), good...), 0x08, 0x00, 0x52, 0x00, 'C', 'S', 2, 0, 'X', ' '),
 		"bad VR":       {0x10, 0x00, 0x10, 0x00, 'Z', 'Z', 0, 0},
 		"huge":         make([]byte, MaxIdentifier+1),
 	} {
-		if _, err := DecodeDataset(b, dicomio.ExplicitVRLittleEndian); err == nil {
+		if _, err := DecodeDataset(b, ExplicitVRLittleEndian); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
