@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -52,9 +53,11 @@ func BenchmarkFetch(b *testing.B) {
 	}
 	b.SetBytes(size)
 	b.ResetTimer()
-	for range b.N {
+	for i := range b.N {
 		b.StopTimer()
-		grantee := benchNode(b, "Grantee")
+		// A new facility each time, under its own name: the holder
+		// refuses a second partner with a name it already knows.
+		grantee := benchNode(b, fmt.Sprintf("Grantee %d", i))
 		hinv, _ := holder.partners.Invite()
 		ginv, _ := grantee.partners.Invite()
 		if _, err := holder.partners.Add(ginv, "bench"); err != nil {
