@@ -74,3 +74,29 @@ type sentenceError struct {
 
 func (e *sentenceError) Error() string { return e.msg }
 func (e *sentenceError) Unwrap() error { return e.err }
+
+// deliverySentence says why a manifest did not reach a partner, for the
+// outbox and status listings (the raw error is in the log).
+func deliverySentence(err error) string {
+	var re *exchange.RemoteError
+	if errors.As(err, &re) {
+		switch re.Code {
+		case exchange.CodeRejected:
+			return "the partner could not open or verify it (does it still list this facility as a partner, with its current keys?)"
+		case exchange.CodeDenied:
+			return "the partner refused it (it does not count this facility as a partner)"
+		case exchange.CodeUnavailable:
+			return "the partner is busy or shutting down"
+		}
+		return "the partner failed to take it (its log says why)"
+	}
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "no addresses"), strings.Contains(s, "connection refused"), strings.Contains(s, "dial"),
+		strings.Contains(s, "failed to negotiate"):
+		return "cannot connect to the partner: it is not running, or not reachable from here"
+	case strings.Contains(s, "deadline exceeded"), strings.Contains(s, "timeout"):
+		return "the partner did not answer in time"
+	}
+	return "delivery failed on this node: " + s
+}

@@ -115,7 +115,7 @@ func (o *outbox) deliverDue(ctx context.Context) time.Time {
 		it.Attempts++
 		backoff := min(outboxMinBackoff<<min(it.Attempts-1, 10), outboxMaxBackoff)
 		it.Next = o.clock.Now().Add(backoff)
-		it.LastErr = err.Error()
+		it.LastErr = deliverySentence(err)
 		if errors.Is(err, exchange.ErrRejected) {
 			// The partner opened it and refused: retrying will not help
 			// unless something changes on its side (e.g. it adds us as a
