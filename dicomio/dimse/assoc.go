@@ -249,7 +249,7 @@ func (a *Assoc) readLoop(rd *Reader) {
 					fail(errors.New("a data set fragment arrived without its command"))
 					return
 				}
-				if !data.push(append([]byte(nil), v.Data...), a.lim.Idle) {
+				if !data.push(copyChunk(v.Data), a.lim.Idle) {
 					a.abortWith(AbortNotSpecified)
 					fail(errors.New("data set not read"))
 					return
@@ -457,6 +457,7 @@ type DataReader struct {
 	ctx    byte
 	chunks chan []byte
 	cur    []byte
+	buf    []byte // the pooled chunk cur points into
 	mu     sync.Mutex
 	err    error // set before chunks is closed: io.EOF at the end, else why
 	once   sync.Once
@@ -503,11 +504,35 @@ func (d *DataReader) Read(p []byte) (int, error) {
 			defer d.mu.Unlock()
 			return 0, d.err
 		}
-		d.cur = b
+		d.cur, d.buf = b, b
 	}
 	n := copy(p, d.cur)
 	d.cur = d.cur[n:]
+	if len(d.cur) == 0 && d.buf != nil {
+		putChunk(d.buf)
+		d.buf, d.cur = nil, nil
+	}
 	return n, nil
+}
+
+// Chunks of data sets are copied out of the PDU buffer (which the next
+// PDU reuses) into pooled buffers, given back once read: a data set of
+// hundreds of PDUs costs no garbage.
+var chunkPool sync.Pool
+
+func copyChunk(b []byte) []byte {
+	if p, ok := chunkPool.Get().(*[]byte); ok && cap(*p) >= len(b) {
+		return append((*p)[:0], b...)
+	}
+	return append(make([]byte, 0, max(len(b), 64<<10)), b...)
+}
+
+func putChunk(b []byte) {
+	if cap(b) > 4<<20 {
+		return // an unusually large PDU's buffer is not kept
+	}
+	b = b[:0]
+	chunkPool.Put(&b)
 }
 
 // Discard reads and drops the rest of the data set.
