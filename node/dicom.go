@@ -401,12 +401,16 @@ func (d *dicomEdge) release(calling string) {
 	d.mu.Unlock()
 }
 
-func printableAE(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e {
-			return '?'
+// printableAE makes an AE title from the network fit for a log line.
+func printableAE(s string) string { return asciiOnly(s, '?') }
+
+// asciiOnly replaces every character outside printable ASCII with r.
+func asciiOnly(s string, r rune) string {
+	return strings.Map(func(c rune) rune {
+		if c < 0x20 || c > 0x7e {
+			return r
 		}
-		return r
+		return c
 	}, s)
 }
 
@@ -640,13 +644,9 @@ func storeStatus(res ImportResult, cmd *dimse.Command) (uint16, string) {
 	return dimse.StatusOutOfResources, "the archive could not store the instance; try again later"
 }
 
+// clip fits s into an Error Comment: printable ASCII, at most n bytes.
 func clip(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e {
-			return ' '
-		}
-		return r
-	}, s)
+	s = asciiOnly(s, ' ')
 	if len(s) > n {
 		s = s[:n]
 	}
@@ -686,5 +686,3 @@ func readLimited(r io.Reader, n int) ([]byte, error) {
 	}
 	return b, nil
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/dicomio"
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 	"github.com/pacsnet/pacsnet/dicomio/synth"
 )
@@ -65,7 +66,10 @@ func TestDICOMStoreFromStorescu(t *testing.T) {
 	}
 	for _, p := range paths {
 		file, _ := os.ReadFile(p)
-		ds := file[144+int(binary.LittleEndian.Uint32(file[140:144])):]
+		ds, err := dicomio.DataSetOf(file)
+		if err != nil {
+			t.Fatal(err)
+		}
 		found := false
 		for _, in := range insts {
 			data, _, err := n.InstanceData(study, in.SOPInstanceUID)

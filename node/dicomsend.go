@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/dicomio"
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 	"github.com/pacsnet/pacsnet/node/clock"
 )
@@ -150,7 +150,7 @@ func (s *sender) Deliver(ctx context.Context, a *dimse.Assoc, needSCPRole bool, 
 			data, _, err := s.archive.InstanceData(in.Study, in.SOPInstanceUID)
 			var ds []byte
 			if err == nil {
-				ds, err = dataSetOf(data)
+				ds, err = dicomio.DataSetOf(data)
 			}
 			if err != nil {
 				s.log.Warn("DICOM sub-operation failed: instance unreadable", "study", in.Study, "err", err)
@@ -179,34 +179,6 @@ func (s *sender) Deliver(ctx context.Context, a *dimse.Assoc, needSCPRole bool, 
 		}
 	}
 	return t, nil
-}
-
-// dataSetOf strips the Part-10 preamble and file meta group: what is
-// sent with C-STORE is the data set alone, in the meta group's transfer
-// syntax.
-func dataSetOf(b []byte) ([]byte, error) {
-	if len(b) < 132 || string(b[128:132]) != "DICM" {
-		return nil, errors.New("read instance: not a Part-10 stream")
-	}
-	p := 132
-	for p+8 <= len(b) && binary.LittleEndian.Uint16(b[p:]) == 0x0002 {
-		vr := string(b[p+4 : p+6])
-		var n int
-		switch vr {
-		case "OB", "OW", "OF", "SQ", "UT", "UN", "UC", "UR", "OD", "OL", "OV", "SV", "UV":
-			if p+12 > len(b) {
-				return nil, errors.New("read instance: truncated file meta")
-			}
-			n, p = int(binary.LittleEndian.Uint32(b[p+8:])), p+12
-		default:
-			n, p = int(binary.LittleEndian.Uint16(b[p+6:])), p+8
-		}
-		if n < 0 || p+n > len(b) {
-			return nil, errors.New("read instance: truncated file meta")
-		}
-		p += n
-	}
-	return b[p:], nil
 }
 
 // SendStatus is the progress of one `pacsnet send`.

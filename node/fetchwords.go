@@ -42,15 +42,13 @@ func fetchSentence(err error, holder string) string {
 		}
 		return fmt.Sprintf("%s failed to serve the study (its log says why)", holder)
 	}
-	s := err.Error()
-	switch {
-	case strings.Contains(s, "no addresses"), strings.Contains(s, "connection refused"), strings.Contains(s, "dial"),
-		strings.Contains(s, "failed to negotiate"), strings.Contains(s, "gater"):
+	switch transportProblem(err) {
+	case noConnection:
 		return fmt.Sprintf("cannot connect to %s: it is not running, not reachable from here, or no longer counts this facility as a partner", holder)
-	case strings.Contains(s, "deadline exceeded"), strings.Contains(s, "timeout"):
+	case noAnswer:
 		return fmt.Sprintf("%s did not answer in time", holder)
 	}
-	return "the fetch failed on this node: " + s
+	return "the fetch failed on this node: " + err.Error()
 }
 
 // retryText is the retry period an errHolderUnreachable names, for the
@@ -90,13 +88,30 @@ func deliverySentence(err error) string {
 		}
 		return "the partner failed to take it (its log says why)"
 	}
+	switch transportProblem(err) {
+	case noConnection:
+		return "cannot connect to the partner: it is not running, or not reachable from here"
+	case noAnswer:
+		return "the partner did not answer in time"
+	}
+	return "delivery failed on this node: " + err.Error()
+}
+
+// What went wrong reaching a partner, as libp2p's errors (text only) say.
+const (
+	otherProblem = iota
+	noConnection // no address, refused, the handshake or the gater failed
+	noAnswer     // connected, but no answer in time
+)
+
+func transportProblem(err error) int {
 	s := err.Error()
 	switch {
 	case strings.Contains(s, "no addresses"), strings.Contains(s, "connection refused"), strings.Contains(s, "dial"),
-		strings.Contains(s, "failed to negotiate"):
-		return "cannot connect to the partner: it is not running, or not reachable from here"
+		strings.Contains(s, "failed to negotiate"), strings.Contains(s, "gater"):
+		return noConnection
 	case strings.Contains(s, "deadline exceeded"), strings.Contains(s, "timeout"):
-		return "the partner did not answer in time"
+		return noAnswer
 	}
-	return "delivery failed on this node: " + s
+	return otherProblem
 }

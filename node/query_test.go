@@ -36,7 +36,7 @@ func findscu(t *testing.T, n *tnode, model string, keys ...string) []dimse.Datas
 	var got []dimse.Dataset
 	for _, name := range names {
 		b, _ := os.ReadFile(name)
-		body, err := dataSetOf(b)
+		body, err := dicomio.DataSetOf(b)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -74,7 +74,7 @@ func receivedDataSets(t *testing.T, dir string) map[string][]byte {
 			return nil
 		}
 		b, _ := os.ReadFile(p)
-		ds, err := dataSetOf(b)
+		ds, err := dicomio.DataSetOf(b)
 		if err != nil {
 			t.Errorf("%s: %v", filepath.Base(p), err)
 			return nil
@@ -106,7 +106,7 @@ func wantDataSets(t *testing.T, got map[string][]byte, files []synth.File) {
 		t.Errorf("received %d instances, want %d", len(got), len(files))
 	}
 	for _, f := range files {
-		want, _ := dataSetOf(f.Data)
+		want, _ := dicomio.DataSetOf(f.Data)
 		sop := sopOf(t, want)
 		if !bytes.Equal(got[sop], want) {
 			t.Errorf("%s: the received data set differs from the stored one (%d vs %d bytes)", f.Name, len(got[sop]), len(want))

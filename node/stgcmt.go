@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -130,7 +131,7 @@ func (c *committer) naction(ctx context.Context, a *dimse.Assoc, m *dimse.Messag
 		}
 		return dimse.ErrReleased // the request's association is gone: end its loop quietly
 	}
-	if err := a.Send(m.Context.ID, ev, bytesReader(body)); err != nil {
+	if err := a.Send(m.Context.ID, ev, bytes.NewReader(body)); err != nil {
 		return fallback(err)
 	}
 	// The requestor answers the report; anything else here is a protocol
@@ -179,7 +180,7 @@ func (d *dicomEdge) reportOnNewAssociation(ctx context.Context, calling, ts stri
 		a.Abort()
 		return errors.New("the AE did not accept Storage Commitment")
 	}
-	if err := a.Send(pc.ID, ev, bytesReader(body)); err != nil {
+	if err := a.Send(pc.ID, ev, bytes.NewReader(body)); err != nil {
 		return err
 	}
 	rsp, err := a.Recv(ctx)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pacsnet/pacsnet/dicomio"
 	"github.com/pacsnet/pacsnet/dicomio/synth"
 )
 
@@ -156,12 +157,11 @@ func freePort(t *testing.T) string {
 // datasetOf strips a Part-10 file's preamble and meta group.
 func datasetOf(t *testing.T, file []byte) []byte {
 	t.Helper()
-	if len(file) < 144 || string(file[128:132]) != "DICM" {
-		t.Fatal("not a Part-10 file")
+	ds, err := dicomio.DataSetOf(file)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// (0002,0000) UL group length right after DICM: 4+2+2+4 bytes.
-	n := int(binary.LittleEndian.Uint32(file[140:144]))
-	return file[144+n:]
+	return ds
 }
 
 func sopInstanceOf(t *testing.T, file []byte) string {
