@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,14 +57,14 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"StartFetch":    s.startFetch,
 		"Fetch":         s.fetch,
 		"Outbox":        s.outboxList,
-		"Audit":         s.auditList,
-		"AuditVerify":   s.auditVerify,
-		"AEs":           s.aesList,
-		"AddAE":         s.addAE,
-		"RemoveAE":      s.removeAE,
-		"EchoAE":        s.echoAE,
-		"StartSend":     s.startSend,
-		"Send":          s.send,
+		"Audit":         auditAPI{s.n}.auditList,
+		"AuditVerify":   auditAPI{s.n}.auditVerify,
+		"AEs":           dicomAPI{s.n}.aesList,
+		"AddAE":         dicomAPI{s.n}.addAE,
+		"RemoveAE":      dicomAPI{s.n}.removeAE,
+		"EchoAE":        dicomAPI{s.n}.echoAE,
+		"StartSend":     dicomAPI{s.n}.startSend,
+		"Send":          dicomAPI{s.n}.send,
 	}
 }
 
@@ -469,129 +468,6 @@ func (s *apiServer) outboxList(w http.ResponseWriter, r *http.Request) error {
 	return ok(w, out)
 }
 
-func (s *apiServer) auditList(w http.ResponseWriter, r *http.Request) error {
-	q, err := s.auditQuery(r)
-	if err != nil {
-		return err
-	}
-	match := s.auditFilter(q)
-	// Reading starts after q.After, or at the first entry written since
-	// q.Since if that is later (a binary search); it examines at most
-	// api.MaxAuditScan entries and says where to go on.
-	pos := q.After
-	if !q.Since.IsZero() {
-		first, err := s.n.ledger.FirstAt(q.Since)
-		if err != nil {
-			return auditReadError(err)
-		}
-		pos = max(pos, first-1)
-	}
-	head := s.n.ledger.Head()
-	out := []api.AuditEntry{}
-	names := s.names()
-	for examined := 0; len(out) < q.Limit && pos < head && examined < api.MaxAuditScan; {
-		es, err := s.n.ledger.Entries(pos, min(consent.MaxEntriesLimit, api.MaxAuditScan-examined))
-		if err != nil {
-			return auditReadError(err)
-		}
-		if len(es) == 0 {
-			break
-		}
-		for _, e := range es {
-			pos = e.Seq
-			examined++
-			if match(e) {
-				out = append(out, names.audit(e))
-				if len(out) == q.Limit {
-					break
-				}
-			}
-		}
-	}
-	if pos < head {
-		w.Header().Set(api.HeaderAuditNext, strconv.FormatUint(pos, 10))
-	}
-	return ok(w, out)
-}
-
-func auditReadError(err error) error {
-	if errors.Is(err, consent.ErrAuditCorrupt) {
-		return &apiError{api.CodeConflict, err.Error()}
-	}
-	return err
-}
-
-// auditQuery reads GET /api/v1/audit's query parameters.
-func (s *apiServer) auditQuery(r *http.Request) (api.AuditQuery, error) {
-	v := r.URL.Query()
-	q := api.AuditQuery{Limit: api.MaxAuditLimit, Partner: v.Get("partner"), Study: v.Get("study_uid"), Action: v.Get("action")}
-	var err error
-	if x := v.Get("after"); x != "" {
-		if q.After, err = strconv.ParseUint(x, 10, 64); err != nil {
-			return q, badRequest("after %q: want a sequence number", x)
-		}
-	}
-	if x := v.Get("limit"); x != "" {
-		n, err := strconv.Atoi(x)
-		if err != nil || n < 0 {
-			return q, badRequest("limit %q: want a count", x)
-		}
-		if n > 0 && n < api.MaxAuditLimit {
-			q.Limit = n
-		}
-	}
-	if x := v.Get("since"); x != "" {
-		if q.Since, err = time.Parse(time.RFC3339Nano, x); err != nil {
-			return q, badRequest("since %q: want a time like 2026-12-01T08:00:00Z", x)
-		}
-	}
-	if q.Study != "" {
-		if err := checkUID("study_uid", q.Study); err != nil {
-			return q, err
-		}
-	}
-	if q.Action != "" && !slices.Contains(api.AuditActions, q.Action) {
-		return q, badRequest("action %q: want one of %s", q.Action, strings.Join(api.AuditActions, ", "))
-	}
-	return q, nil
-}
-
-// auditFilter matches the entries q selects. A partner is named by peer ID
-// or by name: a current partner's, or the name an entry recorded when it
-// was written (so a former partner can still be found).
-func (s *apiServer) auditFilter(q api.AuditQuery) func(consent.Entry) bool {
-	var id peer.ID
-	if q.Partner != "" {
-		if p, err := s.n.partners.Resolve(q.Partner); err == nil {
-			id = p.ID
-		} else if pid, err := peer.Decode(q.Partner); err == nil {
-			id = pid
-		}
-	}
-	return func(e consent.Entry) bool {
-		switch {
-		case !q.Since.IsZero() && e.Time.Before(q.Since):
-			return false
-		case q.Study != "" && e.Study != q.Study:
-			return false
-		case q.Action != "" && e.Action != q.Action:
-			return false
-		case q.Partner != "" && (e.Peer == "" || (e.Peer != id && !strings.EqualFold(e.PeerName, q.Partner))):
-			return false
-		}
-		return true
-	}
-}
-
-func (s *apiServer) auditVerify(w http.ResponseWriter, r *http.Request) error {
-	res, err := s.n.ledger.Verify()
-	if err != nil {
-		writeJSON(w, api.CodeConflict.HTTPStatus(), api.AuditVerify{OK: false, Error: err.Error()})
-		return nil
-	}
-	return ok(w, api.AuditVerify{OK: true, Entries: res.Entries, Head: res.Head})
-}
-
 // ---- the rooms' values in the api package's shapes
 
 // audit shapes an audit entry; a partner is named as it is called now, or
@@ -622,8 +498,10 @@ type namer struct {
 	partners *partners
 }
 
-func (s *apiServer) names() namer {
-	return namer{self: s.n.host.ID(), name: s.n.cfg.Name, partners: s.n.partners}
+func (s *apiServer) names() namer { return namesOf(s.n) }
+
+func namesOf(n *Node) namer {
+	return namer{self: n.host.ID(), name: n.cfg.Name, partners: n.partners}
 }
 
 func (nm namer) ref(id peer.ID, name string) api.PartnerRef {
@@ -735,96 +613,3 @@ func checkUID(what, v string) error {
 }
 
 // ---- known application entities (the DICOM edge's allowlist)
-
-func (s *apiServer) aesList(w http.ResponseWriter, r *http.Request) error {
-	out := []api.AE{}
-	for _, ae := range s.n.aes.List() {
-		out = append(out, s.apiAE(ae))
-	}
-	return ok(w, out)
-}
-
-func (s *apiServer) addAE(w http.ResponseWriter, r *http.Request) error {
-	var req api.AddAERequest
-	if err := readJSON(w, r, &req); err != nil {
-		return err
-	}
-	ae, err := s.n.aes.Add(AE{Title: req.Title, Host: req.Host, Port: req.Port, RestrictAddress: req.RestrictAddress, TLS: req.TLS}, actor(r))
-	if err != nil {
-		return aeAPIError(err)
-	}
-	return ok(w, s.apiAE(ae))
-}
-
-func (s *apiServer) removeAE(w http.ResponseWriter, r *http.Request) error {
-	ae, err := s.n.aes.Remove(r.PathValue(api.ParamAE), actor(r))
-	if err != nil {
-		return aeAPIError(err)
-	}
-	return ok(w, s.apiAE(ae))
-}
-
-func (s *apiServer) apiAE(ae AE) api.AE {
-	out := api.AE{Title: ae.Title, Host: ae.Host, Port: ae.Port, RestrictAddress: ae.RestrictAddress, TLS: ae.TLS,
-		Source: api.AESourceAPI, Added: ae.Added}
-	if s.n.aes.inConfig(ae.Title) {
-		out.Source = api.AESourceConfig
-	}
-	return out
-}
-
-// aeAPIError gives the AE registry's refusals their API codes.
-func aeAPIError(err error) error {
-	var bad *errAE
-	switch {
-	case errors.As(err, &bad):
-		return badRequest("%s", bad.msg)
-	case errors.Is(err, errAENotFound):
-		return &apiError{api.CodeNotFound, err.Error()}
-	}
-	return err
-}
-
-func (s *apiServer) startSend(w http.ResponseWriter, r *http.Request) error {
-	var req api.SendRequest
-	if err := readJSON(w, r, &req); err != nil {
-		return err
-	}
-	if err := checkUID("study UID", req.StudyUID); err != nil {
-		return err
-	}
-	st, err := s.n.sends.Start(req.StudyUID, req.To, actor(r))
-	if errors.Is(err, errAENotFound) {
-		return &apiError{api.CodeNotFound, err.Error()}
-	}
-	if err != nil {
-		return err
-	}
-	return ok(w, sendJob(st))
-}
-
-func (s *apiServer) send(w http.ResponseWriter, r *http.Request) error {
-	st, found := s.n.sends.Status(r.PathValue(api.ParamSendID))
-	if !found {
-		return &apiError{api.CodeNotFound, "no send with that id"}
-	}
-	return ok(w, sendJob(st))
-}
-
-func sendJob(st SendStatus) api.SendJob {
-	return api.SendJob{SendID: st.ID, StudyUID: st.Study, To: st.To, State: st.State, Instances: st.Instances,
-		Completed: st.Completed, Warning: st.Warning, Failed: st.Failed, Started: st.Started, Finished: st.Finished, Error: st.Error}
-}
-
-func (s *apiServer) echoAE(w http.ResponseWriter, r *http.Request) error {
-	title := r.PathValue(api.ParamAE)
-	ae, found := s.n.aes.Get(title)
-	if !found {
-		return &apiError{api.CodeNotFound, fmt.Sprintf("no AE is called %q; add it with pacsnet ae add", title)}
-	}
-	d, err := s.n.dicom.echo(r.Context(), ae)
-	if err != nil {
-		return &apiError{api.CodeUnavailable, err.Error()}
-	}
-	return ok(w, api.AEEcho{Title: ae.Title, Milliseconds: float64(d.Microseconds()) / 1000})
-}

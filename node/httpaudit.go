@@ -1,0 +1,143 @@
+package node
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/consent"
+)
+
+// auditAPI serves the local API's audit routes: filtered pages of the log
+// and its verification.
+type auditAPI struct{ n *Node }
+
+func (h auditAPI) names() namer { return namesOf(h.n) }
+
+func (h auditAPI) auditList(w http.ResponseWriter, r *http.Request) error {
+	q, err := h.auditQuery(r)
+	if err != nil {
+		return err
+	}
+	match := h.auditFilter(q)
+	// Reading starts after q.After, or at the first entry written since
+	// q.Since if that is later (a binary search); it examines at most
+	// api.MaxAuditScan entries and says where to go on.
+	pos := q.After
+	if !q.Since.IsZero() {
+		first, err := h.n.ledger.FirstAt(q.Since)
+		if err != nil {
+			return auditReadError(err)
+		}
+		pos = max(pos, first-1)
+	}
+	head := h.n.ledger.Head()
+	out := []api.AuditEntry{}
+	names := h.names()
+	for examined := 0; len(out) < q.Limit && pos < head && examined < api.MaxAuditScan; {
+		es, err := h.n.ledger.Entries(pos, min(consent.MaxEntriesLimit, api.MaxAuditScan-examined))
+		if err != nil {
+			return auditReadError(err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			pos = e.Seq
+			examined++
+			if match(e) {
+				out = append(out, names.audit(e))
+				if len(out) == q.Limit {
+					break
+				}
+			}
+		}
+	}
+	if pos < head {
+		w.Header().Set(api.HeaderAuditNext, strconv.FormatUint(pos, 10))
+	}
+	return ok(w, out)
+}
+
+// auditQuery reads GET /api/v1/audit's query parameters.
+func (h auditAPI) auditQuery(r *http.Request) (api.AuditQuery, error) {
+	v := r.URL.Query()
+	q := api.AuditQuery{Limit: api.MaxAuditLimit, Partner: v.Get("partner"), Study: v.Get("study_uid"), Action: v.Get("action")}
+	var err error
+	if x := v.Get("after"); x != "" {
+		if q.After, err = strconv.ParseUint(x, 10, 64); err != nil {
+			return q, badRequest("after %q: want a sequence number", x)
+		}
+	}
+	if x := v.Get("limit"); x != "" {
+		n, err := strconv.Atoi(x)
+		if err != nil || n < 0 {
+			return q, badRequest("limit %q: want a count", x)
+		}
+		if n > 0 && n < api.MaxAuditLimit {
+			q.Limit = n
+		}
+	}
+	if x := v.Get("since"); x != "" {
+		if q.Since, err = time.Parse(time.RFC3339Nano, x); err != nil {
+			return q, badRequest("since %q: want a time like 2026-12-01T08:00:00Z", x)
+		}
+	}
+	if q.Study != "" {
+		if err := checkUID("study_uid", q.Study); err != nil {
+			return q, err
+		}
+	}
+	if q.Action != "" && !slices.Contains(api.AuditActions, q.Action) {
+		return q, badRequest("action %q: want one of %s", q.Action, strings.Join(api.AuditActions, ", "))
+	}
+	return q, nil
+}
+
+// auditFilter matches the entries q selects. A partner is named by peer ID
+// or by name: a current partner's, or the name an entry recorded when it
+// was written (so a former partner can still be found).
+func (h auditAPI) auditFilter(q api.AuditQuery) func(consent.Entry) bool {
+	var id peer.ID
+	if q.Partner != "" {
+		if p, err := h.n.partners.Resolve(q.Partner); err == nil {
+			id = p.ID
+		} else if pid, err := peer.Decode(q.Partner); err == nil {
+			id = pid
+		}
+	}
+	return func(e consent.Entry) bool {
+		switch {
+		case !q.Since.IsZero() && e.Time.Before(q.Since):
+			return false
+		case q.Study != "" && e.Study != q.Study:
+			return false
+		case q.Action != "" && e.Action != q.Action:
+			return false
+		case q.Partner != "" && (e.Peer == "" || (e.Peer != id && !strings.EqualFold(e.PeerName, q.Partner))):
+			return false
+		}
+		return true
+	}
+}
+
+func (h auditAPI) auditVerify(w http.ResponseWriter, r *http.Request) error {
+	res, err := h.n.ledger.Verify()
+	if err != nil {
+		writeJSON(w, api.CodeConflict.HTTPStatus(), api.AuditVerify{OK: false, Error: err.Error()})
+		return nil
+	}
+	return ok(w, api.AuditVerify{OK: true, Entries: res.Entries, Head: res.Head})
+}
+
+func auditReadError(err error) error {
+	if errors.Is(err, consent.ErrAuditCorrupt) {
+		return &apiError{api.CodeConflict, err.Error()}
+	}
+	return err
+}
