@@ -124,9 +124,25 @@ func (s *apiServer) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// actor names the local user behind a request. The single admin token is
-// the only user until users and roles exist.
-func actor(*http.Request) string { return "admin" }
+// Roles a local user can have (issue 8): admin manages partners, grants,
+// users and the audit; clinician searches, fetches, views and sends;
+// auditor reads and verifies the audit trail only.
+const (
+	roleAdmin     = "admin"
+	roleClinician = "clinician"
+	roleAuditor   = "auditor"
+)
+
+// principal is who is behind an authenticated request: a unique user ID
+// and the role it acts in.
+type principal struct{ User, Role string }
+
+// principalOf names the local user behind an authenticated request. The
+// node's admin token is the only user until user accounts exist.
+func principalOf(*http.Request) principal { return principal{User: "admin", Role: roleAdmin} }
+
+// actor names the local user behind a request, for the audit trail.
+func actor(r *http.Request) string { return principalOf(r).User }
 
 // apiError is an error that says its own api.Code.
 type apiError struct {
