@@ -20,6 +20,10 @@ type Element struct {
 	VR    string
 	Value []byte
 	Items []Dataset // VR SQ
+	// BulkLen is the length of a value left out of the data set (Value
+	// nil) and served apart, as [Describe] does for pixel data and long
+	// binary values; 0 for every value held in Value.
+	BulkLen int64
 }
 
 // Dataset is a small data set: a C-FIND or C-MOVE/C-GET identifier, a
