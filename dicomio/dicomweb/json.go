@@ -15,6 +15,9 @@ import (
 
 // BulkData decides how a binary value is written: a non-empty URI puts a
 // BulkDataURI in its place (PS3.18 F.2.6), "" inlines it (InlineBinary).
+// It is also called for every element whose value was left out of the
+// data set (Element.BulkLen > 0, as dicomio.Describe leaves them), with
+// size BulkLen; there "" leaves the attribute without a value.
 type BulkData func(tag uint32, size int) (uri string)
 
 // JSON encodes ds in the DICOM JSON model (PS3.18 F.2): an object keyed by
@@ -47,6 +50,17 @@ func writeObject(b *bytes.Buffer, ds dicomio.Dataset, bulk BulkData) error {
 }
 
 func writeValue(b *bytes.Buffer, el dicomio.Element, bulk BulkData) error {
+	if el.BulkLen > 0 && el.Value == nil {
+		// A value left out of the data set (dicomio.Describe): only a
+		// BulkDataURI can stand for it; without one the attribute is
+		// written without a value.
+		if bulk != nil {
+			if uri := bulk(el.Tag, int(min(el.BulkLen, math.MaxInt))); uri != "" {
+				return writeKey(b, "BulkDataURI", uri)
+			}
+		}
+		return nil
+	}
 	switch el.VR {
 	case "SQ":
 		if len(el.Items) == 0 {

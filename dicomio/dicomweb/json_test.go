@@ -3,6 +3,7 @@ package dicomweb
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -78,4 +79,35 @@ func FuzzJSON(f *testing.F) {
 			t.Fatalf("invalid JSON: %s", out)
 		}
 	})
+}
+
+// An element Describe left out of the data set (Value nil, BulkLen set)
+// gets its BulkDataURI from bulk, called with BulkLen; it is never
+// written as an empty InlineBinary.
+func TestJSONBulkLen(t *testing.T) {
+	ds := dicomio.Dataset{
+		{Tag: 0x00091010, VR: "OB", BulkLen: 4000},
+		{Tag: 0x7FE00010, VR: "OW", BulkLen: 524288},
+	}
+	var calls []string
+	b, err := JSON(ds, func(tag uint32, size int) string {
+		calls = append(calls, fmt.Sprintf("%08X:%d", tag, size))
+		if tag == 0x7FE00010 {
+			return "https://node/bulk/7FE00010"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"00091010":{"vr":"OB"},"7FE00010":{"vr":"OW","BulkDataURI":"https://node/bulk/7FE00010"}}`
+	if string(b) != want {
+		t.Errorf("JSON %s, want %s", b, want)
+	}
+	if strings.Join(calls, " ") != "00091010:4000 7FE00010:524288" {
+		t.Errorf("bulk called with %v", calls)
+	}
+	if b, _ := JSON(ds, nil); string(b) != `{"00091010":{"vr":"OB"},"7FE00010":{"vr":"OW"}}` {
+		t.Errorf("without bulk: %s", b)
+	}
 }
