@@ -71,6 +71,10 @@ type PixelData struct {
 	Frames [][]Range
 }
 
+// maxFrames bounds the frames Describe lists: a hostile Number of
+// Frames over tiny frames must not cost gigabytes of ranges.
+const maxFrames = 1 << 20
+
 // Tags Describe reads.
 const (
 	tagExtendedOffsetTable        uint32 = 0x7FE00001
@@ -677,13 +681,14 @@ func (z *describer) nativeFrames(p *PixelData, nf int) [][]Range {
 			return nil
 		}
 	}
-	if int64(nf) > have/bits {
+	if int64(nf) > have/bits || nf > maxFrames {
 		return nil
 	}
-	frames := make([][]Range, nf)
+	frames, ranges := make([][]Range, nf), make([]Range, nf)
 	for i := range frames {
 		from, to := int64(i)*bits/8, (int64(i+1)*bits+7)/8
-		frames[i] = []Range{{z.pixelVal.Off + from, to - from}}
+		ranges[i] = Range{z.pixelVal.Off + from, to - from}
+		frames[i] = ranges[i : i+1 : i+1]
 	}
 	return frames
 }

@@ -500,3 +500,53 @@ func FuzzDescribe(f *testing.F) {
 		}
 	})
 }
+
+// Mutated and truncated corpus instances never make Describe panic (a
+// recovered panic is an "internal error"), and what it describes can be
+// read: a deterministic stand-in for FuzzDescribe in every test run.
+func TestDescribeMutations(t *testing.T) {
+	seed := uint64(0x9E3779B97F4A7C15)
+	next := func(n int) int {
+		seed ^= seed << 13
+		seed ^= seed >> 7
+		seed ^= seed << 17
+		return int(seed % uint64(n))
+	}
+	for _, row := range readManifest(t) {
+		b := readCorpus(t, row.file)
+		inst, err := dicomio.Parse(b, dicomio.Limits{})
+		if err != nil || len(inst.Data) > 200<<10 {
+			continue
+		}
+		for i := 0; i < 300; i++ {
+			m := bytes.Clone(inst.Data)
+			switch i % 3 {
+			case 0:
+				m = m[:132+next(len(m)-132)]
+			default:
+				for k := 0; k < 1+next(4); k++ {
+					m[132+next(len(m)-132)] = byte(next(256))
+				}
+			}
+			d, err := dicomio.Describe(m, 16)
+			if err != nil {
+				if strings.Contains(err.Error(), "internal error") {
+					t.Fatalf("%s mutation %d: %v", row.file, i, err)
+				}
+				continue
+			}
+			for tg, r := range d.Bulk {
+				if d.Bytes(m, r) == nil {
+					t.Fatalf("%s mutation %d: bulk (%08X) outside", row.file, i, tg)
+				}
+			}
+			if d.Pixel != nil {
+				for f := range d.Pixel.Frames {
+					if _, err := d.FrameData(m, f+1); err != nil {
+						t.Fatalf("%s mutation %d: frame %d: %v", row.file, i, f+1, err)
+					}
+				}
+			}
+		}
+	}
+}

@@ -451,3 +451,35 @@ func toGray(img image.Image) image.Image {
 	}
 	return g
 }
+
+// Render never panics on what Describe makes of mutated corpus images.
+func TestRenderMutations(t *testing.T) {
+	seed := uint64(0x2545F4914F6CDD1D)
+	next := func(n int) int {
+		seed ^= seed << 13
+		seed ^= seed >> 7
+		seed ^= seed << 17
+		return int(seed % uint64(n))
+	}
+	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.dcm"))
+	for _, path := range files {
+		b, _ := os.ReadFile(path)
+		inst, err := dicomio.Parse(b, dicomio.Limits{})
+		if err != nil || len(inst.Data) > 100<<10 {
+			continue
+		}
+		for i := 0; i < 100; i++ {
+			m := bytes.Clone(inst.Data)
+			for k := 0; k < 1+next(3); k++ {
+				m[132+next(len(m)-132)] = byte(next(256))
+			}
+			d, err := dicomio.Describe(m, 64)
+			if err != nil || d.Pixel == nil {
+				continue
+			}
+			for _, mt := range []string{MediaPNG, MediaJPEG} {
+				Render(d, m, 1, mt, RenderParams{ViewportW: 1 + next(64)})
+			}
+		}
+	}
+}
