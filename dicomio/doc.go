@@ -46,6 +46,15 @@
 // re-encoded. [Instance.Digest] is the SHA-256 of the normalized bytes,
 // and normalizing a normalized instance gives it back unchanged.
 //
+// # Describing a stored instance
+//
+// [Describe] reads a normalized instance back into its whole data set
+// ([Dataset], values little endian) for the DICOMweb JSON model, with
+// Pixel Data and long top-level binary values left out as byte ranges of
+// the stored bytes, and the pixel data's frames as ranges too
+// ([Description], [PixelData]). It follows the walker's rules, so every
+// instance Parse accepted describes.
+//
 // # Errors and patient data
 //
 // Error messages and warnings carry tags, offsets, lengths and transfer
