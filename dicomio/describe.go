@@ -439,8 +439,12 @@ func (z *describer) fragments(pos, end int, big bool) ([]Range, []int64, int, er
 
 // implicitVR is the VR of t in an implicit VR data set: the dictionary's,
 // with OW where it allows OB or OW (PS3.5 A.1: those are OW in implicit
-// VR) and US where it allows US or SS (settled by resolveXS).
+// VR) and US where it allows US or SS (settled by resolveXS); LO for
+// private creators, UN for other private and unknown tags.
 func (z *describer) implicitVR(t uint32, top bool) string {
+	if (t>>16)&1 == 1 && t&0xFFFF >= 0x10 && t&0xFFFF <= 0xFF {
+		return "LO" // a private creator (PS3.5 7.8.1)
+	}
 	if dictOBOW(t) {
 		return "OW"
 	}

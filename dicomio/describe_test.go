@@ -550,3 +550,25 @@ func TestDescribeMutations(t *testing.T) {
 		}
 	}
 }
+
+// In implicit VR a private creator is LO, as DCMTK reads it; other
+// private elements stay UN, and a private undefined-length element is a
+// sequence.
+func TestDescribeImplicitPrivate(t *testing.T) {
+	d, _ := describeCorpus(t, "private-sq-undef-len_implicit__priv_SQ.dcm", 64)
+	if el := d.Dataset.Find(0x3F030010); el == nil || el.VR != "LO" || d.Dataset.String(0x3F030010) != "aaabbbccc MEDICAL SYSTEMS" {
+		t.Errorf("private creator %+v", el)
+	}
+	n := 0
+	for _, el := range d.Dataset {
+		if el.Tag>>16 == 0x3F03 && el.Tag&0xFFFF >= 0x1000 {
+			n++
+			if el.VR != "SQ" && el.VR != "UN" {
+				t.Errorf("private (%08X) VR %s", el.Tag, el.VR)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no private elements")
+	}
+}

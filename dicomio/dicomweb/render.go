@@ -59,7 +59,10 @@ type RenderParams struct {
 	Annotation           string // accepted and ignored
 }
 
-const jpegBaseline = "1.2.840.10008.1.2.4.50"
+const (
+	jpegBaseline             = "1.2.840.10008.1.2.4.50"
+	encapsulatedUncompressed = "1.2.840.10008.1.2.1.98" // native frames, one a fragment
+)
 
 func cannot(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCannotRender, fmt.Sprintf(format, args...))
@@ -102,7 +105,7 @@ func Render(d *dicomio.Description, b []byte, frame int, mediaType string, p Ren
 	var img image.Image
 	var err error
 	switch ts := d.TransferSyntax; {
-	case nativeSyntaxes[ts]:
+	case nativeSyntaxes[ts], ts == encapsulatedUncompressed:
 		img, err = renderNative(d, b, frame, p)
 	case ts == jpegBaseline:
 		var passed []byte

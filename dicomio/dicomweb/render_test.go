@@ -3,6 +3,7 @@ package dicomweb
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"image"
 	"image/jpeg"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -468,7 +470,7 @@ func TestRenderMutations(t *testing.T) {
 		if err != nil || len(inst.Data) > 100<<10 {
 			continue
 		}
-		for i := 0; i < 100; i++ {
+		for i := 0; i < 30; i++ {
 			m := bytes.Clone(inst.Data)
 			for k := 0; k < 1+next(3); k++ {
 				m[132+next(len(m)-132)] = byte(next(256))
@@ -479,6 +481,48 @@ func TestRenderMutations(t *testing.T) {
 			}
 			for _, mt := range []string{MediaPNG, MediaJPEG} {
 				Render(d, m, 1, mt, RenderParams{ViewportW: 1 + next(64)})
+			}
+		}
+	}
+}
+
+// Encapsulated Uncompressed holds native frames, one a fragment.
+func TestRenderEncapsulatedUncompressed(t *testing.T) {
+	b := []byte{0, 128, 255}
+	d := withTS(native("MONOCHROME2", 3, 1, 1, 8, 8, 0, b), "1.2.840.10008.1.2.1.98")
+	out, err := Render(d, b, 1, MediaPNG, RenderParams{Window: &Window{Center: 127.5, Width: 255, Function: "LINEAR_EXACT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := greys(t, decodePNG(t, out)); !bytes.Equal(g, b) {
+		t.Errorf("greys %v, want %v", g, b)
+	}
+}
+
+// The JSON of every described corpus instance is valid JSON, its Pixel
+// Data a BulkDataURI of the value's length.
+func TestJSONOfDescriptions(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.dcm"))
+	for _, path := range files {
+		d, _ := describeFile(t, path)
+		if d == nil {
+			continue
+		}
+		sizes := map[uint32]int{}
+		out, err := JSON(d.Dataset, func(tag uint32, size int) string {
+			sizes[tag] = size
+			return "https://node/bulk/" + strings.ToUpper(strconv.FormatUint(uint64(tag), 16))
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(path), err)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("%s: invalid JSON", filepath.Base(path))
+		}
+		if d.Pixel != nil {
+			if sizes[0x7FE00010] != int(d.Bulk[0x7FE00010].Len) || !bytes.Contains(out, []byte(`"7FE00010":{"vr":"O`)) ||
+				!bytes.Contains(out, []byte(`"BulkDataURI":"https://node/bulk/7FE00010"`)) {
+				t.Errorf("%s: pixel data bulk size %d, JSON without its BulkDataURI", filepath.Base(path), sizes[0x7FE00010])
 			}
 		}
 	}
