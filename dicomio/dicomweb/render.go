@@ -151,6 +151,8 @@ func syntaxName(ts string) string {
 		return "12-bit JPEG"
 	case ts == "1.2.840.10008.1.2.5":
 		return "RLE"
+	case ts == "1.2.840.10008.1.2.8.1":
+		return "deflated image frames"
 	case strings.HasPrefix(ts, "1.2.840.10008.1.2.4.10"):
 		return "video"
 	case strings.HasPrefix(ts, "1.2.840.10008.1.2.4.11"):
@@ -370,9 +372,10 @@ func renderJPEG(d *dicomio.Description, b []byte, frame int, mediaType string, p
 		g, err := mono(&mp, raw, 8, p)
 		return nil, g, err
 	case *image.YCbCr:
-		if px.Photometric == "RGB" && m.SubsampleRatio == image.YCbCrSubsampleRatio444 {
+		if px.Photometric == "RGB" && m.SubsampleRatio == image.YCbCrSubsampleRatio444 && !bytes.Contains(data[:min(len(data), 32)], []byte("JFIF")) {
 			// DICOM says the stream holds RGB without a colour transform,
-			// which the decoder could not know: its planes are R, G, B.
+			// which the decoder could not know (a JFIF stream is YCbCr
+			// whatever the label): its planes are R, G, B.
 			out := image.NewNRGBA(m.Rect)
 			for y := m.Rect.Min.Y; y < m.Rect.Max.Y; y++ {
 				for x := m.Rect.Min.X; x < m.Rect.Max.X; x++ {

@@ -527,3 +527,39 @@ func TestJSONOfDescriptions(t *testing.T) {
 		}
 	}
 }
+
+// A monochrome JPEG baseline frame goes through rescale, window and
+// MONOCHROME1 inversion like a native one; a plain MONOCHROME2 one is
+// passed through.
+func TestRenderJPEGMonochrome(t *testing.T) {
+	g := image.NewGray(image.Rect(0, 0, 8, 8))
+	for i := range g.Pix {
+		g.Pix[i] = 100
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, g, &jpeg.Options{Quality: 100}); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	d := withTS(native("MONOCHROME2", 8, 8, 1, 8, 8, 0, b), jpegBaseline)
+	d.Pixel.Encapsulated = true
+	if out, err := Render(d, b, 1, MediaJPEG, RenderParams{}); err != nil || !bytes.Equal(out, b) {
+		t.Fatalf("plain MONOCHROME2 JPEG not passed through (%v)", err)
+	}
+	win := &Window{Center: 100, Width: 200, Function: "LINEAR_EXACT"}
+	for photometric, want := range map[string]uint8{"MONOCHROME2": 128, "MONOCHROME1": 127} {
+		d.Pixel.Photometric = photometric
+		out, err := Render(d, b, 1, MediaPNG, RenderParams{Window: win})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range greys(t, decodePNG(t, out)) {
+			if v < want-1 || v > want+1 {
+				t.Fatalf("%s: grey %d, want %d", photometric, v, want)
+			}
+		}
+	}
+	if out, err := Render(d, b, 1, MediaJPEG, RenderParams{}); err != nil || bytes.Equal(out, b) {
+		t.Fatalf("MONOCHROME1 JPEG passed through uninverted (%v)", err)
+	}
+}
