@@ -39,8 +39,10 @@ const maxRenderPixels = 64 << 20
 // maxViewport bounds each viewport dimension.
 const maxViewport = 16384
 
-// Window is a VOI window (PS3.3 C.11.2.1.2) over modality values.
-type Window struct {
+// Window is a VOI window (PS3.3 C.11.2.1.2) over modality values. It is
+// an alias of the struct type, so &Window{...} and &struct{...}{...}
+// are the same thing.
+type Window = struct {
 	Center, Width float64
 	Function      string // LINEAR (default), LINEAR_EXACT or SIGMOID
 }

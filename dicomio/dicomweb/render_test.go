@@ -563,3 +563,9 @@ func TestRenderJPEGMonochrome(t *testing.T) {
 		t.Fatalf("MONOCHROME1 JPEG passed through uninverted (%v)", err)
 	}
 }
+
+// RenderParams.Window takes a pointer to the anonymous struct as well.
+var _ = RenderParams{Window: &struct {
+	Center, Width float64
+	Function      string
+}{Center: 1, Width: 2}}
