@@ -559,6 +559,7 @@ func TestRenderJPEGMonochrome(t *testing.T) {
 			}
 		}
 	}
+	d.Pixel.Photometric = "MONOCHROME1"
 	if out, err := Render(d, b, 1, MediaJPEG, RenderParams{}); err != nil || bytes.Equal(out, b) {
 		t.Fatalf("MONOCHROME1 JPEG passed through uninverted (%v)", err)
 	}
