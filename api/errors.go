@@ -19,7 +19,9 @@ const (
 	CodeInternal     Code = "internal"           // a failure of the node (disk, database, a bug)
 	CodeUnavailable  Code = "unavailable"        // the node or the partner it needs cannot serve now; try again later
 
-	CodeInsufficientStorage Code = "insufficient-storage" // the archive's disk is below its free-space margin (archive.min_free): imports and fetches are refused; free space
+	CodeNotAcceptable       Code = "not-acceptable"         // DICOMweb: no media type or transfer syntax the Accept header allows can be served (the message says which can)
+	CodeUnsupportedMedia    Code = "unsupported-media-type" // DICOMweb: STOW-RS body is not multipart/related; type="application/dicom"
+	CodeInsufficientStorage Code = "insufficient-storage"   // the archive's disk is below its free-space margin (archive.min_free): imports and fetches are refused; free space
 )
 
 // codeTable is the one table of error codes and their HTTP statuses.
@@ -32,8 +34,10 @@ var codeTable = []struct {
 	{CodeForbidden, http.StatusForbidden},
 	{CodeNotFound, http.StatusNotFound},
 	{CodeMethod, http.StatusMethodNotAllowed},
+	{CodeNotAcceptable, http.StatusNotAcceptable},
 	{CodeConflict, http.StatusConflict},
 	{CodeTooLarge, http.StatusRequestEntityTooLarge},
+	{CodeUnsupportedMedia, http.StatusUnsupportedMediaType},
 	{CodeRejected, http.StatusUnprocessableEntity},
 	{CodeInternal, http.StatusInternalServerError},
 	{CodeUnavailable, http.StatusServiceUnavailable},

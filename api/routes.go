@@ -11,6 +11,12 @@ import (
 // it. A later, incompatible version of the API gets a new prefix.
 const APIPrefix = "/api/v1"
 
+// DICOMwebRoot is where the node serves DICOMweb (PS3.18: QIDO-RS,
+// WADO-RS, STOW-RS) on the API's port, with the same bearer tokens; its
+// resources are the standard's, listed in docs/conformance.md, not
+// routes of this API.
+const DICOMwebRoot = "/dicom-web"
+
 // Path parameters: the wildcard names in [Route] paths, for
 // http.Request.PathValue.
 const (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -86,6 +87,12 @@ type HTTPConfig struct {
 	// IdleTimeout closes a connection idle this long between requests.
 	// Default 2m.
 	IdleTimeout Duration `toml:"idle_timeout"`
+
+	// CORSOrigins are the web origins (scheme://host[:port]) whose pages
+	// may call DICOMweb (/dicom-web) from a browser, e.g. a viewer served
+	// elsewhere. Default none: only same-origin pages and non-browser
+	// clients.
+	CORSOrigins []string `toml:"cors_origins"`
 }
 
 // ArchiveConfig tunes the encrypted archive.
@@ -267,6 +274,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.DICOM.validate(); err != nil {
 		return err
+	}
+	for _, o := range c.HTTP.CORSOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+			return fmt.Errorf("config: http.cors_origins %q: want an origin, scheme://host[:port] (no \"*\", no path)", o)
+		}
 	}
 	if len(c.P2PAddrs) == 0 {
 		return errors.New("config: p2p_addrs must name at least one address")

@@ -107,7 +107,12 @@ func (s *apiServer) handler() http.Handler {
 		}
 		writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "no such API route (see docs/api.md)", Code: api.CodeNotFound})
 	})
-	return s.authenticate(mux)
+	root := http.NewServeMux()
+	if s.n != nil && s.n.dicomweb != nil {
+		root.Handle(api.DICOMwebRoot+"/", s.n.dicomweb.handler(s.authenticate))
+	}
+	root.Handle("/", s.authenticate(mux))
+	return root
 }
 
 // authenticate requires the admin API token on every request.

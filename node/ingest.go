@@ -37,6 +37,7 @@ const (
 // ImportResult reports what Import did with one instance.
 type ImportResult struct {
 	Outcome        string
+	SOPClassUID    string
 	SOPInstanceUID string
 	Study          string
 	Size           int64
@@ -83,8 +84,9 @@ func (g *ingester) Ingest(ctx context.Context, r io.Reader) ImportResult {
 }
 
 // identity is what a sender said an instance is (a C-STORE's Affected
-// SOP Class and Instance UIDs).
-type identity struct{ SOPClass, SOPInstance string }
+// SOP Class and Instance UIDs; the study a STOW-RS request names). An
+// empty field is not checked.
+type identity struct{ SOPClass, SOPInstance, Study string }
 
 // identityError is an instance whose data set is not what its sender said
 // it is: refused before anything is written, so that it is never stored
@@ -132,6 +134,7 @@ func (g *ingester) IngestAs(ctx context.Context, r io.Reader, want *identity) Im
 			Error: "the instance's elements are out of tag order (index attributes after its bulk data); it cannot be stored"}
 	}
 	res := ImportResult{
+		SOPClassUID:    inst.SOPClassUID,
 		SOPInstanceUID: inst.SOPInstanceUID,
 		Study:          inst.StudyInstanceUID,
 		Size:           sink.size,
@@ -182,10 +185,12 @@ func (s *ingestSink) Attributes(inst *dicomio.Instance) error {
 	if w := s.want; w != nil {
 		// The messages name the attributes, never their values.
 		switch {
-		case inst.SOPClassUID != w.SOPClass:
+		case w.SOPClass != "" && inst.SOPClassUID != w.SOPClass:
 			return &identityError{"SOP Class UID (0008,0016) differs from Affected SOP Class UID"}
-		case inst.SOPInstanceUID != w.SOPInstance:
+		case w.SOPInstance != "" && inst.SOPInstanceUID != w.SOPInstance:
 			return &identityError{"SOP Instance UID (0008,0018) differs from Affected SOP Instance"}
+		case w.Study != "" && inst.StudyInstanceUID != w.Study:
+			return &identityError{"Study Instance UID (0020,000D) differs from the study the request names"}
 		}
 	}
 	// Cheap idempotency check before the expensive encryption.

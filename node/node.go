@@ -59,6 +59,7 @@ type Node struct {
 	dicom    *dicomEdge
 	sends    *sends
 	forward  *forwarder
+	dicomweb *dicomwebRoom
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -206,6 +207,8 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.sends = &sends{sender: n.dicom.sender, aes: n.aes, audit: n.audit, clock: n.clock, ctx: n.ctx, jobs: map[string]*SendStatus{}}
 	n.forward = newForwarder(cfg.DICOM.ForwardTo, n.store, n.archive, n.dicom.sender, n.aes, n.audit, n.log, n.clock)
 	n.fetcher.fetched = n.forward.enqueue
+	n.dicomweb = &dicomwebRoom{query: n.dicom.query, archive: n.archive, inbox: n.inbox, ingest: n.ingest, audit: n.audit,
+		maxPart: cfg.Archive.MaxInstanceSize, cors: cfg.HTTP.CORSOrigins}
 	if to := cfg.DICOM.ForwardTo; to != "" {
 		if _, ok := n.aes.Get(to); !ok {
 			n.log.Warn("dicom.forward_to names no known AE: fetched studies wait in the forward queue until it is added with pacsnet ae add", "forward_to", to)

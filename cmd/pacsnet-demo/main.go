@@ -12,12 +12,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -29,6 +35,7 @@ import (
 
 	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/cmd/internal/facility"
+	"github.com/pacsnet/pacsnet/node"
 )
 
 // errInterrupted is the cause of the demo's context when a signal ends it.
@@ -306,6 +313,10 @@ func (d *demo) run() error {
 		fmt.Printf(";\n  the generated CT has a zero preamble, so here the files are byte-for-byte the originals)\n")
 	} else {
 		fmt.Printf(";\n  %d of them are byte-for-byte the originals, the others differed only in their preamble)\n", byteExact)
+	}
+
+	if err := d.viewerReads(riverside, syn.StudyUID, syn.Files, origSum); err != nil {
+		return err
 	}
 
 	step("Northgate, a partner without a grant, tries to fetch the CT")
@@ -728,4 +739,112 @@ func indent(b []byte) string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
+}
+
+// viewerReads is what a viewer at Riverside does over DICOMweb with the
+// study it fetched: QIDO-RS finds it, WADO-RS gives its metadata (what
+// OHIF asks for first), every instance (checked against the originals)
+// and a rendered slice.
+func (d *demo) viewerReads(riverside *facility.Facility, study string, n int, origSum map[string]string) error {
+	step("A viewer at Riverside reads the fetched CT over DICOMweb (QIDO-RS, WADO-RS)")
+	tok, err := node.ReadAPIToken(riverside.Home)
+	if err != nil {
+		return err
+	}
+	base := "http://" + riverside.HTTPAddr + api.DICOMwebRoot
+	get := func(path, accept string) (*http.Response, []byte, float64, error) {
+		req, err := http.NewRequestWithContext(d.ctx, "GET", base+path, nil)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		t0 := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("GET %s: %s: %s", path, resp.Status, firstLine(string(b)))
+		}
+		return resp, b, time.Since(t0).Seconds(), err
+	}
+	_, b, _, err := get("/studies?StudyInstanceUID="+study, "application/dicom+json")
+	if err != nil {
+		return err
+	}
+	var found []map[string]struct {
+		Value []any `json:"Value"`
+	}
+	if err := json.Unmarshal(b, &found); err != nil || len(found) != 1 {
+		return fmt.Errorf("QIDO-RS found %d studies (%v), want 1", len(found), err)
+	}
+	fmt.Printf("  QIDO-RS  GET /dicom-web/studies?StudyInstanceUID=…: 1 study, %v instances, %v\n",
+		found[0]["00201208"].Value, found[0]["00080056"].Value)
+	_, b, secs, err := get("/studies/"+study+"/metadata", "")
+	if err != nil {
+		return err
+	}
+	var meta []json.RawMessage
+	if err := json.Unmarshal(b, &meta); err != nil || len(meta) != n {
+		return fmt.Errorf("WADO-RS metadata: %d instances (%v), want %d", len(meta), err, n)
+	}
+	fmt.Printf("  WADO-RS  GET …/studies/{study}/metadata: %d instances in %.2f s\n", len(meta), secs)
+	resp, b, secs, err := get("/studies/"+study, `multipart/related; type="application/dicom"; transfer-syntax=*`)
+	if err != nil {
+		return err
+	}
+	_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
+	mr := multipart.NewReader(bytes.NewReader(b), params["boundary"])
+	want := map[string]bool{}
+	for _, sum := range origSum {
+		want[sum] = true
+	}
+	same := 0
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("WADO-RS study: %w", err)
+		}
+		data, err := io.ReadAll(p)
+		if err != nil || len(data) < 132 {
+			return fmt.Errorf("WADO-RS study: a part of %d bytes: %v", len(data), err)
+		}
+		clear(data[:128])
+		if sum := sha256.Sum256(data); want[hex.EncodeToString(sum[:])] {
+			same++
+		}
+	}
+	if same != n {
+		return fmt.Errorf("WADO-RS study: %d of %d instances match the originals", same, n)
+	}
+	d.row("WADO-RS study at Riverside", n, int64(len(b)), secs)
+	fmt.Printf("  WADO-RS  GET …/studies/{study}: %d instances, every one identical to St Mary's original (SHA-256)\n", same)
+	var m0 map[string]struct {
+		Value []any `json:"Value"`
+	}
+	json.Unmarshal(meta[len(meta)/2], &m0)
+	series, sop := fmt.Sprint(m0["0020000E"].Value...), fmt.Sprint(m0["00080018"].Value...)
+	_, png, _, err := get("/studies/"+study+"/series/"+series+"/instances/"+sop+"/rendered?window=40,400", "image/png")
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(d.dir, "riverside-slice.png")
+	if err := os.WriteFile(out, png, 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("  WADO-RS  GET …/instances/{sop}/rendered?window=40,400: a %d-byte PNG (%s)\n", len(png), out)
+	fmt.Printf("  A DICOMweb viewer (OHIF) points at %s with the header\n  Authorization: Bearer <%s> (README: Viewing with OHIF)\n",
+		base, filepath.Join(riverside.Home, "keys", "api.token"))
+	return nil
 }
