@@ -1,0 +1,118 @@
+// ohif-check.mjs opens an OHIF viewer, served by someone else (the Go
+// test's interop.ServeOHIF), in Debian's headless Chromium through
+// playwright-core, and checks that a study shows.
+//
+//   node ohif-check.mjs PAGE_URL STUDY_UID SCREENSHOT.png
+//
+// It loads the study list (PAGE_URL/), checks the study is in the QIDO
+// answer OHIF received and that its row is drawn (its patient ID is on
+// the page), opens PAGE_URL/viewer?StudyInstanceUIDs=STUDY_UID, waits
+// until a viewport canvas has non-blank pixels, and saves a screenshot.
+// $CHROMIUM overrides the browser (/usr/bin/chromium); $OHIF_TIMEOUT_MS
+// the wait for each step (30000).
+//
+// It prints one JSON line per check, {"name", "ok", "detail"}, the last
+// one listing the browser's console errors, and exits 1 if any check
+// failed (2 on a usage error).
+import { chromium } from 'playwright-core';
+
+const [pageURL, studyUID, screenshot] = process.argv.slice(2);
+if (!pageURL || !studyUID || !screenshot) {
+  console.error('usage: node ohif-check.mjs PAGE_URL STUDY_UID SCREENSHOT.png');
+  process.exit(2);
+}
+const base = pageURL.replace(/\/+$/, '');
+const timeout = Number(process.env.OHIF_TIMEOUT_MS || 30000);
+
+let failed = 0;
+function report(name, ok, detail) {
+  if (!ok) failed++;
+  process.stdout.write(JSON.stringify({ name, ok: !!ok, detail: detail || '' }) + '\n');
+}
+
+const consoleErrors = [];
+const failedRequests = [];
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--no-first-run'],
+});
+const t0 = Date.now();
+const since = () => `${Date.now() - t0} ms`;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(timeout);
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text().slice(0, 300)); });
+  page.on('pageerror', (e) => consoleErrors.push(`page error: ${String(e.message || e).slice(0, 300)}`));
+  page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url().slice(0, 200)}: ${r.failure() && r.failure().errorText}`));
+  page.on('response', (r) => { if (r.status() >= 400) failedRequests.push(`${r.request().method()} ${r.url().slice(0, 200)}: HTTP ${r.status()}`); });
+
+  // The study list: OHIF asks QIDO-RS for studies and draws a row each.
+  let listed = null;
+  try {
+    const qido = page.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname.endsWith('/studies'), { timeout });
+    await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
+    const resp = await qido;
+    if (resp.status() !== 200) throw new Error(`QIDO studies answered HTTP ${resp.status()}`);
+    const studies = await resp.json();
+    listed = studies.find((ds) => ds['0020000D'] && ds['0020000D'].Value && ds['0020000D'].Value[0] === studyUID);
+    if (!listed) throw new Error(`the QIDO answer OHIF received (${studies.length} studies) lacks ${studyUID}`);
+    const pid = listed['00100020'] && listed['00100020'].Value && listed['00100020'].Value[0];
+    if (pid) {
+      await page.getByText(String(pid), { exact: true }).first().waitFor({ state: 'visible', timeout });
+      report('ohif.studylist', true, `${studies.length} studies listed, the study's row (patient ID shown) drawn after ${since()}`);
+    } else {
+      report('ohif.studylist', true, `${studies.length} studies listed, the study among them (no patient ID to look for) after ${since()}`);
+    }
+  } catch (e) {
+    report('ohif.studylist', false, String(e.message || e));
+  }
+
+  // The viewer on the study: wait for a viewport canvas with an image.
+  const t1 = Date.now();
+  try {
+    await page.goto(`${base}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUID)}`, { waitUntil: 'domcontentloaded' });
+    const handle = await page.waitForFunction(() => {
+      let best = null;
+      for (const c of document.querySelectorAll('canvas')) {
+        if (c.width < 32 || c.height < 32) continue;
+        const r = c.getBoundingClientRect();
+        if (r.width < 32 || r.height < 32) continue;
+        const probe = document.createElement('canvas');
+        probe.width = c.width; probe.height = c.height;
+        const ctx = probe.getContext('2d', { willReadFrequently: true });
+        try { ctx.drawImage(c, 0, 0); } catch { continue; }
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        let lit = 0;
+        const levels = new Set();
+        for (let i = 0; i < d.length; i += 4 * 7) {
+          const y = (d[i] * 299 + d[i + 1] * 587 + d[i + 2] * 114) / 1000;
+          if (y > 24) lit++;
+          if (levels.size < 64) levels.add(d[i] >> 2);
+        }
+        const frac = lit / (d.length / (4 * 7));
+        if (frac > 0.01 && levels.size > 4 && (!best || frac > best.frac)) best = { frac, levels: levels.size, w: c.width, h: c.height, cls: String(c.className) };
+      }
+      return best;
+    }, null, { timeout, polling: 250 });
+    const best = await handle.jsonValue();
+    report('ohif.viewer', true, `a ${best.w}x${best.h} canvas (${best.cls || 'no class'}) drew an image: ${(best.frac * 100).toFixed(1)}% of pixels lit, ${best.levels}+ grey levels, after ${Date.now() - t1} ms`);
+  } catch (e) {
+    report('ohif.viewer', false, `no viewport canvas with non-blank pixels after ${Date.now() - t1} ms: ${String(e.message || e).split('\n')[0]}`);
+  }
+  try {
+    await page.screenshot({ path: screenshot });
+    report('ohif.screenshot', true, screenshot);
+  } catch (e) {
+    report('ohif.screenshot', false, String(e.message || e));
+  }
+} catch (e) {
+  report('ohif.browser', false, String(e.message || e));
+} finally {
+  await browser.close();
+}
+// Console errors are reported, not judged: OHIF logs some on any server
+// (a missing optional resource); the report is for the reader.
+report('ohif.console', true, `${consoleErrors.length} console errors${consoleErrors.length ? ': ' + JSON.stringify([...new Set(consoleErrors)].slice(0, 10)) : ''}; ${failedRequests.length} failed requests${failedRequests.length ? ': ' + JSON.stringify([...new Set(failedRequests)].slice(0, 10)) : ''}`);
+process.exit(failed ? 1 : 0);
