@@ -346,12 +346,6 @@ func ohifHandler(dir string, appConfig []byte) http.Handler {
 			w.Write(appConfig)
 			return
 		}
-		// The service worker would cache the build between runs of the
-		// same browser profile; OHIF registers it only if the file loads.
-		if p == "/sw.js" || p == "/init-service-worker.js" {
-			http.NotFound(w, r)
-			return
-		}
 		if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err == nil && !fi.IsDir() {
 			files.ServeHTTP(w, r)
 			return

@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -125,9 +127,12 @@ func (o *orthanc) rest(method, path string, body []byte) ([]byte, error) {
 	return b, nil
 }
 
-// corsProxy serves target on a loopback port until t ends, adding the
-// CORS headers a viewer on another origin needs and answering preflights.
-func corsProxy(t testing.TB, target string) string {
+// proxy serves target on a loopback port until t ends, adding the CORS
+// headers a viewer on another origin needs (answering preflights). With a
+// token it answers 401 to a request without that bearer token, as a
+// pacsnet node does; with corrupt it flips one byte in every
+// multipart/related answer, to prove that the checks notice.
+func proxy(t testing.TB, target, token string, corrupt bool) string {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -137,6 +142,21 @@ func corsProxy(t testing.TB, target string) string {
 	rp.ModifyResponse = func(r *http.Response) error {
 		r.Header.Set("Access-Control-Allow-Origin", "*")
 		r.Header.Set("Access-Control-Expose-Headers", "*")
+		if !corrupt || !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/related") {
+			return nil
+		}
+		b, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return err
+		}
+		if len(b) > 300 {
+			b[len(b)-200] ^= 0x55
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.ContentLength = int64(len(b))
+		r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		r.Header.Del("Content-Encoding")
 		return nil
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -148,11 +168,27 @@ func corsProxy(t testing.TB, target string) string {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
+		if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			http.Error(w, "unauthenticated", http.StatusUnauthorized)
+			return
+		}
+		if corrupt {
+			r.Header.Del("Accept-Encoding")
+		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// recorder is a testing.TB that records failures instead of failing.
+type recorder struct {
+	testing.TB
+	failures []string
+}
+
+func (r *recorder) Errorf(format string, args ...any) { r.failures = append(r.failures, fmt.Sprintf(format, args...)) }
 
 func freeTCPPort(t testing.TB) string {
 	t.Helper()
@@ -218,12 +254,31 @@ func TestOrthancDicomweb(t *testing.T) {
 	step := time.Now()
 	RunDicomwebClient(t, root, "", expect)
 	t.Logf("dicomweb-client checks: %v", time.Since(step).Round(time.Millisecond))
+	if t.Failed() {
+		return
+	}
+
+	// The checks notice a server that sends wrong bytes: one byte flipped
+	// in every multipart answer fails the retrievals, not the searches.
+	rec := &recorder{TB: t}
+	RunDicomwebClient(rec, proxy(t, o.url(), "", true)+"/dicom-web", "", expect)
+	for _, want := range []string{"FAIL wado.study:", "FAIL wado.instance:", "FAIL wado.frames:"} {
+		if !slices.ContainsFunc(rec.failures, func(f string) bool { return strings.Contains(f, want) }) {
+			t.Errorf("a corrupting server went unnoticed: no %q among the failures %q", want, rec.failures)
+		}
+	}
+	if slices.ContainsFunc(rec.failures, func(f string) bool { return strings.Contains(f, "FAIL qido.") }) {
+		t.Errorf("a QIDO check failed although only multipart answers were corrupted: %q", rec.failures)
+	}
 
 	// OHIF runs on another origin than Orthanc, which sends no CORS
-	// headers: the browser reaches Orthanc through a proxy that adds them
-	// (a pacsnet node answers CORS itself).
+	// headers and takes no token: the browser reaches Orthanc through a
+	// proxy that adds the headers and, as a pacsnet node, refuses requests
+	// without the bearer token, so that the token's way through OHIF's
+	// configuration is proven too.
 	step = time.Now()
-	page := ServeOHIF(t, corsProxy(t, o.url())+"/dicom-web", "")
+	const token = "interop-test-token"
+	page := ServeOHIF(t, proxy(t, o.url(), token, false)+"/dicom-web", token)
 	shot := filepath.Join(tmp, "ohif-orthanc.png")
 	if dir := os.Getenv("INTEROP_SCREENSHOTS"); dir != "" {
 		shot = filepath.Join(dir, "ohif-orthanc.png")

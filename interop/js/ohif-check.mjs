@@ -22,6 +22,8 @@ if (!pageURL || !studyUID || !screenshot) {
   process.exit(2);
 }
 const base = pageURL.replace(/\/+$/, '');
+// The study list's screenshot goes beside the viewer's.
+const listShot = screenshot.replace(/(\.png)?$/i, '-studylist.png');
 const timeout = Number(process.env.OHIF_TIMEOUT_MS || 30000);
 
 let failed = 0;
@@ -48,31 +50,46 @@ try {
   page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url().slice(0, 200)}: ${r.failure() && r.failure().errorText}`));
   page.on('response', (r) => { if (r.status() >= 400) failedRequests.push(`${r.request().method()} ${r.url().slice(0, 200)}: HTTP ${r.status()}`); });
 
-  // The study list: OHIF asks QIDO-RS for studies and draws a row each.
-  let listed = null;
+  // The study list: OHIF asks QIDO-RS for studies and draws a row each
+  // (name, date, modalities, description, instances: no UID or patient
+  // ID). A row, once clicked, shows the patient ID and a "Basic Viewer"
+  // button that opens the viewer on that study's UID.
+  const viewerURL = `${base}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUID)}`;
+  let opened = false;
   try {
     const qido = page.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname.endsWith('/studies'), { timeout });
     await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
     const resp = await qido;
     if (resp.status() !== 200) throw new Error(`QIDO studies answered HTTP ${resp.status()}`);
     const studies = await resp.json();
-    listed = studies.find((ds) => ds['0020000D'] && ds['0020000D'].Value && ds['0020000D'].Value[0] === studyUID);
+    const listed = studies.find((ds) => ds['0020000D'] && ds['0020000D'].Value && ds['0020000D'].Value[0] === studyUID);
     if (!listed) throw new Error(`the QIDO answer OHIF received (${studies.length} studies) lacks ${studyUID}`);
-    const pid = listed['00100020'] && listed['00100020'].Value && listed['00100020'].Value[0];
-    if (pid) {
-      await page.getByText(String(pid), { exact: true }).first().waitFor({ state: 'visible', timeout });
-      report('ohif.studylist', true, `${studies.length} studies listed, the study's row (patient ID shown) drawn after ${since()}`);
-    } else {
-      report('ohif.studylist', true, `${studies.length} studies listed, the study among them (no patient ID to look for) after ${since()}`);
+    const pid = String((listed['00100020'] && listed['00100020'].Value && listed['00100020'].Value[0]) || '');
+    const rows = page.locator('tr[aria-selected]');
+    await rows.first().waitFor({ state: 'visible', timeout });
+    const n = await rows.count();
+    let found = -1;
+    for (let i = 0; i < n && found < 0; i++) {
+      await rows.nth(i).click();
+      const shown = page.getByText(pid, { exact: true });
+      if (!pid || await shown.first().isVisible().catch(() => false) ||
+        await shown.first().waitFor({ state: 'visible', timeout: 1500 }).then(() => true, () => false)) found = i;
     }
+    if (found < 0) throw new Error(`none of the ${n} rows drawn shows patient ID ${pid} when selected`);
+    const listedAfter = since();
+    await page.getByRole('button', { name: 'Basic Viewer' }).first().click();
+    await page.waitForURL((u) => u.pathname.endsWith('/viewer') && (u.searchParams.get('StudyInstanceUIDs') || '').split(',').includes(studyUID), { timeout });
+    opened = true;
+    report('ohif.studylist', true, `${studies.length} studies from QIDO, ${n} rows drawn; row ${found + 1} showed patient ID ${pid} after ${listedAfter} and its Basic Viewer button opened /viewer?StudyInstanceUIDs=${studyUID}`);
   } catch (e) {
-    report('ohif.studylist', false, String(e.message || e));
+    report('ohif.studylist', false, String(e.message || e).split('\n')[0]);
   }
+  await page.screenshot({ path: listShot }).catch(() => {});
 
   // The viewer on the study: wait for a viewport canvas with an image.
   const t1 = Date.now();
   try {
-    await page.goto(`${base}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUID)}`, { waitUntil: 'domcontentloaded' });
+    if (!opened) await page.goto(viewerURL, { waitUntil: 'domcontentloaded' });
     const handle = await page.waitForFunction(() => {
       let best = null;
       for (const c of document.querySelectorAll('canvas')) {
@@ -101,6 +118,9 @@ try {
   } catch (e) {
     report('ohif.viewer', false, `no viewport canvas with non-blank pixels after ${Date.now() - t1} ms: ${String(e.message || e).split('\n')[0]}`);
   }
+  // OHIF's onboarding tour covers part of the viewport on a first visit.
+  const skip = page.getByRole('button', { name: 'Skip all' });
+  if (await skip.first().isVisible().catch(() => false)) await skip.first().click().catch(() => {});
   try {
     await page.screenshot({ path: screenshot });
     report('ohif.screenshot', true, screenshot);
