@@ -188,7 +188,9 @@ type recorder struct {
 	failures []string
 }
 
-func (r *recorder) Errorf(format string, args ...any) { r.failures = append(r.failures, fmt.Sprintf(format, args...)) }
+func (r *recorder) Errorf(format string, args ...any) {
+	r.failures = append(r.failures, fmt.Sprintf(format, args...))
+}
 
 func freeTCPPort(t testing.TB) string {
 	t.Helper()
