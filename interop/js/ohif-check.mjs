@@ -34,6 +34,7 @@ function report(name, ok, detail) {
 
 const consoleErrors = [];
 const failedRequests = [];
+const serverRequests = new Set();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -48,6 +49,14 @@ try {
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text().slice(0, 300)); });
   page.on('pageerror', (e) => consoleErrors.push(`page error: ${String(e.message || e).slice(0, 300)}`));
   page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url().slice(0, 200)}: ${r.failure() && r.failure().errorText}`));
+  // What OHIF asks the server, UIDs folded, for the report.
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.origin === new URL(base).origin) return;
+    const path = u.pathname.replace(/\/[0-9]+(\.[0-9]+)+/g, '/{uid}').replace(/\/frames\/[0-9,]+/, '/frames/{n}');
+    const params = [...u.searchParams.keys()].sort().join(',');
+    serverRequests.add(`${r.method()} ${path}${params ? '?' + params : ''} [${r.headers().accept || ''}]`);
+  });
   page.on('response', (r) => { if (r.status() >= 400) failedRequests.push(`${r.request().method()} ${r.url().slice(0, 200)}: HTTP ${r.status()}`); });
 
   // The study list: OHIF asks QIDO-RS for studies and draws a row each
@@ -135,4 +144,5 @@ try {
 // Console errors are reported, not judged: OHIF logs some on any server
 // (a missing optional resource); the report is for the reader.
 report('ohif.console', true, `${consoleErrors.length} console errors${consoleErrors.length ? ': ' + JSON.stringify([...new Set(consoleErrors)].slice(0, 10)) : ''}; ${failedRequests.length} failed requests${failedRequests.length ? ': ' + JSON.stringify([...new Set(failedRequests)].slice(0, 10)) : ''}`);
+report('ohif.requests', true, `${serverRequests.size} kinds of request to the DICOMweb server: ${JSON.stringify([...serverRequests].sort())}`);
 process.exit(failed ? 1 : 0);
