@@ -5,6 +5,9 @@ GO        ?= go
 BIN       := bin/pacsnet
 APT_DEPS  := dcmtk orthanc orthanc-dicomweb chromium
 JS_DIR    := interop/js
+# Debian 12's npm (9.2) fails on the lockfile's overrides (an npm bug fixed
+# in 10); npm 10 still runs on Debian 12's Node.js 18.
+NPM_FOR_OLD := npm@10.9.4
 GOFLAGS_BUILD := -trimpath
 
 .PHONY: all deps build demo test vet bench fuzz clean
@@ -41,8 +44,12 @@ deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@if [ ! -f $(JS_DIR)/node_modules/.package-lock.json ] || [ $(JS_DIR)/package-lock.json -nt $(JS_DIR)/node_modules/.package-lock.json ]; then \
-		echo "deps: npm ci in $(JS_DIR)"; \
-		npm ci --prefix $(JS_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error && touch $(JS_DIR)/node_modules/.package-lock.json; \
+		echo "deps: npm ci in $(JS_DIR)"; NPM=npm; \
+		if [ "$$(npm --version | cut -d. -f1)" -lt 10 ]; then \
+			echo "deps: npm $$(npm --version) cannot read the lockfile's overrides; running $(NPM_FOR_OLD) through npx"; \
+			NPM="npx --yes $(NPM_FOR_OLD)"; \
+		fi; \
+		$$NPM ci --prefix $(JS_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error && touch $(JS_DIR)/node_modules/.package-lock.json; \
 	fi
 
 build: deps
