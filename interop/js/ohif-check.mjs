@@ -66,9 +66,12 @@ try {
   const viewerURL = `${base}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUID)}`;
   let opened = false;
   try {
-    const qido = page.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname.endsWith('/studies'), { timeout });
+    // Caught at once: a time-out before goto returns must not be an
+    // unhandled rejection.
+    const qido = page.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname.endsWith('/studies'), { timeout }).catch((e) => e);
     await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
     const resp = await qido;
+    if (resp instanceof Error) throw resp;
     if (resp.status() !== 200) throw new Error(`QIDO studies answered HTTP ${resp.status()}`);
     const studies = await resp.json();
     const listed = studies.find((ds) => ds['0020000D'] && ds['0020000D'].Value && ds['0020000D'].Value[0] === studyUID);
