@@ -3,7 +3,11 @@
 
 GO        ?= go
 BIN       := bin/pacsnet
-APT_DEPS  := dcmtk orthanc
+APT_DEPS  := dcmtk orthanc orthanc-dicomweb chromium
+JS_DIR    := interop/js
+# Debian 12's npm (9.2) fails on the lockfile's overrides (an npm bug fixed
+# in 10); npm 10 still runs on Debian 12's Node.js 18.
+NPM_FOR_OLD := npm@10.9.4
 GOFLAGS_BUILD := -trimpath
 
 .PHONY: all deps build demo test vet bench fuzz clean
@@ -12,8 +16,14 @@ all: build
 
 # deps installs the Debian packages the tests and the demo use (DCMTK's
 # dcmdump checks our exported files, its storescu/echoscu and Orthanc are
-# the DICOM peers of the node's tests) and downloads the Go modules. The
-# Debian orthanc service is disabled: tests start their own Orthanc.
+# the DICOM peers of the node's tests; Orthanc's DICOMweb plugin and
+# Chromium are the DICOMweb reference server and the browser of the
+# interop tests) and downloads the Go modules. The Debian orthanc service
+# is disabled: tests start their own Orthanc. It then installs the npm
+# packages of the interop harness (dicomweb-client, playwright-core, the
+# OHIF viewer's build) exactly as interop/js/package-lock.json pins them,
+# with Node.js and npm from Debian where the machine has none; npm ci runs
+# only when node_modules is missing or older than the lockfile.
 deps:
 	@command -v $(GO) >/dev/null || { echo "deps: Go 1.26 is required (https://go.dev/dl)"; exit 1; }
 	@missing=""; for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -27,6 +37,20 @@ deps:
 		esac; \
 	fi
 	@$(GO) mod download
+	@missing=""; command -v node >/dev/null || missing="$$missing nodejs"; command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing with apt-get"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@if [ ! -f $(JS_DIR)/node_modules/.package-lock.json ] || [ $(JS_DIR)/package-lock.json -nt $(JS_DIR)/node_modules/.package-lock.json ]; then \
+		echo "deps: npm ci in $(JS_DIR)"; NPM=npm; \
+		if [ "$$(npm --version | cut -d. -f1)" -lt 10 ]; then \
+			echo "deps: npm $$(npm --version) cannot read the lockfile's overrides; running $(NPM_FOR_OLD) through npx"; \
+			NPM="npx --yes $(NPM_FOR_OLD)"; \
+		fi; \
+		$$NPM ci --prefix $(JS_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error && touch $(JS_DIR)/node_modules/.package-lock.json; \
+	fi
 
 build: deps
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/pacsnet
