@@ -46,6 +46,10 @@ import (
 type Expectation struct {
 	Studies []Study `json:"studies"`
 	Store   []Study `json:"store,omitempty"`
+	// NotRendered are transfer syntaxes the server does not render: a
+	// rendered request for such an instance must be refused with 406 and
+	// a message (PS3.18 8.3.5: a clear refusal, not a wrong image).
+	NotRendered []string `json:"notRendered,omitempty"`
 }
 
 // Study is one expected study.

@@ -99,7 +99,11 @@ func (a *archive) read(rec InstanceInfo) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ct []byte
+	var size int
+	for _, br := range rec.Blocks {
+		size += int(br.Size)
+	}
+	ct := make([]byte, 0, size)
 	for _, br := range rec.Blocks {
 		c, err := cid.Decode(br.CID)
 		if err != nil {

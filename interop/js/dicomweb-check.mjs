@@ -443,6 +443,15 @@ await check('wado.rendered', async () => {
     const i = se.instances.find((x) => x.rows && x.frames);
     if (!i) continue;
     const ids = { studyInstanceUID: s.studyInstanceUID, seriesInstanceUID: se.seriesInstanceUID, sopInstanceUID: i.sopInstanceUID };
+    if ((expect.notRendered || []).includes(i.transferSyntaxUID)) {
+      let status = 0;
+      try {
+        await client.retrieveInstanceRendered({ ...ids, mediaTypes: [{ mediaType: 'image/png' }] });
+      } catch (e) { status = e && e.status; }
+      if (status !== 406) fail(`${i.sopInstanceUID}: rendered in ${i.transferSyntaxUID}, which the server says it does not render: HTTP ${status}, want 406`);
+      out.push(`406 for ${i.transferSyntaxUID}`);
+      continue;
+    }
     const png = buf(await client.retrieveInstanceRendered({ ...ids, mediaTypes: [{ mediaType: 'image/png' }] }));
     const [w, h] = pngSize(png);
     if (w !== i.columns || h !== i.rows) fail(`${i.sopInstanceUID}: PNG ${w}x${h}, want ${i.columns}x${i.rows}`);
