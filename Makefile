@@ -62,7 +62,8 @@ FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
 	consent:FuzzVerifySignedGrant exchange:FuzzBlockRequest \
 	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest \
 	dicomio:FuzzParseStream dicomio:FuzzParseStreamSink internal/uid:FuzzCheck \
-	dicomio/dimse:FuzzDecodePDU dicomio/dimse:FuzzDecodeCommand dicomio:FuzzDecodeDataset
+	dicomio/dimse:FuzzDecodePDU dicomio/dimse:FuzzDecodeCommand dicomio:FuzzDecodeDataset \
+	dicomio/dicomweb:FuzzParseQuery
 # On a loaded machine Go's fuzzer sometimes ends a run with "context
 # deadline exceeded" of its own, without an input that fails: that is
 # retried once and then reported as a warning, never hidden as a pass of
