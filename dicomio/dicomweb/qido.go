@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -320,7 +321,11 @@ func attribute(param, id string) (uint32, string, error) {
 		if !isKeyword(id) {
 			return 0, "", qerr(param, "is neither a DICOM keyword nor an 8-digit tag")
 		}
-		info, err = tag.FindByKeyword(id)
+		if c, ok := keywords.Load(id); ok {
+			a := c.(attr)
+			return a.tag, a.vr, nil
+		}
+		info, err = tag.FindByKeyword(id) // a walk of the whole dictionary
 		if err == nil && info.Keyword != id {
 			err = errors.New("matched a name, not a keyword")
 		}
@@ -338,7 +343,19 @@ func attribute(param, id string) (uint32, string, error) {
 	if len(vr) != 2 {
 		vr = "UN"
 	}
+	if info.Keyword == id {
+		keywords.Store(id, attr{info.Tag.Uint32(), vr})
+	}
 	return info.Tag.Uint32(), vr, nil
+}
+
+// keywords caches the keywords found in the dictionary (bounded by its
+// size), which tag.FindByKeyword finds by a walk of it.
+var keywords sync.Map // string → attr
+
+type attr struct {
+	tag uint32
+	vr  string
 }
 
 func isHex(s string) bool {
