@@ -83,3 +83,27 @@ func TestMediaRangeMatches(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseAccept(f *testing.F) {
+	for _, s := range []string{
+		`multipart/related; type="application/dicom"; transfer-syntax=*`,
+		`multipart/related; type=application/octet-stream; transfer-syntax=*`,
+		"application/dicom+json, application/json;q=0.9", `text/plain; x="a\"b"`, "*/*;q=0",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		rs, err := ParseAccept(h)
+		if err != nil {
+			return
+		}
+		for i, r := range rs {
+			if r.Q < 0 || r.Q > 1 || !strings.Contains(r.Type, "/") || r.Type != strings.ToLower(r.Type) {
+				t.Fatalf("range %+v", r)
+			}
+			if i > 0 && rs[i-1].Q < r.Q {
+				t.Fatal("not in weight order")
+			}
+		}
+	})
+}

@@ -266,3 +266,35 @@ func FuzzParseQuery(f *testing.F) {
 		roundTrip(t, q.Identifier)
 	})
 }
+
+// TestQueryRoomKeys: the keys the node's query room matches (node/query.go
+// queryKeys, Instance Availability, Retrieve AE Title) resolve by keyword
+// to the tags and VRs that room expects.
+func TestQueryRoomKeys(t *testing.T) {
+	for kw, want := range map[string]el{
+		"PatientName": {0x00100010, "PN", ""}, "PatientID": {0x00100020, "LO", ""},
+		"IssuerOfPatientID": {0x00100021, "LO", ""}, "PatientBirthDate": {0x00100030, "DA", ""},
+		"PatientSex": {0x00100040, "CS", ""}, "NumberOfPatientRelatedStudies": {0x00201200, "IS", ""},
+		"NumberOfPatientRelatedSeries": {0x00201202, "IS", ""}, "NumberOfPatientRelatedInstances": {0x00201204, "IS", ""},
+		"StudyDate": {0x00080020, "DA", ""}, "StudyTime": {0x00080030, "TM", ""},
+		"AccessionNumber": {0x00080050, "SH", ""}, "ModalitiesInStudy": {0x00080061, "CS", ""},
+		"StudyDescription": {0x00081030, "LO", ""}, "StudyInstanceUID": {0x0020000D, "UI", ""},
+		"StudyID": {0x00200010, "SH", ""}, "NumberOfStudyRelatedSeries": {0x00201206, "IS", ""},
+		"NumberOfStudyRelatedInstances": {0x00201208, "IS", ""}, "Modality": {0x00080060, "CS", ""},
+		"SeriesDescription": {0x0008103E, "LO", ""}, "SeriesInstanceUID": {0x0020000E, "UI", ""},
+		"SeriesNumber": {0x00200011, "IS", ""}, "NumberOfSeriesRelatedInstances": {0x00201209, "IS", ""},
+		"SOPClassUID": {0x00080016, "UI", ""}, "SOPInstanceUID": {0x00080018, "UI", ""},
+		"InstanceNumber": {0x00200013, "IS", ""}, "InstanceAvailability": {0x00080056, "CS", ""},
+		"RetrieveAETitle": {0x00080054, "AE", ""},
+	} {
+		for _, name := range []string{kw, fmt.Sprintf("%08X", want.tag)} {
+			q, err := ParseQuery(LevelInstance, "includefield="+name)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if got := elements(q.Identifier); len(got) != 1 || got[0] != want {
+				t.Errorf("%s: %v, want %v", name, got, want)
+			}
+		}
+	}
+}
