@@ -26,6 +26,20 @@ func Match(vr, key string, values []string) bool {
 
 func matchOne(vr, key, v string) bool {
 	switch vr {
+	case "AE", "AS", "CS", "DS", "IS":
+		// Multiple value matching (PS3.4 C.2.2.2.8; QIDO-RS lists): a
+		// backslash cannot be part of these values, so a key of several
+		// values matches any of them.
+		if strings.Contains(key, `\`) {
+			for _, k := range strings.Split(key, `\`) {
+				if k = strings.TrimSpace(k); k != "" && matchOne(vr, k, v) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	switch vr {
 	case "UI":
 		for _, k := range strings.Split(key, `\`) {
 			if k == v {
