@@ -215,7 +215,7 @@ func TestCodes(t *testing.T) {
 	want := map[Code]int{
 		CodeBadRequest: 400, CodeUnauthorized: 401, CodeForbidden: 403, CodeNotFound: 404, CodeConflict: 409,
 		CodeMethod: 405, CodeTooLarge: 413, CodeRejected: 422, CodeInternal: 500, CodeUnavailable: 503,
-		CodeInsufficientStorage: 507,
+		CodeInsufficientStorage: 507, CodeNotAcceptable: 406, CodeUnsupportedMedia: 415,
 	}
 	if len(AllCodes()) != len(want) {
 		t.Errorf("AllCodes() = %v", AllCodes())
