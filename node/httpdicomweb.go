@@ -104,13 +104,17 @@ func (d *dicomwebRoom) handler(authenticate func(http.Handler) http.Handler) htt
 	})
 }
 
-// record audits a DICOMweb access once per user, study and kind within
-// ten minutes (a viewer asks for hundreds of frames).
+// record audits a DICOMweb access: a retrieval or store once per user,
+// study and kind within ten minutes (a viewer asks for hundreds of
+// frames); searches, like C-FIND, once a minute per user and level,
+// naming neither the query's values nor the studies it matched.
 func (d *dicomwebRoom) record(r *http.Request, ev dicomweb.Event) {
 	e := consent.Entry{Actor: actor(r), Study: ev.Study, Decision: consent.DecisionAllow}
 	switch ev.Action {
 	case "search":
-		e.Action, e.Reason = consent.ActQuery, "dicomweb search"
+		e.Action, e.Reason = consent.ActQuery, "dicomweb search, "+ev.Level+" level"
+		d.audit.Once(e, time.Minute)
+		return
 	case "store":
 		e.Action, e.Reason = consent.ActImport, "stow-rs"
 	default:

@@ -86,8 +86,9 @@ type Storer interface {
 // study a request touched.
 type Event struct {
 	Action    string // "search", "retrieve", "store"
-	Study     string
-	Instances int
+	Study     string // retrieve, store: the study; search: none
+	Level     string // search: "study", "series" or "instance"
+	Instances int    // instances retrieved or stored; search: matches returned
 }
 
 // Service is DICOMweb (PS3.18): QIDO-RS, WADO-RS and STOW-RS under
@@ -162,7 +163,7 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, status int, msg s
 }
 
 func (s *Service) audit(r *http.Request, ev Event) {
-	if s.Audit != nil && ev.Study != "" {
+	if s.Audit != nil && (ev.Study != "" || ev.Action == "search") {
 		s.Audit(r, ev)
 	}
 }
@@ -300,7 +301,6 @@ func (s *Service) search(level Level) http.HandlerFunc {
 		out, done := gzipped(w, r)
 		defer done()
 		io.WriteString(out, "[")
-		studies := map[string]int{}
 		for i, row := range rows {
 			rs := Scope{Study: row.String(0x0020000D)}
 			if level >= LevelSeries {
@@ -312,7 +312,6 @@ func (s *Service) search(level Level) http.HandlerFunc {
 			if rs.Study != "" && (level == LevelStudy || rs.Series != "") && (level != LevelInstance || rs.Instance != "") {
 				row.Set(0x00081190, "UR", s.url(r, rs))
 			}
-			studies[rs.Study]++
 			b, err := JSON(row, nil)
 			if err != nil {
 				abort()
@@ -323,9 +322,7 @@ func (s *Service) search(level Level) http.HandlerFunc {
 			out.Write(b)
 		}
 		io.WriteString(out, "]")
-		for st, n := range studies {
-			s.audit(r, Event{Action: "search", Study: st, Instances: n})
-		}
+		s.audit(r, Event{Action: "search", Level: level.String(), Instances: len(rows)})
 	}
 }
 

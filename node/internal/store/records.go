@@ -192,8 +192,27 @@ func putBlocks(txn *badger.Txn, blocks []Block) error {
 // Study reads a study record.
 func (s *Store) Study(uid string) (Study, bool, error) { return view[Study](s, pfxStudy+uid) }
 
-// Studies lists every study record, in UID order.
-func (s *Store) Studies() ([]Study, error) { return list[Study](s, pfxStudy) }
+// Studies lists every study record, in UID order. The listing is kept
+// until a commit may have changed a study record; callers get their own
+// slice (the records' own slices are shared: do not modify them).
+func (s *Store) Studies() ([]Study, error) {
+	gen := s.studyGen.Load()
+	s.studiesMu.Lock()
+	if s.studiesRead && s.studiesGen == gen {
+		out := slices.Clone(s.studies)
+		s.studiesMu.Unlock()
+		return out, nil
+	}
+	s.studiesMu.Unlock()
+	out, err := list[Study](s, pfxStudy)
+	if err != nil {
+		return out, err
+	}
+	s.studiesMu.Lock()
+	s.studies, s.studiesGen, s.studiesRead = out, gen, true
+	s.studiesMu.Unlock()
+	return slices.Clone(out), nil
+}
 
 // EnsureStudy stores rec unless a record for its UID exists, and returns
 // the record that is stored (rec, or the one found) and whether it was
@@ -202,6 +221,7 @@ func (s *Store) EnsureStudy(rec Study) (Study, bool, error) {
 	var found bool
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
+	defer s.studyGen.Add(1) // after the commit, before the lock is released
 	err := s.update(func(txn *badger.Txn) error {
 		var prev Study
 		ok, err := getJSON(txn, pfxStudy+rec.UID, &prev)
@@ -219,6 +239,7 @@ func (s *Store) EnsureStudy(rec Study) (Study, bool, error) {
 func (s *Store) SetExpected(uid string, n int) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
+	defer s.studyGen.Add(1) // after the commit, before the lock is released
 	return s.update(func(txn *badger.Txn) error {
 		var sr Study
 		if ok, err := getJSON(txn, pfxStudy+uid, &sr); err != nil {
@@ -320,6 +341,7 @@ func (s *Store) Instances(study string) ([]wire.Instance, error) {
 func (s *Store) AddInstance(rec wire.Instance, blocks []Block, now time.Time) (outcome Outcome, why error, err error) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
+	defer s.studyGen.Add(1) // after the commit, before the lock is released
 	err = s.update(func(txn *badger.Txn) error {
 		var err error
 		outcome, why, err = addInstance(txn, rec, now)
@@ -344,6 +366,7 @@ var ErrIntegrity = errors.New("integrity")
 func (s *Store) CommitFetched(blocks []Block, insts []wire.Instance, now time.Time) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
+	defer s.studyGen.Add(1) // after the commit, before the lock is released
 	err := s.update(func(txn *badger.Txn) error {
 		if err := putBlocks(txn, blocks); err != nil {
 			return err

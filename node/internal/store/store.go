@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -80,6 +81,16 @@ type Store struct {
 	// fetch batches): Badger writes one at a time anyway, and optimistic
 	// retries on a hot study record ran out under 128 concurrent imports.
 	commitMu sync.Mutex
+
+	// studyGen counts the commits that may have changed a study record
+	// (each is under commitMu); Studies keeps its last listing with the
+	// generation it was read at, so that a search over 10,000 studies
+	// does not decode 10,000 records while nothing changed.
+	studyGen    atomic.Uint64
+	studiesMu   sync.Mutex
+	studies     []Study
+	studiesGen  uint64
+	studiesRead bool
 }
 
 // ErrLocked is returned by Open when another process holds the directory.
