@@ -100,20 +100,18 @@ func (a *archive) read(rec InstanceInfo) ([]byte, error) {
 		return nil, err
 	}
 	var size int
-	for _, br := range rec.Blocks {
-		size += int(br.Size)
-	}
-	ct := make([]byte, 0, size)
-	for _, br := range rec.Blocks {
+	cids := make([]cid.Cid, len(rec.Blocks))
+	for i, br := range rec.Blocks {
+		size += br.Size
 		c, err := cid.Decode(br.CID)
 		if err != nil {
 			return nil, fmt.Errorf("read instance: %w", err)
 		}
-		b, err := a.store.GetBlock(context.Background(), c)
-		if err != nil {
-			return nil, fmt.Errorf("read instance: %w", err)
-		}
-		ct = append(ct, b...)
+		cids[i] = c
+	}
+	ct, err := a.store.AppendBlocks(make([]byte, 0, size), cids)
+	if err != nil {
+		return nil, fmt.Errorf("read instance: %w", err)
 	}
 	plain, err := crypto.Decrypt(ct, sk)
 	if err != nil {
