@@ -10,7 +10,7 @@ type Code string
 const (
 	CodeBadRequest   Code = "bad-request"        // the request is malformed or names something invalid
 	CodeUnauthorized Code = "unauthorized"       // missing or wrong API token
-	CodeForbidden    Code = "forbidden"          // refused by a partner, or by consent (no live grant)
+	CodeForbidden    Code = "forbidden"          // refused by a partner, or by consent (no live grant), or the user's role may not call the route
 	CodeNotFound     Code = "not-found"          // no such partner, study, instance, grant or fetch; no such route
 	CodeMethod       Code = "method-not-allowed" // the route exists, for other methods (the Allow header lists them)
 	CodeConflict     Code = "conflict"           // the request contradicts what is held (an existing instance, an incomplete study, a corrupt audit log)
@@ -19,6 +19,7 @@ const (
 	CodeInternal     Code = "internal"           // a failure of the node (disk, database, a bug)
 	CodeUnavailable  Code = "unavailable"        // the node or the partner it needs cannot serve now; try again later
 
+	CodeTooManyRequests     Code = "too-many-requests"    // too many failed logins for that user or from that address: wait (Retry-After) and try again
 	CodeInsufficientStorage Code = "insufficient-storage" // the archive's disk is below its free-space margin (archive.min_free): imports and fetches are refused; free space
 )
 
@@ -35,6 +36,7 @@ var codeTable = []struct {
 	{CodeConflict, http.StatusConflict},
 	{CodeTooLarge, http.StatusRequestEntityTooLarge},
 	{CodeRejected, http.StatusUnprocessableEntity},
+	{CodeTooManyRequests, http.StatusTooManyRequests},
 	{CodeInternal, http.StatusInternalServerError},
 	{CodeUnavailable, http.StatusServiceUnavailable},
 	{CodeInsufficientStorage, http.StatusInsufficientStorage},
