@@ -394,6 +394,7 @@ type AuditEntry struct {
 	Reason   string      `json:"reason,omitempty"`    // a short code; never patient data
 	Count    uint64      `json:"count,omitempty"`     // above 1: the entry stands for this many events of its kind (repeated denials, aggregated)
 	Expires  *time.Time  `json:"expires,omitempty"`   // a grant entry: the grant's expiry
+	Facility string      `json:"facility,omitempty"`  // the facility whose node wrote the entry (absent in entries written before this field)
 	Prev     string      `json:"prev"`                // hash of entry Seq-1; 64 zeros for entry 1
 	Hash     string      `json:"hash"`                // this entry's hash
 }

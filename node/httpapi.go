@@ -144,7 +144,7 @@ func (s *apiServer) authenticate(next http.Handler) http.Handler {
 			p, ok = s.n.users.Authenticate(secret)
 		}
 		if !ok {
-			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "missing, wrong or expired API token", Code: api.CodeUnauthorized})
+			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "missing or wrong API token (or it expired, was revoked, or its user is disabled)", Code: api.CodeUnauthorized})
 			return
 		}
 		markAuthenticated(r) // its connection leaves the pool that floods are held to
@@ -533,6 +533,7 @@ func (s *apiServer) outboxList(w http.ResponseWriter, r *http.Request) error {
 func (nm namer) audit(e consent.Entry) api.AuditEntry {
 	ae := api.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, StudyUID: e.Study,
 		GrantID: e.GrantID, Decision: e.Decision, Reason: e.Reason, Count: e.Count, Prev: e.Prev, Hash: e.Hash}
+	ae.Facility = e.Facility
 	if e.Peer != "" {
 		ref := nm.ref(e.Peer, e.PeerName)
 		ae.Peer = &ref

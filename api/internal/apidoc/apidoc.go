@@ -50,6 +50,14 @@ var Commands = []struct {
 	{"pacsnet ae add", api.AE{}},
 	{"pacsnet ae remove", api.AE{}},
 	{"pacsnet ae list", []api.AE{}},
+	{"pacsnet user add", api.UserPassword{}},
+	{"pacsnet user list", []api.User{}},
+	{"pacsnet user disable", api.User{}},
+	{"pacsnet user passwd", api.UserPassword{}},
+	{"pacsnet user role", api.User{}},
+	{"pacsnet token add", api.TokenIssued{}},
+	{"pacsnet token list", []api.Token{}},
+	{"pacsnet token revoke", api.Token{}},
 }
 
 // extraTypes are documented although no route uses them yet.

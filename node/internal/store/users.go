@@ -32,7 +32,7 @@ type Credential struct {
 	User     string    `json:"user"` // User.ID
 	Hash     string    `json:"hash"` // hex SHA-256 of the secret
 	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires"`             // absolute end
+	Expires  time.Time `json:"expires"`            // absolute end
 	LastUsed time.Time `json:"last_used,omitzero"` // sessions: last request, written at most once a minute
 }
 
