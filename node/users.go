@@ -290,13 +290,18 @@ func (u *users) endSessions(userID string) error {
 }
 
 func (u *users) forgetLocked(ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	gone := map[string]bool{}
 	for _, id := range ids {
-		for h, c := range u.creds {
-			if c.ID == id {
-				delete(u.creds, h)
-			}
-		}
+		gone[id] = true
 		delete(u.lastUsed, id)
+	}
+	for h, c := range u.creds {
+		if gone[c.ID] {
+			delete(u.creds, h)
+		}
 	}
 }
 
@@ -441,6 +446,7 @@ func (u *users) Login(name, password, addr string) (string, Credential, error) {
 	}
 	u.byUser.Succeed("u/" + name)
 	u.byAddr.Succeed(addr)
+	u.pruneSessions(now)
 	secret, cr, err := u.newCredential(v, credSession, u.cfg.SessionMax.Duration, "ses-")
 	if err != nil {
 		return "", Credential{}, err
@@ -467,6 +473,25 @@ var (
 func dummyHash(p access.Params) string {
 	dummyOnce.Do(func() { dummy, _ = access.HashPassword("not a password of anyone", p) })
 	return dummy
+}
+
+// pruneSessions deletes the sessions that ended (idle or past their
+// maximum), so that logins do not accumulate records; called at each
+// login.
+func (u *users) pruneSessions(now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var ids []string
+	for _, c := range u.creds {
+		if c.Kind == credSession && !u.policy().Live(c.Created, u.lastUsed[c.ID], now) {
+			ids = append(ids, c.ID)
+		}
+	}
+	if err := u.store.DeleteCredentials(ids...); err != nil {
+		u.log.Warn("delete ended sessions", "err", err)
+		return
+	}
+	u.forgetLocked(ids...)
 }
 
 // Logout ends the session whose secret is given.

@@ -244,6 +244,11 @@ func TestUserLoginSessions(t *testing.T) {
 	if use(s.Secret) != 401 {
 		t.Error("a session outlived users.session_max")
 	}
+	// Ended sessions are deleted at the next login.
+	_, s, _ = login("alice", "alice-password")
+	if creds, _ := n.store.Credentials(); len(creds) != 2 { // alice's token and the new session
+		t.Errorf("%d credentials stored after ended sessions, want 2", len(creds))
+	}
 	// Logout ends a session.
 	_, s, _ = login("alice", "alice-password")
 	var out api.LoggedOut
