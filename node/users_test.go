@@ -341,3 +341,38 @@ func TestUserValidation(t *testing.T) {
 		t.Errorf("disable unknown: %d", code)
 	}
 }
+
+// The server enforces every route's declared roles, before anything
+// else: for each role, a route that does not list it answers 403
+// forbidden naming the roles needed, and one that does never does so.
+func TestEveryRouteEnforcesItsRoles(t *testing.T) {
+	n := newNode(t, "Alpha")
+	tokens := map[string]string{}
+	for _, role := range api.RolesAll {
+		_, tokens[role] = addUser(t, n, "u-"+role, role, "password-"+role)
+	}
+	fill := strings.NewReplacer("{"+api.ParamPeer+"}", "Nobody", "{"+api.ParamStudyUID+"}", "1.2.3",
+		"{"+api.ParamSOPInstanceUID+"}", "1.2.3.4", "{"+api.ParamGrantID+"}", "g-none", "{"+api.ParamFetchID+"}", "f-none",
+		"{"+api.ParamAE+"}", "NOBODY", "{"+api.ParamSendID+"}", "s-none", "{"+api.ParamUser+"}", "nobody",
+		"{"+api.ParamTokenID+"}", "tok-none")
+	for _, rt := range api.Routes {
+		if rt.Public || rt.Name == "Logout" {
+			continue
+		}
+		for _, role := range api.RolesAll {
+			path := fill.Replace(rt.Path)
+			code, body := apiRaw(t, n, rt.Method, path, "Bearer "+tokens[role], nil)
+			allowed := false
+			for _, r := range rt.Roles {
+				allowed = allowed || r == role
+			}
+			refused := code == http.StatusForbidden && strings.Contains(string(body), "needs the role")
+			if allowed == refused {
+				t.Errorf("%s as %s: %d %s (allowed: %v)", rt.Name, role, code, body, allowed)
+			}
+			if refused {
+				wantCode(t, rt.Name+" as "+role, code, body, 403, api.CodeForbidden)
+			}
+		}
+	}
+}
