@@ -74,7 +74,7 @@ type HTTPConfig struct {
 	MaxConns int `toml:"max_conns"`
 
 	// MaxUnauthenticatedConns bounds the connections that have not yet
-	// carried a request with the admin token; beyond it the oldest (idle
+	// carried a request with a valid token (admin, API or session); beyond it the oldest (idle
 	// first) is closed for each new one. Default 64.
 	MaxUnauthenticatedConns int `toml:"max_unauthenticated_conns"`
 
