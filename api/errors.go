@@ -10,7 +10,7 @@ type Code string
 const (
 	CodeBadRequest   Code = "bad-request"        // the request is malformed or names something invalid
 	CodeUnauthorized Code = "unauthorized"       // missing or wrong API token
-	CodeForbidden    Code = "forbidden"          // refused by a partner, or by consent (no live grant)
+	CodeForbidden    Code = "forbidden"          // refused by a partner, or by consent (no live grant), or the user's role may not call the route
 	CodeNotFound     Code = "not-found"          // no such partner, study, instance, grant or fetch; no such route
 	CodeMethod       Code = "method-not-allowed" // the route exists, for other methods (the Allow header lists them)
 	CodeConflict     Code = "conflict"           // the request contradicts what is held (an existing instance, an incomplete study, a corrupt audit log)
@@ -21,6 +21,7 @@ const (
 
 	CodeNotAcceptable       Code = "not-acceptable"         // DICOMweb: no media type or transfer syntax the Accept header allows can be served (the message says which can)
 	CodeUnsupportedMedia    Code = "unsupported-media-type" // DICOMweb: STOW-RS body is not multipart/related; type="application/dicom"
+	CodeTooManyRequests     Code = "too-many-requests"      // too many failed logins for that user or from that address: wait (Retry-After) and try again
 	CodeInsufficientStorage Code = "insufficient-storage"   // the archive's disk is below its free-space margin (archive.min_free): imports and fetches are refused; free space
 )
 
@@ -39,6 +40,7 @@ var codeTable = []struct {
 	{CodeTooLarge, http.StatusRequestEntityTooLarge},
 	{CodeUnsupportedMedia, http.StatusUnsupportedMediaType},
 	{CodeRejected, http.StatusUnprocessableEntity},
+	{CodeTooManyRequests, http.StatusTooManyRequests},
 	{CodeInternal, http.StatusInternalServerError},
 	{CodeUnavailable, http.StatusServiceUnavailable},
 	{CodeInsufficientStorage, http.StatusInsufficientStorage},

@@ -27,6 +27,8 @@ const (
 	ParamFetchID        = "fetch_id"         // fetch ID
 	ParamAE             = "ae"               // a known application entity's AE title
 	ParamSendID         = "send_id"          // send ID
+	ParamUser           = "user"             // a local user's name
+	ParamTokenID        = "token_id"         // an API token's ID
 )
 
 // Headers and content types of the API besides JSON.
@@ -66,6 +68,12 @@ type Route struct {
 	Summary string
 	// Doc says more where the summary is not enough (Markdown).
 	Doc string
+	// Roles are the roles whose users may call the route (Role*
+	// constants); the node answers anyone else forbidden (403). Every
+	// route names at least one, unless it is Public.
+	Roles []string
+	// Public routes need no credential at all (login).
+	Public bool
 }
 
 // Pattern is the route's http.ServeMux pattern, "METHOD PATH".
@@ -95,12 +103,21 @@ const (
 	pathAEEcho       = APIPrefix + "/aes/{" + ParamAE + "}/echo"
 	pathSends        = APIPrefix + "/sends"
 	pathSend         = APIPrefix + "/sends/{" + ParamSendID + "}"
+	pathUsers        = APIPrefix + "/users"
+	pathUserDisable  = APIPrefix + "/users/{" + ParamUser + "}/disable"
+	pathUserPassword = APIPrefix + "/users/{" + ParamUser + "}/password"
+	pathUserRole     = APIPrefix + "/users/{" + ParamUser + "}/role"
+	pathTokens       = APIPrefix + "/tokens"
+	pathToken        = APIPrefix + "/tokens/{" + ParamTokenID + "}"
+	pathLogin        = APIPrefix + "/login"
+	pathLogout       = APIPrefix + "/logout"
 )
 
 // Routes is every route of the API. docs/api.md is generated from it.
 var Routes = []Route{
 	{
 		Name: "Status", Method: http.MethodGet, Path: pathStatus,
+		Roles:    RolesAll,
 		Response: Status{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
 		Summary:  "The node's name, AE title, peer ID, addresses, health, archive size, free disk, partners' reachability, outbox and running fetches.",
@@ -111,18 +128,21 @@ var Routes = []Route{
 	},
 	{
 		Name: "Invite", Method: http.MethodGet, Path: pathInvite,
+		Roles:    RolesAdmin,
 		Response: Invite{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
 		Summary:  "This facility's signed invite, for a partner to add.",
 	},
 	{
 		Name: "Partners", Method: http.MethodGet, Path: pathPeers,
+		Roles:    RolesAdmin,
 		Response: []Partner{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
 		Summary:  "The partner facilities, by name, with whether each is connected now and when it was last seen.",
 	},
 	{
 		Name: "AddPartner", Method: http.MethodPost, Path: pathPeers,
+		Roles:   RolesAdmin,
 		Request: AddPartnerRequest{}, Response: Partner{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal, CodeInsufficientStorage},
 		Summary: "Admit the facility an invite describes as a partner.",
@@ -131,6 +151,7 @@ var Routes = []Route{
 	},
 	{
 		Name: "RemovePartner", Method: http.MethodDelete, Path: pathPeer,
+		Roles:    RolesAdmin,
 		Response: PartnerRemoved{},
 		Errors:   []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal, CodeInsufficientStorage},
 		Summary:  "End a partnership: its live grants are revoked and the revocations sent to it (bounded wait), then queued manifests are dropped, connections closed, and what it shared with this facility is forgotten.",
@@ -138,6 +159,7 @@ var Routes = []Route{
 	},
 	{
 		Name: "ImportFile", Method: http.MethodPost, Path: pathInstances,
+		Roles:   RolesClinical,
 		Request: DICOMBody{}, Response: ImportResult{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeConflict, CodeTooLarge, CodeRejected, CodeInternal, CodeInsufficientStorage},
 		Summary: "Import one DICOM instance (the body: a Part-10 file or a bare dataset).",
@@ -148,18 +170,21 @@ var Routes = []Route{
 	},
 	{
 		Name: "Studies", Method: http.MethodGet, Path: pathStudies,
+		Roles:    RolesClinical,
 		Response: []Study{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
 		Summary:  "The studies in the local archive, imported here or fetched.",
 	},
 	{
 		Name: "Instances", Method: http.MethodGet, Path: pathStudyInsts,
+		Roles:    RolesClinical,
 		Response: []Instance{},
 		Errors:   []Code{CodeUnauthorized, CodeNotFound, CodeInternal},
 		Summary:  "A local study's instances, in series and instance order.",
 	},
 	{
 		Name: "InstanceData", Method: http.MethodGet, Path: pathInstanceData,
+		Roles:    RolesClinical,
 		Response: DICOMBody{},
 		Errors:   []Code{CodeUnauthorized, CodeNotFound, CodeInternal},
 		Summary:  "One instance's Part-10 bytes, verified against its SHA-256 (header X-Pacsnet-Sha256).",
@@ -167,6 +192,7 @@ var Routes = []Route{
 	},
 	{
 		Name: "Export", Method: http.MethodPost, Path: pathExport,
+		Roles:   RolesClinical,
 		Request: ExportRequest{}, Response: ExportResult{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeConflict, CodeInternal},
 		Summary: "Write a study's instances as Part-10 files into a folder on the node's machine, each verified by SHA-256.",
@@ -179,12 +205,14 @@ var Routes = []Route{
 	},
 	{
 		Name: "Grants", Method: http.MethodGet, Path: pathGrants,
+		Roles:    RolesAdmin,
 		Response: []Grant{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
 		Summary:  "The grants this facility issued, with their current state.",
 	},
 	{
 		Name: "Grant", Method: http.MethodPost, Path: pathGrants,
+		Roles:   RolesAdmin,
 		Request: GrantRequest{}, Response: Grant{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal, CodeInsufficientStorage},
 		Summary: "Grant a partner access to a study held here; its manifest is queued for delivery.",
@@ -194,6 +222,7 @@ var Routes = []Route{
 	},
 	{
 		Name: "Revoke", Method: http.MethodPost, Path: pathRevoke,
+		Roles:   RolesAdmin,
 		Request: RevokeRequest{}, Response: Revocation{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal, CodeInsufficientStorage},
 		Summary: "Revoke a grant: the partner's next block request is refused; a revocation manifest is queued.",
@@ -201,12 +230,14 @@ var Routes = []Route{
 	},
 	{
 		Name: "Shared", Method: http.MethodGet, Path: pathShared,
+		Roles:    RolesClinical,
 		Response: []SharedStudy{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
 		Summary:  "The studies partners shared with this facility.",
 	},
 	{
 		Name: "StartFetch", Method: http.MethodPost, Path: pathFetches,
+		Roles:   RolesClinical,
 		Request: FetchRequest{}, Response: FetchJob{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeInternal, CodeUnavailable, CodeInsufficientStorage},
 		Summary: "Start fetching a study a partner shared; blocks already held are not fetched again.",
@@ -216,18 +247,21 @@ var Routes = []Route{
 	},
 	{
 		Name: "Fetch", Method: http.MethodGet, Path: pathFetch,
+		Roles:    RolesClinical,
 		Response: FetchJob{},
 		Errors:   []Code{CodeUnauthorized, CodeNotFound},
 		Summary:  "A fetch's progress.",
 	},
 	{
 		Name: "Outbox", Method: http.MethodGet, Path: pathOutbox,
+		Roles:    RolesAdmin,
 		Response: []OutboxItem{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
 		Summary:  "The manifests awaiting delivery to partners.",
 	},
 	{
 		Name: "Audit", Method: http.MethodGet, Path: pathAudit,
+		Roles:   RolesAudit,
 		Request: AuditQuery{}, Response: []AuditEntry{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeConflict, CodeInternal},
 		Summary: "A page of the audit log, oldest first.",
@@ -235,6 +269,7 @@ var Routes = []Route{
 	},
 	{
 		Name: "AuditVerify", Method: http.MethodGet, Path: pathAuditVerify,
+		Roles:    RolesAudit,
 		Response: AuditVerify{},
 		Errors:   []Code{CodeUnauthorized, CodeConflict, CodeInternal},
 		Summary:  "Check every hash and link of the audit log.",
@@ -243,12 +278,14 @@ var Routes = []Route{
 	},
 	{
 		Name: "AEs", Method: http.MethodGet, Path: pathAEs,
+		Roles:    RolesClinical,
 		Response: []AE{},
 		Errors:   []Code{CodeUnauthorized, CodeInternal},
 		Summary:  "The known DICOM application entities (config file and API), by AE title.",
 	},
 	{
 		Name: "AddAE", Method: http.MethodPost, Path: pathAEs,
+		Roles:   RolesAdmin,
 		Request: AddAERequest{}, Response: AE{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal},
 		Summary: "Add a known DICOM application entity (calling-AE allowlist, C-MOVE and send destination), or update it.",
@@ -257,6 +294,7 @@ var Routes = []Route{
 	},
 	{
 		Name: "RemoveAE", Method: http.MethodDelete, Path: pathAE,
+		Roles:    RolesAdmin,
 		Response: AE{},
 		Errors:   []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
 		Summary:  "Remove a known DICOM application entity added through the API.",
@@ -265,6 +303,7 @@ var Routes = []Route{
 	},
 	{
 		Name: "EchoAE", Method: http.MethodPost, Path: pathAEEcho,
+		Roles:    RolesAdmin,
 		Response: AEEcho{},
 		Errors:   []Code{CodeUnauthorized, CodeNotFound, CodeUnavailable},
 		Summary:  "Verify a known AE: the node associates with it (with DICOM TLS if it is marked tls) and sends C-ECHO.",
@@ -272,6 +311,7 @@ var Routes = []Route{
 	},
 	{
 		Name: "StartSend", Method: http.MethodPost, Path: pathSends,
+		Roles:   RolesClinical,
 		Request: SendRequest{}, Response: SendJob{},
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal},
 		Summary: "Start sending a study held here to a known application entity with C-STORE.",
@@ -281,9 +321,92 @@ var Routes = []Route{
 	},
 	{
 		Name: "Send", Method: http.MethodGet, Path: pathSend,
+		Roles:    RolesClinical,
 		Response: SendJob{},
 		Errors:   []Code{CodeUnauthorized, CodeNotFound},
 		Summary:  "A send's progress.",
+	},
+	{
+		Name: "Users", Method: http.MethodGet, Path: pathUsers,
+		Roles:    RolesAdmin,
+		Response: []User{},
+		Errors:   []Code{CodeUnauthorized, CodeForbidden, CodeInternal},
+		Summary:  "The local users, by name, with their roles and whether they are disabled.",
+	},
+	{
+		Name: "AddUser", Method: http.MethodPost, Path: pathUsers,
+		Roles:   RolesAdmin,
+		Request: AddUserRequest{}, Response: UserPassword{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeConflict, CodeInternal},
+		Summary: "Add a local user with a role; without a password the node generates a one-time one and answers it, once.",
+		Doc: "A name that is not 1-64 of a-z 0-9 . _ -, an unknown role or a password outside 8-1024 bytes is " +
+			"bad-request; a name in use (users are never deleted, only disabled) is conflict. Audited as user-added.",
+	},
+	{
+		Name: "DisableUser", Method: http.MethodPost, Path: pathUserDisable,
+		Roles:    RolesAdmin,
+		Response: User{},
+		Errors:   []Code{CodeUnauthorized, CodeForbidden, CodeNotFound, CodeInternal},
+		Summary:  "Disable a user: its API tokens stop working and its sessions end at once.",
+		Doc:      "Audited as user-disabled.",
+	},
+	{
+		Name: "SetPassword", Method: http.MethodPost, Path: pathUserPassword,
+		Roles:   RolesAdmin,
+		Request: PasswordRequest{}, Response: UserPassword{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeInternal},
+		Summary: "Set a user's password (generated and answered once when none is given); its sessions end.",
+		Doc:     "Audited as user-password-changed (never the password).",
+	},
+	{
+		Name: "SetRole", Method: http.MethodPost, Path: pathUserRole,
+		Roles:   RolesAdmin,
+		Request: RoleRequest{}, Response: User{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeInternal},
+		Summary: "Change a user's role; its tokens and sessions act in the new role from their next request.",
+		Doc:     "Audited as user-role-changed.",
+	},
+	{
+		Name: "Tokens", Method: http.MethodGet, Path: pathTokens,
+		Roles:    RolesAdmin,
+		Response: []Token{},
+		Errors:   []Code{CodeUnauthorized, CodeForbidden, CodeInternal},
+		Summary:  "The users' API tokens (never their secrets), newest first, with their expiry.",
+	},
+	{
+		Name: "AddToken", Method: http.MethodPost, Path: pathTokens,
+		Roles:   RolesAdmin,
+		Request: AddTokenRequest{}, Response: TokenIssued{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeInternal},
+		Summary: "Issue an API token for a user; the answer carries the token, which the node keeps only as its SHA-256.",
+		Doc: "expires defaults to users.token_ttl (30d); more than users.max_token_ttl (90d) is bad-request, and so " +
+			"is a disabled user. Audited as token-issued.",
+	},
+	{
+		Name: "RevokeToken", Method: http.MethodDelete, Path: pathToken,
+		Roles:    RolesAdmin,
+		Response: Token{},
+		Errors:   []Code{CodeUnauthorized, CodeForbidden, CodeNotFound, CodeInternal},
+		Summary:  "Revoke an API token: it stops working at once.",
+		Doc:      "Answers the token revoked. Audited as token-revoked.",
+	},
+	{
+		Name: "Login", Method: http.MethodPost, Path: pathLogin,
+		Public:  true,
+		Request: LoginRequest{}, Response: Session{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeTooManyRequests, CodeInternal},
+		Summary: "Log a user in with name and password: the answer's session token is a bearer credential until it is idle for users.session_idle (15m) or users.session_max (12h) after login.",
+		Doc: "Needs no Authorization header. A wrong name or password, or a disabled user, is unauthorized with one " +
+			"message for all. After 5 failures for a user name or from an address, each further attempt waits 1s, 2s, " +
+			"4s … at most 15m (too-many-requests with a Retry-After header), also with the right password. Audited " +
+			"as login, login-failed or login-locked.",
+	},
+	{
+		Name: "Logout", Method: http.MethodPost, Path: pathLogout,
+		Roles:    RolesAll,
+		Response: LoggedOut{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "End the session whose token the request carries (an API token or the admin token is left alone).",
 	},
 }
 

@@ -18,7 +18,7 @@ import (
 // route called by the Client method of its name and every Client method a
 // route, wildcards from the Param* set, error codes known and in order.
 func TestRoutes(t *testing.T) {
-	params := []string{ParamPeer, ParamStudyUID, ParamSOPInstanceUID, ParamGrantID, ParamFetchID, ParamAE, ParamSendID}
+	params := []string{ParamPeer, ParamStudyUID, ParamSOPInstanceUID, ParamGrantID, ParamFetchID, ParamAE, ParamSendID, ParamUser, ParamTokenID}
 	names, patterns := map[string]bool{}, map[string]bool{}
 	mux := http.NewServeMux()
 	client := reflect.TypeFor[*Client]()
@@ -215,7 +215,7 @@ func TestCodes(t *testing.T) {
 	want := map[Code]int{
 		CodeBadRequest: 400, CodeUnauthorized: 401, CodeForbidden: 403, CodeNotFound: 404, CodeConflict: 409,
 		CodeMethod: 405, CodeTooLarge: 413, CodeRejected: 422, CodeInternal: 500, CodeUnavailable: 503,
-		CodeInsufficientStorage: 507, CodeNotAcceptable: 406, CodeUnsupportedMedia: 415,
+		CodeInsufficientStorage: 507, CodeNotAcceptable: 406, CodeUnsupportedMedia: 415, CodeTooManyRequests: 429,
 	}
 	if len(AllCodes()) != len(want) {
 		t.Errorf("AllCodes() = %v", AllCodes())
@@ -292,6 +292,31 @@ func TestAuditActionsListsEveryAction(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^\s+(Act[A-Za-z]+)\s+= "([a-z0-9-]+)"`).FindAllStringSubmatch(string(src), -1) {
 		if !slices.Contains(AuditActions, m[2]) {
 			t.Errorf("%s (%q) is missing from AuditActions", m[1], m[2])
+		}
+	}
+}
+
+// Every route says who may call it: at least one known role, or Public
+// (login only); the node enforces it centrally (issue 8).
+func TestRoutesDeclareRoles(t *testing.T) {
+	known := map[string]bool{RoleAdmin: true, RoleClinician: true, RoleAuditor: true}
+	for _, r := range Routes {
+		if r.Public {
+			if len(r.Roles) != 0 || r.Name != "Login" {
+				t.Errorf("%s: public routes are login only, without roles", r.Name)
+			}
+			continue
+		}
+		if len(r.Roles) == 0 {
+			t.Errorf("%s declares no roles", r.Name)
+		}
+		for _, role := range r.Roles {
+			if !known[role] {
+				t.Errorf("%s: unknown role %q", r.Name, role)
+			}
+		}
+		if !slices.Contains(r.Roles, RoleAdmin) {
+			t.Errorf("%s: admin (the node's own token) must be able to call every route", r.Name)
 		}
 	}
 }

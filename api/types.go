@@ -394,6 +394,7 @@ type AuditEntry struct {
 	Reason   string      `json:"reason,omitempty"`    // a short code; never patient data
 	Count    uint64      `json:"count,omitempty"`     // above 1: the entry stands for this many events of its kind (repeated denials, aggregated)
 	Expires  *time.Time  `json:"expires,omitempty"`   // a grant entry: the grant's expiry
+	Facility string      `json:"facility,omitempty"`  // the facility whose node wrote the entry (absent in entries written before this field)
 	Prev     string      `json:"prev"`                // hash of entry Seq-1; 64 zeros for entry 1
 	Hash     string      `json:"hash"`                // this entry's hash
 }
@@ -427,7 +428,9 @@ const MaxAuditScan = 100000
 var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestReceived, ActManifestRejected,
 	ActFetchAllowed, ActFetchDenied, ActFetchCompleted, ActFetchFailed, ActImport, ActExport, ActPeerAdded,
 	ActPeerRemoved, ActAccessRequested, ActQuery, ActInstanceRead, ActAEAdded, ActAERemoved, ActAssociationAccepted,
-	ActAssociationRejected, ActStorageCommitment, ActDICOMMove, ActDICOMGet, ActDICOMSend, ActDICOMForward}
+	ActAssociationRejected, ActStorageCommitment, ActDICOMMove, ActDICOMGet, ActDICOMSend, ActDICOMForward,
+	ActUserAdded, ActUserDisabled, ActUserRoleChanged, ActUserPasswordChanged, ActTokenIssued, ActTokenRevoked,
+	ActLogin, ActLoginFailed, ActLoginLocked, ActLogout}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.
@@ -529,4 +532,112 @@ type AddAERequest struct {
 type AEEcho struct {
 	Title        string  `json:"title"`        // the AE
 	Milliseconds float64 `json:"milliseconds"` // association, C-ECHO and release
+}
+
+// Roles of local users. An [Route] lists those that may call it.
+const (
+	RoleAdmin     = "admin"     // partners, grants, users, DICOM AEs and the audit
+	RoleClinician = "clinician" // studies: import, view, export, fetch and send
+	RoleAuditor   = "auditor"   // reads and verifies the audit trail, nothing else
+)
+
+// Role sets of the route table.
+var (
+	RolesAll      = []string{RoleAdmin, RoleClinician, RoleAuditor}
+	RolesAdmin    = []string{RoleAdmin}
+	RolesClinical = []string{RoleAdmin, RoleClinician}
+	RolesAudit    = []string{RoleAdmin, RoleAuditor}
+)
+
+// Audit actions of local users and their credentials. Their reason names
+// the user by user_id, a token or session by its ID, and a login's source
+// address; never a password or a token.
+const (
+	ActUserAdded           = "user-added"            // reason user=<id> role=<role>
+	ActUserDisabled        = "user-disabled"         // reason user=<id>
+	ActUserRoleChanged     = "user-role-changed"     // reason user=<id> role=<new> was=<old>
+	ActUserPasswordChanged = "user-password-changed" // reason user=<id>
+	ActTokenIssued         = "token-issued"          // reason user=<id> token=<token_id>; expires
+	ActTokenRevoked        = "token-revoked"         // reason user=<id> token=<token_id>
+	ActLogin               = "login"                 // actor the user; reason session=<id> from=<address>
+	ActLoginFailed         = "login-failed"          // deny; reason unknown-user, bad-password or user-disabled, user=<id or unknown>, from=<address> (aggregated)
+	ActLoginLocked         = "login-locked"          // deny: a login during its back-off (aggregated)
+	ActLogout              = "logout"                // actor the user; reason session=<id>
+)
+
+// ActorAdmin is the actor of the node's own admin token (HOME/keys/api.token).
+const ActorAdmin = "admin"
+
+// User is a local user. Users are never deleted, so user_id stays unique
+// in the audit trail, whose entries name users by it.
+type User struct {
+	UserID      string    `json:"user_id"`      // unique, never reused; the audit trail's actor
+	Name        string    `json:"name"`         // 1-64 of a-z 0-9 . _ -
+	Role        string    `json:"role"`         // Role* constants
+	Disabled    bool      `json:"disabled"`     // its tokens and sessions do not work
+	Created     time.Time `json:"created"`      // when it was added
+	PasswordSet time.Time `json:"password_set"` // when its password was last set
+}
+
+// AddUserRequest is the body of POST /api/v1/users.
+type AddUserRequest struct {
+	Name     string `json:"name"`               // 1-64 of a-z 0-9 . _ -
+	Role     string `json:"role"`               // Role* constants
+	Password string `json:"password,omitempty"` // 8-1024 bytes; empty: the node generates one
+}
+
+// UserPassword answers adding a user or setting a password.
+type UserPassword struct {
+	Account  User   `json:"account"`
+	Password string `json:"password,omitempty"` // the generated one-time password, shown only in this answer
+}
+
+// PasswordRequest is the body of POST /api/v1/users/{user}/password.
+type PasswordRequest struct {
+	Password string `json:"password,omitempty"` // 8-1024 bytes; empty: the node generates one
+}
+
+// RoleRequest is the body of POST /api/v1/users/{user}/role.
+type RoleRequest struct {
+	Role string `json:"role"` // Role* constants
+}
+
+// Token is a user's API token, without its secret.
+type Token struct {
+	TokenID string    `json:"token_id"`  // what revoke names
+	UserID  string    `json:"user_id"`   // the user it acts as
+	User    string    `json:"user_name"` // that user's name
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Expired bool      `json:"expired"` // past its expiry (it no longer works)
+}
+
+// AddTokenRequest is the body of POST /api/v1/tokens.
+type AddTokenRequest struct {
+	User    string `json:"user_name"`         // the user's name
+	Expires string `json:"expires,omitempty"` // lifetime, e.g. 30d or 12h; default users.token_ttl
+}
+
+// TokenIssued answers AddToken: the only time the token is shown.
+type TokenIssued struct {
+	Token  Token  `json:"token"`
+	Secret string `json:"secret"` // the bearer token (Authorization: Bearer …); the node keeps only its SHA-256
+}
+
+// LoginRequest is the body of POST /api/v1/login.
+type LoginRequest struct {
+	User     string `json:"user_name"`
+	Password string `json:"password"`
+}
+
+// Session answers a login.
+type Session struct {
+	Secret  string    `json:"secret"`  // the session's bearer token
+	Account User      `json:"account"` // who logged in
+	Expires time.Time `json:"expires"` // when it ends unless used again (each request moves it, up to the session maximum)
+}
+
+// LoggedOut answers a logout.
+type LoggedOut struct {
+	Ended bool `json:"ended"` // a session ended (false for an API token or the admin token)
 }

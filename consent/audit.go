@@ -77,8 +77,11 @@ type Entry struct {
 	Count uint64 `json:"count,omitempty"`
 	// Expires is a grant entry's expiry.
 	Expires time.Time `json:"expires,omitzero"`
-	Prev    string    `json:"prev"` // Hash of entry Seq-1; 64 zeros for entry 1
-	Hash    string    `json:"hash"` // see the package documentation
+	// Facility is the name of the facility whose node wrote the entry
+	// (see Ledger.SetFacility); absent in entries written before it.
+	Facility string `json:"facility,omitempty"`
+	Prev     string `json:"prev"` // Hash of entry Seq-1; 64 zeros for entry 1
+	Hash     string `json:"hash"` // see the package documentation
 }
 
 // entryBody is Entry without Hash: the canonical encoding that is hashed.
@@ -100,6 +103,7 @@ type entryBody struct {
 	PeerName string    `json:"peer_name,omitempty"`
 	Count    uint64    `json:"count,omitempty"`
 	Expires  time.Time `json:"expires,omitzero"`
+	Facility string    `json:"facility,omitempty"`
 	Prev     string    `json:"prev"`
 }
 
@@ -112,7 +116,7 @@ type entryStored struct {
 
 func (e *Entry) body(peerStr string) entryBody {
 	return entryBody{e.Seq, e.Time, e.Actor, peerStr, e.Action, e.Study, e.GrantID, e.Decision, e.Reason,
-		e.PeerName, e.Count, e.Expires, e.Prev}
+		e.PeerName, e.Count, e.Expires, e.Facility, e.Prev}
 }
 
 // ComputeHash returns the hash e should carry, computed from every field
@@ -174,6 +178,7 @@ func (l *Ledger) Record(e Entry) (Entry, error) {
 	e.GrantID = sanitize(e.GrantID, maxGrantFieldLen)
 	e.Reason = sanitize(e.Reason, maxReasonLen)
 	e.PeerName = sanitize(e.PeerName, maxPeerNameLen)
+	e.Facility = sanitize(e.Facility, maxPeerNameLen)
 
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -207,6 +212,9 @@ func (l *Ledger) chainLocked(e Entry, now time.Time) (Entry, []KV, error) {
 	}
 	if e.Peer != "" && e.PeerName == "" && l.namer != nil {
 		e.PeerName = sanitize(l.namer(e.Peer), maxPeerNameLen)
+	}
+	if e.Facility == "" {
+		e.Facility = l.facility
 	}
 	head := l.st.head
 	e.Seq = head.Seq + 1

@@ -129,6 +129,8 @@ type Ledger struct {
 	peerStr map[peer.ID]string   // validated peer IDs and their string form (under wmu)
 	namer   func(peer.ID) string // a peer's current name, for Entry.PeerName (under wmu)
 
+	facility string // Entry.Facility of new entries (under wmu)
+
 	mu sync.RWMutex // guards st; written only with wmu held
 	st ledgerState
 }
@@ -140,6 +142,15 @@ type Ledger struct {
 func (l *Ledger) SetPeerNamer(f func(peer.ID) string) {
 	l.wmu.Lock()
 	l.namer = f
+	l.wmu.Unlock()
+}
+
+// SetFacility names the facility whose node keeps this ledger: every
+// entry written from now on carries it (Entry.Facility), so that an audit
+// trail read elsewhere still says whose it is.
+func (l *Ledger) SetFacility(name string) {
+	l.wmu.Lock()
+	l.facility = sanitize(name, maxPeerNameLen)
 	l.wmu.Unlock()
 }
 

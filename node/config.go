@@ -61,6 +61,10 @@ type Config struct {
 
 	// HTTP bounds the local API's connections and their timeouts.
 	HTTP HTTPConfig `toml:"http"`
+
+	// Users bounds local users' credentials: API token lifetimes and web
+	// sessions (users.go).
+	Users UsersConfig `toml:"users"`
 }
 
 // HTTPConfig bounds the local API's connections so that no local user
@@ -71,7 +75,7 @@ type HTTPConfig struct {
 	MaxConns int `toml:"max_conns"`
 
 	// MaxUnauthenticatedConns bounds the connections that have not yet
-	// carried a request with the admin token; beyond it the oldest (idle
+	// carried a request with a valid token (admin, API or session); beyond it the oldest (idle
 	// first) is closed for each new one. Default 64.
 	MaxUnauthenticatedConns int `toml:"max_unauthenticated_conns"`
 
@@ -247,6 +251,7 @@ func DefaultConfig() Config {
 		},
 		HTTP: HTTPConfig{MaxConns: 1024, MaxUnauthenticatedConns: 64, HeaderTimeout: Duration{10 * time.Second},
 			IOTimeout: Duration{time.Minute}, IdleTimeout: Duration{2 * time.Minute}},
+		Users: defaultUsersConfig(),
 	}
 }
 
@@ -328,6 +333,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.HeaderTimeout.Duration <= 0 || c.HTTP.IOTimeout.Duration <= 0 || c.HTTP.IdleTimeout.Duration <= 0 {
 		return errors.New("config: http.header_timeout, http.io_timeout and http.idle_timeout must be positive")
+	}
+	if err := c.Users.validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -77,6 +77,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"dicom.forward_to", func(c *Config) { c.DICOM.ForwardTo = `BACK\SLASH` }},
 		{"dicom.forward_to", func(c *Config) { c.DICOM.ForwardTo = strings.Repeat("A", 17) }},
 		{"dicom.forward_to", func(c *Config) { c.DICOM.ForwardTo = " PACS" }},
+		{"users.token_ttl", func(c *Config) { c.Users.TokenTTL = Duration{} }},
+		{"users.max_token_ttl", func(c *Config) { c.Users.MaxTokenTTL = Duration{time.Hour} }},
+		{"users.session_idle", func(c *Config) { c.Users.SessionIdle = Duration{} }},
+		{"users.session_max", func(c *Config) { c.Users.SessionMax = Duration{time.Minute} }},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			c := validConfig()

@@ -65,6 +65,16 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"EchoAE":        dicomAPI{s.n}.echoAE,
 		"StartSend":     dicomAPI{s.n}.startSend,
 		"Send":          dicomAPI{s.n}.send,
+		"Users":         usersAPI{s.n}.list,
+		"AddUser":       usersAPI{s.n}.add,
+		"DisableUser":   usersAPI{s.n}.disable,
+		"SetPassword":   usersAPI{s.n}.setPassword,
+		"SetRole":       usersAPI{s.n}.setRole,
+		"Tokens":        usersAPI{s.n}.tokens,
+		"AddToken":      usersAPI{s.n}.addToken,
+		"RevokeToken":   usersAPI{s.n}.revokeToken,
+		"Login":         usersAPI{s.n}.login,
+		"Logout":        usersAPI{s.n}.logout,
 	}
 }
 
@@ -83,6 +93,10 @@ func (s *apiServer) handler() http.Handler {
 			panic("node: no handler for API route " + rt.Name)
 		}
 		mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) {
+			if err := authorizeRole(rt, principalOf(r)); err != nil {
+				s.errorAnswer(w, err)
+				return
+			}
 			if err := checkUIDParams(r); err != nil {
 				s.errorAnswer(w, err)
 				return
@@ -115,17 +129,31 @@ func (s *apiServer) handler() http.Handler {
 	return root
 }
 
-// authenticate requires the admin API token on every request.
+// authenticate requires a bearer credential on every request but the
+// public ones (login): the node's admin token (the admin role, for the
+// CLI on the node's machine), a user's API token or a session token
+// (users.go). The request carries the principal on to the handlers.
 func (s *apiServer) authenticate(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.n.keys.apiToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "missing or wrong API token", Code: api.CodeUnauthorized})
+		if publicRoute(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		got := r.Header.Get("Authorization")
+		var p principal
+		ok := subtle.ConstantTimeCompare([]byte(got), want) == 1
+		if ok {
+			p = principal{User: api.ActorAdmin, Role: roleAdmin}
+		} else if secret, found := strings.CutPrefix(got, "Bearer "); found && secret != "" && s.n.users != nil {
+			p, ok = s.n.users.Authenticate(secret)
+		}
+		if !ok {
+			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "missing or wrong API token (or it expired, was revoked, or its user is disabled)", Code: api.CodeUnauthorized})
 			return
 		}
 		markAuthenticated(r) // its connection leaves the pool that floods are held to
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, withPrincipal(r, p))
 	})
 }
 
@@ -142,9 +170,12 @@ const (
 // and the role it acts in.
 type principal struct{ User, Role string }
 
-// principalOf names the local user behind an authenticated request. The
-// node's admin token is the only user until user accounts exist.
-func principalOf(*http.Request) principal { return principal{User: "admin", Role: roleAdmin} }
+// principalOf names the local user behind an authenticated request (set
+// by authenticate; the zero principal, which no route admits, otherwise).
+func principalOf(r *http.Request) principal {
+	p, _ := r.Context().Value(principalKey{}).(principal)
+	return p
+}
 
 // actor names the local user behind a request, for the audit trail.
 func actor(r *http.Request) string { return principalOf(r).User }
@@ -185,12 +216,23 @@ func errorCode(err error) api.Code {
 		return api.CodeNotFound
 	case errors.As(err, new(*diskFullError)):
 		return api.CodeInsufficientStorage
+	case errors.Is(err, errUserExists):
+		return api.CodeConflict
+	case errors.Is(err, errNoUser), errors.Is(err, errNoToken):
+		return api.CodeNotFound
+	case errors.Is(err, errLoginFailed):
+		return api.CodeUnauthorized
+	case errors.As(err, new(*lockedError)):
+		return api.CodeTooManyRequests
 	}
 	return api.CodeInternal
 }
 
 func (s *apiServer) errorAnswer(w http.ResponseWriter, err error) {
 	code := errorCode(err)
+	if le := (*lockedError)(nil); errors.As(err, &le) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(le.wait.Seconds()+0.999)))
+	}
 	if code == api.CodeInternal {
 		s.n.log.Error("api", "err", err)
 	}
@@ -496,6 +538,7 @@ func (s *apiServer) outboxList(w http.ResponseWriter, r *http.Request) error {
 func (nm namer) audit(e consent.Entry) api.AuditEntry {
 	ae := api.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, StudyUID: e.Study,
 		GrantID: e.GrantID, Decision: e.Decision, Reason: e.Reason, Count: e.Count, Prev: e.Prev, Hash: e.Hash}
+	ae.Facility = e.Facility
 	if e.Peer != "" {
 		ref := nm.ref(e.Peer, e.PeerName)
 		ae.Peer = &ref

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/dicomio"
 	"github.com/pacsnet/pacsnet/dicomio/synth"
@@ -457,4 +458,50 @@ func TestDICOMwebCorpus(t *testing.T) {
 		}
 	}
 	_ = synth.File{}
+}
+
+// DICOMweb by role: a clinician's token searches, retrieves and stores,
+// and the audit names that user; an auditor's token is refused (403); a
+// disabled user's token is refused (401).
+func TestDICOMwebRoles(t *testing.T) {
+	a := newNode(t, "Alpha")
+	study, files := ctStudy(t, 5, 2, "")
+	importFiles(t, a, files[:1])
+	clin, clinTok := addUser(t, a, "dr.house", api.RoleClinician, "")
+	_, audTok := addUser(t, a, "privacy.officer", api.RoleAuditor, "")
+	as := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+
+	if resp, body := dw(t, a, "GET", "/studies", as(clinTok), nil); resp.StatusCode != 200 {
+		t.Fatalf("clinician search: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := dw(t, a, "GET", "/studies/"+study+"/metadata", as(clinTok), nil); resp.StatusCode != 200 {
+		t.Fatalf("clinician metadata: %d %s", resp.StatusCode, body)
+	}
+	ct, body := stowBody(t, files[1].Data)
+	h := as(clinTok)
+	h["Content-Type"] = ct
+	if resp, out := dw(t, a, "POST", "/studies", h, body); resp.StatusCode != 200 {
+		t.Fatalf("clinician store: %d %s", resp.StatusCode, out)
+	}
+	found := false
+	for _, e := range auditLog(t, a) {
+		if e.Action == consent.ActInstanceRead && e.Study == study && e.Actor == clin.UserID {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no instance-read entry naming the clinician %s", clin.UserID)
+	}
+	for _, path := range []string{"/studies", "/studies/" + study + "/metadata"} {
+		resp, body := dw(t, a, "GET", path, as(audTok), nil)
+		if resp.StatusCode != 403 || !strings.Contains(jsonError(t, body), "clinician or admin") {
+			t.Errorf("auditor GET %s: %d %s, want 403", path, resp.StatusCode, body)
+		}
+	}
+	if code, b := apiAs(t, a, a.keys.apiToken, "POST", "/api/v1/users/dr.house/disable", nil, nil); code != 200 {
+		t.Fatalf("disable: %d %s", code, b)
+	}
+	if resp, _ := dw(t, a, "GET", "/studies", as(clinTok), nil); resp.StatusCode != 401 {
+		t.Errorf("disabled user's token: %d, want 401", resp.StatusCode)
+	}
 }

@@ -60,6 +60,7 @@ type Node struct {
 	sends    *sends
 	forward  *forwarder
 	dicomweb *dicomwebRoom
+	users    *users
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -139,8 +140,12 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	if n.ledger, err = consent.Open(n.store, n.keys.id.Sign, n.clock.Now); err != nil {
 		return nil, fmt.Errorf("open consent ledger: %w", err)
 	}
+	n.ledger.SetFacility(cfg.Name) // every audit entry names the facility (issue 8)
 	n.audit = newAuditor(n.ledger, n.log, n.clock)
 	n.keyring = newKeyring(n.store, n.keys.id, n.clock)
+	if n.users, err = newUsers(n.store, n.audit, n.clock, cfg.Users, n.log); err != nil {
+		return nil, err
+	}
 	if n.partners, err = newPartners(n.store, n.keys.id, cfg.Name, n.audit, n.clock); err != nil {
 		return nil, err
 	}

@@ -15,11 +15,15 @@ import (
 )
 
 // newClient returns a client of the node serving home: its API's URL is
-// in HOME/run/api.json, its token in HOME/keys/api.token.
+// in HOME/run/api.json, its token in HOME/keys/api.token, or a user's API
+// or session token in $PACSNET_TOKEN (which then acts in that user's role).
 func newClient(home string) (*api.Client, error) {
 	ri, err := node.ReadRunInfo(home)
 	if err != nil {
 		return nil, err
+	}
+	if tok := os.Getenv("PACSNET_TOKEN"); tok != "" {
+		return api.NewClient(ri.API, tok, &http.Client{Timeout: 10 * time.Minute}), nil
 	}
 	tok, err := node.ReadAPIToken(home)
 	if err != nil {

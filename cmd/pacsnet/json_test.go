@@ -58,6 +58,16 @@ func TestJSONOutputs(t *testing.T) {
 		aes      []api.AE
 		aeGone   api.AE
 	)
+	var (
+		userAdded  api.UserPassword
+		users      []api.User
+		userOff    api.User
+		userPw     api.UserPassword
+		userRole   api.User
+		tokIssued  api.TokenIssued
+		tokens     []api.Token
+		tokRevoked api.Token
+	)
 	steps := []struct {
 		name  string
 		f     *facility.Facility
@@ -161,6 +171,30 @@ func TestJSONOutputs(t *testing.T) {
 		}},
 		{"ae remove", stMary, args("ae", "remove", "CT_ROOM1"), &aeGone, func() string {
 			return want(aeGone.Title == "CT_ROOM1" && aeGone.Host == "127.0.0.1", aeGone)
+		}},
+		{"user add", stMary, args("user", "add", "alice", "--role", "clinician"), &userAdded, func() string {
+			return want(userAdded.Account.Name == "alice" && userAdded.Account.Role == api.RoleClinician && len(userAdded.Password) > 30, userAdded)
+		}},
+		{"user list", stMary, args("user", "list"), &users, func() string {
+			return want(len(users) == 1 && users[0].UserID == userAdded.Account.UserID, users)
+		}},
+		{"user role", stMary, args("user", "role", "alice", "auditor"), &userRole, func() string {
+			return want(userRole.Role == api.RoleAuditor, userRole)
+		}},
+		{"user passwd", stMary, args("user", "passwd", "alice"), &userPw, func() string {
+			return want(userPw.Password != "" && userPw.Password != userAdded.Password, userPw)
+		}},
+		{"token add", stMary, args("token", "add", "--user", "alice", "--expires", "7d"), &tokIssued, func() string {
+			return want(tokIssued.Token.User == "alice" && strings.HasPrefix(tokIssued.Secret, "pnt_"), tokIssued)
+		}},
+		{"token list", stMary, args("token", "list"), &tokens, func() string {
+			return want(len(tokens) == 1 && tokens[0].TokenID == tokIssued.Token.TokenID && !tokens[0].Expired, tokens)
+		}},
+		{"token revoke", stMary, func() []string { return []string{"token", "revoke", tokIssued.Token.TokenID} }, &tokRevoked, func() string {
+			return want(tokRevoked.TokenID == tokIssued.Token.TokenID, tokRevoked)
+		}},
+		{"user disable", stMary, args("user", "disable", "alice"), &userOff, func() string {
+			return want(userOff.Disabled, userOff)
 		}},
 	}
 	for _, s := range steps {

@@ -96,6 +96,7 @@ $PACSNET_HOME, or ~/.pacsnet.`,
 		exportCmd(g), auditCmd(g), synthCmd(g), versionCmd(g), sendCmd(g),
 	)
 	root.AddCommand(aeCmd(g))
+	root.AddCommand(userCmd(g), tokenCmd(g))
 	return root
 }
 

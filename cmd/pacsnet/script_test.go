@@ -233,9 +233,14 @@ func cmdJSONEnv(ts *testscript.TestScript, neg bool, args []string) {
 	if err := oneJSON(readArg(ts, args[1]), &obj); err != nil {
 		ts.Fatalf("jsonenv: %s: %v", args[1], err)
 	}
-	v, ok := obj[args[2]]
-	if !ok {
-		ts.Fatalf("jsonenv: %s has no key %q", args[1], args[2])
+	// KEY may name a nested key: "token.token_id".
+	var v any = obj
+	for _, k := range strings.Split(args[2], ".") {
+		m, _ := v.(map[string]any)
+		var ok bool
+		if v, ok = m[k]; !ok {
+			ts.Fatalf("jsonenv: %s has no key %q", args[1], args[2])
+		}
 	}
 	switch v := v.(type) {
 	case string:

@@ -121,6 +121,26 @@ var rules = []rule{
 		},
 	},
 	{
+		name: "access",
+		pkgs: []string{our("access/...")},
+		deny: []deny{
+			{our("..."), "access is the pure logic of local users (hashes, secrets, back-off): the node's users room " +
+				"stores and serves what it computes, so it imports nothing of pacsnet"},
+			{"github.com/dgraph-io/...", "access keeps no records: node/internal/store does"},
+		},
+		allow: []string{our("access/...")},
+	},
+	{
+		name:   "access-pure",
+		pkgs:   []string{our("access/...")},
+		direct: true,
+		deny: []deny{
+			{"net/...", "access does no networking: the node passes it addresses as strings"},
+			{"os/...", "access touches no files"},
+			{"math/rand/...", "secrets, salts and passwords must be unpredictable: crypto/rand only"},
+		},
+	},
+	{
 		name: "wire",
 		pkgs: []string{our("internal/wire/...")},
 		deny: []deny{

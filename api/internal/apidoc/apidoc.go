@@ -50,6 +50,14 @@ var Commands = []struct {
 	{"pacsnet ae add", api.AE{}},
 	{"pacsnet ae remove", api.AE{}},
 	{"pacsnet ae list", []api.AE{}},
+	{"pacsnet user add", api.UserPassword{}},
+	{"pacsnet user list", []api.User{}},
+	{"pacsnet user disable", api.User{}},
+	{"pacsnet user passwd", api.UserPassword{}},
+	{"pacsnet user role", api.User{}},
+	{"pacsnet token add", api.TokenIssued{}},
+	{"pacsnet token list", []api.Token{}},
+	{"pacsnet token revoke", api.Token{}},
 }
 
 // extraTypes are documented although no route uses them yet.
@@ -206,6 +214,13 @@ func (g *gen) markdown() []byte {
 	g.p("role), a study `study_uid`, a series `series_uid`, an instance `sop_instance_uid`, a grant\n")
 	g.p("`grant_id`, a fetch `fetch_id`. Every path starts with `%s`; a path parameter is one\n", api.APIPrefix)
 	g.p("percent-escaped segment. Go clients use `api.Client`.\n\n")
+	g.p("## Who may call what\n\n")
+	g.p("A bearer token is the node's admin token (`HOME/keys/api.token`, role admin, for the CLI on the\n")
+	g.p("node's machine), a user's API token (`pacsnet token add`) or a session token from `POST %s/login`.\n", api.APIPrefix)
+	g.p("A missing, wrong, expired or revoked token, or one of a disabled user, is `unauthorized` (401).\n")
+	g.p("Each route lists the roles that may call it; any other role is answered `forbidden` (403), naming\n")
+	g.p("the roles needed. Roles: `admin` (partners, grants, users, DICOM AEs, audit), `clinician`\n")
+	g.p("(studies: import, view, export, fetch, send), `auditor` (the audit trail only).\n\n")
 
 	g.p("## Errors\n\n")
 	g.p("An error answer has the HTTP status of its code and the body %s, except where a route says\n", g.link(reflect.TypeFor[api.ErrorBody]()))
@@ -266,6 +281,11 @@ func (g *gen) route(r api.Route) {
 		g.p("%s\n\n", r.Doc)
 	}
 	g.p("- Client: `api.Client.%s`\n", r.Name)
+	if r.Public {
+		g.p("- Roles: anyone (no token needed)\n")
+	} else {
+		g.p("- Roles: %s\n", strings.Join(r.Roles, ", "))
+	}
 	if params := pathParams(r.Path); len(params) > 0 {
 		g.p("- Path parameters:")
 		for i, p := range params {
