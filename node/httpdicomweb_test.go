@@ -208,6 +208,15 @@ func TestDICOMwebSearch(t *testing.T) {
 	if resp, body := dwGet(t, b, "/studies/"+studies[0]+"/metadata"); resp.StatusCode != 404 || !strings.Contains(string(body), "fetch it first") {
 		t.Errorf("metadata of a study not fetched: %d %s", resp.StatusCode, body)
 	}
+	// Fetched, it is listed like a local study (ONLINE) and retrievable.
+	fetchWait(t, b, studies[0], 30*time.Second)
+	got = dwList(t, b, "/studies")
+	if len(got) != 1 || got[0].str("00080056") != "ONLINE" || got[0].str("0020000D") != studies[0] {
+		t.Fatalf("after the fetch: %v", got)
+	}
+	if meta := dwList(t, b, "/studies/"+studies[0]+"/metadata"); len(meta) != 3 {
+		t.Errorf("metadata of the fetched study: %d instances", len(meta))
+	}
 	if !hasAudit(auditLog(t, a), consent.ActQuery, "") {
 		t.Error("no query audit entry for the searches")
 	}
@@ -366,6 +375,21 @@ func TestDICOMwebStore(t *testing.T) {
 	}
 	if !hasAudit(auditLog(t, a), consent.ActImport, study) {
 		t.Error("store not audited")
+	}
+
+	// A part larger than archive.max_instance_size: refused, nothing
+	// stored, the node serves on.
+	small := newNode(t, "Small", nodeSetup{cfg: func(c *Config) { c.Archive.MaxInstanceSize = 4096 }})
+	ct, body = stowBody(t, files[0].Data)
+	resp, out = dw(t, small, "POST", "/studies", map[string]string{"Content-Type": ct}, body)
+	if resp.StatusCode != 409 && resp.StatusCode != 413 {
+		t.Fatalf("oversized part: %d %s", resp.StatusCode, out)
+	}
+	if st, _ := small.Studies(); len(st) != 0 {
+		t.Errorf("an oversized instance was stored: %v", st)
+	}
+	if resp, _ := dwGet(t, small, "/studies"); resp.StatusCode != 200 {
+		t.Errorf("the node stopped serving after an oversized part: %d", resp.StatusCode)
 	}
 }
 

@@ -222,6 +222,12 @@ func (g *gen) markdown() []byte {
 	g.p("the roles needed. Roles: `admin` (partners, grants, users, DICOM AEs, audit), `clinician`\n")
 	g.p("(studies: import, view, export, fetch, send), `auditor` (the audit trail only).\n\n")
 
+	g.p("## DICOMweb\n\n")
+	g.p("The same port serves DICOMweb (PS3.18: QIDO-RS, WADO-RS, STOW-RS) under `%s`, with the same\n", api.DICOMwebRoot)
+	g.p("bearer tokens (roles admin and clinician). Its resources are the standard's, not routes of this\n")
+	g.p("API: [docs/conformance.md](conformance.md#dicomweb-ps318) lists them, with the query keys, media\n")
+	g.p("types, transfer syntaxes and status codes. Its errors have this API's error body.\n\n")
+
 	g.p("## Errors\n\n")
 	g.p("An error answer has the HTTP status of its code and the body %s, except where a route says\n", g.link(reflect.TypeFor[api.ErrorBody]()))
 	g.p("otherwise. `api.Client` returns it as an `*api.Error`.\n\n")
