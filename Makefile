@@ -87,12 +87,8 @@ FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
 	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest \
 	dicomio:FuzzParseStream dicomio:FuzzParseStreamSink internal/uid:FuzzCheck \
 	dicomio/dimse:FuzzDecodePDU dicomio/dimse:FuzzDecodeCommand dicomio:FuzzDecodeDataset \
-<<<<<<< HEAD
-	dicomio:FuzzDescribe
-=======
-	dicomio/dicomweb:FuzzParseQuery dicomio/dicomweb:FuzzMultipart \
+	dicomio:FuzzDescribe dicomio/dicomweb:FuzzParseQuery dicomio/dicomweb:FuzzMultipart \
 	dicomio/dicomweb:FuzzParseAccept
->>>>>>> dw-parse
 # On a loaded machine Go's fuzzer sometimes ends a run with "context
 # deadline exceeded" of its own, without an input that fails: that is
 # retried once and then reported as a warning, never hidden as a pass of
