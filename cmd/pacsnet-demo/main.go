@@ -2,7 +2,9 @@
 // `pacsnet serve` processes on loopback. St Mary imports a generated CT and
 // the parse-ok files of the real test corpus, grants the CT to Riverside,
 // Riverside receives the manifest, fetches, exports and verifies every
-// instance's SHA-256; Northgate, a partner without a grant, is refused and
+// instance's SHA-256; a clinician Riverside's admin adds reads the study
+// over DICOMweb (QIDO-RS, WADO-RS metadata, instances, a rendered slice);
+// Northgate, a partner without a grant, is refused and
 // the refusal is in St Mary's audit log; then St Mary grants a second CT to
 // Riverside and revokes the grant while Riverside fetches it, and the rest
 // of the study is refused. It exits 0 only if all of it held, and stops
@@ -35,7 +37,6 @@ import (
 
 	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/cmd/internal/facility"
-	"github.com/pacsnet/pacsnet/node"
 )
 
 // errInterrupted is the cause of the demo's context when a signal ends it.
@@ -746,11 +747,17 @@ func firstLine(s string) string {
 // OHIF asks for first), every instance (checked against the originals)
 // and a rendered slice.
 func (d *demo) viewerReads(riverside *facility.Facility, study string, n int, origSum map[string]string) error {
-	step("A viewer at Riverside reads the fetched CT over DICOMweb (QIDO-RS, WADO-RS)")
-	tok, err := node.ReadAPIToken(riverside.Home)
-	if err != nil {
+	step("Riverside's admin adds a clinician, Dr Chen; her viewer reads the fetched CT over DICOMweb (QIDO-RS, WADO-RS)")
+	var added api.UserPassword
+	if err := d.json(riverside, &added, "user", "add", "dr.chen", "--role", "clinician"); err != nil {
 		return err
 	}
+	var issued api.TokenIssued
+	if err := d.json(riverside, &issued, "token", "add", "--user", "dr.chen", "--expires", "8h"); err != nil {
+		return err
+	}
+	tok := issued.Secret
+	fmt.Printf("  user dr.chen (%s, clinician) with an API token valid 8h; the node keeps only its SHA-256\n", added.Account.UserID)
 	base := "http://" + riverside.HTTPAddr + api.DICOMwebRoot
 	get := func(path, accept string) (*http.Response, []byte, float64, error) {
 		req, err := http.NewRequestWithContext(d.ctx, "GET", base+path, nil)
@@ -784,7 +791,7 @@ func (d *demo) viewerReads(riverside *facility.Facility, study string, n int, or
 		return fmt.Errorf("QIDO-RS found %d studies (%v), want 1", len(found), err)
 	}
 	fmt.Printf("  QIDO-RS  GET /dicom-web/studies?StudyInstanceUID=…: 1 study, %v instances, %v\n",
-		found[0]["00201208"].Value, found[0]["00080056"].Value)
+		fmt.Sprint(found[0]["00201208"].Value...), fmt.Sprint(found[0]["00080056"].Value...))
 	_, b, secs, err := get("/studies/"+study+"/metadata", "")
 	if err != nil {
 		return err
@@ -844,7 +851,21 @@ func (d *demo) viewerReads(riverside *facility.Facility, study string, n int, or
 		return err
 	}
 	fmt.Printf("  WADO-RS  GET …/instances/{sop}/rendered?window=40,400: a %d-byte PNG (%s)\n", len(png), out)
-	fmt.Printf("  A DICOMweb viewer (OHIF) points at %s with the header\n  Authorization: Bearer <%s> (README: Viewing with OHIF)\n",
-		base, filepath.Join(riverside.Home, "keys", "api.token"))
+	var entries []api.AuditEntry
+	if err := d.json(riverside, &entries, "audit", "--action", api.ActInstanceRead, "--study", study); err != nil {
+		return err
+	}
+	named := false
+	for _, e := range entries {
+		if e.Actor == added.Account.UserID {
+			named = true
+			fmt.Printf("  Riverside's audit #%d: %s of the study by %s (%s)\n", e.Seq, e.Action, e.Actor, e.Reason)
+			break
+		}
+	}
+	if !named {
+		return fmt.Errorf("Riverside's audit does not name dr.chen's DICOMweb reads")
+	}
+	fmt.Printf("  A DICOMweb viewer (OHIF) points at %s with a user's token\n  (README: Viewing with OHIF; docs/screenshots/ohif-pacsnet.png)\n", base)
 	return nil
 }
