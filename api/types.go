@@ -110,16 +110,24 @@ type Study struct {
 // latest manifest says.
 type SharedStudy struct {
 	StudyAttributes
-	Issuer    PartnerRef `json:"issuer"`    // the partner that holds the study and granted access
-	State     string     `json:"state"`     // Shared* constants: available, revoked or expired
-	GrantID   string     `json:"grant_id"`  // the grant the manifest carries
-	Expires   time.Time  `json:"expires"`   // when that grant expires
-	Version   uint64     `json:"version"`   // the issuer's manifest version for the study
-	Instances int        `json:"instances"` // instances the manifest lists
-	Bytes     int64      `json:"bytes"`     // their plaintext bytes
-	Received  time.Time  `json:"received"`  // when the manifest arrived
-	Fetched   bool       `json:"fetched"`   // every instance is in the local archive
+	Issuer    PartnerRef `json:"issuer"`                 // the partner that holds the study and granted access
+	State     string     `json:"state"`                  // Shared* constants: available, revoked or expired
+	GrantID   string     `json:"grant_id"`               // the grant the manifest carries
+	Expires   time.Time  `json:"expires"`                // when that grant expires
+	User      string     `json:"grantee_user,omitempty"` // the grant names this user here: only they may fetch
+	Scope     string     `json:"scope"`                  // Scope* constants: the grant names the study, or the patient
+	Version   uint64     `json:"version"`                // the issuer's manifest version for the study
+	Instances int        `json:"instances"`              // instances the manifest lists
+	Bytes     int64      `json:"bytes"`                  // their plaintext bytes
+	Received  time.Time  `json:"received"`               // when the manifest arrived
+	Fetched   bool       `json:"fetched"`                // every instance is in the local archive
 }
+
+// Grant scopes: the values of SharedStudy.Scope.
+const (
+	ScopeStudy   = "study"   // the grant names studies
+	ScopePatient = "patient" // the grant names the patient: later studies of the patient come too
+)
 
 // Series is one series of a study.
 type Series struct {
@@ -201,7 +209,8 @@ type Grant struct {
 	Issuer      PartnerRef      `json:"issuer"`                 // the facility holding the studies (this one)
 	Grantee     PartnerRef      `json:"grantee"`                // the partner granted access
 	GranteeUser string          `json:"grantee_user,omitempty"` // a named user at the grantee
-	StudyUIDs   []string        `json:"study_uids"`             // the studies granted
+	StudyUIDs   []string        `json:"study_uids"`             // the studies granted; empty for a patient grant
+	Patient     *GrantPatient   `json:"patient,omitempty"`      // a patient grant: every study of this patient held here, including later ones
 	Actions     []string        `json:"actions"`                // what the grantee may do: fetch
 	Purpose     string          `json:"purpose"`                // Purpose* constants
 	NotBefore   time.Time       `json:"not_before"`             // valid from
@@ -220,14 +229,26 @@ type Revocation struct {
 	Signed  json.RawMessage `json:"signed"`           // the signed revocation exactly as issued, for offline verification
 }
 
-// GrantRequest asks the node to grant a partner access to a study held
-// here.
+// GrantPatient is the patient a patient grant covers: Patient ID and
+// Issuer of Patient ID, matched exactly (an empty issuer matches only
+// studies without one).
+type GrantPatient struct {
+	PatientID         string `json:"patient_id"`
+	IssuerOfPatientID string `json:"issuer_of_patient_id,omitempty"`
+}
+
+// GrantRequest asks the node to grant a partner access to studies held
+// here (StudyUID and StudyUIDs), or to a patient's studies (Patient),
+// which include the patient's studies that arrive later.
 type GrantRequest struct {
-	To          string `json:"to"`                     // the partner: peer ID or name
-	StudyUID    string `json:"study_uid"`              // the study
-	Expires     string `json:"expires,omitempty"`      // a duration such as 72h, 90m or 3d (ParseDuration); default: config exchange.default_grant_ttl
-	Purpose     string `json:"purpose,omitempty"`      // Purpose* constants; default treatment
-	GranteeUser string `json:"grantee_user,omitempty"` // a named user at the grantee
+	To          string        `json:"to"`                     // the partner: peer ID or name
+	StudyUID    string        `json:"study_uid,omitempty"`    // a study
+	StudyUIDs   []string      `json:"study_uids,omitempty"`   // more studies
+	Patient     *GrantPatient `json:"patient,omitempty"`      // instead of studies: a patient
+	NotBefore   string        `json:"not_before,omitempty"`   // when the grant starts: a duration from now (12h) or an RFC 3339 time; default now
+	Expires     string        `json:"expires,omitempty"`      // how long it lasts from its start: a duration such as 72h, 90m or 3d (ParseDuration); default: config exchange.default_grant_ttl
+	Purpose     string        `json:"purpose,omitempty"`      // Purpose* constants; default treatment
+	GranteeUser string        `json:"grantee_user,omitempty"` // a named user at the grantee
 }
 
 // PartnerRemoved answers the removal of a partner: before it was cut off,
@@ -257,6 +278,7 @@ const (
 	SharedAvailable = "available"
 	SharedRevoked   = "revoked"
 	SharedExpired   = "expired"
+	SharedPending   = "pending" // the grant starts later (not before)
 )
 
 // FetchRequest starts fetching a study a partner shared.

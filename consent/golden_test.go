@@ -68,6 +68,26 @@ func goldenScenario(t *testing.T) []Entry {
 	if err := l.Check(carol, g2.Grant.ID, studyC, ActionFetch); err != nil {
 		record(Entry{Peer: carol, Action: ActFetchDenied, Study: studyC, GrantID: g2.Grant.ID, Decision: DecisionDeny, Reason: err.Error()})
 	}
+	step()
+
+	// Patient scope (appended, so the entries above keep their hashes): a
+	// grant for patient P1 of issuer H covers P1's studies here, not the
+	// same number under another issuer, and its entry names no patient.
+	l.SetStudyPatient(patients)
+	g3, err := l.Grant(GrantRequest{Grantee: bob, Patient: &Patient{ID: "P1", Issuer: "H"}, Purpose: PurposeTreatment, Expires: t0.Add(30 * 24 * time.Hour), Actor: "admin"})
+	must(err)
+	step()
+	for _, study := range []string{studyB, studyC} {
+		err := l.Check(bob, g3.Grant.ID, study, ActionFetch)
+		e := Entry{Peer: bob, Action: ActFetchAllowed, Study: study, GrantID: g3.Grant.ID, Decision: DecisionAllow}
+		if err != nil {
+			e.Action, e.Decision, e.Reason = ActFetchDenied, DecisionDeny, string(ReasonOf(err))
+		}
+		record(e)
+		step()
+	}
+	_, err = l.Revoke(g3.Grant.ID, "consent-withdrawn", "admin")
+	must(err)
 
 	if _, err := l.Verify(); err != nil {
 		t.Fatal(err)

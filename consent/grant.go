@@ -3,7 +3,10 @@ package consent
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -53,16 +56,67 @@ const (
 // Grant lets one facility (Grantee) perform Actions on Studies held by
 // another (Issuer) for a Purpose, within [NotBefore, Expires).
 type Grant struct {
-	ID          string    `json:"id"`     // 128 random bits, 32 lowercase hex digits
-	Issuer      peer.ID   `json:"issuer"` // the data-holding facility (the signer)
-	Grantee     peer.ID   `json:"grantee"`
-	GranteeUser string    `json:"grantee_user,omitempty"`
-	Studies     []string  `json:"studies"` // Study Instance UIDs (≥1)
-	Actions     []string  `json:"actions"` // ["fetch"]
-	Purpose     Purpose   `json:"purpose"`
-	NotBefore   time.Time `json:"not_before"`
-	Expires     time.Time `json:"expires"` // > NotBefore
-	Created     time.Time `json:"created"`
+	ID          string   `json:"id"`     // 128 random bits, 32 lowercase hex digits
+	Issuer      peer.ID  `json:"issuer"` // the data-holding facility (the signer)
+	Grantee     peer.ID  `json:"grantee"`
+	GranteeUser string   `json:"grantee_user,omitempty"`
+	Studies     []string `json:"studies"` // Study Instance UIDs; empty (null) in a patient grant
+	// Patient, when set, makes the grant cover every study the issuer
+	// holds of that patient, including studies that arrive after the
+	// grant was signed. A grant names studies or a patient, never both.
+	Patient   *Patient  `json:"patient,omitempty"`
+	Actions   []string  `json:"actions"` // ["fetch"]
+	Purpose   Purpose   `json:"purpose"`
+	NotBefore time.Time `json:"not_before"`
+	Expires   time.Time `json:"expires"` // > NotBefore
+	Created   time.Time `json:"created"`
+}
+
+// Patient names a patient the way a grant scopes to one: Patient ID
+// (0010,0020) and Issuer of Patient ID (0010,0021), compared exactly. An
+// empty Issuer matches only studies without one: a Patient ID alone is
+// unique only within the issuer that assigned it, and a grant must never
+// reach another patient who shares the number.
+type Patient struct {
+	ID     string `json:"id"`
+	Issuer string `json:"issuer,omitempty"`
+}
+
+// Limits of a patient scope: the VR LO of both attributes (64 characters)
+// with room for multi-byte character sets.
+const maxPatientField = 256
+
+func (p *Patient) validate() error {
+	if strings.TrimSpace(p.ID) == "" {
+		return errors.New("patient ID is empty")
+	}
+	if err := checkText(p.ID, maxPatientField); err != nil {
+		return fmt.Errorf("patient ID: %w", err)
+	}
+	if err := checkText(p.Issuer, maxPatientField); err != nil {
+		return fmt.Errorf("issuer of patient ID: %w", err)
+	}
+	return nil
+}
+
+// Covers says whether the grant's scope includes a study: one of its
+// studies, or, for a patient grant, a study of that patient (patientID
+// and issuer are the study's own Patient ID and Issuer of Patient ID).
+// It looks at scope only, not at time, revocation or grantee.
+func (g *Grant) Covers(study, patientID, issuer string) bool {
+	if g.Patient != nil {
+		return patientID != "" && g.Patient.ID == patientID && g.Patient.Issuer == issuer
+	}
+	return slices.Contains(g.Studies, study)
+}
+
+// Scope describes the grant's scope without naming a patient or a study,
+// for audit entries and logs: "scope=patient" or "studies=N".
+func (g *Grant) Scope() string {
+	if g.Patient != nil {
+		return "scope=patient"
+	}
+	return "studies=" + strconv.Itoa(len(g.Studies))
 }
 
 // SignedGrant is a Grant with the issuer's signature ([crypto.Sign], domain
@@ -95,7 +149,11 @@ func (g *SignedGrant) Verify() error {
 
 func (g *SignedGrant) clone() *SignedGrant {
 	c := *g
-	c.Grant.Studies = append([]string(nil), g.Grant.Studies...)
+	c.Grant.Studies = slices.Clone(g.Grant.Studies)
+	if g.Grant.Patient != nil {
+		p := *g.Grant.Patient
+		c.Grant.Patient = &p
+	}
 	c.Grant.Actions = append([]string(nil), g.Grant.Actions...)
 	c.Sig = append([]byte(nil), g.Sig...)
 	return &c
@@ -118,7 +176,14 @@ func (g *Grant) validate() error {
 	if err := checkText(g.GranteeUser, maxUserLen); err != nil {
 		return fmt.Errorf("grantee user: %w", err)
 	}
-	if len(g.Studies) == 0 || len(g.Studies) > MaxStudiesPerGrant {
+	if g.Patient != nil {
+		if len(g.Studies) != 0 {
+			return fmt.Errorf("a patient grant also lists studies")
+		}
+		if err := g.Patient.validate(); err != nil {
+			return err
+		}
+	} else if len(g.Studies) == 0 || len(g.Studies) > MaxStudiesPerGrant {
 		return fmt.Errorf("%d studies, want 1..%d", len(g.Studies), MaxStudiesPerGrant)
 	}
 	for i, s := range g.Studies {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +34,7 @@ type GrantRequest struct {
 	Grantee     peer.ID
 	GranteeUser string // optional: the named user at the grantee facility
 	Studies     []string
+	Patient     *Patient // instead of Studies: every study of the patient held here, now and later
 	Purpose     Purpose
 	NotBefore   time.Time // zero → now
 	Expires     time.Time // required, after now and after NotBefore
@@ -131,8 +131,9 @@ type Ledger struct {
 
 	facility string // Entry.Facility of new entries (under wmu)
 
-	mu sync.RWMutex // guards st; written only with wmu held
-	st ledgerState
+	mu        sync.RWMutex // guards st and patientOf; st written only with wmu held
+	st        ledgerState
+	patientOf StudyPatient // whose a study is, for patient grants (nil: they cover nothing)
 }
 
 // SetPeerNamer sets how an entry about a peer gets its PeerName when the
@@ -334,10 +335,12 @@ func (l *Ledger) Grant(req GrantRequest) (*SignedGrant, error) {
 	// purpose and until when.
 	e := Entry{Actor: actorOr(req.Actor), Peer: g.Grantee, Action: ActGrant, GrantID: g.ID, Expires: g.Expires,
 		Reason: "purpose=" + string(g.Purpose)}
+	// A patient grant's entry names neither the patient nor a study: the
+	// chain is kept for good and must hold no patient data.
 	if len(g.Studies) == 1 {
 		e.Study = g.Studies[0]
 	} else {
-		e.Reason += " studies=" + strconv.Itoa(len(g.Studies))
+		e.Reason += " " + g.Scope()
 	}
 	e, kvs, err := l.chainLocked(e, now)
 	if err != nil {
@@ -377,7 +380,17 @@ func (l *Ledger) buildGrant(req GrantRequest, now time.Time) (Grant, error) {
 	if err := checkText(req.Actor, maxActorLen); err != nil {
 		return Grant{}, fmt.Errorf("actor: %w", err)
 	}
-	if len(req.Studies) == 0 {
+	var patient *Patient
+	if req.Patient != nil {
+		if len(req.Studies) != 0 {
+			return Grant{}, errors.New("a grant names studies or a patient, not both")
+		}
+		p := *req.Patient
+		if err := p.validate(); err != nil {
+			return Grant{}, err
+		}
+		patient = &p
+	} else if len(req.Studies) == 0 {
 		return Grant{}, errors.New("no studies")
 	}
 	// Duplicates are dropped (first occurrence kept) rather than refused: a
@@ -419,6 +432,7 @@ func (l *Ledger) buildGrant(req GrantRequest, now time.Time) (Grant, error) {
 		Grantee:     req.Grantee,
 		GranteeUser: req.GranteeUser,
 		Studies:     studies,
+		Patient:     patient,
 		Actions:     []string{ActionFetch},
 		Purpose:     req.Purpose,
 		NotBefore:   nb,
@@ -546,13 +560,44 @@ func (l *Ledger) GrantsFor(grantee peer.ID) []GrantStatus {
 	return out
 }
 
+// StudyPatient tells the ledger whose a study is, for patient grants: the
+// study's Patient ID and Issuer of Patient ID, and ok only for a study
+// this facility holds as its own (a copy fetched from a partner is never
+// covered by our patient grants).
+type StudyPatient func(study string) (p Patient, ok bool)
+
+// SetStudyPatient sets how Check learns a study's patient. Without it,
+// patient grants cover nothing.
+func (l *Ledger) SetStudyPatient(f StudyPatient) {
+	l.mu.Lock()
+	l.patientOf = f
+	l.mu.Unlock()
+}
+
+// coversLocked says whether r's scope includes study. Called with mu held
+// (read or write).
+func (l *Ledger) coversLocked(r *grantRec, study string) bool {
+	g := &r.sg.Grant
+	if g.Patient == nil {
+		_, ok := r.studies[study]
+		return ok
+	}
+	if l.patientOf == nil {
+		return false
+	}
+	p, ok := l.patientOf(study)
+	return ok && g.Covers(study, p.ID, p.Issuer)
+}
+
 // Check decides whether grantee may perform action on study under grant
 // grantID, at now(). It returns nil only when the grant exists, was issued
 // by this node, is for grantee, is not revoked, now is within [NotBefore,
 // Expires), and the grant covers the study and includes the action.
 // Otherwise it returns the first failing condition in that order, as one
 // of the decision sentinels (see errors.go) wrapped with the grant ID.
-// Check reads only memory and does not allocate when it allows.
+// A patient grant covers the study when the ledger's StudyPatient says
+// it is ours and of that patient. For study grants Check reads only
+// memory and does not allocate when it allows.
 func (l *Ledger) Check(grantee peer.ID, grantID, study, action string) error {
 	now := l.now()
 	l.mu.RLock()
@@ -571,7 +616,7 @@ func (l *Ledger) Check(grantee peer.ID, grantID, study, action string) error {
 	case !now.Before(r.sg.Grant.Expires):
 		err = ErrExpired
 	default:
-		if _, ok := r.studies[study]; !ok {
+		if !l.coversLocked(r, study) {
 			err = ErrOutOfScope
 		} else if _, ok := r.actions[action]; !ok {
 			err = ErrActionNotGranted

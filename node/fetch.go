@@ -149,7 +149,13 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 	}
 	// Any live grant of the partner's for the study will do: the one that
 	// lasts longest is cited in every block request.
-	g, live := bestGrant(rec.AllGrants(), f.clock.Now())
+	// A grant that names a user at this facility is that user's alone.
+	grants := rec.AllGrants()
+	mine := grantsForUser(grants, req.Actor)
+	if len(grants) > 0 && len(mine) == 0 {
+		return FetchStatus{}, fmt.Errorf("%w: %s granted that study to another user here", exchange.ErrDenied, m.IssuerName)
+	}
+	g, live := bestGrant(mine, f.clock.Now())
 	switch {
 	case rec.State == SharedRevoked || g == nil:
 		return FetchStatus{}, fmt.Errorf("%w: %s revoked every grant it gave for that study", exchange.ErrDenied, m.IssuerName)
@@ -576,4 +582,16 @@ func (b *fetchBatch) flush() error {
 	clear(b.pending)
 	b.order, b.bytes, b.insts = b.order[:0], 0, b.insts[:0]
 	return nil
+}
+
+// grantsForUser returns the grants user may use: those naming no user,
+// and those naming user.
+func grantsForUser(gs []store.SharedGrant, user string) []store.SharedGrant {
+	var out []store.SharedGrant
+	for _, g := range gs {
+		if u := g.Grant.Grant.GranteeUser; u == "" || u == user {
+			out = append(out, g)
+		}
+	}
+	return out
 }

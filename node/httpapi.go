@@ -434,7 +434,7 @@ func (s *apiServer) grant(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	gr := GrantRequest{To: req.To, Study: req.StudyUID, Purpose: req.Purpose, User: req.GranteeUser, Actor: actor(r)}
+	gr := GrantRequest{To: req.To, Study: req.StudyUID, Studies: req.StudyUIDs, Purpose: req.Purpose, User: req.GranteeUser, Actor: actor(r)}
 	if req.Expires != "" {
 		d, err := api.ParseDuration(req.Expires)
 		if err != nil || d <= 0 {
@@ -442,7 +442,27 @@ func (s *apiServer) grant(w http.ResponseWriter, r *http.Request) error {
 		}
 		gr.Expires = d
 	}
-	others := s.n.sharing.LiveGrants(gr.To, gr.Study)
+	if req.NotBefore != "" {
+		if d, err := api.ParseDuration(req.NotBefore); err == nil && d >= 0 {
+			gr.NotBefore = s.n.clock.Now().Add(d)
+		} else if t, err := time.Parse(time.RFC3339, req.NotBefore); err == nil {
+			gr.NotBefore = t
+		} else {
+			return badRequest("not_before %q: want a duration from now such as 12h, or an RFC 3339 time", req.NotBefore)
+		}
+	}
+	for i, u := range gr.studies() {
+		if !uid.Valid(u) {
+			return badRequest("study %d of the request is not a valid UID", i+1)
+		}
+	}
+	if req.Patient != nil {
+		gr.Patient = &consent.Patient{ID: req.Patient.PatientID, Issuer: req.Patient.IssuerOfPatientID}
+	}
+	others := 0
+	if us := gr.studies(); gr.Patient == nil && len(us) == 1 {
+		others = s.n.sharing.LiveGrants(gr.To, us[0])
+	}
 	sg, err := s.n.sharing.Grant(r.Context(), gr)
 	if err != nil {
 		return err
@@ -488,7 +508,7 @@ func (s *apiServer) shared(w http.ResponseWriter, r *http.Request) error {
 	for _, st := range ss {
 		out = append(out, api.SharedStudy{
 			StudyAttributes: apiStudyAttributes(st.Study), Issuer: s.names().ref(st.Issuer, st.IssuerName),
-			State: st.State, GrantID: st.GrantID, Expires: st.Expires, Version: st.Version,
+			State: st.State, GrantID: st.GrantID, Expires: st.Expires, User: st.User, Scope: st.Scope, Version: st.Version,
 			Instances: st.Instances, Bytes: st.Bytes, Received: st.Received, Fetched: st.Fetched,
 		})
 	}
@@ -630,6 +650,9 @@ func (nm namer) grant(st consent.GrantStatus) (api.Grant, error) {
 	out := api.Grant{GrantID: g.ID, Issuer: nm.ref(g.Issuer, ""), Grantee: nm.ref(g.Grantee, ""), GranteeUser: g.GranteeUser,
 		StudyUIDs: nonNil(g.Studies), Actions: nonNil(g.Actions), Purpose: string(g.Purpose), NotBefore: g.NotBefore,
 		Expires: g.Expires, Created: g.Created, State: string(st.State), Signed: signed}
+	if g.Patient != nil {
+		out.Patient = &api.GrantPatient{PatientID: g.Patient.ID, IssuerOfPatientID: g.Patient.Issuer}
+	}
 	if st.Revocation != nil {
 		rv, err := apiRevocation(st.Revocation)
 		if err != nil {

@@ -23,6 +23,7 @@ const (
 	SharedAvailable = api.SharedAvailable
 	SharedRevoked   = api.SharedRevoked
 	SharedExpired   = api.SharedExpired // computed: the grant's expiry has passed
+	SharedPending   = api.SharedPending // computed: the grant starts later
 )
 
 // SharedStudy is one study a partner shared with us (from its manifest).
@@ -33,6 +34,8 @@ type SharedStudy struct {
 	State      string
 	GrantID    string
 	Expires    time.Time
+	User       string // the grant names a user here
+	Scope      string // api.ScopeStudy or api.ScopePatient
 	Version    uint64
 	Instances  int
 	Bytes      int64
@@ -160,18 +163,23 @@ func (in *inbox) Shared() ([]SharedStudy, error) {
 	for _, r := range recs {
 		s := SharedStudy{
 			Issuer: r.Manifest.Issuer, IssuerName: r.Manifest.IssuerName, Study: r.Manifest.Study,
-			State: r.State, Version: r.Manifest.Version, Instances: len(r.Manifest.Instances), Received: r.Received,
+			State: r.State, Version: r.Manifest.Version, Instances: len(r.Manifest.Instances), Received: r.Received, Scope: api.ScopeStudy,
 		}
 		// The state is that of the best grant: available while any grant
 		// is live (its expiry the latest), expired when every unrevoked
 		// one has run out, revoked when all were revoked.
 		if g, live := bestGrant(r.AllGrants(), in.clock.Now()); g != nil {
-			s.GrantID, s.Expires = g.Grant.ID, g.Grant.Expires
+			s.GrantID, s.Expires, s.User, s.Scope = g.Grant.ID, g.Grant.Expires, g.Grant.GranteeUser, api.ScopeStudy
+			if g.Grant.Patient != nil {
+				s.Scope = api.ScopePatient
+			}
 			switch {
 			case live:
 				s.State = SharedAvailable
 			case r.State == SharedRevoked || lastToEndRevoked(r.AllGrants()):
 				s.State = SharedRevoked
+			case in.clock.Now().Before(g.Grant.NotBefore):
+				s.State = SharedPending
 			default:
 				s.State = SharedExpired
 			}

@@ -184,6 +184,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		audit: n.audit, clock: n.clock, id: n.keys.id, self: n.host.ID(), name: cfg.Name, ttl: cfg.Exchange,
 		log: n.log, wake: make(chan struct{}, 1)}
 	n.ingest.stored = n.sharing.studyChanged
+	n.ledger.SetStudyPatient(n.sharing.studyPatient)
 	// Each partner's requests are rate-limited in front of the rooms that
 	// answer them: manifests (pulls and pushes share a bucket) and blocks.
 	manifestLim := newPeerLimiter(n.clock, cfg.Exchange.PeerRequestRate, cfg.Exchange.PeerRequestBurst)

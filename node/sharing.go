@@ -26,14 +26,29 @@ import (
 // Manifest is the payload of a sealed manifest (internal/wire).
 type Manifest = wire.Manifest
 
-// GrantRequest is what an admin asks for with `pacsnet grant`.
+// GrantRequest is what an admin asks for with `pacsnet grant`: studies
+// (Study and Studies together), or a patient.
 type GrantRequest struct {
-	To      string        // partner peer ID or name
-	Study   string        // Study Instance UID
-	Expires time.Duration // 0: config exchange.default_grant_ttl
-	Purpose string
-	User    string // a named user at the grantee
-	Actor   string
+	To        string           // partner peer ID or name
+	Study     string           // Study Instance UID
+	Studies   []string         // more Study Instance UIDs
+	Patient   *consent.Patient // instead of studies: the patient's studies here, now and later
+	NotBefore time.Time        // zero: now
+	Expires   time.Duration    // from NotBefore; 0: config exchange.default_grant_ttl
+	Purpose   string
+	User      string // a named user at the grantee
+	Actor     string
+}
+
+// studies returns the request's studies, Study first, without duplicates.
+func (r *GrantRequest) studies() []string {
+	var out []string
+	for _, u := range append([]string{r.Study}, r.Studies...) {
+		if u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // sharing turns grants into manifests: it signs grants and revocations in
@@ -88,9 +103,9 @@ func (s *sharing) Run(ctx context.Context) {
 		if st.State != consent.StateActive {
 			continue
 		}
-		for _, study := range st.Grant.Studies {
-			if sr, ok, err := s.store.Study(study); err == nil && ok && sr.Updated.After(st.Grant.Created) {
-				s.studyChanged(study)
+		for _, sr := range s.coveredStudies(&st.Grant) {
+			if sr.Updated.After(st.Grant.Created) {
+				s.studyChanged(sr.UID)
 			}
 		}
 	}
@@ -145,23 +160,40 @@ func (s *sharing) reissue(study string) error {
 	return nil
 }
 
-// Grant gives a partner access to a study held here: the grant is signed
-// and committed with its audit entry, then a manifest carrying the study
-// key is sealed to the partner and queued in the durable outbox.
+// Grant gives a partner access to studies held here, or to a patient's:
+// the grant is signed and committed with its audit entry, then a manifest
+// carrying each study's key is sealed to the partner and queued in the
+// durable outbox. A patient grant may cover no study yet: the patient's
+// studies that arrive later are sent to the partner as they come.
 func (s *sharing) Grant(_ context.Context, req GrantRequest) (*consent.SignedGrant, error) {
 	p, err := s.partners.Resolve(req.To)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", consent.ErrInvalidRequest, err)
 	}
-	sr, ok, err := s.store.Study(req.Study)
-	if err != nil {
-		return nil, err
+	uids := req.studies()
+	var studies []store.Study
+	switch {
+	case req.Patient != nil && len(uids) > 0:
+		return nil, fmt.Errorf("%w: a grant names studies or a patient, not both", consent.ErrInvalidRequest)
+	case req.Patient != nil:
+		if studies, err = s.patientStudies(*req.Patient); err != nil {
+			return nil, err
+		}
+	case len(uids) == 0:
+		return nil, fmt.Errorf("%w: name the studies or the patient to grant", consent.ErrInvalidRequest)
 	}
-	if !ok || sr.Instances == 0 {
-		return nil, fmt.Errorf("%w: no study with that UID is held here", consent.ErrInvalidRequest)
-	}
-	if sr.Origin != "" {
-		return nil, fmt.Errorf("%w: the study was received from %s; only the facility that holds the original may grant it", consent.ErrInvalidRequest, sr.OriginName)
+	for _, u := range uids {
+		sr, ok, err := s.store.Study(u)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || sr.Instances == 0 {
+			return nil, fmt.Errorf("%w: no study with that UID is held here", consent.ErrInvalidRequest)
+		}
+		if sr.Origin != "" {
+			return nil, fmt.Errorf("%w: the study was received from %s; only the facility that holds the original may grant it", consent.ErrInvalidRequest, sr.OriginName)
+		}
+		studies = append(studies, sr)
 	}
 	ttl := req.Expires
 	if ttl == 0 {
@@ -181,22 +213,79 @@ func (s *sharing) Grant(_ context.Context, req GrantRequest) (*consent.SignedGra
 		return nil, fmt.Errorf("%w: research-deidentified grants need de-identification (PS3.15 Basic Profile), which this build does not do yet", consent.ErrInvalidRequest)
 	}
 	now := s.clock.Now()
+	nb := req.NotBefore
+	if nb.IsZero() || nb.Before(now) {
+		nb = now
+	}
+	if nb.Sub(now) > s.ttl.MaxGrantTTL.Duration {
+		return nil, fmt.Errorf("%w: a grant may start at most %s from now (config exchange.max_grant_ttl)", consent.ErrInvalidRequest, api.FormatDuration(s.ttl.MaxGrantTTL.Duration))
+	}
 	g, err := s.ledger.Grant(consent.GrantRequest{
 		Grantee:     p.ID,
 		GranteeUser: req.User,
-		Studies:     []string{req.Study},
+		Studies:     uids,
+		Patient:     req.Patient,
 		Purpose:     purpose,
-		NotBefore:   now,
-		Expires:     now.Add(ttl),
+		NotBefore:   nb,
+		Expires:     nb.Add(ttl),
 		Actor:       req.Actor,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.issueStudyManifest(p, sr, g); err != nil {
-		return g, fmt.Errorf("grant %s stored, but its manifest was not queued: %w", g.Grant.ID, err)
+	for _, sr := range studies {
+		if err := s.issueStudyManifest(p, sr, g); err != nil {
+			return g, fmt.Errorf("grant %s stored, but a manifest was not queued: %w", g.Grant.ID, err)
+		}
 	}
 	return g, nil
+}
+
+// patientStudies returns the studies held here as our own (not copies
+// fetched from partners) of a patient, matched exactly on Patient ID and
+// Issuer of Patient ID, oldest first.
+func (s *sharing) patientStudies(pt consent.Patient) ([]store.Study, error) {
+	all, err := s.store.Studies()
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Study
+	for _, sr := range all {
+		if sr.Origin == "" && sr.Instances > 0 && sr.PatientID != "" && sr.PatientID == pt.ID && sr.IssuerOfPatientID == pt.Issuer {
+			out = append(out, sr)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Study) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}
+
+// coveredStudies returns the studies held here that a grant covers now:
+// those it names, or its patient's.
+func (s *sharing) coveredStudies(g *consent.Grant) []store.Study {
+	if g.Patient != nil {
+		out, err := s.patientStudies(*g.Patient)
+		if err != nil {
+			s.log.Warn("list a patient's studies", "grant", g.ID, "err", err)
+		}
+		return out
+	}
+	var out []store.Study
+	for _, u := range g.Studies {
+		if sr, ok, err := s.store.Study(u); err == nil && ok {
+			out = append(out, sr)
+		}
+	}
+	return out
+}
+
+// studyPatient is the ledger's consent.StudyPatient: a study's patient,
+// for our own studies only.
+func (s *sharing) studyPatient(study string) (consent.Patient, bool) {
+	sr, ok, err := s.store.Study(study)
+	if err != nil || !ok || sr.Origin != "" || sr.Instances == 0 {
+		return consent.Patient{}, false
+	}
+	return consent.Patient{ID: sr.PatientID, Issuer: sr.IssuerOfPatientID}, true
 }
 
 // LiveGrants counts the live grants that give the partner named by to
@@ -215,7 +304,7 @@ func (s *sharing) LiveGrants(to, study string) int {
 func (s *sharing) liveGrants(p peer.ID, study string) []consent.SignedGrant {
 	var out []consent.SignedGrant
 	for _, st := range s.ledger.GrantsFor(p) {
-		if slices.Contains(st.Grant.Studies, study) && s.ledger.Check(p, st.Grant.ID, study, consent.ActionFetch) == nil {
+		if s.ledger.Check(p, st.Grant.ID, study, consent.ActionFetch) == nil {
 			out = append(out, st.SignedGrant)
 		}
 	}
@@ -237,11 +326,8 @@ func (s *sharing) Revoke(id, reason, actor string) (*consent.SignedRevocation, e
 	if !ok {
 		return rv, nil
 	}
-	for _, study := range st.Grant.Studies {
-		sr, ok, err := s.store.Study(study)
-		if err != nil || !ok {
-			continue
-		}
+	for _, sr := range s.coveredStudies(&st.Grant) {
+		study := sr.UID
 		m := Manifest{Kind: wire.KindRevocation, Grant: &st.SignedGrant, Revocation: rv, Study: sr.Study}
 		if err := s.sealAndQueue(p, m); err != nil {
 			return rv, fmt.Errorf("revocation stored, but its manifest was not queued: %w", err)
@@ -288,11 +374,7 @@ func (s *sharing) RemovePartner(ctx context.Context, idOrName, actor string) (Pa
 	res.RevokedGrants = len(revoked)
 	for _, st := range revoked {
 		now, _ := s.ledger.Get(st.Grant.ID)
-		for _, study := range st.Grant.Studies {
-			sr, ok, err := s.store.Study(study)
-			if err != nil || !ok {
-				continue
-			}
+		for _, sr := range s.coveredStudies(&st.Grant) {
 			m := Manifest{Kind: wire.KindRevocation, Grant: &now.SignedGrant, Revocation: now.Revocation, Study: sr.Study}
 			if err := s.sealAndQueue(p, m); err != nil {
 				s.log.Warn("revocation manifest for a removed partner not queued", "peer", p.ID, "err", err)

@@ -491,15 +491,29 @@ UIDs, accession numbers and values uncut.`,
 }
 
 func grantCmd(g *globals) *cobra.Command {
-	var to, study, expires, purpose string
+	var to, expires, notBefore, purpose, patient, issuer, user string
+	var studies []string
 	c := &cobra.Command{
-		Use:   "grant --to PEER --study UID [--expires 72h]",
-		Short: "Grant a partner facility access to a study held here",
-		Args:  exactArgs(0, "no arguments"),
+		Use:   "grant --to PEER (--study UID… | --patient ID [--issuer ISSUER]) [--user NAME] [--purpose P] [--expires 72h] [--not-before 12h]",
+		Short: "Grant a partner facility access to studies held here, or to a patient's studies",
+		Long: `Grant a partner facility access to studies held here (--study, repeatable or
+comma-separated), or to every study of a patient held here (--patient, with
+--issuer when the studies carry an Issuer of Patient ID): the patient's studies
+that arrive later are sent to the partner too, for as long as the grant lasts.
+--user names the one user at the partner who may fetch. The grant is signed by
+this facility, so any node can verify it offline; it expires (--expires, at
+most config exchange.max_grant_ttl) and can be revoked (pacsnet revoke).`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if (len(studies) == 0) == (patient == "") {
+				return usageError{errors.New("grant: name the studies (--study) or the patient (--patient), one of the two")}
+			}
+			if issuer != "" && patient == "" {
+				return usageError{errors.New("grant: --issuer qualifies --patient")}
+			}
 			if expires != "" {
 				if d, err := api.ParseDuration(expires); err != nil || d <= 0 {
-					return usageError{fmt.Errorf("grant: --expires %q: want a positive duration such as 72h, 90m or 3d", expires)}
+					return usageError{fmt.Errorf("grant: --expires %q: want a positive duration such as 72h, 90m or 3d", printable(expires))}
 				}
 			}
 			switch purpose {
@@ -507,16 +521,24 @@ func grantCmd(g *globals) *cobra.Command {
 			case api.PurposeResearch:
 				return fmt.Errorf("grant: research-deidentified grants need de-identification (PS3.15 Basic Profile), which this build does not do yet")
 			default:
-				return usageError{fmt.Errorf("grant: --purpose %q: want treatment or second-opinion", purpose)}
+				return usageError{fmt.Errorf("grant: --purpose %q: want treatment or second-opinion", printable(purpose))}
 			}
 			cl, err := newClient(g.home)
 			if err != nil {
 				return err
 			}
-			if study, err = resolveStudy(c.Context(), cl, localStudies, study); err != nil {
-				return err
+			req := api.GrantRequest{To: to, Expires: expires, NotBefore: notBefore, Purpose: purpose, GranteeUser: user}
+			for _, st := range studies {
+				u, err := resolveStudy(c.Context(), cl, localStudies, st)
+				if err != nil {
+					return err
+				}
+				req.StudyUIDs = append(req.StudyUIDs, u)
 			}
-			gr, notice, err := cl.Grant(c.Context(), api.GrantRequest{To: to, StudyUID: study, Expires: expires, Purpose: purpose})
+			if patient != "" {
+				req.Patient = &api.GrantPatient{PatientID: patient, IssuerOfPatientID: issuer}
+			}
+			gr, notice, err := cl.Grant(c.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -526,15 +548,30 @@ func grantCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(gr)
 			}
-			fmt.Printf("granted %s to %s until %s (grant %s); manifest queued\n", study, partnerName(gr.Grantee), fmtTime(gr.Expires), gr.GrantID)
+			what := strings.Join(gr.StudyUIDs, ", ")
+			if gr.Patient != nil {
+				what = "the patient's studies (now and later)"
+			}
+			if gr.GranteeUser != "" {
+				what += " for user " + printable(gr.GranteeUser)
+			}
+			from := ""
+			if gr.NotBefore.After(gr.Created.Add(time.Second)) {
+				from = " from " + fmtTime(gr.NotBefore)
+			}
+			fmt.Printf("granted %s to %s%s until %s (grant %s); manifest queued\n", what, partnerName(gr.Grantee), from, fmtTime(gr.Expires), gr.GrantID)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "partner facility: peer ID or name (required)")
-	c.Flags().StringVar(&study, "study", "", studyFlagHelp)
+	c.Flags().StringSliceVar(&studies, "study", nil, "a study granted: its Study Instance UID, a prefix of it, or its accession number or patient ID, when that names one study (repeatable)")
+	c.Flags().StringVar(&patient, "patient", "", "grant every study of this Patient ID held here, including later ones")
+	c.Flags().StringVar(&issuer, "issuer", "", "the Issuer of Patient ID that --patient is matched with (exactly; empty matches studies without one)")
+	c.Flags().StringVar(&user, "user", "", "the one user at the partner who may fetch (default: any user there)")
 	c.Flags().StringVar(&expires, "expires", "", "how long the grant lasts: 72h, 90m, 3d (default: config exchange.default_grant_ttl, 3d)")
+	c.Flags().StringVar(&notBefore, "not-before", "", "when the grant starts: a duration from now (12h) or an RFC 3339 time (default: now)")
 	c.Flags().StringVar(&purpose, "purpose", "treatment", "treatment or second-opinion (research-deidentified needs de-identification, not in this build)")
-	required(c, "to", "study")
+	required(c, "to")
 	addJSON(c, g)
 	return c
 }
@@ -556,9 +593,20 @@ func grantsCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(gs)
 			}
-			tw := table("GRANT", "STATE", "GRANTEE", "STUDIES", "PURPOSE", "EXPIRES")
+			tw := table("GRANT", "STATE", "GRANTEE", "SCOPE", "PURPOSE", "EXPIRES")
 			for _, s := range gs {
-				tw.row(s.GrantID, s.State, partnerName(s.Grantee), strings.Join(s.StudyUIDs, ","), s.Purpose, fmtTime(s.Expires))
+				scope := strings.Join(s.StudyUIDs, ",")
+				if s.Patient != nil {
+					scope = "patient " + printable(s.Patient.PatientID)
+					if s.Patient.IssuerOfPatientID != "" {
+						scope += "^^^" + printable(s.Patient.IssuerOfPatientID)
+					}
+				}
+				grantee := partnerName(s.Grantee)
+				if s.GranteeUser != "" {
+					grantee += " (" + printable(s.GranteeUser) + ")"
+				}
+				tw.row(s.GrantID, s.State, grantee, scope, s.Purpose, fmtTime(s.Expires))
 			}
 			return tw.Flush()
 		},
@@ -760,18 +808,18 @@ func auditVerify(c *cobra.Command, g *globals) error {
 }
 
 func synthCmd(g *globals) *cobra.Command {
-	var out, studyUID string
+	var out, studyUID, patientID string
 	var slices, size int
 	var seed int64
 	c := &cobra.Command{
-		Use:   "synth --out DIR [--slices 200]",
+		Use:   "synth --out DIR [--slices 200] [--patient-id ID]",
 		Short: "Write a synthetic CT series (realistic UIDs, geometry, 16-bit pixels)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if slices < 1 || size < 1 {
 				return usageError{fmt.Errorf("synth: --slices and --size must be at least 1")}
 			}
-			study, paths, err := synth.WriteCT(out, synth.CTOptions{Slices: slices, Rows: size, Cols: size, Seed: seed, StudyUID: studyUID})
+			study, paths, err := synth.WriteCT(out, synth.CTOptions{Slices: slices, Rows: size, Cols: size, Seed: seed, StudyUID: studyUID, PatientID: patientID})
 			if err != nil {
 				return err
 			}
@@ -787,6 +835,7 @@ func synthCmd(g *globals) *cobra.Command {
 	c.Flags().IntVar(&size, "size", 512, "rows and columns")
 	c.Flags().Int64Var(&seed, "seed", 1, "seed: the same seed writes the same study")
 	c.Flags().StringVar(&studyUID, "study-uid", "", "write this Study Instance UID as given, conforming or not (default: derived from the seed)")
+	c.Flags().StringVar(&patientID, "patient-id", "", "the Patient ID to write (default: derived from the seed), e.g. to make a patient's later study")
 	required(c, "out")
 	addJSON(c, g)
 	return c

@@ -113,7 +113,6 @@ func TestDICOMwebInterop(t *testing.T) {
 	t.Logf("OHIF checks: %v; screenshot %s", time.Since(start).Round(time.Millisecond), shot)
 }
 
-
 // interopUnauthorized: no token, a wrong one: 401 on search and retrieval.
 func interopUnauthorized(t *testing.T, root string) {
 	t.Helper()

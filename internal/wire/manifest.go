@@ -2,7 +2,6 @@ package wire
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
 	"time"
 
@@ -48,7 +47,9 @@ type Manifest struct {
 //
 //   - Format == [ManifestFormat];
 //   - a Grant whose signature verifies (consent.SignedGrant.Verify), issued
-//     by Issuer and covering Study.UID;
+//     by Issuer and covering the study: naming Study.UID, or, for a
+//     patient grant, naming the study's Patient ID and Issuer of Patient
+//     ID exactly;
 //   - for [KindStudy]: a StudyKey that crypto.ParseStudyKey accepts, and at
 //     least one instance, each of Study.UID, with series, SOP instance, SOP
 //     class and transfer syntax UIDs that internal/uid accepts, a non-negative Size, a
@@ -81,7 +82,7 @@ func ParseManifest(payload []byte) (*Manifest, error) {
 	if m.Issuer != g.Issuer {
 		return nil, reject(ReasonWrongIssuer, "issuer field differs from the grant's issuer")
 	}
-	if !slices.Contains(g.Studies, m.Study.UID) {
+	if !g.Covers(m.Study.UID, m.Study.PatientID, m.Study.IssuerOfPatientID) {
 		return nil, reject(ReasonBadGrant, "grant does not cover the manifest's study")
 	}
 	switch m.Kind {
