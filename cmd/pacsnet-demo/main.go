@@ -7,7 +7,9 @@
 // Northgate, a partner without a grant, is refused and
 // the refusal is in St Mary's audit log; then St Mary grants a second CT to
 // Riverside and revokes the grant while Riverside fetches it, and the rest
-// of the study is refused. It exits 0 only if all of it held, and stops
+// of the study is refused; last, St Mary grants Northgate a patient's
+// studies and a study of the patient imported afterwards follows on its
+// own. It exits 0 only if all of it held, and stops
 // every process it started. On SIGINT or SIGTERM it stops them too, removes
 // its temporary homes (unless --keep) and exits 130 or 143.
 package main
@@ -30,6 +32,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -355,6 +358,9 @@ func (d *demo) run() error {
 	if err := d.revokeMidFetch(stMary, riverside); err != nil {
 		return err
 	}
+	if err := d.patientGrant(stMary, northgate); err != nil {
+		return err
+	}
 
 	out, err = d.cli(stMary, "audit", "--verify")
 	if err != nil {
@@ -372,6 +378,53 @@ func (d *demo) run() error {
 	for _, n := range d.notes {
 		fmt.Println("  " + n)
 	}
+	return nil
+}
+
+// patientGrant: St Mary grants Northgate one patient's studies for a
+// second opinion; a new study of that patient arriving at St Mary later
+// reaches Northgate on its own, and Northgate fetches both.
+func (d *demo) patientGrant(stMary, northgate *facility.Facility) error {
+	const patient = "DEMO-MRN-4711"
+	step("St Mary grants Northgate a patient's studies (second opinion, 7d); a new study of the patient arrives later and follows")
+	synthImport := func(name string, seed int) (api.SynthResult, error) {
+		var syn api.SynthResult
+		dir := filepath.Join(d.dir, "patient-"+name)
+		if err := d.json(stMary, &syn, "synth", "--out", dir, "--slices", "4", "--size", "128", "--seed", strconv.Itoa(seed), "--patient-id", patient); err != nil {
+			return syn, err
+		}
+		_, err := d.cli(stMary, "import", dir)
+		return syn, err
+	}
+	prior, err := synthImport("prior", 4711)
+	if err != nil {
+		return err
+	}
+	var gr api.Grant
+	if err := d.json(stMary, &gr, "grant", "--to", "Northgate", "--patient", patient, "--purpose", "second-opinion", "--expires", "7d"); err != nil {
+		return err
+	}
+	fmt.Printf("  grant %s: patient scope, purpose %s, expires %s\n", gr.GrantID, gr.Purpose, gr.Expires.Format(time.RFC3339))
+	if err := d.waitShared(northgate, prior.StudyUID, api.SharedAvailable, 30*time.Second); err != nil {
+		return err
+	}
+	fmt.Println("  Northgate lists the prior study")
+	later, err := synthImport("later", 4712)
+	if err != nil {
+		return err
+	}
+	fmt.Println("  St Mary imports a new study of the same patient (no new grant)")
+	if err := d.waitShared(northgate, later.StudyUID, api.SharedAvailable, 30*time.Second); err != nil {
+		return err
+	}
+	fmt.Println("  Northgate lists the new study under the same patient grant")
+	for _, st := range []string{prior.StudyUID, later.StudyUID} {
+		if _, err := d.cli(northgate, "fetch", "--study", st, "--no-progress"); err != nil {
+			return err
+		}
+	}
+	fmt.Println("  Northgate fetched both (every block checked against the patient's grant)")
+	d.notes = append(d.notes, "Northgate, patient grant: the prior and a study that arrived after the grant both reached it and were fetched")
 	return nil
 }
 
