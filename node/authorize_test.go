@@ -114,6 +114,16 @@ func TestBlockAuthorization(t *testing.T) {
 			t.Fatalf("the longer grant after the short one expired: %v", err)
 		}
 	})
+	t.Run("not yet valid", func(t *testing.T) {
+		g3, err := a.Grant(ctx, GrantRequest{To: "Beta", Study: studyB, NotBefore: clock.Now().Add(time.Hour), Expires: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fetchBlock(t, b, a, g3.Grant.ID, blockB); !errors.Is(err, exchange.ErrDenied) {
+			t.Fatalf("before not-before: %v, want ErrDenied", err)
+		}
+		requireAudit(t, a, consent.Entry{Action: consent.ActFetchDenied, Peer: b.ID(), Study: studyB, GrantID: g3.Grant.ID, Reason: "not-yet-valid"})
+	})
 	t.Run("revoked", func(t *testing.T) {
 		if _, err := a.Revoke(g.Grant.ID, "", "admin"); err != nil {
 			t.Fatal(err)
