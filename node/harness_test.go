@@ -233,7 +233,16 @@ func addPeer(t *testing.T, n, other *tnode) {
 // ctStudy makes a small synthetic CT study.
 func ctStudy(t *testing.T, seed int64, slices int, patient string) (string, []synth.File) {
 	t.Helper()
-	study, files, err := synth.CT(synth.CTOptions{Slices: slices, Rows: 64, Cols: 64, Seed: seed, PatientName: patient})
+	return ctStudyOf(t, synth.CTOptions{Slices: slices, Seed: seed, PatientName: patient})
+}
+
+// ctStudyOf makes a small synthetic CT study (64×64 unless o says).
+func ctStudyOf(t *testing.T, o synth.CTOptions) (string, []synth.File) {
+	t.Helper()
+	if o.Rows == 0 {
+		o.Rows, o.Cols = 64, 64
+	}
+	study, files, err := synth.CT(o)
 	if err != nil {
 		t.Fatal(err)
 	}

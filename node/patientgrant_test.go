@@ -14,11 +14,7 @@ import (
 
 func patientCT(t *testing.T, seed int64, slices int, patientID string) (string, []synth.File) {
 	t.Helper()
-	study, files, err := synth.CT(synth.CTOptions{Slices: slices, Rows: 64, Cols: 64, Seed: seed, PatientID: patientID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return study, files
+	return ctStudyOf(t, synth.CTOptions{Slices: slices, Seed: seed, PatientID: patientID})
 }
 
 // A patient grant covers the patient's studies held here, and those that

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pacsnet/pacsnet/api"
-	"github.com/pacsnet/pacsnet/cmd/internal/facility"
 )
 
 // The audit trail a privacy officer reads (issue 6, #16): a grant entry
@@ -16,11 +15,7 @@ import (
 // written; entries keep a partner's name after it is removed; the log can
 // be filtered by time, partner, study and action.
 func TestAuditTrail(t *testing.T) {
-	c := newCluster(t)
-	stMary, riverside := c.facility("St Mary"), c.facility("Riverside")
-	if err := facility.Partner(stMary, riverside); err != nil {
-		t.Fatal(err)
-	}
+	stMary, _ := partnered(t, newCluster(t))
 	var syn api.SynthResult
 	dir := filepath.Join(t.TempDir(), "ct")
 	mustJSON(t, stMary, &syn, "synth", "--out", dir, "--slices", "2", "--size", "32")

@@ -83,6 +83,16 @@ func readTail(path string, n int) string {
 	return string(b)
 }
 
+// partnered starts St Mary and Riverside in c and makes them partners.
+func partnered(t *testing.T, c *cluster) (stMary, riverside *facility.Facility) {
+	t.Helper()
+	stMary, riverside = c.facility("St Mary"), c.facility("Riverside")
+	if err := facility.Partner(stMary, riverside); err != nil {
+		t.Fatal(err)
+	}
+	return stMary, riverside
+}
+
 func mustRun(t *testing.T, f *facility.Facility, args ...string) []byte {
 	t.Helper()
 	out, err := f.Run(args...)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pacsnet/pacsnet/api"
-	"github.com/pacsnet/pacsnet/cmd/internal/facility"
 )
 
 // A patient grant through the CLI (issue 8): St Mary grants Riverside the
@@ -15,11 +14,7 @@ import (
 // reaches Riverside, which fetches it; another patient's study does not;
 // `grants` shows the scope; a grant naming a user is that user's alone.
 func TestPatientGrantCLI(t *testing.T) {
-	c := newCluster(t)
-	stMary, riverside := c.facility("St Mary"), c.facility("Riverside")
-	if err := facility.Partner(stMary, riverside); err != nil {
-		t.Fatal(err)
-	}
+	stMary, riverside := partnered(t, newCluster(t))
 	dir := t.TempDir()
 	synth := func(name string, seed, patient string) api.SynthResult {
 		var syn api.SynthResult

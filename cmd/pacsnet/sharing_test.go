@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pacsnet/pacsnet/api"
-	"github.com/pacsnet/pacsnet/cmd/internal/facility"
 )
 
 // What a grantee sees at the CLI (issue 6, items 1, 2, 3 and 4): a shorter
@@ -17,11 +16,7 @@ import (
 // the fetched copy is refused with a reason; `peer remove` at the holder
 // tells it first, so its `shared` says revoked.
 func TestGranteeSeesGrantsAndGrowth(t *testing.T) {
-	c := newCluster(t)
-	stMary, riverside := c.facility("St Mary"), c.facility("Riverside")
-	if err := facility.Partner(stMary, riverside); err != nil {
-		t.Fatal(err)
-	}
+	stMary, riverside := partnered(t, newCluster(t))
 	dir := t.TempDir()
 	var syn api.SynthResult
 	mustJSON(t, stMary, &syn, "synth", "--out", filepath.Join(dir, "ct"), "--slices", "6", "--size", "32")
