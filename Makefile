@@ -83,7 +83,7 @@ bench: deps
 FUZZTIME ?= 30s
 FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
 	crypto:FuzzOpenEnvelope crypto:FuzzStudyKeyUnwrap crypto:FuzzParseStudyKey \
-	consent:FuzzVerifySignedGrant exchange:FuzzBlockRequest \
+	consent:FuzzVerifySignedGrant consent:FuzzParseCheckpoint exchange:FuzzBlockRequest \
 	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest \
 	dicomio:FuzzParseStream dicomio:FuzzParseStreamSink internal/uid:FuzzCheck \
 	dicomio/dimse:FuzzDecodePDU dicomio/dimse:FuzzDecodeCommand dicomio:FuzzDecodeDataset \

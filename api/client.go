@@ -238,6 +238,27 @@ func (c *Client) AuditVerify(ctx context.Context) (AuditVerify, error) {
 	if err != nil {
 		return AuditVerify{}, err
 	}
+	return c.auditVerify(req)
+}
+
+// AuditVerifyAgainst is POST /api/v1/audit/verify: the log is verified as
+// AuditVerify does and against the given checkpoints, kept off the node.
+// A log that fails is answered as AuditVerify answers it.
+func (c *Client) AuditVerifyAgainst(ctx context.Context, cps []SignedAuditCheckpoint) (AuditVerify, error) {
+	b, err := json.Marshal(AuditVerifyRequest{Checkpoints: cps})
+	if err != nil {
+		return AuditVerify{}, fmt.Errorf("encode request of POST %s: %w", pathAuditVerify, err)
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, pathAuditVerify, nil, bytes.NewReader(b))
+	if err != nil {
+		return AuditVerify{}, err
+	}
+	req.Header.Set("Content-Type", ContentTypeJSON)
+	return c.auditVerify(req)
+}
+
+func (c *Client) auditVerify(req *http.Request) (AuditVerify, error) {
+	what := req.Method + " " + pathAuditVerify
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return AuditVerify{}, err
@@ -247,13 +268,13 @@ func (c *Client) AuditVerify(ctx context.Context) (AuditVerify, error) {
 	case http.StatusOK:
 		var out AuditVerify
 		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			return AuditVerify{}, fmt.Errorf("decode answer of GET %s: %w", pathAuditVerify, err)
+			return AuditVerify{}, fmt.Errorf("decode answer of %s: %w", what, err)
 		}
 		return out, nil
 	case http.StatusConflict:
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
 		if err != nil {
-			return AuditVerify{}, fmt.Errorf("read answer of GET %s: %w", pathAuditVerify, err)
+			return AuditVerify{}, fmt.Errorf("read answer of %s: %w", what, err)
 		}
 		var out AuditVerify
 		if json.Unmarshal(b, &out) == nil && out.Error != "" {
@@ -263,6 +284,13 @@ func (c *Client) AuditVerify(ctx context.Context) (AuditVerify, error) {
 		return AuditVerify{}, answerError(resp.StatusCode, resp.Status, b)
 	}
 	return AuditVerify{}, readError(resp)
+}
+
+// AuditCheckpoint is POST /api/v1/audit/checkpoint.
+func (c *Client) AuditCheckpoint(ctx context.Context) (SignedAuditCheckpoint, error) {
+	var out SignedAuditCheckpoint
+	_, err := c.call(ctx, http.MethodPost, pathAuditCkpt, nil, nil, &out)
+	return out, err
 }
 
 // list GETs a JSON array; an answer of null is an empty list, so that

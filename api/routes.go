@@ -98,6 +98,7 @@ const (
 	pathOutbox       = APIPrefix + "/outbox"
 	pathAudit        = APIPrefix + "/audit"
 	pathAuditVerify  = APIPrefix + "/audit/verify"
+	pathAuditCkpt    = APIPrefix + "/audit/checkpoint"
 	pathAEs          = APIPrefix + "/aes"
 	pathAE           = APIPrefix + "/aes/{" + ParamAE + "}"
 	pathAEEcho       = APIPrefix + "/aes/{" + ParamAE + "}/echo"
@@ -273,8 +274,30 @@ var Routes = []Route{
 		Response: AuditVerify{},
 		Errors:   []Code{CodeUnauthorized, CodeConflict, CodeInternal},
 		Summary:  "Check every hash and link of the audit log.",
-		Doc: "A corrupt log is answered 409 with an AuditVerify whose ok is false and whose error names the " +
-			"first bad entry (not an ErrorBody); Client.AuditVerify returns it with a nil error.",
+		Doc: "Every stored signed checkpoint is verified too, and the log must hold each one's entry with the hash it " +
+			"signed (a truncated or rewritten log fails). A corrupt log is answered 409 with an AuditVerify whose ok is " +
+			"false and whose error names the first bad entry or checkpoint (not an ErrorBody); Client.AuditVerify " +
+			"returns it with a nil error.",
+	},
+	{
+		Name: "AuditVerifyAgainst", Method: http.MethodPost, Path: pathAuditVerify,
+		Roles:   RolesAudit,
+		Request: AuditVerifyRequest{}, Response: AuditVerify{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeConflict, CodeInternal},
+		Summary: "Verify the audit log as GET does, and against checkpoints kept elsewhere.",
+		Doc: "A checkpoint that is malformed, not validly signed or signed by another node is bad-request. A log " +
+			"that ends before a checkpoint's entry, or whose entry differs from what it signed, is answered 409 like GET: " +
+			"this is how a truncation is caught even if the node's own checkpoints were deleted with it.",
+	},
+	{
+		Name: "AuditCheckpoint", Method: http.MethodPost, Path: pathAuditCkpt,
+		Roles:    RolesAudit,
+		Response: SignedAuditCheckpoint{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal, CodeInsufficientStorage},
+		Summary:  "Sign the head of the audit log now and answer the signed checkpoint.",
+		Doc: "Nothing is written if nothing was since the last checkpoint (its own entry aside): the answer is then " +
+			"that checkpoint. Otherwise the node stores the new one and an audit-checkpoint entry naming the caller. " +
+			"Keep the answer off the node (it is the file audit --verify --against reads).",
 	},
 	{
 		Name: "AEs", Method: http.MethodGet, Path: pathAEs,

@@ -452,15 +452,51 @@ var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestRec
 	ActPeerRemoved, ActAccessRequested, ActQuery, ActInstanceRead, ActAEAdded, ActAERemoved, ActAssociationAccepted,
 	ActAssociationRejected, ActStorageCommitment, ActDICOMMove, ActDICOMGet, ActDICOMSend, ActDICOMForward,
 	ActUserAdded, ActUserDisabled, ActUserRoleChanged, ActUserPasswordChanged, ActTokenIssued, ActTokenRevoked,
-	ActLogin, ActLoginFailed, ActLoginLocked, ActLogout}
+	ActLogin, ActLoginFailed, ActLoginLocked, ActLogout, ActAuditCheckpoint}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.
 type AuditVerify struct {
-	OK      bool   `json:"ok"`              // the chain is intact
-	Entries uint64 `json:"entries"`         // entries checked
-	Head    string `json:"head"`            // hash of the last entry
-	Error   string `json:"error,omitempty"` // what is wrong, naming the first bad entry
+	OK          bool             `json:"ok"`                   // the chain is intact and agrees with every checkpoint
+	Entries     uint64           `json:"entries"`              // entries checked
+	Head        string           `json:"head"`                 // hash of the last entry
+	Checkpoints uint64           `json:"checkpoints"`          // signed checkpoints the node stores (each verified)
+	Checkpoint  *AuditCheckpoint `json:"checkpoint,omitempty"` // the stored or given checkpoint with the highest seq
+	Error       string           `json:"error,omitempty"`      // what is wrong, naming the first bad entry or checkpoint
+}
+
+// AuditCheckpoint is a node's signed statement that its audit log held
+// Seq entries, the last with hash Head, at Time. The node signs one every
+// audit.checkpoint_interval when anything was written, when it stops, and
+// on POST /api/v1/audit/checkpoint; each is followed in the log by an
+// audit-checkpoint entry. Kept off the node, one proves later that the log
+// was not truncated or rewritten behind it (POST /api/v1/audit/verify, or
+// pacsnet audit --verify --against FILE on a stopped node).
+type AuditCheckpoint struct {
+	Node     string    `json:"node"`               // peer ID of the node that signed
+	Facility string    `json:"facility,omitempty"` // its facility name
+	Index    uint64    `json:"index"`              // 1, 2, … in signing order
+	Seq      uint64    `json:"seq"`                // entries in the log when signed
+	Head     string    `json:"head"`               // hash of entry Seq (64 zeros for an empty log)
+	Time     time.Time `json:"time"`               // when signed
+}
+
+// SignedAuditCheckpoint is an AuditCheckpoint with the node's Ed25519
+// signature (domain "audit-checkpoint", docs/protocol.md) over the JSON
+// encoding of checkpoint. Its JSON is the checkpoint file format.
+type SignedAuditCheckpoint struct {
+	Checkpoint AuditCheckpoint `json:"checkpoint"`
+	Sig        []byte          `json:"sig"` // base64
+}
+
+// MaxVerifyCheckpoints is the most checkpoints one AuditVerifyRequest may
+// bring.
+const MaxVerifyCheckpoints = 64
+
+// AuditVerifyRequest asks for the audit log to be verified against
+// checkpoints kept elsewhere, as well as the ones the node stores.
+type AuditVerifyRequest struct {
+	Checkpoints []SignedAuditCheckpoint `json:"checkpoints"` // 1 to MaxVerifyCheckpoints, each signed by this node
 }
 
 // ExportRequest asks the node to write a study's instances as DICOM
@@ -585,6 +621,7 @@ const (
 	ActLoginFailed         = "login-failed"          // deny; reason unknown-user, bad-password or user-disabled, user=<id or unknown>, from=<address> (aggregated)
 	ActLoginLocked         = "login-locked"          // deny: a login during its back-off (aggregated)
 	ActLogout              = "logout"                // actor the user; reason session=<id>
+	ActAuditCheckpoint     = "audit-checkpoint"      // a signed checkpoint of the log; reason index=<n> seq=<entries> head=<hash>
 )
 
 // ActorAdmin is the actor of the node's own admin token (HOME/keys/api.token).

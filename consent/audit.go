@@ -349,8 +349,10 @@ func (l *Ledger) Head() uint64 {
 
 // VerifyResult summarises a verified audit log.
 type VerifyResult struct {
-	Entries uint64 // number of entries (= the last Seq)
-	Head    string // Hash of the last entry; 64 zeros for an empty log
+	Entries     uint64      // number of entries (= the last Seq)
+	Head        string      // Hash of the last entry; 64 zeros for an empty log
+	Checkpoints uint64      // signed checkpoints stored (each verified)
+	Checkpoint  *Checkpoint // the stored or given checkpoint with the highest Seq, if any
 }
 
 // Verify re-reads the whole audit log from the store and checks that
@@ -360,9 +362,20 @@ type VerifyResult struct {
 // an entry that is present and matches. The error names the first bad
 // entry and what is wrong, and wraps [ErrAuditCorrupt].
 //
+// Every stored signed checkpoint must verify, their indexes must run 1, 2,
+// … without gaps, and the log must hold each one's entry with the hash it
+// signed: an edited, reordered or deleted entry, and a log truncated
+// behind a rewritten head record, fail. Checkpoints kept elsewhere can be
+// given too (see [Ledger.Checkpoint]); they are checked the same way, which
+// also catches a truncation whose stored checkpoints were deleted with it.
+//
 // Verify streams the log and does not block writers: entries appended
 // while it runs are verified too if the scan sees them.
-func (l *Ledger) Verify() (VerifyResult, error) {
+func (l *Ledger) Verify(given ...*SignedCheckpoint) (VerifyResult, error) {
+	cc, err := l.checkpointCheck(given)
+	if err != nil {
+		return VerifyResult{}, err
+	}
 	// Everything up to the in-memory head, and then up to the stored head,
 	// was committed before we start scanning, so the scan must see it.
 	l.mu.RLock()
@@ -419,6 +432,9 @@ func (l *Ledger) Verify() (VerifyResult, error) {
 		if haveHead && !matched(stored, &e) {
 			return fail(seq, "does not match the head record")
 		}
+		if err := cc.entry(seq, e.Hash); err != nil {
+			return err
+		}
 		prevSeq, prevHash = seq, e.Hash
 		return nil
 	})
@@ -440,5 +456,8 @@ func (l *Ledger) Verify() (VerifyResult, error) {
 			return VerifyResult{}, fmt.Errorf("verify audit log: entry %d: missing (log ends at %d): %w", prevSeq+1, prevSeq, ErrAuditCorrupt)
 		}
 	}
-	return VerifyResult{Entries: prevSeq, Head: prevHash}, nil
+	if err := cc.end(prevSeq); err != nil {
+		return VerifyResult{}, err
+	}
+	return VerifyResult{Entries: prevSeq, Head: prevHash, Checkpoints: cc.stored, Checkpoint: cc.last}, nil
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // auditLedger returns a ledger whose log holds n Record entries.
-func auditLedger(t *testing.T, n int) (*Ledger, *MemStore) {
+func auditLedger(t testing.TB, n int) (*Ledger, *MemStore) {
 	t.Helper()
 	clock := newClock()
 	s := NewMemStore()

@@ -131,6 +131,10 @@ type Ledger struct {
 
 	facility string // Entry.Facility of new entries (under wmu)
 
+	lastCkpt   *SignedCheckpoint // newest stored checkpoint (under wmu; see lastCheckpointLocked)
+	ckptLoaded bool              // lastCkpt was loaded (under wmu)
+	ckptEntry  uint64            // Seq of lastCkpt's own audit entry, when known (under wmu)
+
 	mu        sync.RWMutex // guards st and patientOf; st written only with wmu held
 	st        ledgerState
 	patientOf StudyPatient // whose a study is, for patient grants (nil: they cover nothing)
@@ -290,6 +294,7 @@ func (l *Ledger) resyncLocked() error {
 	l.st = st
 	l.mu.Unlock()
 	l.dirty = false
+	l.lastCkpt, l.ckptLoaded, l.ckptEntry = nil, false, 0
 	return nil
 }
 

@@ -24,6 +24,8 @@ const (
 	DomainGrant      = "grant"      // a consent grant
 	DomainRevocation = "revocation" // a consent revocation
 
+	DomainAuditCheckpoint = "audit-checkpoint" // a signed head of a node's audit log (consent)
+
 	// envelopeDomain is the domain under which [Seal] signs envelopes.
 	// [Sign] refuses it so no ordinary signature can ever be passed off as
 	// an envelope signature; it is unexported because only this package

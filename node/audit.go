@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -10,20 +11,59 @@ import (
 	"github.com/pacsnet/pacsnet/node/clock"
 )
 
+// AuditConfig sets how the audit trail is sealed.
+type AuditConfig struct {
+	// CheckpointInterval is how often the node signs the head of its audit
+	// log with its key (a checkpoint), when anything was written since the
+	// last one; it also signs one when it stops. Entries written since the
+	// last checkpoint are what a truncation could remove undetected, so
+	// keep it short. Default 15m; 1m to 24h.
+	CheckpointInterval Duration `toml:"checkpoint_interval"`
+}
+
+func defaultAuditConfig() AuditConfig {
+	return AuditConfig{CheckpointInterval: Duration{15 * time.Minute}}
+}
+
+func (c AuditConfig) validate() error {
+	if c.CheckpointInterval.Duration < time.Minute || c.CheckpointInterval.Duration > 24*time.Hour {
+		return errors.New("config: audit.checkpoint_interval must be 1m to 24h")
+	}
+	return nil
+}
+
 // auditor records audit entries in the ledger and logs each one without
-// patient data. It is the only writer of the node's audit entries.
+// patient data. It is the only writer of the node's audit entries, and
+// signs the checkpoints.
 type auditor struct {
-	ledger *consent.Ledger
-	log    *slog.Logger
-	clock  clock.Clock
+	ledger    *consent.Ledger
+	log       *slog.Logger
+	clock     clock.Clock
+	ckptEvery time.Duration // 0: only when asked and at shutdown
 
 	mu      sync.Mutex
 	seen    map[string]time.Time // dedupe of repeated entries (per-block authorizations, instance reads)
 	denials map[string]*denials  // repeated denials being counted (see Deny)
 }
 
-func newAuditor(l *consent.Ledger, log *slog.Logger, c clock.Clock) *auditor {
-	return &auditor{ledger: l, log: log, clock: c, seen: map[string]time.Time{}, denials: map[string]*denials{}}
+func newAuditor(l *consent.Ledger, log *slog.Logger, c clock.Clock, ckptEvery time.Duration) *auditor {
+	return &auditor{ledger: l, log: log, clock: c, ckptEvery: ckptEvery, seen: map[string]time.Time{}, denials: map[string]*denials{}}
+}
+
+// Checkpoint signs the head of the audit log (see consent.Ledger.Checkpoint)
+// and logs it when it is new: the log line is a copy of the checkpoint
+// outside the archive (the node's log, and whatever collects it).
+func (a *auditor) Checkpoint(actor string) (*consent.SignedCheckpoint, error) {
+	before, _ := a.ledger.LastCheckpoint()
+	sc, err := a.ledger.Checkpoint(actor)
+	if err != nil {
+		a.log.Error("audit checkpoint failed", "err", err)
+		return nil, err
+	}
+	if c := sc.Checkpoint; before == nil || before.Checkpoint.Index != c.Index {
+		a.log.Info(consent.ActAuditCheckpoint, "index", c.Index, "seq", c.Seq, "head", c.Head, "time", c.Time)
+	}
+	return sc, nil
 }
 
 // Record writes an entry; a failure to audit is logged loudly (the entry
@@ -178,8 +218,10 @@ func (a *auditor) flushDenials(all bool) {
 }
 
 // Run writes aggregated denials as their windows end, and those still
-// being counted when ctx ends.
+// being counted when ctx ends, and signs a checkpoint every ckptEvery (the
+// node's Close signs the last one).
 func (a *auditor) Run(ctx context.Context) {
+	last := a.clock.Now()
 	for {
 		t := a.clock.NewTimer(denyWindow / 4)
 		select {
@@ -189,6 +231,10 @@ func (a *auditor) Run(ctx context.Context) {
 			return
 		case <-t.C():
 			a.flushDenials(false)
+			if now := a.clock.Now(); a.ckptEvery > 0 && now.Sub(last) >= a.ckptEvery {
+				last = now
+				a.Checkpoint(consent.ActorSystem)
+			}
 		}
 	}
 }

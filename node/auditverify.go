@@ -22,18 +22,18 @@ var ErrServing = errors.New("a node is serving this home")
 // incident, or a restored backup) without starting it. A broken chain is
 // an answer (OK false, Error naming the first bad entry), not an error; a
 // home a node is serving is [ErrServing].
-func VerifyAudit(home string) (api.AuditVerify, error) {
-	res, err := verifyAudit(home)
-	switch {
-	case errors.Is(err, consent.ErrAuditCorrupt):
-		return api.AuditVerify{OK: false, Error: err.Error()}, nil
-	case err != nil:
-		return api.AuditVerify{}, err
+func VerifyAudit(home string, given ...api.SignedAuditCheckpoint) (api.AuditVerify, error) {
+	var cps []*consent.SignedCheckpoint
+	if len(given) > 0 {
+		var err error
+		if cps, err = parseCheckpoints(given); err != nil {
+			return api.AuditVerify{}, err
+		}
 	}
-	return api.AuditVerify{OK: true, Entries: res.Entries, Head: res.Head}, nil
+	return verifyAnswer(verifyAudit(home, cps))
 }
 
-func verifyAudit(home string) (consent.VerifyResult, error) {
+func verifyAudit(home string, cps []*consent.SignedCheckpoint) (consent.VerifyResult, error) {
 	if _, err := os.Stat(filepath.Join(home, "config.toml")); errors.Is(err, os.ErrNotExist) {
 		return consent.VerifyResult{}, noHomeError{home}
 	}
@@ -54,5 +54,5 @@ func verifyAudit(home string) (consent.VerifyResult, error) {
 	if err != nil {
 		return consent.VerifyResult{}, fmt.Errorf("verify audit log: %w", err)
 	}
-	return l.Verify()
+	return l.Verify(cps...)
 }

@@ -65,6 +65,9 @@ type Config struct {
 	// Users bounds local users' credentials: API token lifetimes and web
 	// sessions (users.go).
 	Users UsersConfig `toml:"users"`
+
+	// Audit sets how the audit trail is sealed and shipped (audit.go).
+	Audit AuditConfig `toml:"audit"`
 }
 
 // HTTPConfig bounds the local API's connections so that no local user
@@ -252,6 +255,7 @@ func DefaultConfig() Config {
 		HTTP: HTTPConfig{MaxConns: 1024, MaxUnauthenticatedConns: 64, HeaderTimeout: Duration{10 * time.Second},
 			IOTimeout: Duration{time.Minute}, IdleTimeout: Duration{2 * time.Minute}},
 		Users: defaultUsersConfig(),
+		Audit: defaultAuditConfig(),
 	}
 }
 
@@ -337,7 +341,7 @@ func (c *Config) Validate() error {
 	if err := c.Users.validate(); err != nil {
 		return err
 	}
-	return nil
+	return c.Audit.validate()
 }
 
 func validPort(p string) bool {

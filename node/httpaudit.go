@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -127,12 +128,86 @@ func (h auditAPI) auditFilter(q api.AuditQuery) func(consent.Entry) bool {
 }
 
 func (h auditAPI) auditVerify(w http.ResponseWriter, r *http.Request) error {
-	res, err := h.n.ledger.Verify()
+	res, err := verifyAnswer(h.n.ledger.Verify())
+	return writeVerify(w, res, err)
+}
+
+func (h auditAPI) auditVerifyAgainst(w http.ResponseWriter, r *http.Request) error {
+	var req api.AuditVerifyRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	cps, err := parseCheckpoints(req.Checkpoints)
 	if err != nil {
-		writeJSON(w, api.CodeConflict.HTTPStatus(), api.AuditVerify{OK: false, Error: err.Error()})
+		return err
+	}
+	res, err := verifyAnswer(h.n.ledger.Verify(cps...))
+	return writeVerify(w, res, err)
+}
+
+func (h auditAPI) auditCheckpoint(w http.ResponseWriter, r *http.Request) error {
+	sc, err := h.n.audit.Checkpoint(actor(r))
+	if err != nil {
+		return err
+	}
+	return ok(w, apiSignedCheckpoint(sc))
+}
+
+func writeVerify(w http.ResponseWriter, res api.AuditVerify, err error) error {
+	if err != nil {
+		return err
+	}
+	if !res.OK {
+		writeJSON(w, api.CodeConflict.HTTPStatus(), res)
 		return nil
 	}
-	return ok(w, api.AuditVerify{OK: true, Entries: res.Entries, Head: res.Head})
+	return ok(w, res)
+}
+
+// verifyAnswer turns a verification into the API's answer: a corrupt log
+// is an answer (OK false), anything else that stopped it an error.
+func verifyAnswer(res consent.VerifyResult, err error) (api.AuditVerify, error) {
+	switch {
+	case errors.Is(err, consent.ErrAuditCorrupt):
+		return api.AuditVerify{OK: false, Error: err.Error()}, nil
+	case err != nil:
+		return api.AuditVerify{}, err
+	}
+	out := api.AuditVerify{OK: true, Entries: res.Entries, Head: res.Head, Checkpoints: res.Checkpoints}
+	if res.Checkpoint != nil {
+		c := apiCheckpoint(*res.Checkpoint)
+		out.Checkpoint = &c
+	}
+	return out, nil
+}
+
+// parseCheckpoints checks checkpoints a caller brought, as a peer's
+// message would be checked: each is re-encoded and parsed strictly.
+func parseCheckpoints(in []api.SignedAuditCheckpoint) ([]*consent.SignedCheckpoint, error) {
+	if len(in) == 0 || len(in) > api.MaxVerifyCheckpoints {
+		return nil, badRequest("checkpoints: want 1 to %d", api.MaxVerifyCheckpoints)
+	}
+	out := make([]*consent.SignedCheckpoint, 0, len(in))
+	for i, c := range in {
+		b, err := json.Marshal(c)
+		if err != nil {
+			return nil, badRequest("checkpoints[%d]: %v", i, err)
+		}
+		sc, err := consent.ParseCheckpoint(b)
+		if err != nil {
+			return nil, badRequest("checkpoints[%d]: %v", i, err)
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+func apiCheckpoint(c consent.Checkpoint) api.AuditCheckpoint {
+	return api.AuditCheckpoint{Node: c.Node.String(), Facility: c.Facility, Index: c.Index, Seq: c.Seq, Head: c.Head, Time: c.Time}
+}
+
+func apiSignedCheckpoint(sc *consent.SignedCheckpoint) api.SignedAuditCheckpoint {
+	return api.SignedAuditCheckpoint{Checkpoint: apiCheckpoint(sc.Checkpoint), Sig: sc.Sig}
 }
 
 func auditReadError(err error) error {

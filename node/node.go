@@ -141,7 +141,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("open consent ledger: %w", err)
 	}
 	n.ledger.SetFacility(cfg.Name) // every audit entry names the facility (issue 8)
-	n.audit = newAuditor(n.ledger, n.log, n.clock)
+	n.audit = newAuditor(n.ledger, n.log, n.clock, cfg.Audit.CheckpointInterval.Duration)
 	n.keyring = newKeyring(n.store, n.keys.id, n.clock)
 	if n.users, err = newUsers(n.store, n.audit, n.clock, cfg.Users, n.log); err != nil {
 		return nil, err
@@ -381,6 +381,9 @@ func (n *Node) Close() error {
 	}
 	if n.audit != nil {
 		n.audit.flushDenials(true) // never lose the count of denials (also when never started)
+		if !n.space.readOnly {
+			n.audit.Checkpoint(consent.ActorSystem) // seal the log as it is left
+		}
 	}
 	if n.host != nil && n.ownHost {
 		n.host.Close()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,5 +81,72 @@ func TestAuditTrail(t *testing.T) {
 		if _, err := stMary.Run(args...); exitCode(err) != 2 {
 			t.Errorf("pacsnet %v: exit %d, want 2", args, exitCode(err))
 		}
+	}
+}
+
+// Signed checkpoints through the CLI (issue 8): an auditor keeps one off
+// the node and verifies against it, on the running node and on the
+// stopped one; a damaged or foreign checkpoint file gets a clear error.
+func TestAuditCheckpointCLI(t *testing.T) {
+	c := newCluster(t)
+	stMary := c.facility("St Mary")
+	var syn api.SynthResult
+	mustJSON(t, stMary, &syn, "synth", "--out", filepath.Join(t.TempDir(), "ct"), "--slices", "2", "--size", "32")
+	mustRun(t, stMary, "import", syn.Dir)
+
+	out := mustRun(t, stMary, "audit", "--checkpoint")
+	var cp api.SignedAuditCheckpoint
+	if err := json.Unmarshal(out, &cp); err != nil || cp.Checkpoint.Index != 1 || cp.Checkpoint.Seq == 0 || len(cp.Sig) == 0 {
+		t.Fatalf("audit --checkpoint: %s (%v)", out, err)
+	}
+	kept := filepath.Join(t.TempDir(), "checkpoint.json")
+	if err := os.WriteFile(kept, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = mustRun(t, stMary, "audit", "--verify", "--against", kept)
+	for _, want := range []string{"audit log OK: ", "1 signed checkpoints stored; the latest checked (#1", "checked against 1 checkpoint files"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("audit --verify --against: %s, want %q", out, want)
+		}
+	}
+	var es []api.AuditEntry
+	mustJSON(t, stMary, &es, "audit", "--action", "audit-checkpoint")
+	if len(es) != 1 || es[0].Actor != "admin" {
+		t.Errorf("checkpoint entries: %+v", es)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(strings.Replace(string(out), "1", "2", 1)), 0o600)
+	forged := strings.Replace(string(mustRun(t, stMary, "audit", "--checkpoint")), `"seq": `, `"seq": 1`, 1)
+	forgedFile := filepath.Join(t.TempDir(), "forged.json")
+	os.WriteFile(forgedFile, []byte(forged), 0o600)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"audit", "--verify", "--against", bad}, 1, "not a checkpoint written by pacsnet audit --checkpoint"},
+		{[]string{"audit", "--verify", "--against", forgedFile}, 1, "bad signature"},
+		{[]string{"audit", "--verify", "--against", filepath.Join(t.TempDir(), "none")}, 1, "no such file"},
+		{[]string{"audit", "--against", kept}, 2, "--against goes with --verify"},
+		{[]string{"audit", "--checkpoint", "--verify"}, 2, "--checkpoint takes no other flag"},
+	} {
+		_, err := stMary.Run(tc.args...)
+		if exitCode(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("pacsnet %v: exit %d, %v; want %d and %q", tc.args, exitCode(err), err, tc.code, tc.want)
+		}
+	}
+
+	// Stopping signs a checkpoint of what was written since; the stopped
+	// node verifies offline against the one kept.
+	mustJSON(t, stMary, &syn, "synth", "--out", filepath.Join(t.TempDir(), "ct2"), "--slices", "1", "--size", "32", "--seed", "2")
+	mustRun(t, stMary, "import", syn.Dir)
+	if err := stMary.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var v api.AuditVerify
+	mustJSON(t, stMary, &v, "audit", "--verify", "--against", kept)
+	if !v.OK || v.Checkpoints != 2 || v.Checkpoint == nil || v.Checkpoint.Seq+1 != v.Entries {
+		t.Errorf("offline verify: %+v", v)
 	}
 }

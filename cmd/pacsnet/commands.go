@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -686,27 +688,54 @@ FETCHED column.`,
 }
 
 func auditCmd(g *globals) *cobra.Command {
-	var verify bool
+	var verify, checkpoint bool
+	var against []string
 	var since string
 	var q api.AuditQuery
 	c := &cobra.Command{
-		Use:   "audit [--since 24h|3d|2026-12-01] [--peer P] [--study UID] [--action A] | --verify",
-		Short: "Show the hash-chained audit log, or verify its chain",
+		Use:   "audit [--since 24h|3d|2026-12-01] [--peer P] [--study UID] [--action A] | --verify [--against FILE]… | --checkpoint",
+		Short: "Show the hash-chained audit log, verify it, or sign a checkpoint of it",
 		Long: `Show the hash-chained audit log, oldest first, optionally only the entries
 since a time (a duration ago such as 24h or 3d, a date, or an RFC 3339 time),
 about one partner (name or peer ID, also a former partner's), one study, or
 of one action (` + strings.Join(api.AuditActions, ", ") + `).
 
---verify checks every hash and link of the chain. It works on a stopped
-node's home too (no node needs to run), e.g. after an incident or on a
-restored backup.`,
+--verify checks every hash and link of the chain, and every signed
+checkpoint the node stores: the log must still hold each checkpoint's entry
+with the hash it signed, so a truncated or rewritten log fails. It works on
+a stopped node's home too (no node needs to run), e.g. after an incident or
+on a restored backup.
+
+--checkpoint has the node sign the head of its log now and prints the
+signed checkpoint as JSON (the node also signs one every
+audit.checkpoint_interval and when it stops). Keep it off the node's
+machine: --verify --against FILE checks the log against it, which catches a
+truncation even if the node's own checkpoints were deleted with it.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			filtered := since != "" || q.Partner != "" || q.Study != "" || q.Action != ""
+			if len(against) > 0 && !verify {
+				return usageError{errors.New("audit: --against goes with --verify")}
+			}
+			if checkpoint {
+				if verify || filtered {
+					return usageError{errors.New("audit: --checkpoint takes no other flag")}
+				}
+				cl, err := newClient(g.home)
+				if err != nil {
+					return err
+				}
+				sc, err := cl.AuditCheckpoint(c.Context())
+				if err != nil {
+					return err
+				}
+				return printJSON(sc)
+			}
 			if verify {
-				if since != "" || q.Partner != "" || q.Study != "" || q.Action != "" {
+				if filtered {
 					return usageError{errors.New("audit: --verify checks the whole chain; it takes no filters")}
 				}
-				return auditVerify(c, g)
+				return auditVerify(c, g, against)
 			}
 			if since != "" {
 				t, err := parseSince(since, time.Now())
@@ -755,7 +784,9 @@ restored backup.`,
 			return tw.Flush()
 		},
 	}
-	c.Flags().BoolVar(&verify, "verify", false, "check every hash and link of the chain (also on a stopped node's home)")
+	c.Flags().BoolVar(&verify, "verify", false, "check every hash and link of the chain and every stored checkpoint (also on a stopped node's home)")
+	c.Flags().StringArrayVar(&against, "against", nil, "with --verify: also check against this checkpoint file (from audit --checkpoint), repeatable")
+	c.Flags().BoolVar(&checkpoint, "checkpoint", false, "sign the head of the log now and print the signed checkpoint (JSON)")
 	c.Flags().StringVar(&since, "since", "", "only entries since: a duration ago (24h, 3d), a date (2026-12-01) or an RFC 3339 time")
 	c.Flags().StringVar(&q.Partner, "peer", "", "only entries about this partner (name or peer ID)")
 	c.Flags().StringVar(&q.Study, "study", "", "only entries about this Study Instance UID")
@@ -780,15 +811,28 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 // auditVerify verifies the chain: in this process when no node serves the
-// home (the archive is not locked), else through the running node's API.
-func auditVerify(c *cobra.Command, g *globals) error {
-	res, err := node.VerifyAudit(g.home)
+// home (the archive is not locked), else through the running node's API;
+// against the checkpoints in the files too.
+func auditVerify(c *cobra.Command, g *globals, files []string) error {
+	var cps []api.SignedAuditCheckpoint
+	for _, f := range files {
+		cp, err := readCheckpointFile(f)
+		if err != nil {
+			return err
+		}
+		cps = append(cps, cp)
+	}
+	res, err := node.VerifyAudit(g.home, cps...)
 	if errors.Is(err, node.ErrServing) {
 		cl, cerr := newClient(g.home)
 		if cerr != nil {
 			return cerr
 		}
-		res, err = cl.AuditVerify(c.Context())
+		if len(cps) > 0 {
+			res, err = cl.AuditVerifyAgainst(c.Context(), cps)
+		} else {
+			res, err = cl.AuditVerify(c.Context())
+		}
 	}
 	if err != nil {
 		return err
@@ -799,12 +843,42 @@ func auditVerify(c *cobra.Command, g *globals) error {
 		}
 	}
 	if !res.OK {
-		return fmt.Errorf("audit log is corrupt: %s", res.Error)
+		return fmt.Errorf("audit log is corrupt: %s", printable(res.Error))
 	}
 	if !g.json {
 		fmt.Printf("audit log OK: %d entries, head %s\n", res.Entries, res.Head)
+		if cp := res.Checkpoint; cp != nil {
+			fmt.Printf("%d signed checkpoints stored; the latest checked (#%d, signed %s) covers entries 1-%d\n",
+				res.Checkpoints, cp.Index, fmtTime(cp.Time), cp.Seq)
+		} else {
+			fmt.Println("no signed checkpoint yet: a truncation of the log's end would not show")
+		}
+		if len(cps) > 0 {
+			fmt.Printf("checked against %d checkpoint files\n", len(cps))
+		}
 	}
 	return nil
+}
+
+// readCheckpointFile reads a checkpoint written by audit --checkpoint
+// (bounded; the node or VerifyAudit checks its signature).
+func readCheckpointFile(name string) (api.SignedAuditCheckpoint, error) {
+	var cp api.SignedAuditCheckpoint
+	f, err := os.Open(name)
+	if err != nil {
+		return cp, fmt.Errorf("audit: --against: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 8<<10))
+	if err != nil {
+		return cp, fmt.Errorf("audit: --against %s: %w", printable(name), err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cp); err != nil || len(b) == 8<<10 {
+		return cp, fmt.Errorf("audit: --against %s: not a checkpoint written by pacsnet audit --checkpoint", printable(name))
+	}
+	return cp, nil
 }
 
 func synthCmd(g *globals) *cobra.Command {
