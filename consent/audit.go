@@ -206,6 +206,34 @@ func (l *Ledger) Record(e Entry) (Entry, error) {
 // that append it (the entry and the new head record). Called with wmu
 // held; the caller commits and then advances l.st.head.
 func (l *Ledger) chainLocked(e Entry, now time.Time) (Entry, []KV, error) {
+	return l.chainAfterLocked(e, now, l.st.head)
+}
+
+// chainManyLocked links entries one after the other after the current
+// head and returns them with the KVs that append them all (one head
+// record). Called with wmu held; the caller commits and then advances
+// l.st.head to the last.
+func (l *Ledger) chainManyLocked(now time.Time, es ...Entry) ([]Entry, []KV, error) {
+	head := l.st.head
+	out := make([]Entry, 0, len(es))
+	var kvs []KV
+	for _, e := range es {
+		e, ekvs, err := l.chainAfterLocked(e, now, head)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, e)
+		kvs = append(kvs, ekvs[0]) // the entry; the head record once, below
+		head = headRecord{Seq: e.Seq, Hash: e.Hash}
+	}
+	hv, err := json.Marshal(head)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, append(kvs, KV{Key: []byte(headKey), Value: hv}), nil
+}
+
+func (l *Ledger) chainAfterLocked(e Entry, now time.Time, head headRecord) (Entry, []KV, error) {
 	ps, err := l.peerStringLocked(e.Peer)
 	if err != nil {
 		return Entry{}, nil, err
@@ -216,7 +244,6 @@ func (l *Ledger) chainLocked(e Entry, now time.Time) (Entry, []KV, error) {
 	if e.Facility == "" {
 		e.Facility = l.facility
 	}
-	head := l.st.head
 	e.Seq = head.Seq + 1
 	e.Time = now
 	e.Prev = head.Hash

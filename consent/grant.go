@@ -70,6 +70,9 @@ type Grant struct {
 	NotBefore time.Time `json:"not_before"`
 	Expires   time.Time `json:"expires"` // > NotBefore
 	Created   time.Time `json:"created"`
+	// Emergency marks a break-glass grant: issued at once on a partner's
+	// emergency request, short, not extendable, and reviewed afterwards.
+	Emergency bool `json:"emergency,omitempty"`
 }
 
 // Patient names a patient the way a grant scopes to one: Patient ID

@@ -39,6 +39,7 @@ type GrantRequest struct {
 	NotBefore   time.Time // zero → now
 	Expires     time.Time // required, after now and after NotBefore
 	Actor       string    // local user who asked; "" → "system"
+	Emergency   bool      // break-glass: granted at once on an emergency request, to be reviewed
 }
 
 // State is a grant's state at the ledger's current time.
@@ -311,13 +312,33 @@ func (l *Ledger) Grant(req GrantRequest) (*SignedGrant, error) {
 		return nil, fmt.Errorf("grant: %w", err)
 	}
 	now := l.now().UTC()
+	sg, e, kv, err := l.signGrantLocked(req, now)
+	if err != nil {
+		return nil, fmt.Errorf("grant: %w", err)
+	}
+	es, kvs, err := l.chainManyLocked(now, e)
+	if err != nil {
+		return nil, fmt.Errorf("grant: %w", err)
+	}
+	if err := l.store.Commit(append(kvs, kv)); err != nil {
+		l.dirty = true
+		return nil, fmt.Errorf("grant: commit: %w", err)
+	}
+	l.addGrantLocked(sg, es[len(es)-1])
+	return sg.clone(), nil
+}
+
+// signGrantLocked validates req and signs the grant; it returns the grant
+// with its audit entry (not yet chained) and the KV that stores it.
+// Validation failures wrap [ErrInvalidRequest]. Called with wmu held.
+func (l *Ledger) signGrantLocked(req GrantRequest, now time.Time) (SignedGrant, Entry, KV, error) {
 	g, err := l.buildGrant(req, now)
 	if err != nil {
-		return nil, fmt.Errorf("grant: %w: %w", ErrInvalidRequest, err)
+		return SignedGrant{}, Entry{}, KV{}, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	}
 	for {
 		if g.ID, err = newID(l.rand); err != nil {
-			return nil, fmt.Errorf("grant: %w", err)
+			return SignedGrant{}, Entry{}, KV{}, err
 		}
 		if _, dup := l.st.grants[g.ID]; !dup { // 2^-128, but a broken rand source should not overwrite a grant
 			break
@@ -325,16 +346,16 @@ func (l *Ledger) Grant(req GrantRequest) (*SignedGrant, error) {
 	}
 	msg, err := json.Marshal(&g)
 	if err != nil {
-		return nil, fmt.Errorf("grant: %w", err)
+		return SignedGrant{}, Entry{}, KV{}, err
 	}
 	sig, err := crypto.Sign(l.signer, crypto.DomainGrant, msg)
 	if err != nil {
-		return nil, fmt.Errorf("grant: %w", err)
+		return SignedGrant{}, Entry{}, KV{}, err
 	}
 	sg := SignedGrant{Grant: g, Sig: sig}
 	val, err := json.Marshal(&sg)
 	if err != nil {
-		return nil, fmt.Errorf("grant: %w", err)
+		return SignedGrant{}, Entry{}, KV{}, err
 	}
 	// The entry says what was granted: the study (or how many), the
 	// purpose and until when.
@@ -347,22 +368,21 @@ func (l *Ledger) Grant(req GrantRequest) (*SignedGrant, error) {
 	} else {
 		e.Reason += " " + g.Scope()
 	}
-	e, kvs, err := l.chainLocked(e, now)
-	if err != nil {
-		return nil, fmt.Errorf("grant: %w", err)
+	if g.Emergency {
+		e.Reason += " emergency"
 	}
-	kvs = append(kvs, KV{Key: grantKey(g.ID), Value: val})
-	if err := l.store.Commit(kvs); err != nil {
-		l.dirty = true
-		return nil, fmt.Errorf("grant: commit: %w", err)
-	}
+	return sg, e, KV{Key: grantKey(g.ID), Value: val}, nil
+}
+
+// addGrantLocked records a committed grant and the new head (the last
+// entry committed with it). Called with wmu held.
+func (l *Ledger) addGrantLocked(sg SignedGrant, last Entry) {
 	r := newGrantRec(sg)
 	l.mu.Lock()
-	l.st.grants[g.ID] = r
-	l.st.byGrantee[g.Grantee] = append(l.st.byGrantee[g.Grantee], r)
-	l.st.head = headRecord{Seq: e.Seq, Hash: e.Hash}
+	l.st.grants[sg.Grant.ID] = r
+	l.st.byGrantee[sg.Grant.Grantee] = append(l.st.byGrantee[sg.Grant.Grantee], r)
+	l.st.head = headRecord{Seq: last.Seq, Hash: last.Hash}
 	l.mu.Unlock()
-	return sg.clone(), nil
 }
 
 func actorOr(actor string) string {
@@ -443,6 +463,7 @@ func (l *Ledger) buildGrant(req GrantRequest, now time.Time) (Grant, error) {
 		NotBefore:   nb,
 		Expires:     exp,
 		Created:     now,
+		Emergency:   req.Emergency,
 	}, nil
 }
 

@@ -25,6 +25,7 @@ const (
 	DomainRevocation = "revocation" // a consent revocation
 
 	DomainAuditCheckpoint = "audit-checkpoint" // a signed head of a node's audit log (consent)
+	DomainAsk             = "ask"              // a signed message between facilities: access requests, their answers (internal/wire)
 
 	// envelopeDomain is the domain under which [Seal] signs envelopes.
 	// [Sign] refuses it so no ordinary signature can ever be passed off as

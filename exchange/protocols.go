@@ -17,6 +17,11 @@ const (
 	// BlocksProtocol carries ciphertext blocks to a partner that cites a
 	// grant; see [Service.FetchBlocks] for the exchange.
 	BlocksProtocol protocol.ID = "/pacsnet/blocks/1.0.0"
+
+	// AskProtocol carries one signed message (an access request, a
+	// request's status, a patient query) and its signed answer; see
+	// [Service.Ask].
+	AskProtocol protocol.ID = "/pacsnet/ask/1.0.0"
 )
 
 // ServiceName is the resource-manager service that the streams of both

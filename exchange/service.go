@@ -63,6 +63,9 @@ type ServiceConfig struct {
 	// Source answers manifest pulls; if nil, ManifestPullProtocol is not
 	// served (the node can still pull).
 	Source ManifestSource
+	// Asks answers partners' signed messages; if nil, AskProtocol is not
+	// served (the node can still ask).
+	Asks AskHandler
 	// Logger receives refusals (debug) and internal errors (warn); nil
 	// discards.
 	Logger *slog.Logger
@@ -85,6 +88,7 @@ type Service struct {
 	blocks    BlockStore
 	manifests ManifestHandler
 	source    ManifestSource
+	asks      AskHandler
 	log       *slog.Logger
 	limiter   *rate.Limiter // nil: unlimited
 
@@ -112,6 +116,7 @@ func NewService(h host.Host, cfg ServiceConfig) *Service {
 		blocks:    cfg.Blocks,
 		manifests: cfg.Manifests,
 		source:    cfg.Source,
+		asks:      cfg.Asks,
 		log:       log.With("component", "exchange"),
 		ctx:       ctx,
 		cancel:    cancel,
@@ -128,6 +133,9 @@ func NewService(h host.Host, cfg ServiceConfig) *Service {
 	if s.auth != nil && s.blocks != nil {
 		h.SetStreamHandler(BlocksProtocol, s.serve(s.handleBlocks))
 	}
+	if s.asks != nil {
+		h.SetStreamHandler(AskProtocol, s.serve(s.handleAsk))
+	}
 	return s
 }
 
@@ -139,6 +147,7 @@ func (s *Service) Close() error {
 	s.h.RemoveStreamHandler(ManifestProtocol)
 	s.h.RemoveStreamHandler(ManifestPullProtocol)
 	s.h.RemoveStreamHandler(BlocksProtocol)
+	s.h.RemoveStreamHandler(AskProtocol)
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
