@@ -467,3 +467,41 @@ func (c *Client) EchoAE(ctx context.Context, title string) (AEEcho, error) {
 	_, err := c.call(ctx, http.MethodPost, pathAEEcho, []string{title}, nil, &out)
 	return out, err
 }
+
+// SendRequest is POST /api/v1/requests.
+func (c *Client) SendRequest(ctx context.Context, req AccessRequestCreate) (AccessRequest, error) {
+	var out AccessRequest
+	_, err := c.call(ctx, http.MethodPost, pathRequests, nil, req, &out)
+	return out, err
+}
+
+// Requests is GET /api/v1/requests.
+func (c *Client) Requests(ctx context.Context) ([]AccessRequest, error) {
+	return list[AccessRequest](ctx, c, pathRequests, nil)
+}
+
+// IncomingRequests is GET /api/v1/requests/incoming.
+func (c *Client) IncomingRequests(ctx context.Context) ([]AccessRequest, error) {
+	return list[AccessRequest](ctx, c, pathIncoming, nil)
+}
+
+// ApproveRequest is POST /api/v1/requests/incoming/{request_id}/approve.
+func (c *Client) ApproveRequest(ctx context.Context, id string, req ApproveRequest) (AccessRequest, error) {
+	var out AccessRequest
+	_, err := c.call(ctx, http.MethodPost, pathApprove, []string{id}, req, &out)
+	return out, err
+}
+
+// DenyRequest is POST /api/v1/requests/incoming/{request_id}/deny.
+func (c *Client) DenyRequest(ctx context.Context, id, reason string) (AccessRequest, error) {
+	var out AccessRequest
+	_, err := c.call(ctx, http.MethodPost, pathDeny, []string{id}, DenyRequest{Reason: reason}, &out)
+	return out, err
+}
+
+// ReviewRequest is POST /api/v1/requests/incoming/{request_id}/review.
+func (c *Client) ReviewRequest(ctx context.Context, id, outcome string) (AccessRequest, error) {
+	var out AccessRequest
+	_, err := c.call(ctx, http.MethodPost, pathReview, []string{id}, ReviewRequest{Outcome: outcome}, &out)
+	return out, err
+}

@@ -29,6 +29,7 @@ const (
 	ParamSendID         = "send_id"          // send ID
 	ParamUser           = "user"             // a local user's name
 	ParamTokenID        = "token_id"         // an API token's ID
+	ParamRequestID      = "request_id"       // an access request's ID, or a unique prefix of 8 or more hex digits
 )
 
 // Headers and content types of the API besides JSON.
@@ -99,6 +100,11 @@ const (
 	pathAudit        = APIPrefix + "/audit"
 	pathAuditVerify  = APIPrefix + "/audit/verify"
 	pathAuditCkpt    = APIPrefix + "/audit/checkpoint"
+	pathRequests     = APIPrefix + "/requests"
+	pathIncoming     = APIPrefix + "/requests/incoming"
+	pathApprove      = APIPrefix + "/requests/incoming/{" + ParamRequestID + "}/approve"
+	pathDeny         = APIPrefix + "/requests/incoming/{" + ParamRequestID + "}/deny"
+	pathReview       = APIPrefix + "/requests/incoming/{" + ParamRequestID + "}/review"
 	pathAEs          = APIPrefix + "/aes"
 	pathAE           = APIPrefix + "/aes/{" + ParamAE + "}"
 	pathAEEcho       = APIPrefix + "/aes/{" + ParamAE + "}/echo"
@@ -228,6 +234,58 @@ var Routes = []Route{
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal, CodeInsufficientStorage},
 		Summary: "Revoke a grant: the partner's next block request is refused; a revocation manifest is queued.",
 		Doc:     "The body is optional. An unknown grant is not-found; one already revoked, or a reason that is not one of RevokeReasons, is bad-request.",
+	},
+	{
+		Name: "SendRequest", Method: http.MethodPost, Path: pathRequests,
+		Roles:   RolesClinical,
+		Request: AccessRequestCreate{}, Response: AccessRequest{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal, CodeUnavailable, CodeInsufficientStorage},
+		Summary: "Ask a partner for a patient's studies, as the calling user.",
+		Doc: "The request is signed by this node and sent at once; the answer is the holder's signed status " +
+			"(pending, or approved at once by break-glass). Audited here as request-sent and at the holder as " +
+			"access-requested, neither naming the patient. An unknown partner, a purpose of research, a reason " +
+			"that is not one of RequestReasons or a malformed field is bad-request; a holder that cannot be reached " +
+			"or refuses is unavailable (the request is not kept).",
+	},
+	{
+		Name: "Requests", Method: http.MethodGet, Path: pathRequests,
+		Roles:    RolesClinical,
+		Response: []AccessRequest{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "Our access requests to partners, newest first, with each holder's latest answer.",
+		Doc:      "Pending requests are asked about again first (a few seconds at most per partner); one whose holder is unreachable shows its last answer and when it came (checked).",
+	},
+	{
+		Name: "IncomingRequests", Method: http.MethodGet, Path: pathIncoming,
+		Roles:    RolesAdmin,
+		Response: []AccessRequest{},
+		Errors:   []Code{CodeUnauthorized, CodeInternal},
+		Summary:  "Partners' access requests to us, newest first, pending and decided, with the patient's study count here.",
+	},
+	{
+		Name: "ApproveRequest", Method: http.MethodPost, Path: pathApprove,
+		Roles:   RolesAdmin,
+		Request: ApproveRequest{}, Response: AccessRequest{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeConflict, CodeInternal, CodeInsufficientStorage},
+		Summary: "Approve a pending request: a grant to the requesting user of the patient's studies (or the listed ones).",
+		Doc: "Audited as request-approved and grant. The requester learns it at its next status query. A decided " +
+			"request is conflict; an unknown or ambiguous ID not-found; a study that is not the patient's bad-request.",
+	},
+	{
+		Name: "DenyRequest", Method: http.MethodPost, Path: pathDeny,
+		Roles:   RolesAdmin,
+		Request: DenyRequest{}, Response: AccessRequest{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeConflict, CodeInternal, CodeInsufficientStorage},
+		Summary: "Deny a pending request with a reason code (one of DenyReasons).",
+		Doc:     "Audited as request-denied.",
+	},
+	{
+		Name: "ReviewRequest", Method: http.MethodPost, Path: pathReview,
+		Roles:   RolesAdmin,
+		Request: ReviewRequest{}, Response: AccessRequest{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeConflict, CodeInternal, CodeInsufficientStorage},
+		Summary: "Record the review of an emergency access granted by break-glass.",
+		Doc:     "Audited as emergency-reviewed. Reviewing twice is conflict; a request that was not granted by break-glass is bad-request. Revoke the grant separately if the access was not justified.",
 	},
 	{
 		Name: "Shared", Method: http.MethodGet, Path: pathShared,

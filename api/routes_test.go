@@ -18,7 +18,7 @@ import (
 // route called by the Client method of its name and every Client method a
 // route, wildcards from the Param* set, error codes known and in order.
 func TestRoutes(t *testing.T) {
-	params := []string{ParamPeer, ParamStudyUID, ParamSOPInstanceUID, ParamGrantID, ParamFetchID, ParamAE, ParamSendID, ParamUser, ParamTokenID}
+	params := []string{ParamPeer, ParamStudyUID, ParamSOPInstanceUID, ParamGrantID, ParamFetchID, ParamAE, ParamSendID, ParamUser, ParamTokenID, ParamRequestID}
 	names, patterns := map[string]bool{}, map[string]bool{}
 	mux := http.NewServeMux()
 	client := reflect.TypeFor[*Client]()
@@ -115,7 +115,7 @@ var (
 		"series": "series_uid", "grant": "grant_id", "issuer_name": "issuer.name", "origin_name": "origin.name",
 		"holder_name": "holder.name", "digest": "sha256", "user": "grantee_user", "sop": "sop_instance_uid",
 	}
-	partnerRoles = []string{"origin", "issuer", "grantee", "holder", "peer"}
+	partnerRoles = []string{"origin", "issuer", "grantee", "holder", "peer", "requester"}
 	partnerRef   = reflect.TypeFor[PartnerRef]()
 	timeT        = reflect.TypeFor[time.Time]()
 	rawT         = reflect.TypeFor[json.RawMessage]()

@@ -251,6 +251,89 @@ type GrantRequest struct {
 	GranteeUser string        `json:"grantee_user,omitempty"` // a named user at the grantee
 }
 
+// AccessRequestCreate asks a partner for a patient's studies on behalf of
+// the calling user (POST /api/v1/requests).
+type AccessRequestCreate struct {
+	To        string `json:"to"`                   // the partner that holds the studies: peer ID or name
+	PatientID string `json:"patient_id"`           // the patient's ID at the partner
+	Issuer    string `json:"issuer,omitempty"`     // Issuer of Patient ID
+	BirthDate string `json:"birth_date,omitempty"` // YYYYMMDD, helps the holder match the patient
+	Accession string `json:"accession,omitempty"`  // an accession number we know
+	Purpose   string `json:"purpose"`              // PurposeTreatment or PurposeSecondOpinion
+	Reason    string `json:"reason"`               // one of RequestReasons
+	Note      string `json:"note,omitempty"`       // free text for the holder's admin (kept out of both audit chains; erasable there); at most 1024 bytes
+	Emergency bool   `json:"emergency,omitempty"`  // break-glass: granted at once where the holder allows it for us, short, and reviewed
+}
+
+// RequestReasons are the codes an access request's reason may be.
+var RequestReasons = []string{"continuity-of-care", "referral", "second-opinion", "follow-up", "transfer", "emergency-care"}
+
+// DenyReasons are the codes a denial's reason may be.
+var DenyReasons = []string{"no-consent", "not-our-patient", "insufficient-reason", "policy", "duplicate", "other"}
+
+// ReviewOutcomes are the outcomes of an emergency access's review.
+var ReviewOutcomes = []string{"justified", "not-justified"}
+
+// Request states.
+const (
+	RequestPending  = "pending"
+	RequestApproved = "approved"
+	RequestDenied   = "denied"
+)
+
+// AccessRequest is an access request as its requester or its holder
+// sees it. State is RequestPending, RequestApproved or RequestDenied;
+// an approved one names the grant (its manifests follow as usual).
+type AccessRequest struct {
+	RequestID  string      `json:"request_id"`           // 32 hex digits; commands accept a unique prefix of 8 or more
+	Holder     *PartnerRef `json:"holder,omitempty"`     // ours: the partner asked
+	Requester  *PartnerRef `json:"requester,omitempty"`  // theirs: the partner asking
+	User       string      `json:"requesting_user"`      // the requesting user: ours by ID, or the partner's user ID
+	PatientID  string      `json:"patient_id"`           // the patient asked for
+	Issuer     string      `json:"issuer,omitempty"`     // Issuer of Patient ID
+	BirthDate  string      `json:"birth_date,omitempty"` // as the requester gave it
+	Accession  string      `json:"accession,omitempty"`  // as the requester gave it
+	Purpose    string      `json:"purpose"`
+	Reason     string      `json:"reason"`
+	Note       string      `json:"note,omitempty"` // the requester's free text (empty once erased)
+	Emergency  bool        `json:"emergency,omitempty"`
+	Created    time.Time   `json:"created"` // sent (ours) or received (theirs)
+	State      string      `json:"state"`
+	GrantID    string      `json:"grant_id,omitempty"`    // approved: the grant
+	Expires    *time.Time  `json:"expires,omitempty"`     // approved: the grant's expiry
+	DenyReason string      `json:"deny_reason,omitempty"` // denied: one of DenyReasons
+	Decided    *time.Time  `json:"decided,omitempty"`
+	DecidedBy  string      `json:"decided_by,omitempty"` // theirs: the admin, or system for break-glass
+	Review     string      `json:"review,omitempty"`     // theirs, emergency: the review outcome
+	ReviewedBy string      `json:"reviewed_by,omitempty"`
+	Checked    *time.Time  `json:"checked,omitempty"`      // ours: when the holder last answered about it
+	Studies    int         `json:"studies_here,omitempty"` // theirs: how many of our own studies the patient has here
+}
+
+// RequestLists is what pacsnet requests --json prints: partners'
+// requests to us (empty for a clinician) and ours to partners.
+type RequestLists struct {
+	Incoming []AccessRequest `json:"incoming"`
+	Outgoing []AccessRequest `json:"outgoing"`
+}
+
+// ApproveRequest approves a partner's pending request: a grant to the
+// requesting user of the patient's studies here, or of the listed ones.
+type ApproveRequest struct {
+	Expires   string   `json:"expires,omitempty"`    // how long the grant lasts (72h, 3d); default exchange.default_grant_ttl
+	StudyUIDs []string `json:"study_uids,omitempty"` // narrow the grant to these studies of the patient
+}
+
+// DenyRequest denies a partner's pending request.
+type DenyRequest struct {
+	Reason string `json:"reason"` // one of DenyReasons
+}
+
+// ReviewRequest records the review of an emergency access.
+type ReviewRequest struct {
+	Outcome string `json:"outcome"` // one of ReviewOutcomes
+}
+
 // PartnerRemoved answers the removal of a partner: before it was cut off,
 // the revocations of its live grants were sent to it, with a bounded wait
 // (exchange.farewell_timeout).
@@ -452,7 +535,8 @@ var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestRec
 	ActPeerRemoved, ActAccessRequested, ActQuery, ActInstanceRead, ActAEAdded, ActAERemoved, ActAssociationAccepted,
 	ActAssociationRejected, ActStorageCommitment, ActDICOMMove, ActDICOMGet, ActDICOMSend, ActDICOMForward,
 	ActUserAdded, ActUserDisabled, ActUserRoleChanged, ActUserPasswordChanged, ActTokenIssued, ActTokenRevoked,
-	ActLogin, ActLoginFailed, ActLoginLocked, ActLogout, ActAuditCheckpoint}
+	ActLogin, ActLoginFailed, ActLoginLocked, ActLogout, ActAuditCheckpoint, ActRequestSent, ActRequestApproved,
+	ActRequestDenied, ActEmergencyAccess, ActEmergencyReviewed, ActAskRefused}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.
@@ -622,6 +706,12 @@ const (
 	ActLoginLocked         = "login-locked"          // deny: a login during its back-off (aggregated)
 	ActLogout              = "logout"                // actor the user; reason session=<id>
 	ActAuditCheckpoint     = "audit-checkpoint"      // a signed checkpoint of the log; reason index=<n> seq=<entries> head=<hash>
+	ActRequestSent         = "request-sent"          // requester: one of our users asked a partner for a patient's studies; reason request=<id> purpose= reason=
+	ActRequestApproved     = "request-approved"      // holder: an admin approved a request (the grant entry follows)
+	ActRequestDenied       = "request-denied"        // holder: an admin denied a request; reason request=<id> reason=<code>
+	ActEmergencyAccess     = "emergency-access"      // holder: an emergency request granted at once (break-glass)
+	ActEmergencyReviewed   = "emergency-reviewed"    // holder: an emergency access reviewed; reason request=<id> outcome=<outcome>
+	ActAskRefused          = "ask-refused"           // holder: a partner's signed message refused (malformed, replayed, expired; aggregated)
 )
 
 // ActorAdmin is the actor of the node's own admin token (HOME/keys/api.token).

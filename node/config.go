@@ -68,6 +68,10 @@ type Config struct {
 
 	// Audit sets how the audit trail is sealed and shipped (audit.go).
 	Audit AuditConfig `toml:"audit"`
+
+	// Requests sets the policy for partners' access requests
+	// (requests.go).
+	Requests RequestsConfig `toml:"requests"`
 }
 
 // HTTPConfig bounds the local API's connections so that no local user
@@ -255,7 +259,8 @@ func DefaultConfig() Config {
 		HTTP: HTTPConfig{MaxConns: 1024, MaxUnauthenticatedConns: 64, HeaderTimeout: Duration{10 * time.Second},
 			IOTimeout: Duration{time.Minute}, IdleTimeout: Duration{2 * time.Minute}},
 		Users: defaultUsersConfig(),
-		Audit: defaultAuditConfig(),
+		Audit:    defaultAuditConfig(),
+		Requests: defaultRequestsConfig(),
 	}
 }
 
@@ -339,6 +344,9 @@ func (c *Config) Validate() error {
 		return errors.New("config: http.header_timeout, http.io_timeout and http.idle_timeout must be positive")
 	}
 	if err := c.Users.validate(); err != nil {
+		return err
+	}
+	if err := c.Requests.validate(); err != nil {
 		return err
 	}
 	return c.Audit.validate()

@@ -77,6 +77,12 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"RevokeToken":        usersAPI{s.n}.revokeToken,
 		"Login":              usersAPI{s.n}.login,
 		"Logout":             usersAPI{s.n}.logout,
+		"SendRequest":        requestsAPI{s.n}.send,
+		"Requests":           requestsAPI{s.n}.outgoing,
+		"IncomingRequests":   requestsAPI{s.n}.incoming,
+		"ApproveRequest":     requestsAPI{s.n}.approve,
+		"DenyRequest":        requestsAPI{s.n}.deny,
+		"ReviewRequest":      requestsAPI{s.n}.review,
 	}
 }
 

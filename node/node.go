@@ -52,6 +52,7 @@ type Node struct {
 	ingest   *ingester
 	archive  *archive
 	sharing  *sharing
+	requests *requests
 	inbox    *inbox
 	outbox   *outbox
 	fetcher  *fetcher
@@ -189,14 +190,19 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	// answer them: manifests (pulls and pushes share a bucket) and blocks.
 	manifestLim := newPeerLimiter(n.clock, cfg.Exchange.PeerRequestRate, cfg.Exchange.PeerRequestBurst)
 	blockLim := newPeerLimiter(n.clock, cfg.Exchange.PeerBlockRate, cfg.Exchange.PeerBlockBurst)
+	askLim := newPeerLimiter(n.clock, cfg.Exchange.PeerRequestRate, cfg.Exchange.PeerRequestBurst)
+	n.requests = &requests{store: n.store, ledger: n.ledger, partners: n.partners, sharing: n.sharing, id: n.keys.id,
+		audit: n.audit, clock: n.clock, cfg: cfg.Requests, ttl: cfg.Exchange}
 	n.ex = exchange.NewService(n.host, exchange.ServiceConfig{
 		Auth:      limitedAuthorizer{&blockAuthorizer{store: n.store, ledger: n.ledger, audit: n.audit}, blockLim, n.audit},
 		Blocks:    blockSource{n.store},
 		Manifests: limitedHandler{n.inbox, manifestLim, n.audit},
 		Source:    limitedSource{n.sharing, manifestLim, n.audit},
+		Asks:      limitedAsks{n.requests, askLim, n.audit},
 		Logger:    n.log, UploadRate: cfg.Exchange.UploadRate,
 	})
 	n.outbox.push = n.ex
+	n.requests.ex = n.ex
 	n.fetcher = &fetcher{store: n.store, keys: n.keyring, ex: n.ex, inbox: n.inbox, partners: n.partners, audit: n.audit,
 		clock: n.clock, id: n.keys.id, retryFor: cfg.Exchange.FetchRetryFor.Duration, redial: redial, ctx: n.ctx,
 		jobs: map[string]*fetchJob{}, space: n.space, log: n.log}
@@ -289,6 +295,11 @@ func (n *Node) Start() error {
 	go func() {
 		defer n.wg.Done()
 		n.sharing.Run(n.ctx)
+	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.requests.Run(n.ctx)
 	}()
 	go func() {
 		defer n.wg.Done()

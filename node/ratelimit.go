@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/exchange"
 	"github.com/pacsnet/pacsnet/node/clock"
@@ -101,7 +102,22 @@ func (h limitedHandler) HandleManifest(ctx context.Context, from peer.ID, sealed
 	return h.ManifestHandler.HandleManifest(ctx, from, sealed)
 }
 
+type limitedAsks struct {
+	exchange.AskHandler
+	lim   *peerLimiter
+	audit *auditor
+}
+
+func (h limitedAsks) HandleAsk(ctx context.Context, from peer.ID, msg []byte) ([]byte, error) {
+	if !h.lim.allow(from) {
+		h.audit.Deny(consent.Entry{Peer: from, Action: api.ActAskRefused, Reason: reasonRateLimited})
+		return nil, errRateLimited
+	}
+	return h.AskHandler.HandleAsk(ctx, from, msg)
+}
+
 var (
+	_ exchange.AskHandler      = limitedAsks{}
 	_ exchange.Authorizer      = limitedAuthorizer{}
 	_ exchange.ManifestSource  = limitedSource{}
 	_ exchange.ManifestHandler = limitedHandler{}

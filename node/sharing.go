@@ -496,3 +496,18 @@ func (s *sharing) ManifestFor(_ context.Context, p peer.ID, study string) ([]byt
 	s.audit.Record(consent.Entry{Peer: p, Action: consent.ActManifestSent, Study: study, GrantID: grant.Grant.ID, Reason: "pull"})
 	return sealed, nil
 }
+
+// granted queues the manifests of a grant the ledger signed outside Grant
+// (an approved access request, a break-glass grant): one per study it
+// covers now; the patient's later studies follow through studyChanged.
+func (s *sharing) granted(g *consent.SignedGrant) {
+	p, ok := s.partners.Get(g.Grant.Grantee)
+	if !ok {
+		return
+	}
+	for _, sr := range s.coveredStudies(&g.Grant) {
+		if err := s.issueStudyManifest(p, sr, g); err != nil {
+			s.log.Warn("queue a manifest of a granted request", "grant", g.Grant.ID, "err", err)
+		}
+	}
+}
