@@ -121,14 +121,14 @@ type RequestStatus struct {
 
 // IncomingRequest is a partner's request as the holder keeps it.
 type IncomingRequest struct {
-	Request  AccessRequest `json:"request"` // Note always empty here: see RequestNote
-	From     peer.ID       `json:"from"`
-	Signed   []byte        `json:"signed,omitempty"` // the signed message as received (proof of who asked what); dropped when the note is erased
+	Request AccessRequest `json:"request"` // Note always empty here: see RequestNote
+	From    peer.ID       `json:"from"`
+	Signed  []byte        `json:"signed,omitempty"` // the signed message as received (proof of who asked what); dropped when the note is erased
 	// SignedSHA256 is the SHA-256 (hex) of Signed, kept when Signed is
 	// dropped with the note it holds.
-	SignedSHA256 string `json:"signed_sha256"`
-	Received time.Time     `json:"received"`
-	Status   RequestStatus `json:"status"`
+	SignedSHA256 string        `json:"signed_sha256"`
+	Received     time.Time     `json:"received"`
+	Status       RequestStatus `json:"status"`
 	// Decided by (an admin, or "system" for break-glass).
 	DecidedBy string `json:"decided_by,omitempty"`
 	// Review of an emergency access: the outcome, by whom, when.

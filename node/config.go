@@ -258,7 +258,7 @@ func DefaultConfig() Config {
 		},
 		HTTP: HTTPConfig{MaxConns: 1024, MaxUnauthenticatedConns: 64, HeaderTimeout: Duration{10 * time.Second},
 			IOTimeout: Duration{time.Minute}, IdleTimeout: Duration{2 * time.Minute}},
-		Users: defaultUsersConfig(),
+		Users:    defaultUsersConfig(),
 		Audit:    defaultAuditConfig(),
 		Requests: defaultRequestsConfig(),
 	}
