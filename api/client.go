@@ -505,3 +505,13 @@ func (c *Client) ReviewRequest(ctx context.Context, id, outcome string) (AccessR
 	_, err := c.call(ctx, http.MethodPost, pathReview, []string{id}, ReviewRequest{Outcome: outcome}, &out)
 	return out, err
 }
+
+// Search is POST /api/v1/search.
+func (c *Client) Search(ctx context.Context, q PatientSearch) ([]PatientSearchResult, error) {
+	var out []PatientSearchResult
+	_, err := c.call(ctx, http.MethodPost, pathSearch, nil, q, &out)
+	if out == nil && err == nil {
+		out = []PatientSearchResult{}
+	}
+	return out, err
+}

@@ -101,6 +101,7 @@ const (
 	pathAuditVerify  = APIPrefix + "/audit/verify"
 	pathAuditCkpt    = APIPrefix + "/audit/checkpoint"
 	pathRequests     = APIPrefix + "/requests"
+	pathSearch       = APIPrefix + "/search"
 	pathIncoming     = APIPrefix + "/requests/incoming"
 	pathApprove      = APIPrefix + "/requests/incoming/{" + ParamRequestID + "}/approve"
 	pathDeny         = APIPrefix + "/requests/incoming/{" + ParamRequestID + "}/deny"
@@ -234,6 +235,18 @@ var Routes = []Route{
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeInternal, CodeInsufficientStorage},
 		Summary: "Revoke a grant: the partner's next block request is refused; a revocation manifest is queued.",
 		Doc:     "The body is optional. An unknown grant is not-found; one already revoked, or a reason that is not one of RevokeReasons, is bad-request.",
+	},
+	{
+		Name: "Search", Method: http.MethodPost, Path: pathSearch,
+		Roles:   RolesClinical,
+		Request: PatientSearch{}, Response: []PatientSearchResult{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal},
+		Summary: "Search partners for a patient's studies (federated patient search).",
+		Doc: "Each partner is asked with a signed query at once (10 s at most each). A partner answers only if its " +
+			"requests.query_partners names us; otherwise, and when it holds nothing of the patient, it answers the same " +
+			"empty list. Answers list study date, modalities, description, image count and UID, nothing else; " +
+			"studies a partner shared with us say so (shared). Audited here as patient-search per partner and at " +
+			"the partner as patient-query, neither naming the patient. A partner that cannot be asked has error set.",
 	},
 	{
 		Name: "SendRequest", Method: http.MethodPost, Path: pathRequests,

@@ -310,6 +310,33 @@ type AccessRequest struct {
 	Studies    int         `json:"studies_here,omitempty"` // theirs: how many of our own studies the patient has here
 }
 
+// PatientSearch asks partners which of a patient's studies they hold
+// (POST /api/v1/search).
+type PatientSearch struct {
+	PatientID string   `json:"patient_id"`
+	Issuer    string   `json:"issuer,omitempty"`     // Issuer of Patient ID
+	BirthDate string   `json:"birth_date,omitempty"` // YYYYMMDD: then only a partner's studies with this birth date match (not those without one)
+	Partners  []string `json:"partners,omitempty"`   // names or peer IDs; empty: every partner
+}
+
+// PatientSearchResult is one partner's answer to a PatientSearch.
+type PatientSearchResult struct {
+	Holder  PartnerRef   `json:"holder"`
+	Studies []FoundStudy `json:"found"`           // empty also when the partner does not let us search it
+	Error   string       `json:"error,omitempty"` // the partner could not be asked (unreachable, refused, rate-limited)
+}
+
+// FoundStudy is a study a partner holds of the patient: nothing else of
+// it, and no pixel data.
+type FoundStudy struct {
+	StudyUID    string   `json:"study_uid"`
+	StudyDate   string   `json:"study_date,omitempty"` // YYYYMMDD
+	Modalities  []string `json:"modalities,omitempty"`
+	Description string   `json:"description,omitempty"`
+	Instances   int      `json:"instances"`
+	Shared      string   `json:"shared,omitempty"` // the study's state in our shared list (available, fetched, expired …), if the partner shared it with us
+}
+
 // RequestLists is what pacsnet requests --json prints: partners'
 // requests to us (empty for a clinician) and ours to partners.
 type RequestLists struct {
@@ -536,7 +563,7 @@ var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestRec
 	ActAssociationRejected, ActStorageCommitment, ActDICOMMove, ActDICOMGet, ActDICOMSend, ActDICOMForward,
 	ActUserAdded, ActUserDisabled, ActUserRoleChanged, ActUserPasswordChanged, ActTokenIssued, ActTokenRevoked,
 	ActLogin, ActLoginFailed, ActLoginLocked, ActLogout, ActAuditCheckpoint, ActRequestSent, ActRequestApproved,
-	ActRequestDenied, ActEmergencyAccess, ActEmergencyReviewed, ActAskRefused}
+	ActRequestDenied, ActEmergencyAccess, ActEmergencyReviewed, ActAskRefused, ActPatientSearch, ActPatientQuery}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.
@@ -712,6 +739,8 @@ const (
 	ActEmergencyAccess     = "emergency-access"      // holder: an emergency request granted at once (break-glass)
 	ActEmergencyReviewed   = "emergency-reviewed"    // holder: an emergency access reviewed; reason request=<id> outcome=<outcome>
 	ActAskRefused          = "ask-refused"           // holder: a partner's signed message refused (malformed, replayed, expired; aggregated)
+	ActPatientSearch       = "patient-search"        // asker: one of our users searched a partner for a patient's studies; reason results=<n> or the failure
+	ActPatientQuery        = "patient-query"         // holder: a partner searched us; reason user=<their user> allowed=<yes|no> results=<n>
 )
 
 // ActorAdmin is the actor of the node's own admin token (HOME/keys/api.token).

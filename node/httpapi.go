@@ -78,6 +78,7 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"Login":              usersAPI{s.n}.login,
 		"Logout":             usersAPI{s.n}.logout,
 		"SendRequest":        requestsAPI{s.n}.send,
+		"Search":             requestsAPI{s.n}.search,
 		"Requests":           requestsAPI{s.n}.outgoing,
 		"IncomingRequests":   requestsAPI{s.n}.incoming,
 		"ApproveRequest":     requestsAPI{s.n}.approve,

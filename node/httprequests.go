@@ -72,3 +72,15 @@ func (h requestsAPI) review(w http.ResponseWriter, r *http.Request) error {
 	}
 	return ok(w, out)
 }
+
+func (h requestsAPI) search(w http.ResponseWriter, r *http.Request) error {
+	var req api.PatientSearch
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	out, err := h.n.search.Search(r.Context(), req, actor(r))
+	if err != nil {
+		return err
+	}
+	return ok(w, out)
+}

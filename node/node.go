@@ -23,6 +23,7 @@ import (
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 	"github.com/pacsnet/pacsnet/exchange"
+	"github.com/pacsnet/pacsnet/internal/wire"
 	"github.com/pacsnet/pacsnet/node/clock"
 	"github.com/pacsnet/pacsnet/node/internal/store"
 )
@@ -53,6 +54,8 @@ type Node struct {
 	archive  *archive
 	sharing  *sharing
 	requests *requests
+	asks     *asks
+	search   *search
 	inbox    *inbox
 	outbox   *outbox
 	fetcher  *fetcher
@@ -191,18 +194,24 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	manifestLim := newPeerLimiter(n.clock, cfg.Exchange.PeerRequestRate, cfg.Exchange.PeerRequestBurst)
 	blockLim := newPeerLimiter(n.clock, cfg.Exchange.PeerBlockRate, cfg.Exchange.PeerBlockBurst)
 	askLim := newPeerLimiter(n.clock, cfg.Exchange.PeerRequestRate, cfg.Exchange.PeerRequestBurst)
-	n.requests = &requests{store: n.store, ledger: n.ledger, partners: n.partners, sharing: n.sharing, id: n.keys.id,
+	n.asks = &asks{partners: n.partners, id: n.keys.id, audit: n.audit, clock: n.clock}
+	n.requests = &requests{store: n.store, ledger: n.ledger, partners: n.partners, sharing: n.sharing, asks: n.asks,
 		audit: n.audit, clock: n.clock, cfg: cfg.Requests, ttl: cfg.Exchange}
+	n.asks.handle(wire.KindAccessRequest, n.requests.answerRequest)
+	n.asks.handle(wire.KindRequestStatus, n.requests.answerStatus)
+	n.search = &search{asks: n.asks, partners: n.partners, sharing: n.sharing, inbox: n.inbox, audit: n.audit,
+		cfg: cfg.Requests, lim: newPeerLimiter(n.clock, queryRate, queryBurst)}
+	n.asks.handle(wire.KindPatientQuery, n.search.answerQuery)
 	n.ex = exchange.NewService(n.host, exchange.ServiceConfig{
 		Auth:      limitedAuthorizer{&blockAuthorizer{store: n.store, ledger: n.ledger, audit: n.audit}, blockLim, n.audit},
 		Blocks:    blockSource{n.store},
 		Manifests: limitedHandler{n.inbox, manifestLim, n.audit},
 		Source:    limitedSource{n.sharing, manifestLim, n.audit},
-		Asks:      limitedAsks{n.requests, askLim, n.audit},
+		Asks:      limitedAsks{n.asks, askLim, n.audit},
 		Logger:    n.log, UploadRate: cfg.Exchange.UploadRate,
 	})
 	n.outbox.push = n.ex
-	n.requests.ex = n.ex
+	n.asks.ex = n.ex
 	n.fetcher = &fetcher{store: n.store, keys: n.keyring, ex: n.ex, inbox: n.inbox, partners: n.partners, audit: n.audit,
 		clock: n.clock, id: n.keys.id, retryFor: cfg.Exchange.FetchRetryFor.Duration, redial: redial, ctx: n.ctx,
 		jobs: map[string]*fetchJob{}, space: n.space, log: n.log}

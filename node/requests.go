@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
-	"github.com/pacsnet/pacsnet/crypto"
 	"github.com/pacsnet/pacsnet/exchange"
 	"github.com/pacsnet/pacsnet/internal/wire"
 	"github.com/pacsnet/pacsnet/node/clock"
@@ -30,6 +28,12 @@ type RequestsConfig struct {
 	// EmergencyTTL is how long a break-glass grant lasts; it is not
 	// extendable. Default 4h; at most 24h.
 	EmergencyTTL Duration `toml:"emergency_ttl"`
+
+	// QueryPartners lists the partners (names or peer IDs) that may search
+	// this facility for a patient's studies (federated patient search).
+	// Empty by default: every partner gets the answer a patient we do not
+	// hold gets.
+	QueryPartners []string `toml:"query_partners"`
 }
 
 func defaultRequestsConfig() RequestsConfig {
@@ -43,132 +47,71 @@ func (c RequestsConfig) validate() error {
 	return nil
 }
 
-// asker is what the requests room needs of the exchange.
-type asker interface {
-	Ask(ctx context.Context, p peer.ID, msg []byte) ([]byte, error)
-}
-
 // Bounds of the requests room.
 const (
-	askLifetime     = 2 * time.Minute  // a signed message's validity
-	askTimeout      = 10 * time.Second // one exchange with a partner
-	refreshTimeout  = 5 * time.Second  // asking about pending requests while a user waits
-	requestsRefresh = time.Minute      // asking about pending requests in the background
-	maxReplayNonces = 100000           // nonces remembered (each until its message expires)
+	refreshTimeout  = 5 * time.Second // asking about pending requests while a user waits
+	requestsRefresh = time.Minute     // asking about pending requests in the background
 )
 
 // requests is the access-request room: partners' signed requests to us
-// (recorded by the consent ledger, approved into grants whose manifests
-// flow as usual), and our users' requests to partners (kept in the store
-// with the holder's signed answers, asked about until decided).
+// (through the asks desk; recorded by the consent ledger, approved into
+// grants whose manifests flow as usual), and our users' requests to
+// partners (kept in the store with the holder's signed answers, asked
+// about until decided).
 type requests struct {
 	store    *store.Store
 	ledger   *consent.Ledger
 	partners *partners
 	sharing  *sharing
-	ex       asker
-	id       *crypto.Identity
+	asks     *asks
 	audit    *auditor
 	clock    clock.Clock
 	cfg      RequestsConfig
 	ttl      ExchangeConfig
-
-	mu     sync.Mutex
-	nonces map[string]time.Time // seen nonces → when their message expires
 }
 
-// seen records a message's nonce; false means it was seen before (a
-// replay) or the table is full of live nonces.
-func (rq *requests) seen(nonce string, expires time.Time) (fresh bool, full bool) {
-	now := rq.clock.Now()
-	rq.mu.Lock()
-	defer rq.mu.Unlock()
-	if rq.nonces == nil {
-		rq.nonces = map[string]time.Time{}
+// answerRequest answers a partner's access request (wire.KindAccessRequest).
+func (rq *requests) answerRequest(_ context.Context, from peer.ID, e *wire.Envelope) (any, string, error) {
+	var r consent.AccessRequest
+	if err := e.DecodeBody(&r); err != nil {
+		return nil, "malformed", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest)
 	}
-	if _, ok := rq.nonces[nonce]; ok {
-		return false, false
+	if err := r.Validate(); err != nil {
+		return nil, "invalid-request", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest)
 	}
-	if len(rq.nonces) >= maxReplayNonces {
-		for n, exp := range rq.nonces {
-			if !now.Before(exp) {
-				delete(rq.nonces, n)
-			}
-		}
-		if len(rq.nonces) >= maxReplayNonces {
-			return false, true
-		}
+	var bg consent.BreakGlass
+	if r.Emergency && rq.breakGlassFor(from) {
+		bg.TTL = rq.cfg.EmergencyTTL.Duration
 	}
-	rq.nonces[nonce] = expires
-	return true, false
-}
-
-// HandleAsk implements exchange.AskHandler: a partner's signed access
-// request or status query. Refusals are audited (aggregated) with a code.
-func (rq *requests) HandleAsk(ctx context.Context, from peer.ID, msg []byte) ([]byte, error) {
-	refuse := func(code string, err error) ([]byte, error) {
-		rq.audit.Deny(consent.Entry{Peer: from, Action: api.ActAskRefused, Reason: code})
-		return nil, err
-	}
-	if !rq.partners.IsPartner(from) {
-		return refuse("not-partner", fmt.Errorf("not a partner: %w", exchange.ErrDenied))
-	}
-	now := rq.clock.Now()
-	e, err := wire.OpenAsk(msg, from, rq.id.PeerID(), now)
-	if err != nil {
-		return refuse("malformed", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest))
-	}
-	fresh, full := rq.seen(e.Nonce, e.Expires)
+	in, g, err := rq.ledger.ReceiveRequest(from, r, e.Signed(), bg)
 	switch {
-	case full:
-		return nil, fmt.Errorf("too many messages in flight: %w", exchange.ErrUnavailable)
-	case !fresh:
-		return refuse("replay", fmt.Errorf("replayed message: %w", exchange.ErrBadRequest))
+	case errors.Is(err, consent.ErrRequestExists), errors.Is(err, consent.ErrInvalidRequest):
+		return nil, "invalid-request", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest)
+	case err != nil:
+		return nil, "", err
 	}
-	var status consent.RequestStatus
-	switch e.Kind {
-	case wire.KindAccessRequest:
-		var r consent.AccessRequest
-		if err := e.DecodeBody(&r); err != nil {
-			return refuse("malformed", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest))
-		}
-		if err := r.Validate(); err != nil {
-			return refuse("invalid-request", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest))
-		}
-		var bg consent.BreakGlass
-		if r.Emergency && rq.breakGlassFor(from) {
-			bg.TTL = rq.cfg.EmergencyTTL.Duration
-		}
-		in, g, err := rq.ledger.ReceiveRequest(from, r, msg, bg)
-		switch {
-		case errors.Is(err, consent.ErrRequestExists), errors.Is(err, consent.ErrInvalidRequest):
-			return refuse("invalid-request", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest))
-		case err != nil:
-			return nil, err
-		}
-		if g != nil {
-			rq.sharing.granted(g)
-		}
-		status = in.Status
-	case wire.KindRequestStatus:
-		var ref wire.RequestRef
-		if err := e.DecodeBody(&ref); err != nil {
-			return refuse("malformed", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest))
-		}
-		in, err := rq.ledger.Request(ref.ID)
-		if err != nil {
-			return nil, err
-		}
-		// Another partner's request, or none: the same answer.
-		if in == nil || in.From != from {
-			return refuse("unknown-request", fmt.Errorf("no such request from this partner: %w", exchange.ErrNotFound))
-		}
-		status = in.Status
-	default:
-		return refuse("malformed", fmt.Errorf("a %s is not a question: %w", e.Kind, exchange.ErrBadRequest))
+	if g != nil {
+		rq.sharing.granted(g)
 	}
-	ans, _, err := wire.SealAsk(rq.id.Sign, from, wire.KindAnswer, e.Nonce, status, now, askLifetime)
-	return ans, err
+	return in.Status, "", nil
+}
+
+// answerStatus answers a partner's question about its request
+// (wire.KindRequestStatus).
+func (rq *requests) answerStatus(_ context.Context, from peer.ID, e *wire.Envelope) (any, string, error) {
+	var ref wire.RequestRef
+	if err := e.DecodeBody(&ref); err != nil {
+		return nil, "malformed", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest)
+	}
+	in, err := rq.ledger.Request(ref.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	// Another partner's request, or none: the same answer.
+	if in == nil || in.From != from {
+		return nil, "unknown-request", fmt.Errorf("no such request from this partner: %w", exchange.ErrNotFound)
+	}
+	return in.Status, "", nil
 }
 
 func (rq *requests) breakGlassFor(p peer.ID) bool {
@@ -178,33 +121,6 @@ func (rq *requests) breakGlassFor(p peer.ID) bool {
 		}
 	}
 	return false
-}
-
-// ask sends a signed message to a partner and opens its signed answer
-// into v. It returns the answer as received, kept as the holder's proof.
-func (rq *requests) ask(ctx context.Context, to peer.ID, kind string, body, v any) ([]byte, error) {
-	now := rq.clock.Now()
-	msg, sent, err := wire.SealAsk(rq.id.Sign, to, kind, "", body, now, askLifetime)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, askTimeout)
-	defer cancel()
-	ans, err := rq.ex.Ask(ctx, to, msg)
-	if err != nil {
-		return nil, err
-	}
-	e, err := wire.OpenAsk(ans, to, rq.id.PeerID(), rq.clock.Now())
-	if err != nil {
-		return nil, fmt.Errorf("the partner's answer: %w", err)
-	}
-	if e.Kind != wire.KindAnswer || e.InReplyTo != sent.Nonce {
-		return nil, errors.New("the partner's answer does not answer our message")
-	}
-	if err := e.DecodeBody(v); err != nil {
-		return nil, fmt.Errorf("the partner's answer: %w", err)
-	}
-	return ans, nil
 }
 
 // Send signs and sends one of our users' requests, and keeps it with the
@@ -227,9 +143,9 @@ func (rq *requests) Send(ctx context.Context, req api.AccessRequestCreate, actor
 		return api.AccessRequest{}, badRequest("%v", strings.TrimSuffix(err.Error(), ": "+consent.ErrInvalidRequest.Error()))
 	}
 	var st consent.RequestStatus
-	ans, err := rq.ask(ctx, p.ID, wire.KindAccessRequest, r, &st)
+	ans, err := rq.asks.ask(ctx, p.ID, wire.KindAccessRequest, r, &st)
 	if err != nil {
-		return api.AccessRequest{}, &unavailableError{fmt.Errorf("%s did not take the request: %w", p.Name, err)}
+		return api.AccessRequest{}, &unavailableError{errors.New("the request was not sent: " + askSentence(err, p.Name))}
 	}
 	if st.ID != id {
 		return api.AccessRequest{}, &unavailableError{fmt.Errorf("%s answered about another request", p.Name)}
@@ -285,7 +201,7 @@ func (rq *requests) refresh(ctx context.Context) {
 			continue
 		}
 		var st consent.RequestStatus
-		ans, err := rq.ask(ctx, r.To, wire.KindRequestStatus, wire.RequestRef{ID: r.ID}, &st)
+		ans, err := rq.asks.ask(ctx, r.To, wire.KindRequestStatus, wire.RequestRef{ID: r.ID}, &st)
 		if err != nil || st.ID != r.ID {
 			continue
 		}

@@ -180,3 +180,100 @@ func TestAccessRequests(t *testing.T) {
 	requireAudit(t, a, consent.Entry{Action: api.ActAskRefused, Peer: b.host.ID(), Reason: "replay"})
 	requireAudit(t, a, consent.Entry{Action: api.ActAskRefused, Peer: b.host.ID(), Reason: "malformed"})
 }
+
+func searchPatient(t *testing.T, n *tnode, q api.PatientSearch) []api.PatientSearchResult {
+	t.Helper()
+	b, _ := json.Marshal(q)
+	var out []api.PatientSearchResult
+	if code := apiCall(t, n, "POST", "/api/v1/search", b, &out); code != http.StatusOK {
+		t.Fatalf("search: %d", code)
+	}
+	return out
+}
+
+// Federated patient search (issue 8): a partner the holder's policy names
+// gets the patient's studies (date, modality, description, count, UID and
+// nothing else); a partner it does not name, and a patient it does not
+// hold, get the same empty answer; both sides audit every query without
+// naming the patient; queries are rate-limited per partner.
+func TestPatientSearch(t *testing.T) {
+	a := newNode(t, "Alpha", nodeSetup{cfg: func(c *Config) { c.Requests.QueryPartners = []string{"Bravo"} }})
+	b, c := newNode(t, "Bravo"), newNode(t, "Charlie")
+	link(t, a, b)
+	link(t, a, c)
+	link(t, b, c)
+	s1, files := patientCT(t, 71, 1, "PAT-8")
+	importFiles(t, a, files)
+	s2, files := patientCT(t, 72, 2, "PAT-8")
+	importFiles(t, a, files)
+	_, files = patientCT(t, 73, 1, "PAT-9")
+	importFiles(t, a, files)
+	if _, err := a.Grant(context.Background(), GrantRequest{To: "Bravo", Study: s2, Expires: time.Hour, Actor: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	waitShared(t, b, a, s2, SharedAvailable, 1, 20*time.Second)
+
+	res := searchPatient(t, b, api.PatientSearch{PatientID: "PAT-8", Partners: []string{"Alpha"}})
+	if len(res) != 1 || res[0].Error != "" || len(res[0].Studies) != 2 || res[0].Holder.Name != "Alpha" {
+		t.Fatalf("search: %+v", res)
+	}
+	found := map[string]api.FoundStudy{}
+	for _, f := range res[0].Studies {
+		found[f.StudyUID] = f
+	}
+	if f := found[s1]; f.Instances != 1 || f.Shared != "" || f.StudyDate == "" || len(f.Modalities) != 1 || f.Modalities[0] != "CT" {
+		t.Errorf("found s1: %+v", f)
+	}
+	if f := found[s2]; f.Instances != 2 || f.Shared != SharedAvailable {
+		t.Errorf("found s2 (shared with us): %+v", f)
+	}
+	// All partners: Charlie lets nobody search it; Alpha holds nothing of
+	// PAT-404.
+	res = searchPatient(t, b, api.PatientSearch{PatientID: "PAT-404"})
+	if len(res) != 2 || len(res[0].Studies)+len(res[1].Studies) != 0 || res[0].Error != "" || res[1].Error != "" {
+		t.Fatalf("search for nobody: %+v", res)
+	}
+	// Not allowed looks exactly like not held.
+	res = searchPatient(t, c, api.PatientSearch{PatientID: "PAT-8", Partners: []string{"Alpha"}})
+	if len(res) != 1 || len(res[0].Studies) != 0 || res[0].Error != "" {
+		t.Fatalf("search without permission: %+v", res)
+	}
+	// A birth date that does not match hides the studies.
+	res = searchPatient(t, b, api.PatientSearch{PatientID: "PAT-8", BirthDate: "18991231", Partners: []string{"Alpha"}})
+	if len(res[0].Studies) != 0 {
+		t.Errorf("search with another birth date: %+v", res)
+	}
+	requireAudit(t, a, consent.Entry{Action: api.ActPatientQuery, Peer: b.host.ID(), Reason: "user=admin allowed=yes results=2"})
+	requireAudit(t, a, consent.Entry{Action: api.ActPatientQuery, Peer: c.host.ID(), Reason: "user=admin allowed=no results=0"})
+	requireAudit(t, b, consent.Entry{Action: api.ActPatientSearch, Peer: a.host.ID(), Reason: "results=2"})
+	for _, n := range []*tnode{a, b, c} {
+		for _, e := range auditLog(t, n) {
+			if strings.Contains(e.Reason, "PAT-") {
+				t.Errorf("%s: patient data in the chain: %+v", n.name, e)
+			}
+		}
+	}
+	// Malformed searches are refused here.
+	for name, q := range map[string]api.PatientSearch{
+		"no patient":      {},
+		"bad birth date":  {PatientID: "PAT-8", BirthDate: "1970-01-01"},
+		"unknown partner": {PatientID: "PAT-8", Partners: []string{"Nobody"}},
+	} {
+		body, _ := json.Marshal(q)
+		if code, ans := apiRaw(t, b, "POST", "/api/v1/search", "Bearer "+b.keys.apiToken, body); code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", name, code, ans)
+		}
+	}
+	// Fishing is slowed down: beyond the burst, the partner says busy.
+	var busy string
+	for range 2 * queryBurst {
+		res = searchPatient(t, c, api.PatientSearch{PatientID: "PAT-8", Partners: []string{"Alpha"}})
+		if res[0].Error != "" {
+			busy = res[0].Error
+			break
+		}
+	}
+	if !strings.Contains(busy, "busy or limits how often") {
+		t.Errorf("rate limit: %q", busy)
+	}
+}

@@ -286,3 +286,75 @@ outcome is audited; if the access was not justified, also revoke its grant
 	addJSON(c, g)
 	return c
 }
+
+func searchCmd(g *globals) *cobra.Command {
+	var q api.PatientSearch
+	var partner string
+	var all bool
+	c := &cobra.Command{
+		Use:   "search --patient-id ID [--issuer I] [--birth-date YYYYMMDD] [--partner NAME | --all]",
+		Short: "Search partner facilities for a patient's studies",
+		Long: `Search partner facilities for a patient's studies (federated patient search).
+Each partner is asked with a signed query; one whose policy lets this facility
+search it (its requests.query_partners) answers with the patient's studies:
+date, modalities, description, number of images and Study Instance UID,
+nothing else. A partner that does not, and one that holds nothing of the
+patient, answer the same: nothing. Studies a partner already shared with us
+say so (fetch them); for the others, ask with pacsnet request.
+--birth-date narrows the match to studies with that birth date.
+Every query is audited here and at the partner, without the patient.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if q.PatientID == "" {
+				return usageError{errors.New("search: --patient-id is required")}
+			}
+			if partner != "" && all {
+				return usageError{errors.New("search: --partner or --all, not both")}
+			}
+			if partner != "" {
+				q.Partners = []string{partner}
+			}
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			res, err := cl.Search(c.Context(), q)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			tw := table("PARTNER", "DATE", "MODALITY", "DESCRIPTION", "IMAGES", "STUDY", "HERE")
+			n := 0
+			for _, r := range res {
+				if r.Error != "" {
+					tw.row(partnerName(r.Holder), "-", "-", "not asked: "+printable(r.Error), "", "", "")
+					continue
+				}
+				for _, s := range r.Studies {
+					n++
+					here := "pacsnet request"
+					if s.Shared != "" {
+						here = "shared: " + s.Shared
+					}
+					tw.row(partnerName(r.Holder), s.StudyDate, strings.Join(s.Modalities, ","), printable(s.Description), s.Instances, s.StudyUID, here)
+				}
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if n == 0 {
+				fmt.Println("no studies found (a partner that does not let us search it answers the same)")
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&q.PatientID, "patient-id", "", "the patient's ID (required)")
+	c.Flags().StringVar(&q.Issuer, "issuer", "", "the Issuer of Patient ID")
+	c.Flags().StringVar(&q.BirthDate, "birth-date", "", "only studies with this birth date (YYYYMMDD)")
+	c.Flags().StringVar(&partner, "partner", "", "ask only this partner (name or peer ID)")
+	c.Flags().BoolVar(&all, "all", false, "ask every partner (the default)")
+	addJSON(c, g)
+	return c
+}

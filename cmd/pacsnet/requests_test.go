@@ -12,8 +12,9 @@ import (
 	"github.com/pacsnet/pacsnet/cmd/internal/facility"
 )
 
-// Access requests through the CLI (issue 8): Riverside's clinician asks St
-// Mary for a patient's studies → St Mary's admin approves → the manifest
+// Federated search and access requests through the CLI (issue 8):
+// Riverside's clinician finds a patient's study at St Mary, asks St Mary for
+// the patient's studies → St Mary's admin approves → the manifest
 // arrives → Riverside fetches; a request denied; an emergency request
 // granted at once by break-glass → reviewed.
 func TestAccessRequestsCLI(t *testing.T) {
@@ -25,7 +26,7 @@ func TestAccessRequestsCLI(t *testing.T) {
 	}
 	cfgPath := filepath.Join(stMary.Home, "config.toml")
 	cfg, _ := os.ReadFile(cfgPath)
-	cfg = []byte(strings.Replace(string(cfg), "[requests]\n", "[requests]\n  emergency_partners = [\"Riverside\"]\n", 1))
+	cfg = []byte(strings.Replace(string(cfg), "[requests]\n", "[requests]\n  emergency_partners = [\"Riverside\"]\n  query_partners = [\"Riverside\"]\n", 1))
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,16 @@ func TestAccessRequestsCLI(t *testing.T) {
 			t.Fatalf("%v: %s", err, b)
 		}
 	}
-	out, err := asJones("request", "--to", "St Mary", "--patient-id", "MRN-9", "--birth-date", "19700102",
+	// She searches the partners for the patient first.
+	out, err := asJones("search", "--patient-id", "MRN-9")
+	if err != nil || !strings.Contains(string(out), syn.StudyUID) || !strings.Contains(string(out), "pacsnet request") {
+		t.Fatalf("search: %s %v", out, err)
+	}
+	out, _ = asJones("search", "--patient-id", "MRN-404", "--partner", "St Mary")
+	if !strings.Contains(string(out), "no studies found") {
+		t.Errorf("search for nobody: %s", out)
+	}
+	out, err = asJones("request", "--to", "St Mary", "--patient-id", "MRN-9", "--birth-date", "19700102",
 		"--reason", "referral", "--note", "please, prior CT", "--json")
 	if err != nil {
 		t.Fatalf("request: %v", err)

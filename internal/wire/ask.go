@@ -21,6 +21,7 @@ import (
 const (
 	KindAccessRequest = "access-request" // body: consent.AccessRequest; answer: consent.RequestStatus
 	KindRequestStatus = "request-status" // body: RequestRef; answer: consent.RequestStatus
+	KindPatientQuery  = "patient-query"  // body: PatientQuery; answer: QueryAnswer
 	KindAnswer        = "answer"         // the answer to a message (InReplyTo names its nonce)
 )
 
@@ -50,7 +51,13 @@ type Envelope struct {
 	Expires   time.Time       `json:"expires"`
 	InReplyTo string          `json:"in_reply_to,omitempty"` // an answer: the nonce of the message it answers
 	Body      json.RawMessage `json:"body"`
+
+	signed []byte // the signed message OpenAsk opened
 }
+
+// Signed returns the signed message the envelope was opened from (nil for
+// one built by SealAsk): the sender's proof of what it said.
+func (e *Envelope) Signed() []byte { return e.signed }
 
 type signedAsk struct {
 	Msg []byte `json:"msg"` // the Envelope's JSON
@@ -135,7 +142,7 @@ func OpenAsk(b []byte, from, self peer.ID, now time.Time) (*Envelope, error) {
 	switch {
 	case e.V != AskFormat:
 		return nil, badAsk("format %d is not supported (this build reads %d)", e.V, AskFormat)
-	case e.Kind != KindAccessRequest && e.Kind != KindRequestStatus && e.Kind != KindAnswer:
+	case e.Kind != KindAccessRequest && e.Kind != KindRequestStatus && e.Kind != KindPatientQuery && e.Kind != KindAnswer:
 		return nil, badAsk("unknown kind")
 	case !isNonce(e.Nonce):
 		return nil, badAsk("nonce is not 32 lower-case hex digits")
@@ -161,6 +168,7 @@ func OpenAsk(b []byte, from, self peer.ID, now time.Time) (*Envelope, error) {
 	if err := crypto.VerifyPeer(from, crypto.DomainAsk, s.Msg, s.Sig); err != nil {
 		return nil, badAsk("signature: %v", err)
 	}
+	e.signed = b
 	return &e, nil
 }
 
