@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -66,16 +67,21 @@ func (a *auditor) Checkpoint(actor string) (*consent.SignedCheckpoint, error) {
 	return sc, nil
 }
 
-// Record writes an entry; a failure to audit is logged loudly (the entry
-// itself carries no patient data).
-func (a *auditor) Record(e consent.Entry) {
+// errAuditFailed is returned when an audit entry cannot be written: the
+// action it was for must not happen (fail closed).
+var errAuditFailed = errors.New("the audit trail cannot be written")
+
+// Record writes an entry and logs it without patient data. A failure is
+// logged loudly and returned wrapping errAuditFailed: callers about to
+// disclose something (a read, a block, a retrieval) refuse it then.
+func (a *auditor) Record(e consent.Entry) error {
 	if e.Actor == "" {
 		e.Actor = consent.ActorSystem
 	}
 	rec, err := a.ledger.Record(e)
 	if err != nil {
 		a.log.Error("audit write failed", "action", e.Action, "err", err)
-		return
+		return &unavailableError{fmt.Errorf("%w: %w", errAuditFailed, err)}
 	}
 	// The log line names the event, never the study or patient: the audit
 	// log (encrypted at rest) keeps those, and an admin's free-text
@@ -89,6 +95,7 @@ func (a *auditor) Record(e consent.Entry) {
 		args = append(args, "count", e.Count)
 	}
 	a.log.Info(e.Action, args...)
+	return nil
 }
 
 // Bounds of the dedupe table: entries older than the longest window are
@@ -106,7 +113,10 @@ const (
 // A request citing a grant we never issued is keyed without the grant ID,
 // so that a peer inventing IDs cannot turn each request into an audit
 // commit.
-func (a *auditor) Once(e consent.Entry, window time.Duration) {
+//
+// An error means the entry could not be written (see Record); the key is
+// then forgotten, so that the next attempt tries again.
+func (a *auditor) Once(e consent.Entry, window time.Duration) error {
 	grant := e.GrantID
 	if _, ok := a.ledger.Get(grant); !ok {
 		grant = "(unknown)"
@@ -117,7 +127,7 @@ func (a *auditor) Once(e consent.Entry, window time.Duration) {
 	last, ok := a.seen[k]
 	if ok && now.Sub(last) < window {
 		a.mu.Unlock()
-		return
+		return nil
 	}
 	if len(a.seen) >= maxAuditSeen {
 		for key, t := range a.seen {
@@ -131,7 +141,15 @@ func (a *auditor) Once(e consent.Entry, window time.Duration) {
 	}
 	a.seen[k] = now
 	a.mu.Unlock()
-	a.Record(e)
+	if err := a.Record(e); err != nil {
+		a.mu.Lock()
+		if a.seen[k] == now {
+			delete(a.seen, k)
+		}
+		a.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // denyWindow is how long repeated denials of one kind are counted before

@@ -42,7 +42,11 @@ func (a *blockAuthorizer) AuthorizeBlock(_ context.Context, p peer.ID, grantID s
 		a.audit.Deny(consent.Entry{Peer: p, Action: consent.ActFetchDenied, Study: study, GrantID: grantID, Reason: reason})
 		return fmt.Errorf("%w: %s", exchange.ErrDenied, reason)
 	}
-	a.audit.Once(consent.Entry{Peer: p, Action: consent.ActFetchAllowed, Study: study, GrantID: grantID, Decision: consent.DecisionAllow}, 10*time.Minute)
+	// Fail closed: a block whose disclosure cannot be recorded is not
+	// sent; the grantee is told to retry later.
+	if err := a.audit.Once(consent.Entry{Peer: p, Action: consent.ActFetchAllowed, Study: study, GrantID: grantID, Decision: consent.DecisionAllow}, 10*time.Minute); err != nil {
+		return fmt.Errorf("%w: %w", exchange.ErrUnavailable, err)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/crypto"
+	"github.com/pacsnet/pacsnet/exchange"
 	"github.com/pacsnet/pacsnet/node/clock"
 	"github.com/pacsnet/pacsnet/node/internal/store"
 )
@@ -211,4 +213,56 @@ func TestAuditorCheckpointTimer(t *testing.T) {
 		step(denyWindow / 4)
 	}
 	waitFor(t, 5*time.Second, "the second checkpoint", func() bool { return index() == 2 })
+}
+
+// Fail closed (issue 8): when the audit trail cannot be written (here: a
+// disk below the floor every write needs), nothing is disclosed that it
+// would have recorded: a partner's blocks, an instance read through the
+// API, a DICOMweb retrieval. Listing goes on; once the disk has room, so
+// does everything else.
+func TestAuditFailClosed(t *testing.T) {
+	disk := &fakeDisk{}
+	disk.free.Store(50 << 30)
+	a := newNodeOnDisk(t, "Alpha", disk)
+	b := newNode(t, "Bravo")
+	link(t, a, b)
+	study, _ := importCT(t, a, 81, 1)
+	g := grant(t, a, b, study)
+	insts, err := a.Instances(study)
+	if err != nil || len(insts) == 0 {
+		t.Fatal(insts, err)
+	}
+	sop := insts[0].SOPInstanceUID
+	c := studyCIDs(t, a, study)[0]
+	auth := "Bearer " + a.keys.apiToken
+	read := "/api/v1/studies/" + study + "/instances/" + sop
+	wado := "/dicom-web/studies/" + study + "/metadata"
+
+	disk.free.Store(100 << 20) // every write refused, the audit's too
+	if _, err := fetchBlock(t, b, a, g.Grant.ID, c); !errors.Is(err, exchange.ErrUnavailable) {
+		t.Errorf("a block whose disclosure cannot be audited: %v, want unavailable", err)
+	}
+	if code, body := apiRaw(t, a, http.MethodGet, read, auth, nil); code != http.StatusServiceUnavailable ||
+		!strings.Contains(string(body), "audit trail cannot be written") {
+		t.Errorf("an instance read that cannot be audited: %d %.200s", code, body)
+	}
+	if code, body := apiRaw(t, a, http.MethodGet, wado, auth, nil); code != http.StatusServiceUnavailable ||
+		!strings.Contains(string(body), "cannot be recorded in the audit trail") {
+		t.Errorf("a DICOMweb retrieval that cannot be audited: %d %.200s", code, body)
+	}
+	if code, _ := apiRaw(t, a, http.MethodGet, "/api/v1/studies", auth, nil); code != http.StatusOK {
+		t.Errorf("listing on a full disk: %d", code)
+	}
+
+	disk.free.Store(50 << 30)
+	if _, err := fetchBlock(t, b, a, g.Grant.ID, c); err != nil {
+		t.Errorf("a block once the audit can be written: %v", err)
+	}
+	if code, _ := apiRaw(t, a, http.MethodGet, read, auth, nil); code != http.StatusOK {
+		t.Errorf("an instance read once the audit can be written: %d", code)
+	}
+	if code, _ := apiRaw(t, a, http.MethodGet, wado, auth, nil); code != http.StatusOK {
+		t.Errorf("a DICOMweb retrieval once the audit can be written: %d", code)
+	}
+	requireAudit(t, a, consent.Entry{Action: consent.ActFetchAllowed, Study: study, GrantID: g.Grant.ID})
 }

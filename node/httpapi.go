@@ -395,7 +395,9 @@ func (s *apiServer) instanceData(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.n.audit.Once(consent.Entry{Actor: actor(r), Action: consent.ActInstanceRead, Study: rec.Study, Decision: consent.DecisionAllow, Reason: "instance data read through the API"}, 10*time.Minute)
+	if err := s.n.audit.Once(consent.Entry{Actor: actor(r), Action: consent.ActInstanceRead, Study: rec.Study, Decision: consent.DecisionAllow, Reason: "instance data read through the API"}, 10*time.Minute); err != nil {
+		return err // fail closed: nothing is read that the audit trail could not record
+	}
 	w.Header().Set("Content-Type", api.ContentTypeDICOM)
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.Header().Set(api.HeaderSHA256, rec.Digest)

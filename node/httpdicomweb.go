@@ -108,19 +108,20 @@ func (d *dicomwebRoom) handler(authenticate func(http.Handler) http.Handler) htt
 // study and kind within ten minutes (a viewer asks for hundreds of
 // frames); searches, like C-FIND, once a minute per user and level,
 // naming neither the query's values nor the studies it matched.
-func (d *dicomwebRoom) record(r *http.Request, ev dicomweb.Event) {
+//
+// An error (the entry could not be written) refuses a search or retrieval.
+func (d *dicomwebRoom) record(r *http.Request, ev dicomweb.Event) error {
 	e := consent.Entry{Actor: actor(r), Study: ev.Study, Decision: consent.DecisionAllow}
 	switch ev.Action {
 	case "search":
 		e.Action, e.Reason = consent.ActQuery, "dicomweb search, "+ev.Level+" level"
-		d.audit.Once(e, time.Minute)
-		return
+		return d.audit.Once(e, time.Minute)
 	case "store":
 		e.Action, e.Reason = consent.ActImport, "stow-rs"
 	default:
 		e.Action, e.Reason = consent.ActInstanceRead, "dicomweb retrieve"
 	}
-	d.audit.Once(e, 10*time.Minute)
+	return d.audit.Once(e, 10*time.Minute)
 }
 
 var qidoLevels = map[dicomweb.Level]int{dicomweb.LevelStudy: levelStudy, dicomweb.LevelSeries: levelSeries, dicomweb.LevelInstance: levelImage}

@@ -223,7 +223,11 @@ func (d *dicomEdge) retrieve(ctx context.Context, a *dimse.Assoc, m *dimse.Messa
 			if get {
 				e.Action, e.Reason = actDICOMGet, "c-get"
 			}
-			d.audit.Record(e)
+			if err := d.audit.Record(e); err != nil {
+				// Fail closed: nothing is sent that the audit trail could
+				// not record (0xA702: unable to perform sub-operations).
+				return reply(dimse.StatusMoveOutOfResourcesSO, "the retrieval cannot be recorded in the audit trail", nil, true)
+			}
 		}
 	}
 	canceled := false

@@ -103,8 +103,11 @@ type Service struct {
 	// from which binary values are served by BulkDataURI.
 	MaxPart int64
 	BulkMin int
-	// Audit is told of every search, retrieval and store (may be nil).
-	Audit func(r *http.Request, ev Event)
+	// Audit is told of every search and retrieval before the answer
+	// starts, and of every store (may be nil). An error refuses the
+	// search or retrieval (503): nothing is disclosed that the audit
+	// trail could not record.
+	Audit func(r *http.Request, ev Event) error
 	// Error writes an error response; nil writes text/plain.
 	Error func(w http.ResponseWriter, r *http.Request, status int, msg string)
 	// Extra are query parameters of this server's own that QIDO accepts
@@ -162,10 +165,16 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, status int, msg s
 	io.WriteString(w, msg+"\n")
 }
 
-func (s *Service) audit(r *http.Request, ev Event) {
+// audit reports an access; false means it could not be recorded and the
+// request was answered 503 (nothing written yet).
+func (s *Service) audit(w http.ResponseWriter, r *http.Request, ev Event) bool {
 	if s.Audit != nil && (ev.Study != "" || ev.Action == "search") {
-		s.Audit(r, ev)
+		if err := s.Audit(r, ev); err != nil {
+			s.fail(w, r, http.StatusServiceUnavailable, "the access cannot be recorded in the audit trail, so it is refused")
+			return false
+		}
 	}
+	return true
 }
 
 // scopeOf reads and checks the path's UIDs.
@@ -294,6 +303,9 @@ func (s *Service) search(level Level) http.HandlerFunc {
 		for _, u := range q.Unsupported {
 			warnings = append(warnings, "the "+u+" parameter is not supported and was ignored")
 		}
+		if !s.audit(w, r, Event{Action: "search", Level: level.String(), Instances: len(rows)}) {
+			return
+		}
 		for _, m := range warnings {
 			warn(w, m)
 		}
@@ -322,7 +334,6 @@ func (s *Service) search(level Level) http.HandlerFunc {
 			out.Write(b)
 		}
 		io.WriteString(out, "]")
-		s.audit(r, Event{Action: "search", Level: level.String(), Instances: len(rows)})
 	}
 }
 
@@ -470,6 +481,9 @@ func (s *Service) retrieve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !s.audit(w, r, Event{Action: "retrieve", Study: sc.Study, Instances: len(list)}) {
+		return
+	}
 	pw := NewPartWriter(w, TypeDICOM)
 	w.Header().Set("Content-Type", pw.ContentType())
 	reads := s.readAhead(r.Context(), list)
@@ -491,7 +505,6 @@ func (s *Service) retrieve(w http.ResponseWriter, r *http.Request) {
 	if err := pw.Close(); err != nil {
 		abort()
 	}
-	s.audit(r, Event{Action: "retrieve", Study: sc.Study, Instances: len(list)})
 }
 
 type readResult struct {
@@ -608,6 +621,9 @@ func (s *Service) metadata(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.audit(w, r, Event{Action: "retrieve", Study: sc.Study, Instances: len(list)}) {
+		return
+	}
 	w.Header().Set("Content-Type", TypeDICOMJSON)
 	out, done := gzipped(w, r)
 	io.WriteString(out, "[")
@@ -635,7 +651,6 @@ func (s *Service) metadata(w http.ResponseWriter, r *http.Request) {
 	}
 	io.WriteString(out, "]")
 	done()
-	s.audit(r, Event{Action: "retrieve", Study: sc.Study, Instances: len(list)})
 }
 
 // one resolves a single instance and its bytes and description.
@@ -716,6 +731,9 @@ func (s *Service) frames(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotAcceptable, err.Error())
 		return
 	}
+	if !s.audit(w, r, Event{Action: "retrieve", Study: in.Study, Instances: 1}) {
+		return
+	}
 	pw := NewPartWriter(w, partType)
 	w.Header().Set("Content-Type", pw.ContentType())
 	for _, f := range list {
@@ -731,7 +749,6 @@ func (s *Service) frames(w http.ResponseWriter, r *http.Request) {
 	if err := pw.Close(); err != nil {
 		abort()
 	}
-	s.audit(r, Event{Action: "retrieve", Study: in.Study, Instances: 1})
 }
 
 // frameType is the part media type for frames stored as media: the
@@ -819,10 +836,12 @@ func (s *Service) rendered(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, "render: "+err.Error())
 		return
 	}
+	if !s.audit(w, r, Event{Action: "retrieve", Study: in.Study, Instances: 1}) {
+		return
+	}
 	w.Header().Set("Content-Type", media)
 	w.Header().Set("Content-Length", strconv.Itoa(len(img)))
 	w.Write(img)
-	s.audit(r, Event{Action: "retrieve", Study: in.Study, Instances: 1})
 }
 
 func renderType(h string) (string, error) {
@@ -946,6 +965,9 @@ func (s *Service) bulk(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !s.audit(w, r, Event{Action: "retrieve", Study: in.Study, Instances: 1}) {
+		return
+	}
 	if single {
 		w.Header().Set("Content-Type", TypeOctet)
 		w.Write(v)
@@ -963,7 +985,6 @@ func (s *Service) bulk(w http.ResponseWriter, r *http.Request) {
 			abort()
 		}
 	}
-	s.audit(r, Event{Action: "retrieve", Study: in.Study, Instances: 1})
 }
 
 // store is STOW-RS: each application/dicom part goes through the
@@ -1055,8 +1076,12 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", TypeDICOMJSON)
 	w.WriteHeader(status)
 	w.Write(b)
-	for st, n := range studies {
-		s.audit(r, Event{Action: "store", Study: st, Instances: n})
+	// The instances are stored: a store is recorded after the fact, and
+	// an audit failure does not undo it.
+	if s.Audit != nil {
+		for st, n := range studies {
+			_ = s.Audit(r, Event{Action: "store", Study: st, Instances: n})
+		}
 	}
 }
 
