@@ -9,7 +9,11 @@
 // Riverside and revokes the grant while Riverside fetches it, and the rest
 // of the study is refused; last, St Mary grants Northgate a patient's
 // studies and a study of the patient imported afterwards follows on its
-// own. It exits 0 only if all of it held, and stops
+// own; a clinician at Riverside finds a patient's study at St Mary by
+// federated search, asks for it, is approved and fetches it, and an
+// emergency request is granted at once and reviewed; St Mary's audit
+// chain is verified against a signed checkpoint kept off the node. It
+// exits 0 only if all of it held, and stops
 // every process it started. On SIGINT or SIGTERM it stops them too, removes
 // its temporary homes (unless --keep) and exits 130 or 143.
 package main
@@ -170,6 +174,19 @@ func (d *demo) run() error {
 		d.facs = append(d.facs, f)
 		if _, err := d.cli(f, "init", "--name", f.Name); err != nil {
 			return err
+		}
+		if f == stMary {
+			// St Mary lets Riverside search it for a patient's studies and
+			// grants Riverside's emergency requests at once (break-glass).
+			cfg := filepath.Join(f.Home, "config.toml")
+			b, err := os.ReadFile(cfg)
+			if err != nil {
+				return err
+			}
+			b = []byte(strings.Replace(string(b), "[requests]\n", "[requests]\n  query_partners = [\"Riverside\"]\n  emergency_partners = [\"Riverside\"]\n", 1))
+			if err := os.WriteFile(cfg, b, 0o600); err != nil {
+				return err
+			}
 		}
 		if err := f.StartContext(d.ctx); err != nil {
 			return err
@@ -361,8 +378,16 @@ func (d *demo) run() error {
 	if err := d.patientGrant(stMary, northgate); err != nil {
 		return err
 	}
+	kept, err := d.checkpoint(stMary)
+	if err != nil {
+		return err
+	}
+	if err := d.accessRequests(stMary, riverside); err != nil {
+		return err
+	}
 
-	out, err = d.cli(stMary, "audit", "--verify")
+	step("St Mary's auditor checks the whole audit chain, its signed checkpoints, and the checkpoint kept off the node")
+	out, err = d.cli(stMary, "audit", "--verify", "--against", kept)
 	if err != nil {
 		return err
 	}
@@ -425,6 +450,121 @@ func (d *demo) patientGrant(stMary, northgate *facility.Facility) error {
 	}
 	fmt.Println("  Northgate fetched both (every block checked against the patient's grant)")
 	d.notes = append(d.notes, "Northgate, patient grant: the prior and a study that arrived after the grant both reached it and were fetched")
+	return nil
+}
+
+// checkpoint has St Mary sign a checkpoint of its audit log, kept outside
+// its home (as an auditor would keep it elsewhere), for the final verify.
+func (d *demo) checkpoint(stMary *facility.Facility) (string, error) {
+	step("St Mary's auditor has the node sign a checkpoint of its audit log and keeps it off the node")
+	out, err := d.cli(stMary, "audit", "--checkpoint")
+	if err != nil {
+		return "", err
+	}
+	var cp api.SignedAuditCheckpoint
+	if err := json.Unmarshal(out, &cp); err != nil {
+		return "", err
+	}
+	kept := filepath.Join(d.dir, "st-mary-checkpoint.json")
+	if err := os.WriteFile(kept, out, 0o600); err != nil {
+		return "", err
+	}
+	fmt.Printf("  checkpoint #%d: %d entries, head %s…, signed by %s…; saved to %s\n",
+		cp.Checkpoint.Index, cp.Checkpoint.Seq, cp.Checkpoint.Head[:16], cp.Checkpoint.Node[:16], kept)
+	return kept, nil
+}
+
+// accessRequests: a clinician at Riverside finds a patient's study at St
+// Mary by federated search, asks for the patient's studies, St Mary's
+// admin approves, and she fetches it; then an emergency request is
+// granted at once by break-glass and St Mary's admin reviews it.
+func (d *demo) accessRequests(stMary, riverside *facility.Facility) error {
+	const patient = "DEMO-MRN-5150"
+	step("Riverside's clinician Dr Okafor searches the partners for patient %s, asks St Mary for the patient's studies, St Mary approves, she fetches", patient)
+	var syn api.SynthResult
+	dir := filepath.Join(d.dir, "patient-okafor")
+	if err := d.json(stMary, &syn, "synth", "--out", dir, "--slices", "4", "--size", "128", "--seed", "5150", "--patient-id", patient); err != nil {
+		return err
+	}
+	if _, err := d.cli(stMary, "import", dir); err != nil {
+		return err
+	}
+	if _, err := d.cli(riverside, "user", "add", "dr.okafor", "--role", "clinician"); err != nil {
+		return err
+	}
+	var issued api.TokenIssued
+	if err := d.json(riverside, &issued, "token", "add", "--user", "dr.okafor", "--expires", "8h"); err != nil {
+		return err
+	}
+	env := riverside.Env
+	riverside.Env = append(append([]string{}, env...), "PACSNET_TOKEN="+issued.Secret)
+	defer func() { riverside.Env = env }()
+
+	var found []api.PatientSearchResult
+	if err := d.json(riverside, &found, "search", "--patient-id", patient); err != nil {
+		return err
+	}
+	n := 0
+	for _, r := range found {
+		for _, s := range r.Studies {
+			if s.StudyUID == syn.StudyUID {
+				n++
+				fmt.Printf("  search: %s holds a %s study of %s, %d images (study %s)\n", r.Holder.Name, strings.Join(s.Modalities, ","), s.StudyDate, s.Instances, s.StudyUID)
+			}
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("federated search found the patient's study %d times, want once: %+v", n, found)
+	}
+	var req api.AccessRequest
+	if err := d.json(riverside, &req, "request", "--to", "St Mary", "--patient-id", patient, "--reason", "referral",
+		"--note", "referred for a second read of the prior CT"); err != nil {
+		return err
+	}
+	fmt.Printf("  Dr Okafor's request %s…: %s (signed by Riverside; the note stays out of both audit chains)\n", req.RequestID[:12], req.State)
+	out, err := d.cli(stMary, "requests")
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+	if _, err := d.cli(stMary, "approve", req.RequestID[:12], "--expires", "3d"); err != nil {
+		return err
+	}
+	var lists api.RequestLists
+	if err := d.json(riverside, &lists, "requests", "--mine"); err != nil {
+		return err
+	}
+	if len(lists.Outgoing) == 0 || lists.Outgoing[0].State != api.RequestApproved {
+		return fmt.Errorf("Riverside's view of its request: %+v", lists.Outgoing)
+	}
+	fmt.Printf("  St Mary approved: grant %s to Dr Okafor only, until %s\n", lists.Outgoing[0].GrantID, lists.Outgoing[0].Expires.Format(time.RFC3339))
+	if err := d.waitShared(riverside, syn.StudyUID, api.SharedAvailable, 30*time.Second); err != nil {
+		return err
+	}
+	if _, err := d.cli(riverside, "fetch", "--study", syn.StudyUID, "--no-progress"); err != nil {
+		return err
+	}
+	fmt.Println("  Dr Okafor fetched the study (the grant names her: Riverside's other users may not fetch under it)")
+
+	step("At night, Dr Okafor asks St Mary for emergency access: granted at once (break-glass, 4h), reviewed by St Mary's admin next morning")
+	var em api.AccessRequest
+	if err := d.json(riverside, &em, "request", "--to", "St Mary", "--patient-id", patient, "--reason", "emergency-care", "--emergency"); err != nil {
+		return err
+	}
+	if em.State != api.RequestApproved || em.Expires == nil {
+		return fmt.Errorf("emergency request: %+v", em)
+	}
+	fmt.Printf("  granted at once: grant %s until %s, marked emergency\n", em.GrantID, em.Expires.Format(time.RFC3339))
+	out, err = d.cli(stMary, "requests", "--emergency")
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+	if _, err := d.cli(stMary, "review", em.RequestID, "--outcome", "justified"); err != nil {
+		return err
+	}
+	fmt.Println("  St Mary's admin recorded the review: justified (audited as emergency-reviewed)")
+	d.notes = append(d.notes, "Riverside's clinician found a patient's study by federated search, asked, was approved and fetched it; an emergency request was granted at once and reviewed")
 	return nil
 }
 

@@ -120,17 +120,25 @@ named by its ID or the first 8 or more of its digits.`,
 			}
 			if !mine {
 				fmt.Println("Requests from partners:")
-				tw := table("ID", "RECEIVED", "FROM", "USER", "PATIENT", "PURPOSE", "REASON", "HERE", "STATE", "GRANT", "DECIDED BY", "REVIEW")
-				for _, r := range theirs {
-					tw.row(r.RequestID[:12], fmtTime(r.Created), partnerName(*r.Requester), printable(r.User), patientOf(r),
-						r.Purpose, reasonOf(r), fmt.Sprintf("%d studies", r.Studies), stateOf(r), r.GrantID, printable(r.DecidedBy), reviewOf(r))
-				}
-				if err := tw.Flush(); err != nil {
-					return err
+				if len(theirs) == 0 {
+					fmt.Println("  none")
+				} else {
+					tw := table("ID", "RECEIVED", "FROM", "USER", "PATIENT", "PURPOSE", "REASON", "STUDIES HERE", "STATE", "GRANT", "DECIDED BY", "REVIEW")
+					for _, r := range theirs {
+						tw.row(r.RequestID[:12], fmtTime(r.Created), partnerName(*r.Requester), printable(r.User), patientOf(r),
+							r.Purpose, reasonOf(r), r.Studies, stateOf(r), r.GrantID, printable(r.DecidedBy), reviewOf(r))
+					}
+					if err := tw.Flush(); err != nil {
+						return err
+					}
 				}
 				fmt.Println()
 			}
 			fmt.Println("Our requests:")
+			if len(ours) == 0 {
+				fmt.Println("  none")
+				return nil
+			}
 			tw := table("ID", "SENT", "TO", "USER", "PATIENT", "PURPOSE", "REASON", "STATE", "GRANT", "UNTIL")
 			for _, r := range ours {
 				until := ""
