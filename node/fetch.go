@@ -53,9 +53,10 @@ type FetchStatus struct {
 
 // FetchRequest names the study to fetch and, optionally, the partner.
 type FetchRequest struct {
-	Study string
-	From  string
-	Actor string
+	Study     string
+	From      string
+	Actor     string // the user's ID (the audit's actor), or "admin", or "ae:" and a calling AE
+	ActorName string // the user's name, when a user asks
 }
 
 // blockFetcher is what the fetcher needs of the exchange service.
@@ -151,7 +152,7 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 	// lasts longest is cited in every block request.
 	// A grant that names a user at this facility is that user's alone.
 	grants := rec.AllGrants()
-	mine := grantsForUser(grants, req.Actor)
+	mine := grantsForUser(grants, req.Actor, req.ActorName)
 	if len(grants) > 0 && len(mine) == 0 {
 		return FetchStatus{}, fmt.Errorf("%w: %s granted that study to another user here", exchange.ErrDenied, m.IssuerName)
 	}
@@ -584,12 +585,12 @@ func (b *fetchBatch) flush() error {
 	return nil
 }
 
-// grantsForUser returns the grants user may use: those naming no user,
-// and those naming user.
-func grantsForUser(gs []store.SharedGrant, user string) []store.SharedGrant {
+// grantsForUser returns the grants a user (by ID, and name if known) may
+// use: those naming no user, and those naming that user by ID or name.
+func grantsForUser(gs []store.SharedGrant, id, name string) []store.SharedGrant {
 	var out []store.SharedGrant
 	for _, g := range gs {
-		if u := g.Grant.Grant.GranteeUser; u == "" || u == user {
+		if u := g.Grant.Grant.GranteeUser; u == "" || u == id || (name != "" && u == name) {
 			out = append(out, g)
 		}
 	}

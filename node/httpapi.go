@@ -153,7 +153,7 @@ func (s *apiServer) authenticate(next http.Handler) http.Handler {
 		var p principal
 		ok := subtle.ConstantTimeCompare([]byte(got), want) == 1
 		if ok {
-			p = principal{User: api.ActorAdmin, Role: roleAdmin}
+			p = principal{User: api.ActorAdmin, Name: api.ActorAdmin, Role: roleAdmin}
 		} else if secret, found := strings.CutPrefix(got, "Bearer "); found && secret != "" && s.n.users != nil {
 			p, ok = s.n.users.Authenticate(secret)
 		}
@@ -177,7 +177,11 @@ const (
 
 // principal is who is behind an authenticated request: a unique user ID
 // and the role it acts in.
-type principal struct{ User, Role string }
+// principal is who an authenticated request acts for: the user's unique
+// ID (the audit's actor), name and role. A grant may name a user at this
+// facility by either (the holder's admin knows names; access requests
+// carry IDs).
+type principal struct{ User, Name, Role string }
 
 // principalOf names the local user behind an authenticated request (set
 // by authenticate; the zero principal, which no route admits, otherwise).
@@ -534,7 +538,7 @@ func (s *apiServer) startFetch(w http.ResponseWriter, r *http.Request) error {
 	if err := checkUID("study UID", req.StudyUID); err != nil {
 		return err
 	}
-	st, err := s.n.fetcher.Start(r.Context(), FetchRequest{Study: req.StudyUID, From: req.From, Actor: actor(r)})
+	st, err := s.n.fetcher.Start(r.Context(), FetchRequest{Study: req.StudyUID, From: req.From, Actor: actor(r), ActorName: principalOf(r).Name})
 	if err != nil {
 		return err
 	}

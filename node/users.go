@@ -554,7 +554,7 @@ func (u *users) Authenticate(secret string) (principal, bool) {
 			u.log.Warn("write session last use", "err", err)
 		}
 	}
-	return principal{User: v.ID, Role: v.Role}, true
+	return principal{User: v.ID, Name: v.Name, Role: v.Role}, true
 }
 
 // sourceAddr is a request's client address, without the port.

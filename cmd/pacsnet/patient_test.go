@@ -62,4 +62,13 @@ func TestPatientGrantCLI(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error()+string(b), "another user") {
 		t.Fatalf("admin fetch under a grant for dr.jones: %v\n%s", err, b)
 	}
+	// dr.jones herself may: the holder named her by her user name.
+	var tok api.TokenIssued
+	mustRun(t, riverside, "user", "add", "dr.jones", "--role", "clinician")
+	mustJSON(t, riverside, &tok, "token", "add", "--user", "dr.jones")
+	riverside.Env = append(riverside.Env, "PACSNET_TOKEN="+tok.Secret)
+	defer func() { riverside.Env = riverside.Env[:len(riverside.Env)-1] }()
+	if b, err := riverside.Run("fetch", "--study", other.StudyUID, "--no-progress"); err != nil {
+		t.Fatalf("dr.jones's fetch under the grant naming her: %v\n%s", err, b)
+	}
 }
