@@ -41,6 +41,7 @@ type Study struct {
 	Complete   bool // false while a fetched study lacks instances
 	Bytes      int64
 	Updated    time.Time
+	Readers    []string // a partner's copy only these users may read (see reader.mayRead); empty: anyone allowed
 }
 
 // errIncomplete is returned when a partly fetched study is exported
@@ -62,10 +63,24 @@ func (a *archive) Studies() ([]Study, error) {
 	for _, r := range recs {
 		if r.Instances > 0 {
 			out = append(out, Study{StudyInfo: r.Study, Origin: r.Origin, OriginName: r.OriginName,
-				Instances: r.Instances, Expected: r.Expected, Complete: r.Complete(), Bytes: r.Bytes, Updated: r.Updated})
+				Instances: r.Instances, Expected: r.Expected, Complete: r.Complete(), Bytes: r.Bytes, Updated: r.Updated,
+				Readers: r.Readers})
 		}
 	}
 	return out, err
+}
+
+// gate answers errStudyNotFound for a study rd may not read (a partner's
+// copy another user's grant brought here): to rd it does not exist.
+func (a *archive) gate(study string, rd reader) error {
+	sr, ok, err := a.store.Study(study)
+	switch {
+	case err != nil:
+		return err
+	case !ok || !rd.mayRead(sr.Readers):
+		return errStudyNotFound
+	}
+	return nil
 }
 
 // Instances lists a local study's instances.

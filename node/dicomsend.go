@@ -215,10 +215,14 @@ type sends struct {
 const maxSendJobs = 64
 
 // Start starts sending study to the AE titled to and returns at once.
-func (s *sends) Start(study, to, actor string) (SendStatus, error) {
+func (s *sends) Start(study, to string, rd reader) (SendStatus, error) {
+	actor := rd.id
 	ae, ok := s.aes.Get(to)
 	if !ok {
 		return SendStatus{}, fmt.Errorf("%w: no AE is called %q; add it with pacsnet ae add", errAENotFound, to)
+	}
+	if err := s.sender.archive.gate(study, rd); err != nil {
+		return SendStatus{}, err
 	}
 	insts, err := s.sender.archive.Instances(study)
 	if err != nil {

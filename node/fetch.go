@@ -373,6 +373,14 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest) error {
 	if sk.String() != m.StudyKey {
 		return fmt.Errorf("%w: a different key is already held for that study", errIntegrity)
 	}
+	// A copy fetched under a grant naming a user is that user's to read.
+	user := ""
+	if m.Grant != nil {
+		user = m.Grant.Grant.GranteeUser
+	}
+	if err := f.store.SetReaders(m.Study.UID, func(sr store.Study) []string { return readersAfterFetch(sr, user) }); err != nil {
+		return fmt.Errorf("record the study's readers: %w", err)
+	}
 	// Until every instance is here, the study is listed as partial and
 	// export refuses it unless asked for a partial export.
 	if err := f.store.SetExpected(m.Study.UID, len(m.Instances)); err != nil {

@@ -209,6 +209,10 @@ func (f *forwarder) deliver(ctx context.Context, it ForwardItem) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("forward to %s: %w", printableAE(it.AE), errForwardUnknownAE)
 	}
+	// A copy a grant brought for one user is not the facility's to forward.
+	if err := f.archive.gate(it.Study, reader{}); err != nil {
+		return 0, &refusedError{fmt.Errorf("forward to %s: the study was granted to a user here, not to the facility; not forwarded", ae.Title)}
+	}
 	insts, err := f.archive.Instances(it.Study)
 	if err != nil {
 		return 0, fmt.Errorf("forward: list instances: %w", err)

@@ -376,13 +376,19 @@ func (s *apiServer) studies(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := []api.Study{}
+	rd := readerOf(principalOf(r))
 	for _, st := range ss {
-		out = append(out, apiStudy(st))
+		if rd.mayRead(st.Readers) {
+			out = append(out, apiStudy(st))
+		}
 	}
 	return ok(w, out)
 }
 
 func (s *apiServer) instances(w http.ResponseWriter, r *http.Request) error {
+	if err := s.n.archive.gate(r.PathValue(api.ParamStudyUID), readerOf(principalOf(r))); err != nil {
+		return err
+	}
 	insts, err := s.n.archive.Instances(r.PathValue(api.ParamStudyUID))
 	if err != nil {
 		return err
@@ -395,6 +401,9 @@ func (s *apiServer) instances(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *apiServer) instanceData(w http.ResponseWriter, r *http.Request) error {
+	if err := s.n.archive.gate(r.PathValue(api.ParamStudyUID), readerOf(principalOf(r))); err != nil {
+		return err
+	}
 	data, rec, err := s.n.archive.InstanceData(r.PathValue(api.ParamStudyUID), r.PathValue(api.ParamSOPInstanceUID))
 	if err != nil {
 		return err
@@ -415,6 +424,9 @@ func (s *apiServer) export(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	study := r.PathValue(api.ParamStudyUID)
+	if err := s.n.archive.gate(study, readerOf(principalOf(r))); err != nil {
+		return err
+	}
 	ex, err := s.n.archive.Export(r.Context(), ExportRequest{Study: study, Out: req.Out, AllowPartial: req.AllowPartial, Merge: req.Merge, Actor: actor(r)})
 	if err != nil {
 		return err

@@ -57,7 +57,7 @@ func (h dicomAPI) startSend(w http.ResponseWriter, r *http.Request) error {
 	if err := checkUID("study UID", req.StudyUID); err != nil {
 		return err
 	}
-	st, err := h.n.sends.Start(req.StudyUID, req.To, actor(r))
+	st, err := h.n.sends.Start(req.StudyUID, req.To, readerOf(principalOf(r)))
 	if errors.Is(err, errAENotFound) {
 		return &apiError{api.CodeNotFound, err.Error()}
 	}

@@ -157,6 +157,7 @@ func (d *dicomwebRoom) Search(ctx context.Context, q *dicomweb.Query) ([]dicomio
 	if err != nil {
 		return nil, nil, &dicomweb.QueryError{Param: "query", Msg: err.Error()}
 	}
+	pq.reader = readerFrom(ctx)
 	rows, err := d.query.Find(pq)
 	if err != nil {
 		var eq *errQuery
@@ -187,7 +188,11 @@ func (d *dicomwebRoom) Search(ctx context.Context, q *dicomweb.Query) ([]dicomio
 // Instances implements dicomweb.Retriever: the instances held here,
 // ordered by series number, series, instance number and UID.
 func (d *dicomwebRoom) Instances(ctx context.Context, sc dicomweb.Scope) ([]dicomweb.Instance, error) {
-	list, err := d.archive.Instances(sc.Study)
+	err := d.archive.gate(sc.Study, readerFrom(ctx))
+	var list []InstanceInfo
+	if err == nil {
+		list, err = d.archive.Instances(sc.Study)
+	}
 	if errors.Is(err, errStudyNotFound) {
 		if d.sharedNotFetched(sc.Study) {
 			return nil, fmt.Errorf("retrieve: %w: the study is shared by a partner and not fetched here yet (fetch it first)", dicomweb.ErrNotFound)
@@ -247,6 +252,9 @@ func (d *dicomwebRoom) sharedNotFetched(study string) bool {
 func (d *dicomwebRoom) Read(ctx context.Context, in dicomweb.Instance) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if err := d.archive.gate(in.Study, readerFrom(ctx)); err != nil {
+		return nil, fmt.Errorf("retrieve: %w: no such instance here", dicomweb.ErrNotFound)
 	}
 	b, _, err := d.archive.InstanceData(in.Study, in.SOPInstance)
 	if errors.Is(err, errStudyNotFound) {

@@ -310,7 +310,7 @@ func TestOrthancRetrievesFromNode(t *testing.T) {
 	}
 	orthancHas("C-MOVE")
 
-	st, err := n.sends.Start(study, "ORTHANC", "admin")
+	st, err := n.sends.Start(study, "ORTHANC", reader{id: "admin", name: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/dicomio/dimse"
 	"github.com/pacsnet/pacsnet/dicomio/synth"
 	"github.com/pacsnet/pacsnet/exchange"
 )
@@ -98,12 +99,57 @@ func TestGranteeUser(t *testing.T) {
 			t.Errorf("fetch by %q: %v, want denied (another user)", u, err)
 		}
 	}
-	st, err := b.StartFetch(ctx, FetchRequest{Study: study, Actor: "dr.who"})
+	// dr.who is a real user at Bravo: the grant names her by name, her
+	// requests carry her ID.
+	who, err := b.users.Add("dr.who", roleClinician, "correct horse battery", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.StartFetch(ctx, FetchRequest{Study: study, Actor: who.ID, ActorName: who.Name})
 	if err != nil {
 		t.Fatalf("fetch by the named user: %v", err)
 	}
 	if st = waitFetch(t, b, st.ID, 30*time.Second); st.State != FetchDone {
 		t.Fatalf("fetch by the named user: %+v", st)
+	}
+	// The copy is hers to read: to Bravo's admin, its other users and its
+	// DICOM AEs it does not exist.
+	her := reader{id: who.ID, name: who.Name}
+	if err := b.archive.gate(study, her); err != nil {
+		t.Errorf("the named user reading the copy: %v", err)
+	}
+	for _, rd := range []reader{{id: "admin", name: "admin"}, {id: "u-other", name: "dr.no"}, {}} {
+		if err := b.archive.gate(study, rd); !errors.Is(err, errStudyNotFound) {
+			t.Errorf("%+v reading another user's copy: %v, want not found", rd, err)
+		}
+	}
+	ident := dimse.Dataset{}
+	ident.Set(tagQRLevel, "CS", "STUDY")
+	ident.Set(tagStudyUID, "UI", study)
+	q, err := parseQuery(ident, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := b.dicom.query.Find(q); err != nil || len(rows) != 0 {
+		t.Errorf("C-FIND by an AE found the user's copy: %d rows, %v", len(rows), err)
+	}
+	q.reader = her
+	if rows, err := b.dicom.query.Find(q); err != nil || len(rows) != 1 {
+		t.Errorf("QIDO by the named user: %d rows, %v", len(rows), err)
+	}
+	if code, body := apiRaw(t, b, "GET", "/api/v1/studies", "Bearer "+b.keys.apiToken, nil); code != 200 || strings.Contains(string(body), study) {
+		t.Errorf("the admin's study list shows the user's copy: %d", code)
+	}
+	// A grant to the facility opens the copy to it.
+	if _, err := a.Grant(ctx, GrantRequest{To: "Bravo", Study: study, Expires: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	waitShared(t, b, a, study, SharedAvailable, 2, 20*time.Second)
+	if st := fetchWait(t, b, study, 30*time.Second); st.State != FetchDone {
+		t.Fatalf("fetch under the facility's grant: %+v", st)
+	}
+	if err := b.archive.gate(study, reader{}); err != nil {
+		t.Errorf("after a grant to the facility: %v", err)
 	}
 }
 

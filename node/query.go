@@ -163,6 +163,7 @@ type query struct {
 	ident       dimse.Dataset
 	unsupported bool // it asks for keys this room does not support
 	latin1      bool
+	reader      reader // who asks: a user (DICOMweb), or the zero reader (a DICOM AE)
 }
 
 // parseQuery checks an identifier for a Q/R information model (Patient
@@ -292,7 +293,7 @@ func (q *query) answer(r *qrow, aet string) dimse.Dataset {
 // (ONLINE) and those partners shared with us that are available and not
 // yet fully fetched (NEARLINE; a partly fetched one is listed once, from
 // its manifest).
-func (qr *queryRoom) studies() ([]*qrow, error) {
+func (qr *queryRoom) studies(rd reader) ([]*qrow, error) {
 	local, err := qr.archive.Studies()
 	if err != nil {
 		return nil, err
@@ -313,7 +314,7 @@ func (qr *queryRoom) studies() ([]*qrow, error) {
 	}
 	var rows []*qrow
 	for _, st := range local {
-		if nearline[st.UID] {
+		if nearline[st.UID] || !rd.mayRead(st.Readers) {
 			continue
 		}
 		uid := st.UID
@@ -331,7 +332,7 @@ func (qr *queryRoom) studies() ([]*qrow, error) {
 	}
 	for _, s := range shared {
 		uid := s.Manifest.Study.UID
-		if !nearline[uid] {
+		if !nearline[uid] || !rd.mayList(s.AllGrants()) {
 			continue
 		}
 		delete(nearline, uid) // the first holder's manifest lists it
@@ -344,7 +345,7 @@ func (qr *queryRoom) studies() ([]*qrow, error) {
 
 // Find returns the rows matching a query at its level.
 func (qr *queryRoom) Find(q *query) ([]*qrow, error) {
-	studies, err := qr.studies()
+	studies, err := qr.studies(q.reader)
 	if err != nil {
 		return nil, err
 	}

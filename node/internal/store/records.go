@@ -30,6 +30,10 @@ type Study struct {
 	Bytes      int64     `json:"bytes"`
 	Created    time.Time `json:"created"`
 	Updated    time.Time `json:"updated"`
+	// Readers, on a partner's study fetched here, are the only users who
+	// may read it: the users the grants it was fetched under named (by
+	// name or ID). Empty: anyone whose role allows reading.
+	Readers []string `json:"readers,omitempty"`
 }
 
 // Complete is false while a fetched study lacks instances its manifest lists.
@@ -255,6 +259,28 @@ func (s *Store) EnsureStudy(rec Study) (Study, bool, error) {
 		return setJSON(txn, pfxStudy+rec.UID, rec)
 	})
 	return rec, found, err
+}
+
+// SetReaders replaces a study's Readers with what fn returns for the
+// stored record.
+func (s *Store) SetReaders(uid string, fn func(sr Study) []string) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	defer s.studyGen.Add(1) // after the commit, before the lock is released
+	return s.update(func(txn *badger.Txn) error {
+		var sr Study
+		if ok, err := getJSON(txn, pfxStudy+uid, &sr); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("study record: %w", ErrNotFound)
+		}
+		next := fn(sr)
+		if slices.Equal(next, sr.Readers) {
+			return nil
+		}
+		sr.Readers = next
+		return setJSON(txn, pfxStudy+uid, sr)
+	})
 }
 
 // SetExpected records how many instances a fetched study's manifest lists.
