@@ -3,8 +3,11 @@ package auditlog
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -233,4 +236,36 @@ func sdName(b []byte) (string, []byte, error) {
 		return "", nil, fmt.Errorf("%d bytes", i)
 	}
 	return string(b[:i]), b[i:], nil
+}
+
+// checkPayload checks a received MSG: a JSON entry whose hash is its own
+// and the structured data's, or a well-formed DICOM audit message.
+func checkPayload(format Format, msg []byte, hash string) error {
+	switch format {
+	case FormatJSON:
+		var e consent.Entry
+		if err := json.Unmarshal(msg, &e); err != nil {
+			return fmt.Errorf("MSG: %w", err)
+		}
+		if h, err := e.ComputeHash(); err != nil || h != e.Hash || e.Hash != hash {
+			return fmt.Errorf("MSG hash %s, computed %s, structured data %s", e.Hash, h, hash)
+		}
+	case FormatDICOM:
+		d := xml.NewDecoder(bytes.NewReader(msg))
+		var m xmlAuditMessage
+		if err := d.Decode(&m); err != nil {
+			return fmt.Errorf("MSG: %w", err)
+		}
+		if m.Event.ID == nil || m.Event.ID.Code == "" {
+			return errors.New("MSG: no EventID")
+		}
+		for {
+			if _, err := d.Token(); err == io.EOF {
+				break
+			} else if err != nil {
+				return fmt.Errorf("MSG: %w", err)
+			}
+		}
+	}
+	return nil
 }
