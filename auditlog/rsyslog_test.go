@@ -149,6 +149,16 @@ func (r *rsyslog) stop() {
 	r.cmd = nil
 }
 
+// kill kills the rsyslogd this test started (SIGKILL), as a crash.
+func (r *rsyslog) kill() {
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	<-r.done
+	r.cmd = nil
+}
+
 // received returns the seq of each message in the output file, in file
 // order, checking that every line is a valid RFC 5424 message with a
 // well-formed payload.

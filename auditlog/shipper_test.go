@@ -69,8 +69,20 @@ func TestRsyslogDownAtStart(t *testing.T) {
 }
 
 // (c) The collector restarts while entries are being written: none is
-// lost; duplicates are allowed and counted.
+// lost; duplicates are allowed and counted. "stop" is an orderly
+// shutdown (SIGTERM); "crash" kills rsyslogd (SIGKILL) with whatever it
+// had read but not yet written.
 func TestRsyslogRestartMidStream(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		name := "stop"
+		if crash {
+			name = "crash"
+		}
+		t.Run(name, func(t *testing.T) { testRestartMidStream(t, crash) })
+	}
+}
+
+func testRestartMidStream(t *testing.T, crash bool) {
 	rs := newRsyslog(t, nil)
 	rs.start()
 	var l memLedger
@@ -88,7 +100,11 @@ func TestRsyslogRestartMidStream(t *testing.T) {
 		}
 	}()
 	rs.waitFor(FormatDICOM, "the first messages", func(seqs []uint64) bool { return len(seqs) >= 60 })
-	rs.stop()
+	if crash {
+		rs.kill()
+	} else {
+		rs.stop()
+	}
 	time.Sleep(300 * time.Millisecond)
 	rs.start()
 	<-written
