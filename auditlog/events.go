@@ -79,8 +79,9 @@ type event struct {
 
 func ref(c code) *code { return &c }
 
-// Action names the node writes that consent and api do not list as
-// constants. Kept here so that the mapping below covers them on purpose.
+// Action names reserved for reads of the audit log itself (pacsnet audit
+// --verify, --export). The node does not record them yet; they are here
+// so that, once it does, they are reported as Audit Log Used.
 const (
 	actAuditVerified = "audit-verified"
 	actAuditExported = "audit-exported"
