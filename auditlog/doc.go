@@ -32,7 +32,8 @@
 //	<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [pacsnet@32473 seq="…" hash="…" action="…"] MSG
 //
 // PRI is facility 10 (security/authorization, as IHE ITI-20 asks) with
-// severity 5 (notice), or 4 (warning) for a denial or failure. MSG is the
+// severity 5 (notice), 4 (warning) for a denial or 3 (error) for a
+// failure. MSG is the
 // entry as the ledger stores it, in JSON ([FormatJSON], MSGID
 // "pacsnet-audit"; its hash can be checked with Entry.ComputeHash), or the
 // DICOM audit message ([FormatDICOM], MSGID "DICOM+RFC3881" as ITI-20

@@ -50,7 +50,8 @@ const (
 	// facilityAuthpriv (10, security/authorization) is the facility IHE
 	// ITI-20 asks audit messages to use.
 	facilityAuthpriv = 10
-	severityWarning  = 4 // a denial or failure
+	severityError    = 3 // a failure (EventOutcomeIndicator 8)
+	severityWarning  = 4 // a denial (EventOutcomeIndicator 4)
 	severityNotice   = 5 // everything else
 	// SDID is the SD-ID of the structured data element every message
 	// carries. 32473 is the private enterprise number RFC 5612 reserves
@@ -73,9 +74,12 @@ const (
 //
 //	<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [pacsnet@32473 seq="…" hash="…" action="…"] MSG
 //
-// PRI is facility 10 (authpriv) with severity notice, or warning for a
-// denial or failure. TIMESTAMP is e.Time in UTC with microseconds. MSG is
-// the entry as JSON or its DICOM audit message, by format.
+// PRI is facility 10 (authpriv) with severity notice, warning for a
+// denial or error for a failure. TIMESTAMP is e.Time in UTC with
+// microseconds (RFC 5424 allows six fractional digits). PROCID is this
+// process's ID. MSG is the entry as JSON or its DICOM audit message, by
+// format, without a BOM (RFC 5424 MSG-ANY): collectors that do not
+// strip a BOM would keep it in front of every message.
 func Syslog(e consent.Entry, src Source, format Format) ([]byte, error) {
 	var msg []byte
 	var msgID string
@@ -100,8 +104,11 @@ func Syslog(e consent.Entry, src Source, format Format) ([]byte, error) {
 	}
 
 	sev := severityNotice
-	if outcome(e, eventFor(e.Action)) != outcomeSuccess {
+	switch outcome(e, eventFor(e.Action)) {
+	case outcomeMinorFailure:
 		sev = severityWarning
+	case outcomeSeriousFailed:
+		sev = severityError
 	}
 	var b bytes.Buffer
 	b.Grow(len(msg) + 256)

@@ -18,6 +18,7 @@ func TestSyslog(t *testing.T) {
 		Time: time.Date(2026, 12, 4, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))})
 	deny := l.add(t, consent.Entry{Peer: p, PeerName: "Clinic", Action: consent.ActFetchDenied, Decision: consent.DecisionDeny})
 	odd := l.add(t, consent.Entry{Action: `we"ird]\act`})
+	failed := l.add(t, consent.Entry{Actor: "bob", Action: consent.ActFetchFailed, Reason: "disk-full"})
 	tests := []struct {
 		name     string
 		e        consent.Entry
@@ -34,6 +35,7 @@ func TestSyslog(t *testing.T) {
 		{"allow dicom", allow, Source{Host: "pacs1", AppName: "pacsnet-node"}, FormatDICOM, 85, "pacs1", "pacsnet-node", "DICOM+RFC3881", "2026-12-04T09:00:00.123456Z", consent.ActImport},
 		{"deny json", deny, Source{}, FormatJSON, 84, "-", "pacsnet", "pacsnet-audit", "", consent.ActFetchDenied},
 		{"deny dicom", deny, Source{Host: "h\x00 ö"}, FormatDICOM, 84, "h", "pacsnet", "DICOM+RFC3881", "", consent.ActFetchDenied},
+		{"failure", failed, Source{}, FormatJSON, 83, "-", "pacsnet", "pacsnet-audit", "", consent.ActFetchFailed},
 		{"escaped sd", odd, Source{AppName: strings.Repeat("a", 100)}, FormatJSON, 85, "-", strings.Repeat("a", 48), "pacsnet-audit", "", `we"ird]\act`},
 	}
 	for _, tt := range tests {
