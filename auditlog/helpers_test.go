@@ -39,6 +39,12 @@ func (l *memLedger) Entries(after uint64, limit int) ([]consent.Entry, error) {
 	return append([]consent.Entry(nil), out...), nil
 }
 
+func (l *memLedger) readCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reads
+}
+
 func (l *memLedger) Head() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -14,10 +14,11 @@ func TestRsyslogDelivers(t *testing.T) {
 		t.Run(format.String(), func(t *testing.T) {
 			rs := newRsyslog(t, nil)
 			rs.start()
-			var l memLedger
+			var l limitReader
 			l.addMany(t, 200, newPeer(t))
 			cur := &FileCursor{Path: filepath.Join(t.TempDir(), "cursor")}
-			s, _ := runShipper(t, testConfig(rs.addr(), format), &l, cur)
+			cfg := testConfig(rs.addr(), format)
+			s, _ := runShipper(t, cfg, &l, cur)
 			rs.waitFor(format, "200 messages", func(seqs []uint64) bool { return len(seqs) >= 200 })
 			waitShipped(t, s, 200)
 			seqs, err := rs.received(format)
@@ -29,6 +30,9 @@ func TestRsyslogDelivers(t *testing.T) {
 			}
 			if got := loadCursor(t, cur); got != 200 {
 				t.Errorf("cursor %d", got)
+			}
+			if got := l.largest(); got > cfg.Batch {
+				t.Errorf("read %d entries at once; Batch is %d", got, cfg.Batch)
 			}
 			if st := s.Status(); !st.Connected || st.Backlog != 0 || st.LastError != "" || st.LastSent.IsZero() {
 				t.Errorf("status %+v", st)
@@ -133,14 +137,14 @@ func TestRsyslogResumeFromCursor(t *testing.T) {
 		t.Fatalf("cursor after stop %d", got)
 	}
 	l.addMany(t, 50, p)
-	reads := l.reads
+	reads := l.readCount()
 	s2, _ := runShipper(t, testConfig(rs.addr(), FormatJSON), &l, &FileCursor{Path: cur.Path})
 	seqs := rs.waitFor(FormatJSON, "100 messages", func(seqs []uint64) bool { return len(seqs) >= 100 })
 	waitShipped(t, s2, 100)
 	if !inOrderOnce(seqs, 100) {
 		t.Fatalf("not 1..100 once each: %v", tail(seqs))
 	}
-	if l.reads == reads {
+	if l.readCount() == reads {
 		t.Error("second shipper did not read")
 	}
 }
