@@ -3,7 +3,7 @@
 
 GO        ?= go
 BIN       := bin/pacsnet
-APT_DEPS  := dcmtk orthanc orthanc-dicomweb chromium
+APT_DEPS  := dcmtk orthanc orthanc-dicomweb chromium rsyslog rsyslog-gnutls
 JS_DIR    := interop/js
 # Debian 12's npm (9.2) fails on the lockfile's overrides (an npm bug fixed
 # in 10); npm 10 still runs on Debian 12's Node.js 18.
