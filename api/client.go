@@ -515,3 +515,30 @@ func (c *Client) Search(ctx context.Context, q PatientSearch) ([]PatientSearchRe
 	}
 	return out, err
 }
+
+// AuditExport is GET /api/v1/audit/export: the caller reads and closes the
+// body.
+func (c *Client) AuditExport(ctx context.Context, q AuditExportQuery) (io.ReadCloser, error) {
+	v := url.Values{"after": {strconv.FormatUint(q.After, 10)}}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	for k, s := range map[string]string{"partner": q.Partner, "study_uid": q.Study, "action": q.Action, "format": q.Format} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, pathAuditExport+"?"+v.Encode(), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, readError(resp)
+	}
+	return resp.Body, nil
+}

@@ -100,6 +100,7 @@ const (
 	pathAudit        = APIPrefix + "/audit"
 	pathAuditVerify  = APIPrefix + "/audit/verify"
 	pathAuditCkpt    = APIPrefix + "/audit/checkpoint"
+	pathAuditExport  = APIPrefix + "/audit/export"
 	pathRequests     = APIPrefix + "/requests"
 	pathSearch       = APIPrefix + "/search"
 	pathIncoming     = APIPrefix + "/requests/incoming"
@@ -349,6 +350,17 @@ var Routes = []Route{
 			"signed (a truncated or rewritten log fails). A corrupt log is answered 409 with an AuditVerify whose ok is " +
 			"false and whose error names the first bad entry or checkpoint (not an ErrorBody); Client.AuditVerify " +
 			"returns it with a nil error.",
+	},
+	{
+		Name: "AuditExport", Method: http.MethodGet, Path: pathAuditExport,
+		Roles:   RolesAudit,
+		Request: AuditExportQuery{}, Response: AuditExportBody{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeConflict, CodeInternal},
+		Summary: "Export the audit log's entries (filtered as GET /api/v1/audit) as text, one per line.",
+		Doc: "format is json (the stored entries: prev and hash can be checked), dicom (PS3.15 A.5 audit messages, " +
+			"the events of Table A.5.3-1), syslog or syslog-dicom (RFC 5424 lines with the JSON entry or the DICOM " +
+			"message). Streamed (memory bounded whatever the log's size). Audited as audit-exported. A missing entry " +
+			"met on the way ends the stream early with a line saying so.",
 	},
 	{
 		Name: "AuditVerifyAgainst", Method: http.MethodPost, Path: pathAuditVerify,

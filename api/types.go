@@ -59,6 +59,8 @@ type Status struct {
 	ForwardTo        string `json:"forward_to,omitempty"`         // dicom.forward_to: the AE fetched studies are sent to; empty: off
 	ForwardsPending  int    `json:"forwards_pending"`             // fetched studies waiting to be sent to it
 	ForwardLastError string `json:"forward_last_error,omitempty"` // why the last attempt failed, while items wait
+
+	AuditShipping *AuditShipping `json:"audit_shipping,omitempty"` // the audit stream to a syslog collector (config audit.syslog); absent when off
 }
 
 // Node health: the values of Status.Health.
@@ -563,7 +565,47 @@ var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestRec
 	ActAssociationRejected, ActStorageCommitment, ActDICOMMove, ActDICOMGet, ActDICOMSend, ActDICOMForward,
 	ActUserAdded, ActUserDisabled, ActUserRoleChanged, ActUserPasswordChanged, ActTokenIssued, ActTokenRevoked,
 	ActLogin, ActLoginFailed, ActLoginLocked, ActLogout, ActAuditCheckpoint, ActRequestSent, ActRequestApproved,
-	ActRequestDenied, ActEmergencyAccess, ActEmergencyReviewed, ActAskRefused, ActPatientSearch, ActPatientQuery}
+	ActRequestDenied, ActEmergencyAccess, ActEmergencyReviewed, ActAskRefused, ActPatientSearch, ActPatientQuery,
+	ActAuditExported}
+
+// Audit export formats (GET /api/v1/audit/export, pacsnet audit --export).
+const (
+	AuditFormatJSON        = "json"         // one entry per line, as the ledger stores it (prev and hash verifiable)
+	AuditFormatDICOM       = "dicom"        // one DICOM audit message (PS3.15 A.5 XML) per line
+	AuditFormatSyslog      = "syslog"       // one RFC 5424 line per entry, the entry as JSON in MSG
+	AuditFormatSyslogDICOM = "syslog-dicom" // one RFC 5424 line per entry, the DICOM audit message in MSG (IHE ATNA)
+)
+
+// AuditFormats lists the export formats.
+var AuditFormats = []string{AuditFormatJSON, AuditFormatDICOM, AuditFormatSyslog, AuditFormatSyslogDICOM}
+
+// AuditExportQuery selects the entries to export and the format; the
+// filters are AuditQuery's (limit aside: every matching entry is written).
+type AuditExportQuery struct {
+	After   uint64    `query:"after"`     // entries with Seq greater than this
+	Since   time.Time `query:"since"`     // entries written at or after this time (RFC 3339)
+	Partner string    `query:"partner"`   // entries about this partner: peer ID, or name
+	Study   string    `query:"study_uid"` // entries about this Study Instance UID
+	Action  string    `query:"action"`    // entries of this action (Act* constants)
+	Format  string    `query:"format"`    // AuditFormat* constants; default json
+}
+
+// AuditExportBody is the text GET /api/v1/audit/export answers: one entry
+// per line in the format asked for.
+type AuditExportBody []byte
+
+// AuditShipping is the state of the node's audit stream to a syslog
+// collector (config audit.syslog), in GET /api/v1/status.
+type AuditShipping struct {
+	Addr      string     `json:"addr"`                 // the collector
+	Format    string     `json:"format"`               // syslog or syslog-dicom
+	TLS       bool       `json:"tls"`                  // RFC 5425
+	Connected bool       `json:"connected"`            // a connection is open
+	Shipped   uint64     `json:"shipped"`              // the last entry written to the collector (the durable cursor)
+	Backlog   uint64     `json:"backlog"`              // entries written since, still to send
+	LastError string     `json:"last_error,omitempty"` // why the last attempt failed
+	LastSent  *time.Time `json:"last_sent,omitempty"`
+}
 
 // AuditVerify is the outcome of checking every hash and link of the audit
 // log.
@@ -741,6 +783,7 @@ const (
 	ActAskRefused          = "ask-refused"           // holder: a partner's signed message refused (malformed, replayed, expired; aggregated)
 	ActPatientSearch       = "patient-search"        // asker: one of our users searched a partner for a patient's studies; reason results=<n> or the failure
 	ActPatientQuery        = "patient-query"         // holder: a partner searched us; reason user=<their user> allowed=<yes|no> results=<n>
+	ActAuditExported       = "audit-exported"        // the audit log was exported (reason format=<format> entries=<n>)
 )
 
 // ActorAdmin is the actor of the node's own admin token (HOME/keys/api.token).

@@ -34,6 +34,7 @@ var (
 	etObjectSecurityChanged  = code{"110135", "DCM", "Object Security Attributes Changed"}
 	etSecurityRolesChanged   = code{"110136", "DCM", "Security Roles Changed"}
 	etUserSecurityAttributes = code{"110137", "DCM", "User security Attributes Changed"}
+	etEmergencyOverride      = code{"110127", "DCM", "Emergency Override Started"}
 )
 
 // Active participant role IDs (PS3.16 CID 402).
@@ -140,9 +141,21 @@ var events = map[string]event{
 	"login-locked":          {ID: evUserAuthentication, Type: ref(etLogin), Action: "E", Denied: true},
 	"logout":                {ID: evUserAuthentication, Type: ref(etLogout), Action: "E"},
 
-	// The audit log itself.
-	actAuditVerified: {ID: evAuditLogUsed, Action: "R"},
-	actAuditExported: {ID: evAuditLogUsed, Action: "R"},
+	// Access requests between facilities (issue 8): asking, deciding,
+	// break-glass and its review; patient searches are queries.
+	"request-sent":       {ID: evSecurityAlert, Type: ref(etUseOfRestrictedFunc), Action: "E", Dir: dirOut},
+	"request-approved":   {ID: evSecurityAlert, Type: ref(etObjectSecurityChanged), Action: "E", Dir: dirOut},
+	"request-denied":     {ID: evSecurityAlert, Type: ref(etObjectSecurityChanged), Action: "E", Dir: dirOut, Denied: true},
+	"emergency-access":   {ID: evSecurityAlert, Type: ref(etEmergencyOverride), Action: "E", Dir: dirOut, PeerRequests: true},
+	"emergency-reviewed": {ID: evSecurityAlert, Type: ref(etSecurityConfiguration), Action: "E"},
+	"ask-refused":        {ID: evSecurityAlert, Type: ref(etNodeAuthentication), Action: "E", Dir: dirIn, PeerRequests: true, Denied: true},
+	"patient-search":     {ID: evQuery, Action: "E", Dir: dirOut},
+	"patient-query":      {ID: evQuery, Action: "E", Dir: dirIn, PeerRequests: true},
+
+	// The audit log itself: a signed checkpoint reads its head.
+	consent.ActAuditCheckpoint: {ID: evAuditLogUsed, Action: "R"},
+	actAuditVerified:           {ID: evAuditLogUsed, Action: "R"},
+	actAuditExported:           {ID: evAuditLogUsed, Action: "R"},
 }
 
 // eventFor returns the event an action is reported as; unknown actions

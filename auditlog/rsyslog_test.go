@@ -1,8 +1,6 @@
 package auditlog
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,172 +10,44 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/pacsnet/pacsnet/internal/rsyslogtest"
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 )
 
-// rsyslog is a Debian rsyslogd started by a test on loopback with its own
-// configuration, work directory and output file in t.TempDir(). It never
-// touches the system's logs: it loads only imtcp and writes only to its
-// output file.
+// rsyslog is a real rsyslogd collector (internal/rsyslogtest).
 type rsyslog struct {
-	t    testing.TB
-	dir  string
-	conf string
-	out  string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
+	*rsyslogtest.Collector
+	t testing.TB
 }
 
-// tlsFiles are PEM files for rsyslog's gtls driver.
-type tlsFiles struct{ ca, cert, key string }
+type tlsFiles = rsyslogtest.TLSFiles
 
-func rsyslogBinary(t testing.TB) string {
-	t.Helper()
-	bin, err := exec.LookPath("rsyslogd")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/rsyslogd", "/sbin/rsyslogd"} {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-		t.Skip("rsyslogd is not installed: run make deps")
-	}
-	return bin
-}
+func newRsyslog(t testing.TB, tf *tlsFiles) *rsyslog { return &rsyslog{rsyslogtest.New(t, tf), t} }
 
-// newRsyslog writes the configuration for a collector on a free loopback
-// port; start starts it.
-func newRsyslog(t testing.TB, tf *tlsFiles) *rsyslog {
-	t.Helper()
-	rsyslogBinary(t)
-	dir := t.TempDir()
-	r := &rsyslog{t: t, dir: dir, conf: filepath.Join(dir, "rsyslog.conf"), out: filepath.Join(dir, "received.log"), port: freePort(t)}
-	// %rawmsg% is the message as received, without the octet count: one
-	// line per message (ours have no newlines).
-	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k"%s)
-module(load="imtcp"%s)
-template(name="raw" type="string" string="%%rawmsg%%\n")
-ruleset(name="audit") {
-  action(type="omfile" file=%q template="raw")
-}
-input(type="imtcp" address="127.0.0.1" port="%d" ruleset="audit")
-`, dir, tlsGlobal(tf), tlsModule(tf), r.out, r.port)
-	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.stop)
-	return r
-}
-
-func tlsGlobal(tf *tlsFiles) string {
-	if tf == nil {
-		return ""
-	}
-	return fmt.Sprintf(` defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile=%q defaultNetstreamDriverCertFile=%q defaultNetstreamDriverKeyFile=%q`,
-		tf.ca, tf.cert, tf.key)
-}
-
-func tlsModule(tf *tlsFiles) string {
-	if tf == nil {
-		return ""
-	}
-	return ` streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon"`
-}
-
-func (r *rsyslog) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
-
-// start starts rsyslogd in the foreground (-n) and waits until it
-// accepts connections.
-func (r *rsyslog) start() {
-	r.t.Helper()
-	if r.cmd != nil {
-		r.t.Fatal("rsyslog already running")
-	}
-	cmd := exec.Command(rsyslogBinary(r.t), "-n", "-f", r.conf, "-i", filepath.Join(r.dir, "rsyslogd.pid"))
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.cmd, r.done = cmd, make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(r.done)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", r.addr(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-r.done:
-			r.cmd = nil
-			r.t.Fatalf("rsyslogd exited: %s", stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("rsyslogd does not listen on %s: %v; %s", r.addr(), err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop stops the rsyslogd this test started, by its process: SIGTERM, so
-// it writes out what it received, then SIGKILL if it hangs.
-func (r *rsyslog) stop() {
-	if r.cmd == nil {
-		return
-	}
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		r.cmd.Process.Kill()
-		<-r.done
-	}
-	r.cmd = nil
-}
-
-// kill kills the rsyslogd this test started (SIGKILL), as a crash.
-func (r *rsyslog) kill() {
-	if r.cmd == nil {
-		return
-	}
-	r.cmd.Process.Kill()
-	<-r.done
-	r.cmd = nil
-}
+func (r *rsyslog) addr() string { return r.Addr() }
+func (r *rsyslog) start()       { r.Start() }
+func (r *rsyslog) stop()        { r.Stop() }
+func (r *rsyslog) kill()        { r.Kill() }
 
 // received returns the seq of each message in the output file, in file
 // order, checking that every line is a valid RFC 5424 message with a
 // well-formed payload.
 func (r *rsyslog) received(format Format) ([]uint64, error) {
-	f, err := os.Open(r.out)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	lines, err := r.Lines()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var seqs []uint64
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		m, err := parse5424(sc.Bytes())
+	for _, line := range lines {
+		m, err := parse5424(line)
 		if err != nil {
-			return nil, fmt.Errorf("line %d %q: %w", len(seqs)+1, sc.Bytes(), err)
+			return nil, fmt.Errorf("line %d %q: %w", len(seqs)+1, line, err)
 		}
 		seq, err := strconv.ParseUint(m.SD[SDID]["seq"], 10, 64)
 		if err != nil {
@@ -188,7 +58,7 @@ func (r *rsyslog) received(format Format) ([]uint64, error) {
 		}
 		seqs = append(seqs, seq)
 	}
-	return seqs, sc.Err()
+	return seqs, nil
 }
 
 // waitFor polls the output file until cond holds for the seqs received.
@@ -211,16 +81,6 @@ func (r *rsyslog) waitFor(format Format, what string, cond func([]uint64) bool) 
 }
 
 func tail(s []uint64) []uint64 { return s[max(0, len(s)-20):] }
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and returns
 // the files and a pool that trusts it.
@@ -251,10 +111,10 @@ func selfSigned(t testing.TB) (*tlsFiles, *x509.CertPool) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	tf := &tlsFiles{ca: filepath.Join(dir, "ca.pem"), cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
+	tf := &tlsFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	for name, b := range map[string][]byte{tf.ca: certPEM, tf.cert: certPEM,
-		tf.key: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})} {
+	for name, b := range map[string][]byte{tf.CA: certPEM, tf.Cert: certPEM,
+		tf.Key: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})} {
 		if err := os.WriteFile(name, b, 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"crypto/tls"
+	"github.com/pacsnet/pacsnet/internal/rsyslogtest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -152,7 +153,7 @@ func TestRsyslogResumeFromCursor(t *testing.T) {
 // TLS to rsyslog's gtls driver (Debian's rsyslog-gnutls), with a
 // self-signed certificate the shipper is told to trust.
 func TestRsyslogTLS(t *testing.T) {
-	rsyslogBinary(t)
+	rsyslogtest.Binary(t)
 	if !hasRsyslogModule("lmnsd_gtls.so") {
 		t.Skip("rsyslog's gtls driver is not installed: run make deps (rsyslog-gnutls)")
 	}
@@ -174,7 +175,7 @@ func TestRsyslogTLS(t *testing.T) {
 // A collector whose certificate is not trusted gets nothing, and the
 // shipper says why.
 func TestRsyslogTLSUntrusted(t *testing.T) {
-	rsyslogBinary(t)
+	rsyslogtest.Binary(t)
 	if !hasRsyslogModule("lmnsd_gtls.so") {
 		t.Skip("rsyslog's gtls driver is not installed: run make deps (rsyslog-gnutls)")
 	}

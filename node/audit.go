@@ -20,6 +20,9 @@ type AuditConfig struct {
 	// last checkpoint are what a truncation could remove undetected, so
 	// keep it short. Default 15m; 1m to 24h.
 	CheckpointInterval Duration `toml:"checkpoint_interval"`
+
+	// Syslog streams every entry to a syslog collector (auditship.go).
+	Syslog SyslogConfig `toml:"syslog"`
 }
 
 func defaultAuditConfig() AuditConfig {
@@ -30,7 +33,7 @@ func (c AuditConfig) validate() error {
 	if c.CheckpointInterval.Duration < time.Minute || c.CheckpointInterval.Duration > 24*time.Hour {
 		return errors.New("config: audit.checkpoint_interval must be 1m to 24h")
 	}
-	return nil
+	return c.Syslog.validate()
 }
 
 // auditor records audit entries in the ledger and logs each one without
@@ -41,6 +44,7 @@ type auditor struct {
 	log       *slog.Logger
 	clock     clock.Clock
 	ckptEvery time.Duration // 0: only when asked and at shutdown
+	notify    func()        // told of every entry written (the syslog stream); nil: nobody
 
 	mu      sync.Mutex
 	seen    map[string]time.Time // dedupe of repeated entries (per-block authorizations, instance reads)
@@ -95,6 +99,9 @@ func (a *auditor) Record(e consent.Entry) error {
 		args = append(args, "count", e.Count)
 	}
 	a.log.Info(e.Action, args...)
+	if a.notify != nil {
+		a.notify()
+	}
 	return nil
 }
 

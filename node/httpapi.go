@@ -59,6 +59,7 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"Outbox":             s.outboxList,
 		"Audit":              auditAPI{s.n}.auditList,
 		"AuditVerify":        auditAPI{s.n}.auditVerify,
+		"AuditExport":        auditAPI{s.n}.auditExport,
 		"AuditVerifyAgainst": auditAPI{s.n}.auditVerifyAgainst,
 		"AuditCheckpoint":    auditAPI{s.n}.auditCheckpoint,
 		"AEs":                dicomAPI{s.n}.aesList,

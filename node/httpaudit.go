@@ -1,9 +1,13 @@
 package node
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/auditlog"
 	"github.com/pacsnet/pacsnet/consent"
 )
 
@@ -215,4 +220,87 @@ func auditReadError(err error) error {
 		return &apiError{api.CodeConflict, err.Error()}
 	}
 	return err
+}
+
+// auditExport streams the entries GET /api/v1/audit would select (all of
+// them, not a page) in the format asked for, one per line, and audits the
+// export.
+func (h auditAPI) auditExport(w http.ResponseWriter, r *http.Request) error {
+	q, err := h.auditQuery(r)
+	if err != nil {
+		return err
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = api.AuditFormatJSON
+	}
+	if !slices.Contains(api.AuditFormats, format) {
+		return badRequest("format %q: want one of %s", format, strings.Join(api.AuditFormats, ", "))
+	}
+	src := auditlog.Source{Facility: h.n.cfg.Name, NodeID: h.n.keys.id.PeerID().String(), AppName: "pacsnet"}
+	src.Host, _ = os.Hostname()
+	line := func(e consent.Entry) ([]byte, error) {
+		switch format {
+		case api.AuditFormatDICOM:
+			b, err := auditlog.DICOMXML(e, src)
+			// One document per line: without its XML declaration.
+			if _, rest, ok := bytes.Cut(b, []byte("?>")); ok {
+				b = bytes.TrimLeft(rest, "\r\n")
+			}
+			return b, err
+		case api.AuditFormatSyslog:
+			return auditlog.Syslog(e, src, auditlog.FormatJSON)
+		case api.AuditFormatSyslogDICOM:
+			return auditlog.Syslog(e, src, auditlog.FormatDICOM)
+		}
+		return json.Marshal(e)
+	}
+	match := h.auditFilter(q)
+	pos := q.After
+	if !q.Since.IsZero() {
+		first, err := h.n.ledger.FirstAt(q.Since)
+		if err != nil {
+			return auditReadError(err)
+		}
+		pos = max(pos, first-1)
+	}
+	head := h.n.ledger.Head()
+	// The export is recorded first: if it cannot be, nothing is exported.
+	if err := h.n.audit.Record(consent.Entry{Actor: actor(r), Action: api.ActAuditExported, Decision: consent.DecisionAllow,
+		Reason: "format=" + format}); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	defer bw.Flush()
+	for pos < head {
+		es, err := h.n.ledger.Entries(pos, consent.MaxEntriesLimit)
+		if err != nil {
+			fmt.Fprintf(bw, "# export stopped at entry %d: %s\n", pos+1, strings.ReplaceAll(err.Error(), "\n", " "))
+			return nil
+		}
+		if len(es) == 0 || es[0].Seq > head {
+			break
+		}
+		for _, e := range es {
+			if e.Seq > head {
+				break // written after the export began (its own entry first)
+			}
+			pos = e.Seq
+			if !match(e) {
+				continue
+			}
+			b, err := line(e)
+			if err != nil {
+				fmt.Fprintf(bw, "# entry %d: cannot encode: %s\n", e.Seq, err)
+				continue
+			}
+			bw.Write(b)
+			bw.WriteByte('\n')
+		}
+		if r.Context().Err() != nil {
+			return nil
+		}
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/pacsnet/pacsnet/auditlog"
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 	"github.com/pacsnet/pacsnet/exchange"
@@ -56,6 +57,7 @@ type Node struct {
 	requests *requests
 	asks     *asks
 	search   *search
+	shipper  *auditlog.Shipper // the audit stream to a syslog collector; nil when off
 	inbox    *inbox
 	outbox   *outbox
 	fetcher  *fetcher
@@ -146,6 +148,12 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	}
 	n.ledger.SetFacility(cfg.Name) // every audit entry names the facility (issue 8)
 	n.audit = newAuditor(n.ledger, n.log, n.clock, cfg.Audit.CheckpointInterval.Duration)
+	if n.shipper, err = newAuditShipper(home, cfg.Audit.Syslog, n); err != nil {
+		return nil, err
+	}
+	if n.shipper != nil {
+		n.audit.notify = n.shipper.Notify
+	}
 	n.keyring = newKeyring(n.store, n.keys.id, n.clock)
 	if n.users, err = newUsers(n.store, n.audit, n.clock, cfg.Users, n.log); err != nil {
 		return nil, err
@@ -310,6 +318,15 @@ func (n *Node) Start() error {
 		defer n.wg.Done()
 		n.requests.Run(n.ctx)
 	}()
+	if n.shipper != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.shipper.Run(n.ctx); err != nil && !errors.Is(err, context.Canceled) {
+				n.log.Error("audit stream to the syslog collector stopped", "err", err)
+			}
+		}()
+	}
 	go func() {
 		defer n.wg.Done()
 		if err := n.http.Serve(n.conns); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -63,6 +63,10 @@ func (s *apiServer) statusReport() (api.Status, error) {
 	if stuck > 0 {
 		st.Problems = append(st.Problems, fmt.Sprintf("%d manifest(s) failed delivery %d times or more: see the partners' last errors and `pacsnet peers`", stuck, undeliveredAttempts))
 	}
+	if st.AuditShipping = n.shippingStatus(); st.AuditShipping != nil && st.AuditShipping.LastError != "" && st.AuditShipping.Backlog > 0 {
+		st.Problems = append(st.Problems, fmt.Sprintf("the audit stream to %s is %d entries behind: %s (kept; sent once it is back)",
+			st.AuditShipping.Addr, st.AuditShipping.Backlog, st.AuditShipping.LastError))
+	}
 	if err := s.forwardStatus(&st); err != nil {
 		return api.Status{}, err
 	}

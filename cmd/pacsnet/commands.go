@@ -690,10 +690,10 @@ FETCHED column.`,
 func auditCmd(g *globals) *cobra.Command {
 	var verify, checkpoint bool
 	var against []string
-	var since string
+	var since, export string
 	var q api.AuditQuery
 	c := &cobra.Command{
-		Use:   "audit [--since 24h|3d|2026-12-01] [--peer P] [--study UID] [--action A] | --verify [--against FILE]… | --checkpoint",
+		Use:   "audit [--since 24h|3d|2026-12-01] [--peer P] [--study UID] [--action A] [--export FORMAT] | --verify [--against FILE]… | --checkpoint",
 		Short: "Show the hash-chained audit log, verify it, or sign a checkpoint of it",
 		Long: `Show the hash-chained audit log, oldest first, optionally only the entries
 since a time (a duration ago such as 24h or 3d, a date, or an RFC 3339 time),
@@ -706,6 +706,13 @@ with the hash it signed, so a truncated or rewritten log fails. It works on
 a stopped node's home too (no node needs to run), e.g. after an incident or
 on a restored backup.
 
+--export FORMAT writes the selected entries to stdout, one per line: json
+(as stored: prev and hash can be checked), dicom (DICOM audit messages,
+PS3.15 A.5), syslog or syslog-dicom (RFC 5424 lines with the JSON entry or
+the DICOM message), e.g. for a SIEM. The export itself is audited.
+config.toml [audit.syslog] streams every entry to a collector as it is
+written instead (docs/operations.md).
+
 --checkpoint has the node sign the head of its log now and prints the
 signed checkpoint as JSON (the node also signs one every
 audit.checkpoint_interval and when it stops). Keep it off the node's
@@ -716,6 +723,12 @@ truncation even if the node's own checkpoints were deleted with it.`,
 			filtered := since != "" || q.Partner != "" || q.Study != "" || q.Action != ""
 			if len(against) > 0 && !verify {
 				return usageError{errors.New("audit: --against goes with --verify")}
+			}
+			if export != "" && (verify || checkpoint) {
+				return usageError{errors.New("audit: --export goes with the filters, not with --verify or --checkpoint")}
+			}
+			if export != "" && !slices.Contains(api.AuditFormats, export) {
+				return usageError{fmt.Errorf("audit: --export must be one of %s", strings.Join(api.AuditFormats, ", "))}
 			}
 			if checkpoint {
 				if verify || filtered {
@@ -749,6 +762,16 @@ truncation even if the node's own checkpoints were deleted with it.`,
 			}
 			cl, err := newClient(g.home)
 			if err != nil {
+				return err
+			}
+			if export != "" {
+				body, err := cl.AuditExport(c.Context(), api.AuditExportQuery{After: q.After, Since: q.Since, Partner: q.Partner,
+					Study: q.Study, Action: q.Action, Format: export})
+				if err != nil {
+					return err
+				}
+				defer body.Close()
+				_, err = io.Copy(os.Stdout, body)
 				return err
 			}
 			es := []api.AuditEntry{}
@@ -787,6 +810,7 @@ truncation even if the node's own checkpoints were deleted with it.`,
 	c.Flags().BoolVar(&verify, "verify", false, "check every hash and link of the chain and every stored checkpoint (also on a stopped node's home)")
 	c.Flags().StringArrayVar(&against, "against", nil, "with --verify: also check against this checkpoint file (from audit --checkpoint), repeatable")
 	c.Flags().BoolVar(&checkpoint, "checkpoint", false, "sign the head of the log now and print the signed checkpoint (JSON)")
+	c.Flags().StringVar(&export, "export", "", "write the entries to stdout as "+strings.Join(api.AuditFormats, ", "))
 	c.Flags().StringVar(&since, "since", "", "only entries since: a duration ago (24h, 3d), a date (2026-12-01) or an RFC 3339 time")
 	c.Flags().StringVar(&q.Partner, "peer", "", "only entries about this partner (name or peer ID)")
 	c.Flags().StringVar(&q.Study, "study", "", "only entries about this Study Instance UID")
