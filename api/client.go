@@ -542,3 +542,10 @@ func (c *Client) AuditExport(ctx context.Context, q AuditExportQuery) (io.ReadCl
 	}
 	return resp.Body, nil
 }
+
+// EraseRequestNote is DELETE /api/v1/requests/incoming/{request_id}/note.
+func (c *Client) EraseRequestNote(ctx context.Context, id string) (AccessRequest, error) {
+	var out AccessRequest
+	_, err := c.call(ctx, http.MethodDelete, pathEraseNote, []string{id}, nil, &out)
+	return out, err
+}

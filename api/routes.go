@@ -107,6 +107,7 @@ const (
 	pathApprove      = APIPrefix + "/requests/incoming/{" + ParamRequestID + "}/approve"
 	pathDeny         = APIPrefix + "/requests/incoming/{" + ParamRequestID + "}/deny"
 	pathReview       = APIPrefix + "/requests/incoming/{" + ParamRequestID + "}/review"
+	pathEraseNote    = APIPrefix + "/requests/incoming/{" + ParamRequestID + "}/note"
 	pathAEs          = APIPrefix + "/aes"
 	pathAE           = APIPrefix + "/aes/{" + ParamAE + "}"
 	pathAEEcho       = APIPrefix + "/aes/{" + ParamAE + "}/echo"
@@ -300,6 +301,15 @@ var Routes = []Route{
 		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeConflict, CodeInternal, CodeInsufficientStorage},
 		Summary: "Record the review of an emergency access granted by break-glass.",
 		Doc:     "Audited as emergency-reviewed. Reviewing twice is conflict; a request that was not granted by break-glass is bad-request. Revoke the grant separately if the access was not justified.",
+	},
+	{
+		Name: "EraseRequestNote", Method: http.MethodDelete, Path: pathEraseNote,
+		Roles:    RolesAdmin,
+		Response: AccessRequest{},
+		Errors:   []Code{CodeUnauthorized, CodeNotFound, CodeInternal, CodeInsufficientStorage},
+		Summary:  "Erase a partner's request's free-text note, and the signed copy of the request that holds it.",
+		Doc: "The note may name the patient; it was never in the audit chain. The request, its decision and the " +
+			"SHA-256 of the signed request stay. Audited as request-note-erased.",
 	},
 	{
 		Name: "Shared", Method: http.MethodGet, Path: pathShared,

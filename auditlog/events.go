@@ -143,14 +143,15 @@ var events = map[string]event{
 
 	// Access requests between facilities (issue 8): asking, deciding,
 	// break-glass and its review; patient searches are queries.
-	"request-sent":       {ID: evSecurityAlert, Type: ref(etUseOfRestrictedFunc), Action: "E", Dir: dirOut},
-	"request-approved":   {ID: evSecurityAlert, Type: ref(etObjectSecurityChanged), Action: "E", Dir: dirOut},
-	"request-denied":     {ID: evSecurityAlert, Type: ref(etObjectSecurityChanged), Action: "E", Dir: dirOut, Denied: true},
-	"emergency-access":   {ID: evSecurityAlert, Type: ref(etEmergencyOverride), Action: "E", Dir: dirOut, PeerRequests: true},
-	"emergency-reviewed": {ID: evSecurityAlert, Type: ref(etSecurityConfiguration), Action: "E"},
-	"ask-refused":        {ID: evSecurityAlert, Type: ref(etNodeAuthentication), Action: "E", Dir: dirIn, PeerRequests: true, Denied: true},
-	"patient-search":     {ID: evQuery, Action: "E", Dir: dirOut},
-	"patient-query":      {ID: evQuery, Action: "E", Dir: dirIn, PeerRequests: true},
+	"request-sent":        {ID: evSecurityAlert, Type: ref(etUseOfRestrictedFunc), Action: "E", Dir: dirOut},
+	"request-approved":    {ID: evSecurityAlert, Type: ref(etObjectSecurityChanged), Action: "E", Dir: dirOut},
+	"request-denied":      {ID: evSecurityAlert, Type: ref(etObjectSecurityChanged), Action: "E", Dir: dirOut, Denied: true},
+	"emergency-access":    {ID: evSecurityAlert, Type: ref(etEmergencyOverride), Action: "E", Dir: dirOut, PeerRequests: true},
+	"emergency-reviewed":  {ID: evSecurityAlert, Type: ref(etSecurityConfiguration), Action: "E"},
+	"ask-refused":         {ID: evSecurityAlert, Type: ref(etNodeAuthentication), Action: "E", Dir: dirIn, PeerRequests: true, Denied: true},
+	"patient-search":      {ID: evQuery, Action: "E", Dir: dirOut},
+	"request-note-erased": {ID: evSecurityAlert, Type: ref(etObjectSecurityChanged), Action: "D"},
+	"patient-query":       {ID: evQuery, Action: "E", Dir: dirIn, PeerRequests: true},
 
 	// The audit log itself: a signed checkpoint reads its head.
 	consent.ActAuditCheckpoint: {ID: evAuditLogUsed, Action: "R"},

@@ -1,6 +1,8 @@
 package consent
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -200,4 +202,27 @@ func TestBreakGlass(t *testing.T) {
 	if _, err := l.Verify(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzAccessRequest feeds arbitrary request bodies through the strict
+// decoding and validation a holder applies to a partner's request.
+func FuzzAccessRequest(f *testing.F) {
+	b, _ := json.Marshal(accessRequest(req1))
+	f.Add(b)
+	f.Add([]byte(`{"id":"x","emergency":true}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		var r AccessRequest
+		if dec.Decode(&r) != nil {
+			return
+		}
+		if err := r.Validate(); err == nil {
+			if len(r.Note) > maxNoteLen || !validID(r.ID) || r.Purpose == PurposeResearch {
+				t.Fatalf("an invalid request was accepted: %+v", r)
+			}
+		} else if !errors.Is(err, ErrInvalidRequest) {
+			t.Fatalf("refusal does not wrap ErrInvalidRequest: %v", err)
+		}
+	})
 }

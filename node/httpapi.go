@@ -85,6 +85,7 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"ApproveRequest":     requestsAPI{s.n}.approve,
 		"DenyRequest":        requestsAPI{s.n}.deny,
 		"ReviewRequest":      requestsAPI{s.n}.review,
+		"EraseRequestNote":   requestsAPI{s.n}.eraseNote,
 	}
 }
 

@@ -84,3 +84,11 @@ func (h requestsAPI) search(w http.ResponseWriter, r *http.Request) error {
 	}
 	return ok(w, out)
 }
+
+func (h requestsAPI) eraseNote(w http.ResponseWriter, r *http.Request) error {
+	out, err := h.n.requests.EraseNote(r.PathValue(api.ParamRequestID), actor(r))
+	if err != nil {
+		return err
+	}
+	return ok(w, out)
+}

@@ -325,6 +325,26 @@ func (rq *requests) Deny(ref, reason, actor string) (api.AccessRequest, error) {
 	return rq.apiIncoming(out), nil
 }
 
+// EraseNote erases a request's free-text note (and the signed copy that
+// holds it), audited.
+func (rq *requests) EraseNote(ref, actor string) (api.AccessRequest, error) {
+	id, err := rq.resolve(ref)
+	if err != nil {
+		return api.AccessRequest{}, err
+	}
+	if err := rq.audit.Record(consent.Entry{Actor: actor, Action: api.ActRequestNoteErased, Reason: "request=" + id}); err != nil {
+		return api.AccessRequest{}, err
+	}
+	if err := rq.ledger.EraseRequestNote(id); err != nil {
+		return api.AccessRequest{}, decideError(err)
+	}
+	in, err := rq.ledger.Request(id)
+	if err != nil || in == nil {
+		return api.AccessRequest{}, decideError(errors.Join(err, consent.ErrNoRequest))
+	}
+	return rq.apiIncoming(*in), nil
+}
+
 // Review records the review of a break-glass access.
 func (rq *requests) Review(ref, outcome, actor string) (api.AccessRequest, error) {
 	id, err := rq.resolve(ref)

@@ -97,7 +97,7 @@ $PACSNET_HOME, or ~/.pacsnet.`,
 	)
 	root.AddCommand(aeCmd(g))
 	root.AddCommand(userCmd(g), tokenCmd(g))
-	root.AddCommand(searchCmd(g), requestCmd(g), requestsCmd(g), approveCmd(g), denyCmd(g), reviewCmd(g))
+	root.AddCommand(searchCmd(g), requestCmd(g), requestsCmd(g), approveCmd(g), denyCmd(g), reviewCmd(g), eraseNoteCmd(g))
 	return root
 }
 

@@ -123,10 +123,10 @@ named by its ID or the first 8 or more of its digits.`,
 				if len(theirs) == 0 {
 					fmt.Println("  none")
 				} else {
-					tw := table("ID", "RECEIVED", "FROM", "USER", "PATIENT", "PURPOSE", "REASON", "STUDIES HERE", "STATE", "GRANT", "DECIDED BY", "REVIEW")
+					tw := table("ID", "RECEIVED", "FROM", "USER", "PATIENT", "PURPOSE", "REASON", "STUDIES HERE", "STATE", "GRANT", "DECIDED BY", "REVIEW", "NOTE")
 					for _, r := range theirs {
 						tw.row(r.RequestID[:12], fmtTime(r.Created), partnerName(*r.Requester), printable(r.User), patientOf(r),
-							r.Purpose, reasonOf(r), r.Studies, stateOf(r), r.GrantID, printable(r.DecidedBy), reviewOf(r))
+							r.Purpose, reasonOf(r), r.Studies, stateOf(r), r.GrantID, printable(r.DecidedBy), reviewOf(r), noteOf(r.Note))
 					}
 					if err := tw.Flush(); err != nil {
 						return err
@@ -155,6 +155,15 @@ named by its ID or the first 8 or more of its digits.`,
 	c.Flags().BoolVar(&mine, "mine", false, "only this facility's requests to partners")
 	addJSON(c, g)
 	return c
+}
+
+// noteOf shows the start of a request's free-text note on one line.
+func noteOf(n string) string {
+	n = strings.Join(strings.Fields(printable(n)), " ")
+	if r := []rune(n); len(r) > 40 {
+		n = string(r[:39]) + "…"
+	}
+	return n
 }
 
 func nonNilList(s []api.AccessRequest) []api.AccessRequest {
@@ -363,6 +372,35 @@ Every query is audited here and at the partner, without the patient.`,
 	c.Flags().StringVar(&q.BirthDate, "birth-date", "", "only studies with this birth date (YYYYMMDD)")
 	c.Flags().StringVar(&partner, "partner", "", "ask only this partner (name or peer ID)")
 	c.Flags().BoolVar(&all, "all", false, "ask every partner (the default)")
+	addJSON(c, g)
+	return c
+}
+
+func eraseNoteCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "erase-note REQUEST",
+		Short: "Erase the free-text note of a partner's access request",
+		Long: `Erase the free-text note a partner's clinician wrote with an access request
+(it may name the patient), and the signed copy of the request that holds it.
+The request, its decision, its audit entries and the SHA-256 of the signed
+request stay. Audited as request-note-erased.`,
+		Args: exactArgs(1, "the request's ID (or its first 8 or more digits)"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := newClient(g.home)
+			if err != nil {
+				return err
+			}
+			r, err := cl.EraseRequestNote(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(r)
+			}
+			fmt.Printf("erased the note of request %s of %s\n", r.RequestID[:12], partnerName(*r.Requester))
+			return nil
+		},
+	}
 	addJSON(c, g)
 	return c
 }

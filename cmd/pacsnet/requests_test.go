@@ -81,7 +81,16 @@ func TestAccessRequestsCLI(t *testing.T) {
 	if !strings.Contains(list, r.RequestID[:12]) || !strings.Contains(list, "STUDIES HERE") || !strings.Contains(list, "pending") {
 		t.Fatalf("requests at St Mary:\n%s", list)
 	}
+	if !strings.Contains(list, "please, prior CT") {
+		t.Errorf("the note is not shown to St Mary's admin:\n%s", list)
+	}
 	mustRun(t, stMary, "approve", r.RequestID[:8], "--expires", "3h")
+	mustRun(t, stMary, "erase-note", r.RequestID[:8])
+	var theirsNow api.RequestLists
+	mustJSON(t, stMary, &theirsNow, "requests")
+	if len(theirsNow.Incoming) != 1 || theirsNow.Incoming[0].Note != "" || theirsNow.Incoming[0].State != api.RequestApproved {
+		t.Errorf("after erase-note: %+v", theirsNow.Incoming)
+	}
 	var lists api.RequestLists
 	out, err = asJones("requests", "--json")
 	if err != nil {
