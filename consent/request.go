@@ -250,24 +250,36 @@ func (l *Ledger) ReceiveRequest(from peer.ID, r AccessRequest, signed []byte, bg
 	if note != "" {
 		extra = append(extra, KV{Key: requestNoteKey(r.ID), Value: []byte(note)})
 	}
+	if err := l.commitRequestLocked(now, entries, extra, sg); err != nil {
+		return IncomingRequest{}, nil, fmt.Errorf("access request: %w", err)
+	}
+	if sg != nil {
+		sg = sg.clone()
+	}
+	return in, sg, nil
+}
+
+// commitRequestLocked chains entries, commits them with extra in one
+// commit, and records the new head and the grant sg signed with them (if
+// any). Called with wmu held.
+func (l *Ledger) commitRequestLocked(now time.Time, entries []Entry, extra []KV, sg *SignedGrant) error {
 	es, kvs, err := l.chainManyLocked(now, entries...)
 	if err != nil {
-		return IncomingRequest{}, nil, fmt.Errorf("access request: %w", err)
+		return err
 	}
 	if err := l.store.Commit(append(kvs, extra...)); err != nil {
 		l.dirty = true
-		return IncomingRequest{}, nil, fmt.Errorf("access request: commit: %w", err)
+		return fmt.Errorf("commit: %w", err)
 	}
 	last := es[len(es)-1]
 	if sg != nil {
 		l.addGrantLocked(*sg, last)
-		sg = sg.clone()
-	} else {
-		l.mu.Lock()
-		l.st.head = headRecord{Seq: last.Seq, Hash: last.Hash}
-		l.mu.Unlock()
+		return nil
 	}
-	return in, sg, nil
+	l.mu.Lock()
+	l.st.head = headRecord{Seq: last.Seq, Hash: last.Hash}
+	l.mu.Unlock()
+	return nil
 }
 
 // Decision is an admin's answer to a pending request.
@@ -342,22 +354,11 @@ func (l *Ledger) DecideRequest(id string, d Decision) (IncomingRequest, *SignedG
 		return IncomingRequest{}, nil, fmt.Errorf("decide request: %w", err)
 	}
 	extra = append(extra, KV{Key: requestKey(id), Value: val})
-	es, kvs, err := l.chainManyLocked(now, entries...)
-	if err != nil {
+	if err := l.commitRequestLocked(now, entries, extra, sg); err != nil {
 		return IncomingRequest{}, nil, fmt.Errorf("decide request: %w", err)
 	}
-	if err := l.store.Commit(append(kvs, extra...)); err != nil {
-		l.dirty = true
-		return IncomingRequest{}, nil, fmt.Errorf("decide request: commit: %w", err)
-	}
-	last := es[len(es)-1]
 	if sg != nil {
-		l.addGrantLocked(*sg, last)
 		sg = sg.clone()
-	} else {
-		l.mu.Lock()
-		l.st.head = headRecord{Seq: last.Seq, Hash: last.Hash}
-		l.mu.Unlock()
 	}
 	return *in, sg, nil
 }
@@ -392,18 +393,11 @@ func (l *Ledger) ReviewRequest(id, outcome, actor string) (IncomingRequest, erro
 	if err != nil {
 		return IncomingRequest{}, fmt.Errorf("review: %w", err)
 	}
-	e, kvs, err := l.chainLocked(Entry{Actor: actor, Peer: in.From, Action: ActEmergencyReviewed, GrantID: in.Status.GrantID,
-		Reason: "request=" + id + " outcome=" + outcome}, now)
-	if err != nil {
+	e := Entry{Actor: actor, Peer: in.From, Action: ActEmergencyReviewed, GrantID: in.Status.GrantID,
+		Reason: "request=" + id + " outcome=" + outcome}
+	if err := l.commitRequestLocked(now, []Entry{e}, []KV{{Key: requestKey(id), Value: val}}, nil); err != nil {
 		return IncomingRequest{}, fmt.Errorf("review: %w", err)
 	}
-	if err := l.store.Commit(append(kvs, KV{Key: requestKey(id), Value: val})); err != nil {
-		l.dirty = true
-		return IncomingRequest{}, fmt.Errorf("review: commit: %w", err)
-	}
-	l.mu.Lock()
-	l.st.head = headRecord{Seq: e.Seq, Hash: e.Hash}
-	l.mu.Unlock()
 	return *in, nil
 }
 

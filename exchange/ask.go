@@ -3,10 +3,8 @@ package exchange
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -66,60 +64,16 @@ func (s *Service) Ask(ctx context.Context, p peer.ID, msg []byte) ([]byte, error
 }
 
 func ask(st network.Stream, msg []byte) ([]byte, error) {
-	if err := st.Scope().SetService(ServiceName); err != nil {
-		return nil, fmt.Errorf("attach stream: %w", err)
-	}
-	_ = st.SetWriteDeadline(time.Now().Add(idleTimeout))
-	req := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(msg)), uint64(len(msg)))
-	if _, err := st.Write(append(req, msg...)); err != nil {
-		return nil, fmt.Errorf("send: %w", err)
-	}
-	_ = st.SetReadDeadline(time.Now().Add(askHandleTimeout + idleTimeout))
-	br := bufio.NewReaderSize(st, 16)
-	code, err := br.ReadByte()
-	if err != nil {
-		return nil, fmt.Errorf("read reply: %w", err)
-	}
-	if c := Code(code); c != CodeOK {
-		return nil, &RemoteError{Code: c}
-	}
-	n, err := readLen(br, MaxAskSize)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("read reply: %w", err)
-	case n == 0:
-		return nil, fmt.Errorf("read reply: empty answer: %w", ErrBadRequest)
-	}
-	if err := st.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
-		return nil, fmt.Errorf("read reply: %w", err)
-	}
-	defer st.Scope().ReleaseMemory(n)
-	_ = st.SetReadDeadline(time.Now().Add(idleTimeout))
-	ans := make([]byte, n)
-	if _, err := io.ReadFull(br, ans); err != nil {
-		return nil, fmt.Errorf("read reply: %w", err)
-	}
-	return ans, nil
+	return roundTrip(st, msg, MaxAskSize, askHandleTimeout+idleTimeout, func(int) time.Duration { return idleTimeout })
 }
 
 func (s *Service) handleAsk(ctx context.Context, st network.Stream) {
 	bw := bufio.NewWriterSize(st, 16)
-	br := bufio.NewReaderSize(st, 16)
-	n, ok := s.readRequestLen(st, br, bw, MaxAskSize, "read ask")
+	msg, release, ok := s.readFrame(st, bw, MaxAskSize, func(int) time.Duration { return requestTimeout }, "read ask")
 	if !ok {
 		return
 	}
-	if err := st.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
-		s.logOutcome("read ask", st, CodeUnavailable, err)
-		s.reply(st, bw, CodeUnavailable)
-		return
-	}
-	defer st.Scope().ReleaseMemory(n)
-	msg := make([]byte, n)
-	if _, err := io.ReadFull(br, msg); err != nil {
-		_ = st.Reset()
-		return
-	}
+	defer release()
 	hctx, cancel := context.WithTimeout(ctx, askHandleTimeout)
 	ans, err := s.asks.HandleAsk(hctx, st.Conn().RemotePeer(), msg)
 	cancel()
@@ -136,11 +90,5 @@ func (s *Service) handleAsk(ctx context.Context, st network.Stream) {
 		s.reply(st, bw, code)
 		return
 	}
-	_ = st.SetWriteDeadline(time.Now().Add(idleTimeout))
-	hdr := binary.AppendUvarint([]byte{byte(CodeOK)}, uint64(len(ans)))
-	if _, err := st.Write(append(hdr, ans...)); err != nil {
-		_ = st.Reset()
-		return
-	}
-	_ = st.Close()
+	answerFrame(st, ans, idleTimeout)
 }

@@ -95,30 +95,43 @@ func pushManifest(st network.Stream, sealed []byte) error {
 
 func (s *Service) handleManifest(ctx context.Context, st network.Stream) {
 	bw := bufio.NewWriterSize(st, 16)
-	br := bufio.NewReaderSize(st, 16)
-	n, ok := s.readRequestLen(st, br, bw, MaxManifestSize, "receive manifest")
+	sealed, release, ok := s.readFrame(st, bw, MaxManifestSize, transferTimeout, "receive manifest")
 	if !ok {
 		return
 	}
-	if err := st.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
-		s.logOutcome("receive manifest", st, CodeUnavailable, err)
-		s.reply(st, bw, CodeUnavailable)
-		return
-	}
-	defer st.Scope().ReleaseMemory(n)
-	_ = st.SetReadDeadline(time.Now().Add(transferTimeout(n)))
-	sealed := make([]byte, n)
-	if _, err := io.ReadFull(br, sealed); err != nil {
-		// The peer went away or is too slow; there is nobody to tell.
-		_ = st.Reset()
-		return
-	}
+	defer release()
 	hctx, cancel := context.WithTimeout(ctx, manifestHandleTimeout)
 	err := s.manifests.HandleManifest(hctx, st.Conn().RemotePeer(), sealed)
 	cancel()
 	code := codeOf(err)
 	s.logOutcome("handle manifest", st, code, err)
 	s.reply(st, bw, code)
+}
+
+// readFrame reads a handler's one request frame of 1..max bytes, its
+// memory reserved in the stream's scope (release gives it back), within
+// body(len) once the length is known; ok is false when the handler must
+// stop (refusals are answered, a vanished peer reset).
+func (s *Service) readFrame(st network.Stream, bw *bufio.Writer, max int, body func(int) time.Duration, what string) (frame []byte, release func(), ok bool) {
+	br := bufio.NewReaderSize(st, 16)
+	n, ok := s.readRequestLen(st, br, bw, max, what)
+	if !ok {
+		return nil, nil, false
+	}
+	if err := st.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
+		s.logOutcome(what, st, CodeUnavailable, err)
+		s.reply(st, bw, CodeUnavailable)
+		return nil, nil, false
+	}
+	_ = st.SetReadDeadline(time.Now().Add(body(n)))
+	frame = make([]byte, n)
+	if _, err := io.ReadFull(br, frame); err != nil {
+		// The peer went away or is too slow; there is nobody to tell.
+		st.Scope().ReleaseMemory(n)
+		_ = st.Reset()
+		return nil, nil, false
+	}
+	return frame, func() { st.Scope().ReleaseMemory(n) }, true
 }
 
 // readRequestLen reads the length prefix of a handler's one request frame

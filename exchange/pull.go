@@ -49,16 +49,23 @@ func (s *Service) PullManifest(ctx context.Context, p peer.ID, study string) ([]
 }
 
 func pullManifest(st network.Stream, study string) ([]byte, error) {
+	// The peer may have to seal the manifest first.
+	return roundTrip(st, []byte(study), MaxManifestSize, manifestHandleTimeout+idleTimeout, transferTimeout)
+}
+
+// roundTrip is the client side of a one-frame question: it sends
+// uvarint(len) | req, reads the answer's code within wait and, after
+// CodeOK, one frame of 1..max bytes within body(len).
+func roundTrip(st network.Stream, req []byte, max int, wait time.Duration, body func(int) time.Duration) ([]byte, error) {
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		return nil, fmt.Errorf("attach stream: %w", err)
 	}
 	_ = st.SetWriteDeadline(time.Now().Add(idleTimeout))
-	req := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(study)), uint64(len(study)))
-	if _, err := st.Write(append(req, study...)); err != nil {
+	frame := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(req)), uint64(len(req)))
+	if _, err := st.Write(append(frame, req...)); err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
-	// The peer may have to seal the manifest first.
-	_ = st.SetReadDeadline(time.Now().Add(manifestHandleTimeout + idleTimeout))
+	_ = st.SetReadDeadline(time.Now().Add(wait))
 	br := bufio.NewReaderSize(st, 16)
 	code, err := br.ReadByte()
 	if err != nil {
@@ -67,23 +74,39 @@ func pullManifest(st network.Stream, study string) ([]byte, error) {
 	if c := Code(code); c != CodeOK {
 		return nil, &RemoteError{Code: c}
 	}
-	n, err := readLen(br, MaxManifestSize)
+	n, err := readLen(br, max)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("read reply: %w", err)
 	case n == 0:
-		return nil, fmt.Errorf("read reply: empty manifest: %w", ErrBadRequest)
+		return nil, fmt.Errorf("read reply: empty answer: %w", ErrBadRequest)
 	}
 	if err := st.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
 		return nil, fmt.Errorf("read reply: %w", err)
 	}
 	defer st.Scope().ReleaseMemory(n)
-	_ = st.SetReadDeadline(time.Now().Add(transferTimeout(n)))
-	sealed := make([]byte, n)
-	if _, err := io.ReadFull(br, sealed); err != nil {
+	_ = st.SetReadDeadline(time.Now().Add(body(n)))
+	ans := make([]byte, n)
+	if _, err := io.ReadFull(br, ans); err != nil {
 		return nil, fmt.Errorf("read reply: %w", err)
 	}
-	return sealed, nil
+	return ans, nil
+}
+
+// answerFrame ends a stream with CodeOK and one frame of data, written
+// within deadline.
+func answerFrame(st network.Stream, data []byte, deadline time.Duration) {
+	_ = st.SetWriteDeadline(time.Now().Add(deadline))
+	hdr := binary.AppendUvarint([]byte{byte(CodeOK)}, uint64(len(data)))
+	if _, err := st.Write(hdr); err != nil {
+		_ = st.Reset()
+		return
+	}
+	if _, err := st.Write(data); err != nil {
+		_ = st.Reset()
+		return
+	}
+	_ = st.Close()
 }
 
 func (s *Service) handlePull(ctx context.Context, st network.Stream) {
@@ -115,15 +138,5 @@ func (s *Service) handlePull(ctx context.Context, st network.Stream) {
 		s.reply(st, bw, code)
 		return
 	}
-	_ = st.SetWriteDeadline(time.Now().Add(transferTimeout(len(sealed))))
-	hdr := binary.AppendUvarint([]byte{byte(CodeOK)}, uint64(len(sealed)))
-	if _, err := st.Write(hdr); err != nil {
-		_ = st.Reset()
-		return
-	}
-	if _, err := st.Write(sealed); err != nil {
-		_ = st.Reset()
-		return
-	}
-	_ = st.Close()
+	answerFrame(st, sealed, transferTimeout(len(sealed)))
 }

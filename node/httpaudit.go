@@ -31,16 +31,10 @@ func (h auditAPI) auditList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	match := h.auditFilter(q)
-	// Reading starts after q.After, or at the first entry written since
-	// q.Since if that is later (a binary search); it examines at most
-	// api.MaxAuditScan entries and says where to go on.
-	pos := q.After
-	if !q.Since.IsZero() {
-		first, err := h.n.ledger.FirstAt(q.Since)
-		if err != nil {
-			return auditReadError(err)
-		}
-		pos = max(pos, first-1)
+	// It examines at most api.MaxAuditScan entries and says where to go on.
+	pos, err := h.startAfter(q)
+	if err != nil {
+		return err
 	}
 	head := h.n.ledger.Head()
 	out := []api.AuditEntry{}
@@ -68,6 +62,20 @@ func (h auditAPI) auditList(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set(api.HeaderAuditNext, strconv.FormatUint(pos, 10))
 	}
 	return ok(w, out)
+}
+
+// startAfter is the Seq reading starts after: q.After, or the entry before
+// the first written since q.Since if that is later (a binary search).
+func (h auditAPI) startAfter(q api.AuditQuery) (uint64, error) {
+	pos := q.After
+	if !q.Since.IsZero() {
+		first, err := h.n.ledger.FirstAt(q.Since)
+		if err != nil {
+			return 0, auditReadError(err)
+		}
+		pos = max(pos, first-1)
+	}
+	return pos, nil
 }
 
 // auditQuery reads GET /api/v1/audit's query parameters.
@@ -256,13 +264,9 @@ func (h auditAPI) auditExport(w http.ResponseWriter, r *http.Request) error {
 		return json.Marshal(e)
 	}
 	match := h.auditFilter(q)
-	pos := q.After
-	if !q.Since.IsZero() {
-		first, err := h.n.ledger.FirstAt(q.Since)
-		if err != nil {
-			return auditReadError(err)
-		}
-		pos = max(pos, first-1)
+	pos, err := h.startAfter(q)
+	if err != nil {
+		return err
 	}
 	head := h.n.ledger.Head()
 	// The export is recorded first: if it cannot be, nothing is exported.

@@ -264,27 +264,30 @@ func (s *Store) EnsureStudy(rec Study) (Study, bool, error) {
 // SetReaders replaces a study's Readers with what fn returns for the
 // stored record.
 func (s *Store) SetReaders(uid string, fn func(sr Study) []string) error {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	defer s.studyGen.Add(1) // after the commit, before the lock is released
-	return s.update(func(txn *badger.Txn) error {
-		var sr Study
-		if ok, err := getJSON(txn, pfxStudy+uid, &sr); err != nil {
-			return err
-		} else if !ok {
-			return fmt.Errorf("study record: %w", ErrNotFound)
-		}
-		next := fn(sr)
+	return s.updateStudy(uid, func(sr *Study) bool {
+		next := fn(*sr)
 		if slices.Equal(next, sr.Readers) {
-			return nil
+			return false
 		}
 		sr.Readers = next
-		return setJSON(txn, pfxStudy+uid, sr)
+		return true
 	})
 }
 
 // SetExpected records how many instances a fetched study's manifest lists.
 func (s *Store) SetExpected(uid string, n int) error {
+	return s.updateStudy(uid, func(sr *Study) bool {
+		if sr.Expected == n {
+			return false
+		}
+		sr.Expected = n
+		return true
+	})
+}
+
+// updateStudy changes a study record in one transaction: fn edits it and
+// says whether to write it.
+func (s *Store) updateStudy(uid string, fn func(sr *Study) bool) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	defer s.studyGen.Add(1) // after the commit, before the lock is released
@@ -295,10 +298,9 @@ func (s *Store) SetExpected(uid string, n int) error {
 		} else if !ok {
 			return fmt.Errorf("study record: %w", ErrNotFound)
 		}
-		if sr.Expected == n {
+		if !fn(&sr) {
 			return nil
 		}
-		sr.Expected = n
 		return setJSON(txn, pfxStudy+uid, sr)
 	})
 }
