@@ -174,9 +174,10 @@ type ExportResult struct {
 // cancelled or partial export (AllowPartial, for a partly fetched study)
 // is marked as such on disk.
 //
-// What was really written is audited, also when the export fails half-way
-// (the reason is the failure's kind, never a path, which could name a
-// patient).
+// The export is audited before anything is written (if the entry cannot
+// be written, neither is the export), and what was really written after,
+// also when the export fails half-way (the reason is the failure's kind,
+// never a path, which could name a patient).
 func (a *archive) Export(ctx context.Context, req ExportRequest) (ExportResult, error) {
 	var res ExportResult
 	if !filepath.IsAbs(req.Out) {
@@ -198,6 +199,11 @@ func (a *archive) Export(ctx context.Context, req ExportRequest) (ExportResult, 
 		return res, err
 	}
 	total := max(sr.Expected, len(insts))
+	// Fail closed: an export the audit trail cannot record is not written.
+	if err := a.audit.Record(consent.Entry{Actor: req.Actor, Action: consent.ActExport, Study: req.Study, Decision: consent.DecisionAllow,
+		Reason: "exporting " + strconv.Itoa(len(insts)) + " instances"}); err != nil {
+		return res, err
+	}
 	root, err := openExportRoot(out, req.Merge)
 	if err != nil {
 		return res, err

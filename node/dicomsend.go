@@ -231,6 +231,10 @@ func (s *sends) Start(study, to string, rd reader) (SendStatus, error) {
 	if len(insts) == 0 {
 		return SendStatus{}, errStudyNotFound
 	}
+	// Fail closed: a send the audit trail cannot record does not start.
+	if err := s.audit.Record(consent.Entry{Actor: actor, Action: actDICOMSend, Study: study, Decision: consent.DecisionAllow, Reason: "to:" + ae.Title}); err != nil {
+		return SendStatus{}, err
+	}
 	id := make([]byte, 8)
 	rand.Read(id)
 	j := &SendStatus{ID: hex.EncodeToString(id), Study: study, To: ae.Title, State: api.SendRunning,
@@ -267,11 +271,9 @@ func (s *sends) Start(study, to string, rd reader) (SendStatus, error) {
 			j.State, j.Error = api.SendFailed, err.Error()
 		}
 		s.mu.Unlock()
-		e := consent.Entry{Actor: actor, Action: actDICOMSend, Study: study, Decision: consent.DecisionAllow, Reason: "to:" + ae.Title}
 		if err != nil {
-			e.Reason += "; failed"
+			s.audit.Record(consent.Entry{Actor: actor, Action: actDICOMSend, Study: study, Decision: consent.DecisionAllow, Reason: "to:" + ae.Title + "; failed"})
 		}
-		s.audit.Record(e)
 	}()
 	return st, nil
 }
