@@ -27,27 +27,25 @@ func sendRequest(t *testing.T, n *tnode, req api.AccessRequestCreate) api.Access
 
 func incoming(t *testing.T, n *tnode, id string) api.AccessRequest {
 	t.Helper()
-	var list []api.AccessRequest
-	apiCall(t, n, "GET", "/api/v1/requests/incoming", nil, &list)
-	for _, r := range list {
-		if r.RequestID == id {
-			return r
-		}
-	}
-	t.Fatalf("%s has no incoming request %s", n.name, id)
-	return api.AccessRequest{}
+	return requestIn(t, n, "/api/v1/requests/incoming", id)
 }
 
 func outgoing(t *testing.T, n *tnode, id string) api.AccessRequest {
 	t.Helper()
+	return requestIn(t, n, "/api/v1/requests", id)
+}
+
+// requestIn finds request id in the list a GET of path answers.
+func requestIn(t *testing.T, n *tnode, path, id string) api.AccessRequest {
+	t.Helper()
 	var list []api.AccessRequest
-	apiCall(t, n, "GET", "/api/v1/requests", nil, &list)
+	apiCall(t, n, "GET", path, nil, &list)
 	for _, r := range list {
 		if r.RequestID == id {
 			return r
 		}
 	}
-	t.Fatalf("%s has no request %s", n.name, id)
+	t.Fatalf("%s has no request %s in %s", n.name, id, path)
 	return api.AccessRequest{}
 }
 

@@ -141,14 +141,20 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 func sharedState(t *testing.T, f *facility.Facility, study string) string {
+	return sharedStudy(t, f, study).State
+}
+
+// sharedStudy is f's `shared` row of study (zero if none).
+func sharedStudy(t *testing.T, f *facility.Facility, study string) api.SharedStudy {
+	t.Helper()
 	var ss []api.SharedStudy
 	mustJSON(t, f, &ss, "shared")
 	for _, s := range ss {
 		if s.StudyUID == study {
-			return s.State
+			return s
 		}
 	}
-	return ""
+	return api.SharedStudy{}
 }
 
 func auditEntries(t *testing.T, f *facility.Facility) []api.AuditEntry {

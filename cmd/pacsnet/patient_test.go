@@ -34,16 +34,7 @@ func TestPatientGrantCLI(t *testing.T) {
 	if !strings.Contains(out, "SCOPE") || !strings.Contains(out, "patient MRN-77") {
 		t.Fatalf("grants:\n%s", out)
 	}
-	shared := func(study string) api.SharedStudy {
-		var ss []api.SharedStudy
-		mustJSON(t, riverside, &ss, "shared")
-		for _, s := range ss {
-			if s.StudyUID == study {
-				return s
-			}
-		}
-		return api.SharedStudy{}
-	}
+	shared := func(study string) api.SharedStudy { return sharedStudy(t, riverside, study) }
 	waitFor(t, "the prior at Riverside", 20*time.Second, func() bool { return shared(prior.StudyUID).State == api.SharedAvailable })
 	later := synth("later", "13", "MRN-77")
 	waitFor(t, "the later study at Riverside", 20*time.Second, func() bool { return shared(later.StudyUID).State == api.SharedAvailable })

@@ -100,16 +100,7 @@ func TestAccessRequestsCLI(t *testing.T) {
 	if len(lists.Incoming) != 0 || len(lists.Outgoing) != 1 || lists.Outgoing[0].State != api.RequestApproved {
 		t.Fatalf("the clinician's requests: %+v", lists)
 	}
-	shared := func() api.SharedStudy {
-		var ss []api.SharedStudy
-		mustJSON(t, riverside, &ss, "shared")
-		for _, s := range ss {
-			if s.StudyUID == syn.StudyUID {
-				return s
-			}
-		}
-		return api.SharedStudy{}
-	}
+	shared := func() api.SharedStudy { return sharedStudy(t, riverside, syn.StudyUID) }
 	waitFor(t, "the study at Riverside", 20*time.Second, func() bool { return shared().State == api.SharedAvailable })
 	if s := shared(); s.User != r.User {
 		t.Errorf("the grant is not the clinician's: %+v", s)

@@ -37,16 +37,7 @@ func TestGranteeSeesGrantsAndGrowth(t *testing.T) {
 	var long, short api.Grant
 	mustJSON(t, stMary, &long, "grant", "--to", "Riverside", "--study", syn.StudyUID, "--expires", "24h")
 	mustJSON(t, stMary, &short, "grant", "--to", "Riverside", "--study", syn.StudyUID, "--expires", "2s")
-	shared := func() api.SharedStudy {
-		var ss []api.SharedStudy
-		mustJSON(t, riverside, &ss, "shared")
-		for _, s := range ss {
-			if s.StudyUID == syn.StudyUID {
-				return s
-			}
-		}
-		return api.SharedStudy{}
-	}
+	shared := func() api.SharedStudy { return sharedStudy(t, riverside, syn.StudyUID) }
 	waitFor(t, "both grants at Riverside", 20*time.Second, func() bool { return shared().Version >= 2 })
 	time.Sleep(2500 * time.Millisecond) // the short grant expires
 	if s := shared(); s.State != api.SharedAvailable || s.GrantID != long.GrantID {
