@@ -355,7 +355,7 @@ var Routes = []Route{
 		Roles:    RolesAudit,
 		Response: AuditVerify{},
 		Errors:   []Code{CodeUnauthorized, CodeConflict, CodeInternal},
-		Summary:  "Check every hash and link of the audit log.",
+		Summary:  "Check every hash and link of the audit log (audited as audit-verified first).",
 		Doc: "Every stored signed checkpoint is verified too, and the log must hold each one's entry with the hash it " +
 			"signed (a truncated or rewritten log fails). A corrupt log is answered 409 with an AuditVerify whose ok is " +
 			"false and whose error names the first bad entry or checkpoint (not an ErrorBody); Client.AuditVerify " +

@@ -566,7 +566,7 @@ var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestRec
 	ActUserAdded, ActUserDisabled, ActUserRoleChanged, ActUserPasswordChanged, ActTokenIssued, ActTokenRevoked,
 	ActLogin, ActLoginFailed, ActLoginLocked, ActLogout, ActAuditCheckpoint, ActRequestSent, ActRequestApproved,
 	ActRequestDenied, ActEmergencyAccess, ActEmergencyReviewed, ActAskRefused, ActPatientSearch, ActPatientQuery,
-	ActAuditExported, ActRequestNoteErased}
+	ActAuditExported, ActAuditVerified, ActRequestNoteErased}
 
 // Audit export formats (GET /api/v1/audit/export, pacsnet audit --export).
 const (
@@ -784,6 +784,7 @@ const (
 	ActPatientSearch       = "patient-search"        // asker: one of our users searched a partner for a patient's studies; reason results=<n> or the failure
 	ActPatientQuery        = "patient-query"         // holder: a partner searched us; reason user=<their user> allowed=<yes|no> results=<n>
 	ActAuditExported       = "audit-exported"        // the audit log was exported (reason format=<format>)
+	ActAuditVerified       = "audit-verified"        // the audit log was verified through the API (reason verify, or verify against <n> checkpoints)
 	ActRequestNoteErased   = "request-note-erased"   // holder: a request's free-text note erased; reason request=<id>
 )
 

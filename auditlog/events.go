@@ -80,9 +80,8 @@ type event struct {
 
 func ref(c code) *code { return &c }
 
-// Action names reserved for reads of the audit log itself (pacsnet audit
-// --verify, --export). The node does not record them yet; they are here
-// so that, once it does, they are reported as Audit Log Used.
+// Actions of reads of the audit log itself (verify and export through the
+// node's API), reported as Audit Log Used.
 const (
 	actAuditVerified = "audit-verified"
 	actAuditExported = "audit-exported"
