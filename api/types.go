@@ -61,6 +61,9 @@ type Status struct {
 	ForwardLastError string `json:"forward_last_error,omitempty"` // why the last attempt failed, while items wait
 
 	AuditShipping *AuditShipping `json:"audit_shipping,omitempty"` // the audit stream to a syslog collector (config audit.syslog); absent when off
+
+	RequestsPending   int `json:"requests_pending"`    // partners' access requests waiting for an admin's decision
+	EmergencyToReview int `json:"emergency_to_review"` // break-glass accesses granted and not yet reviewed
 }
 
 // Node health: the values of Status.Health.

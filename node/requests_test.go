@@ -120,6 +120,11 @@ func TestAccessRequests(t *testing.T) {
 	if g, ok := a.ledger.Get(r3.GrantID); !ok || !g.Grant.Emergency || g.Grant.GranteeUser != "admin" {
 		t.Fatalf("break-glass grant: %+v", g)
 	}
+	var st api.Status
+	apiCall(t, a, "GET", "/api/v1/status", nil, &st)
+	if st.EmergencyToReview != 1 {
+		t.Errorf("status before the review: %d emergency accesses to review", st.EmergencyToReview)
+	}
 	br, _ := json.Marshal(api.ReviewRequest{Outcome: "justified"})
 	var rv api.AccessRequest
 	if code := apiCall(t, a, "POST", "/api/v1/requests/incoming/"+r3.RequestID+"/review", br, &rv); code != http.StatusOK ||
@@ -129,10 +134,18 @@ func TestAccessRequests(t *testing.T) {
 	requireAudit(t, a, consent.Entry{Action: consent.ActEmergencyAccess, GrantID: r3.GrantID})
 	requireAudit(t, a, consent.Entry{Action: consent.ActEmergencyReviewed, GrantID: r3.GrantID})
 
+	apiCall(t, a, "GET", "/api/v1/status", nil, &st)
+	if st.RequestsPending != 0 || st.EmergencyToReview != 0 {
+		t.Errorf("status after the decisions: %d pending, %d to review", st.RequestsPending, st.EmergencyToReview)
+	}
 	// Emergency from Charlie (break-glass off): it waits for an admin.
 	r4 := sendRequest(t, c, api.AccessRequestCreate{To: "Alpha", PatientID: "PAT-7", Purpose: "treatment", Reason: "emergency-care", Emergency: true})
 	if r4.State != api.RequestPending || !r4.Emergency {
 		t.Fatalf("emergency without break-glass: %+v", r4)
+	}
+	apiCall(t, a, "GET", "/api/v1/status", nil, &st)
+	if st.RequestsPending != 1 {
+		t.Errorf("status with one request waiting: %d pending", st.RequestsPending)
 	}
 
 	// Bad requests never reach the holder.

@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/consent"
 )
 
 // Thresholds of Status.Health: below either free-space mark, or after so
@@ -66,6 +67,16 @@ func (s *apiServer) statusReport() (api.Status, error) {
 	if st.AuditShipping = n.shippingStatus(); st.AuditShipping != nil && st.AuditShipping.LastError != "" && st.AuditShipping.Backlog > 0 {
 		st.Problems = append(st.Problems, fmt.Sprintf("the audit stream to %s is %d entries behind: %s (kept; sent once it is back)",
 			st.AuditShipping.Addr, st.AuditShipping.Backlog, st.AuditShipping.LastError))
+	}
+	if reqs, err := n.ledger.Requests(); err == nil {
+		for _, r := range reqs {
+			switch {
+			case r.Status.State == consent.RequestPending:
+				st.RequestsPending++
+			case r.Status.Emergency && r.DecidedBy == consent.ActorSystem && r.Review == "":
+				st.EmergencyToReview++
+			}
+		}
 	}
 	if err := s.forwardStatus(&st); err != nil {
 		return api.Status{}, err

@@ -81,6 +81,9 @@ func TestAccessRequestsCLI(t *testing.T) {
 	if !strings.Contains(list, r.RequestID[:12]) || !strings.Contains(list, "STUDIES HERE") || !strings.Contains(list, "pending") {
 		t.Fatalf("requests at St Mary:\n%s", list)
 	}
+	if out := string(mustRun(t, stMary, "status")); !strings.Contains(out, "requests  1 waiting for a decision") {
+		t.Errorf("status does not say a request waits:\n%s", out)
+	}
 	if !strings.Contains(list, "please, prior CT") {
 		t.Errorf("the note is not shown to St Mary's admin:\n%s", list)
 	}

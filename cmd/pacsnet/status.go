@@ -34,6 +34,10 @@ func printStatus(w io.Writer, st api.Status) error {
 		}
 		fmt.Fprintf(w, "forwards  %s\n", fwd)
 	}
+	if st.RequestsPending > 0 || st.EmergencyToReview > 0 {
+		fmt.Fprintf(w, "requests  %d waiting for a decision, %d emergency accesses to review (pacsnet requests)\n",
+			st.RequestsPending, st.EmergencyToReview)
+	}
 	if len(st.PartnerStates) > 0 {
 		fmt.Fprintln(w)
 		tw := tableTo(w, "PARTNER", "REACHABLE", "LAST SEEN", "OUTBOX", "LAST ERROR")
