@@ -45,6 +45,7 @@ type auditor struct {
 	clock     clock.Clock
 	ckptEvery time.Duration // 0: only when asked and at shutdown
 	notify    func()        // told of every entry written (the syslog stream); nil: nobody
+	spool     *auditSpool   // where entries go while the archive takes no writes; nil: nowhere
 
 	mu      sync.Mutex
 	seen    map[string]time.Time // dedupe of repeated entries (per-block authorizations, instance reads)
@@ -83,6 +84,16 @@ func (a *auditor) Record(e consent.Entry) error {
 		e.Actor = consent.ActorSystem
 	}
 	rec, err := a.ledger.Record(e)
+	if err != nil && a.spool != nil && errors.As(err, new(*diskFullError)) {
+		// The archive's disk takes no writes: the entry is kept in the
+		// spool (synced) and joins the chain once it does.
+		if serr := a.spool.add(e, a.clock.Now()); serr == nil {
+			a.log.Warn("audit entry spooled: the archive's disk takes no writes", "action", e.Action, "actor", e.Actor)
+			return nil
+		} else {
+			err = errors.Join(err, fmt.Errorf("audit spool: %w", serr))
+		}
+	}
 	if err != nil {
 		a.log.Error("audit write failed", "action", e.Action, "err", err)
 		return &unavailableError{fmt.Errorf("%w: %w", errAuditFailed, err)}
@@ -242,6 +253,21 @@ func (a *auditor) flushDenials(all bool) {
 	}
 }
 
+// drainSpool moves spooled entries into the chain when the archive takes
+// writes again.
+func (a *auditor) drainSpool() {
+	if a.spool == nil {
+		return
+	}
+	n, err := a.spool.drain(a.ledger)
+	if n > 0 {
+		a.log.Info("audit entries written while the archive took no writes are in the chain now", "entries", n)
+	}
+	if err != nil && !errors.As(err, new(*diskFullError)) {
+		a.log.Error("audit spool", "err", err)
+	}
+}
+
 // Run writes aggregated denials as their windows end, and those still
 // being counted when ctx ends, and signs a checkpoint every ckptEvery (the
 // node's Close signs the last one).
@@ -256,6 +282,7 @@ func (a *auditor) Run(ctx context.Context) {
 			return
 		case <-t.C():
 			a.flushDenials(false)
+			a.drainSpool()
 			if now := a.clock.Now(); a.ckptEvery > 0 && now.Sub(last) >= a.ckptEvery {
 				last = now
 				a.Checkpoint(consent.ActorSystem)

@@ -216,10 +216,10 @@ func TestAuditorCheckpointTimer(t *testing.T) {
 }
 
 // Fail closed (issue 8): when the audit trail cannot be written (here: a
-// disk below the floor every write needs), nothing is disclosed that it
-// would have recorded: a partner's blocks, an instance read through the
-// API, a DICOMweb retrieval. Listing goes on; once the disk has room, so
-// does everything else.
+// disk below the floor every write needs, and no spool), nothing is
+// disclosed that it would have recorded: a partner's blocks, an instance
+// read through the API, a DICOMweb retrieval. Listing goes on; with the
+// spool, reads go on and their entries join the chain later.
 func TestAuditFailClosed(t *testing.T) {
 	disk := &fakeDisk{}
 	disk.free.Store(50 << 30)
@@ -239,6 +239,9 @@ func TestAuditFailClosed(t *testing.T) {
 	wado := "/dicom-web/studies/" + study + "/metadata"
 
 	disk.free.Store(100 << 20) // every write refused, the audit's too
+	// … and the spool cannot be written either (its folder is gone).
+	spool := a.audit.spool
+	a.audit.spool = &auditSpool{path: filepath.Join(t.TempDir(), "gone", "spool")}
 	if _, err := fetchBlock(t, b, a, g.Grant.ID, c); !errors.Is(err, exchange.ErrUnavailable) {
 		t.Errorf("a block whose disclosure cannot be audited: %v, want unavailable", err)
 	}
@@ -254,7 +257,18 @@ func TestAuditFailClosed(t *testing.T) {
 		t.Errorf("listing on a full disk: %d", code)
 	}
 
+	// With the spool, the same reads go on while the disk is full, and
+	// their entries join the chain once it takes writes again.
+	a.audit.spool = spool
+	if code, _ := apiRaw(t, a, http.MethodGet, wado, auth, nil); code != http.StatusOK {
+		t.Errorf("a DICOMweb retrieval audited through the spool: %d", code)
+	}
 	disk.free.Store(50 << 30)
+	a.audit.drainSpool()
+	if es := findAudit(t, a, consent.Entry{Action: consent.ActInstanceRead, Study: study}); len(es) == 0 ||
+		!strings.Contains(es[len(es)-1].Reason, "while the archive took no writes") {
+		t.Errorf("the spooled entry is not in the chain: %+v", es)
+	}
 	if _, err := fetchBlock(t, b, a, g.Grant.ID, c); err != nil {
 		t.Errorf("a block once the audit can be written: %v", err)
 	}

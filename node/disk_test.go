@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/consent"
 )
 
 func TestDiskSpace(t *testing.T) {
@@ -223,10 +224,11 @@ func TestDiskFullTmpfs(t *testing.T) {
 	}
 	export(n)
 
-	// Restart with the disk full to the last page: the archive opens
-	// read-only; reads and exports work, writes answer 507.
+	// Restart with the disk full but for 256 KiB: the archive opens
+	// read-only; reads and exports work (their audit entries wait in the
+	// spool), writes answer 507.
 	n.stop()
-	fillDisk(t, mnt, 0)
+	fillDisk(t, mnt, 256<<10)
 	n = startNode(t, "Tiny", home, cfg, Options{Logger: testLogger(t, "Tiny")})
 	if !n.space.readOnly {
 		t.Fatal("the node opened the archive read-write on a full disk")
@@ -240,7 +242,8 @@ func TestDiskFullTmpfs(t *testing.T) {
 	}
 	export(n)
 
-	// Space freed: a restart is read-write again.
+	// Space freed: a restart is read-write again, and the export made
+	// while it was read-only is in the chain.
 	n.stop()
 	if err := os.Remove(filepath.Join(mnt, "fill")); err != nil {
 		t.Fatal(err)
@@ -248,6 +251,13 @@ func TestDiskFullTmpfs(t *testing.T) {
 	n = startNode(t, "Tiny", home, cfg, Options{Logger: testLogger(t, "Tiny")})
 	if n.space.readOnly {
 		t.Fatal("read-only after space was freed")
+	}
+	if es := findAudit(t, n, consent.Entry{Action: consent.ActExport, Study: study}); len(es) < 3 ||
+		!strings.Contains(es[len(es)-1].Reason, "while the archive took no writes") {
+		t.Fatalf("the export made on the read-only archive is not in the chain: %+v", es)
+	}
+	if _, err := os.Stat(filepath.Join(home, auditSpoolFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the spool is still there: %v", err)
 	}
 	importFiles(t, n, more)
 	_ = files
