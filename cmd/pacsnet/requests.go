@@ -100,7 +100,7 @@ named by its ID or the first 8 or more of its digits.`,
 				theirs, err = cl.IncomingRequests(c.Context())
 				var ae *api.Error
 				if errors.As(err, &ae) && ae.Code == api.CodeForbidden {
-					theirs, err = nil, nil // a clinician sees only ours
+					theirs, err, mine = nil, nil, true // a clinician sees only ours
 				}
 				if err != nil {
 					return err
