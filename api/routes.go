@@ -259,8 +259,10 @@ var Routes = []Route{
 		Doc: "The request is signed by this node and sent at once; the answer is the holder's signed status " +
 			"(pending, or approved at once by break-glass). Audited here as request-sent and at the holder as " +
 			"access-requested, neither naming the patient. An unknown partner, a purpose of research, a reason " +
-			"that is not one of RequestReasons or a malformed field is bad-request; a holder that cannot be reached " +
-			"or refuses is unavailable (the request is not kept).",
+			"that is not one of RequestReasons or a malformed field is bad-request. A holder that cannot be reached " +
+			"now (or is busy) leaves the request unsent: it is kept and sent as soon as the holder can be reached " +
+			"(every minute, and whenever GET /api/v1/requests runs); one that refuses it is unavailable, with why, " +
+			"and nothing is kept.",
 	},
 	{
 		Name: "Requests", Method: http.MethodGet, Path: pathRequests,

@@ -279,11 +279,15 @@ var DenyReasons = []string{"no-consent", "not-our-patient", "insufficient-reason
 // ReviewOutcomes are the outcomes of an emergency access's review.
 var ReviewOutcomes = []string{"justified", "not-justified"}
 
-// Request states.
+// Request states. Unsent and failed are ours only: unsent waits for the
+// holder to be reachable (it is sent as soon as it is), failed was refused
+// by the holder before it was recorded there (LastError says why).
 const (
 	RequestPending  = "pending"
 	RequestApproved = "approved"
 	RequestDenied   = "denied"
+	RequestUnsent   = "unsent"
+	RequestFailed   = "failed"
 )
 
 // AccessRequest is an access request as its requester or its holder
@@ -312,6 +316,7 @@ type AccessRequest struct {
 	Review     string      `json:"review,omitempty"`     // theirs, emergency: the review outcome
 	ReviewedBy string      `json:"reviewed_by,omitempty"`
 	Checked    *time.Time  `json:"checked,omitempty"`      // ours: when the holder last answered about it
+	LastError  string      `json:"last_error,omitempty"`   // ours, unsent or failed: why it has not reached the holder
 	Studies    int         `json:"studies_here,omitempty"` // theirs: how many of our own studies the patient has here
 }
 

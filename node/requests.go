@@ -142,19 +142,15 @@ func (rq *requests) Send(ctx context.Context, req api.AccessRequestCreate, actor
 	if err := r.Validate(); err != nil {
 		return api.AccessRequest{}, badRequest("%v", strings.TrimSuffix(err.Error(), ": "+consent.ErrInvalidRequest.Error()))
 	}
-	var st consent.RequestStatus
-	ans, err := rq.asks.ask(ctx, p.ID, wire.KindAccessRequest, r, &st)
-	if err != nil {
-		return api.AccessRequest{}, &unavailableError{errors.New("the request was not sent: " + askSentence(err, p.Name))}
-	}
-	if st.ID != id {
-		return api.AccessRequest{}, &unavailableError{fmt.Errorf("%s answered about another request", p.Name)}
-	}
 	now := rq.clock.Now()
 	out := store.OutgoingRequest{ID: id, To: p.ID, ToName: p.Name, User: actor, PatientID: r.PatientID, Issuer: r.Issuer,
 		BirthDate: r.BirthDate, Accession: r.Accession, Purpose: string(r.Purpose), Reason: r.Reason, Note: r.Note,
 		Emergency: r.Emergency, Created: now}
-	setAnswer(&out, st, ans, now)
+	err = rq.deliver(ctx, &out, p.Name)
+	if out.State == api.RequestFailed {
+		// The holder refused it outright: nothing is kept, the user is told.
+		return api.AccessRequest{}, &unavailableError{errors.New("the request was not taken: " + out.LastError)}
+	}
 	if err := rq.store.PutOutgoingRequest(out); err != nil {
 		return api.AccessRequest{}, err
 	}
@@ -162,8 +158,35 @@ func (rq *requests) Send(ctx context.Context, req api.AccessRequestCreate, actor
 	if r.Emergency {
 		reason += " emergency"
 	}
+	if out.State == api.RequestUnsent {
+		reason += " queued"
+	}
 	rq.audit.Record(consent.Entry{Actor: actor, Peer: p.ID, Action: api.ActRequestSent, Reason: reason})
 	return apiOutgoing(out), nil
+}
+
+// deliver sends one of our requests to its holder and records the answer
+// in out: its state, or unsent (the holder cannot be reached or is busy:
+// it goes again later) or failed (the holder refused it), with why.
+func (rq *requests) deliver(ctx context.Context, out *store.OutgoingRequest, holder string) error {
+	r := consent.AccessRequest{ID: out.ID, User: out.User, PatientID: out.PatientID, Issuer: out.Issuer, BirthDate: out.BirthDate,
+		Accession: out.Accession, Purpose: consent.Purpose(out.Purpose), Reason: out.Reason, Note: out.Note, Emergency: out.Emergency}
+	var st consent.RequestStatus
+	ans, err := rq.asks.ask(ctx, out.To, wire.KindAccessRequest, r, &st)
+	if err == nil && st.ID != out.ID {
+		err = fmt.Errorf("%s answered about another request", holder)
+	}
+	if err != nil {
+		out.State, out.LastError = api.RequestUnsent, askSentence(err, holder)
+		var re *exchange.RemoteError
+		if errors.As(err, &re) && re.Code != exchange.CodeUnavailable && re.Code != exchange.CodeInternal {
+			out.State = api.RequestFailed
+		}
+		return err
+	}
+	out.LastError = ""
+	setAnswer(out, st, ans, rq.clock.Now())
+	return nil
 }
 
 func setAnswer(out *store.OutgoingRequest, st consent.RequestStatus, ans []byte, now time.Time) {
@@ -197,7 +220,18 @@ func (rq *requests) refresh(ctx context.Context) {
 		return
 	}
 	for _, r := range list {
-		if r.State != string(consent.RequestPending) || ctx.Err() != nil || !rq.partners.IsPartner(r.To) {
+		if ctx.Err() != nil || !rq.partners.IsPartner(r.To) {
+			continue
+		}
+		if r.State == api.RequestUnsent {
+			// Queued while the holder could not be reached: send it now.
+			rq.deliver(ctx, &r, r.ToName)
+			if err := rq.store.PutOutgoingRequest(r); err != nil {
+				return
+			}
+			continue
+		}
+		if r.State != string(consent.RequestPending) {
 			continue
 		}
 		var st consent.RequestStatus
@@ -371,7 +405,8 @@ func apiOutgoing(r store.OutgoingRequest) api.AccessRequest {
 	return api.AccessRequest{RequestID: r.ID, Holder: &api.PartnerRef{PeerID: r.To.String(), Name: r.ToName}, User: r.User,
 		PatientID: r.PatientID, Issuer: r.Issuer, BirthDate: r.BirthDate, Accession: r.Accession, Purpose: r.Purpose,
 		Reason: r.Reason, Note: r.Note, Emergency: r.Emergency, Created: r.Created, State: r.State, GrantID: r.GrantID,
-		Expires: optTime(r.Expires), DenyReason: r.DenyReason, Decided: optTime(r.Decided), Checked: optTime(r.Checked)}
+		Expires: optTime(r.Expires), DenyReason: r.DenyReason, Decided: optTime(r.Decided), Checked: optTime(r.Checked),
+		LastError: r.LastError}
 }
 
 func (rq *requests) apiIncoming(in consent.IncomingRequest) api.AccessRequest {

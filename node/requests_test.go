@@ -288,3 +288,30 @@ func TestPatientSearch(t *testing.T) {
 		t.Errorf("rate limit: %q", busy)
 	}
 }
+
+// A request to a holder that cannot be reached is kept, unsent, and sent
+// as soon as the holder is back; one the holder refuses outright is not
+// kept and the user is told why.
+func TestAccessRequestQueuedWhileHolderDown(t *testing.T) {
+	a, b := newNode(t, "Alpha"), newNode(t, "Bravo")
+	link(t, a, b)
+	aAddrs := a.listenAddrs()
+	a.stop()
+	req := api.AccessRequestCreate{To: "Alpha", PatientID: "PAT-Q", Purpose: "treatment", Reason: "referral"}
+	r := sendRequest(t, b, req)
+	if r.State != api.RequestUnsent || r.LastError == "" {
+		t.Fatalf("a request to a holder that is down: %+v", r)
+	}
+	requireAudit(t, b, consent.Entry{Action: api.ActRequestSent, Reason: "request=" + r.RequestID + " purpose=treatment reason=referral queued"})
+
+	a = a.reopen(aAddrs, nil)
+	waitFor(t, 20*time.Second, "the queued request at the holder", func() bool {
+		return outgoing(t, b, r.RequestID).State == api.RequestPending
+	})
+	if in := incoming(t, a, r.RequestID); in.State != api.RequestPending || in.PatientID != "PAT-Q" {
+		t.Fatalf("the holder's view: %+v", in)
+	}
+	if got := outgoing(t, b, r.RequestID); got.LastError != "" {
+		t.Errorf("a delivered request keeps its error: %+v", got)
+	}
+}

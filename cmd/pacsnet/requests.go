@@ -17,7 +17,8 @@ func requestCmd(g *globals) *cobra.Command {
 		Use:   "request --to PARTNER --patient-id ID [--issuer I] [--birth-date YYYYMMDD] [--accession A] --purpose P --reason CODE [--note TEXT] [--emergency]",
 		Short: "Ask a partner facility for a patient's studies",
 		Long: `Ask a partner facility for a patient's studies, as the user running the command.
-The request is signed by this node and sent at once; the partner's admins see
+The request is signed by this node and sent at once (or, if the partner cannot
+be reached now, kept and sent as soon as it can be); the partner's admins see
 it (pacsnet requests) and approve it into a grant, whose manifests then arrive
 as usual, or deny it. pacsnet requests shows the answer.
 
@@ -54,6 +55,9 @@ emergency everywhere and reviewed by the partner afterwards.`,
 				return printJSON(r)
 			}
 			switch r.State {
+			case api.RequestUnsent:
+				fmt.Printf("request %s queued: %s; it is sent as soon as %s can be reached (pacsnet requests shows it)\n",
+					r.RequestID, printable(r.LastError), partnerName(*r.Holder))
 			case api.RequestApproved:
 				fmt.Printf("request %s: granted at once by %s (emergency access until %s, grant %s); it will be reviewed\n",
 					r.RequestID, partnerName(*r.Holder), fmtTime(*r.Expires), r.GrantID)
@@ -189,8 +193,11 @@ func reasonOf(r api.AccessRequest) string {
 }
 
 func stateOf(r api.AccessRequest) string {
-	if r.State == api.RequestDenied && r.DenyReason != "" {
+	switch {
+	case r.State == api.RequestDenied && r.DenyReason != "":
 		return "denied: " + r.DenyReason
+	case r.State == api.RequestUnsent:
+		return "unsent (holder unreachable)"
 	}
 	return r.State
 }

@@ -35,6 +35,9 @@ type OutgoingRequest struct {
 	Decided    time.Time `json:"decided,omitzero"`
 	Answer     []byte    `json:"answer,omitempty"`
 	Checked    time.Time `json:"checked"` // when the holder last answered
+	// LastError says why the request has not reached the holder yet
+	// (state unsent) or why the holder refused it (state failed).
+	LastError string `json:"last_error,omitempty"`
 }
 
 // OutgoingRequests lists our requests by ID.
