@@ -102,6 +102,7 @@ type OutboxItem struct {
 }
 
 func blockKey(c cid.Cid) []byte                 { return append([]byte(pfxBlock), c.Bytes()...) }
+func blockRefKey(c cid.Cid) []byte              { return append([]byte(pfxBlockRef), c.Bytes()...) }
 func blockIdxKey(c cid.Cid) []byte              { return append([]byte(pfxBlockIdx), c.Bytes()...) }
 func instKey(study, sop string) string          { return pfxInstance + study + "/" + sop }
 func sharedKey(issuer peer.ID, s string) string { return pfxShared + issuer.String() + "/" + s }
@@ -111,27 +112,31 @@ func outboxKey(seq uint64) string               { return fmt.Sprintf("%s%020d", 
 
 // GetBlock returns a stored block; ErrNotFound when absent.
 func (s *Store) GetBlock(_ context.Context, c cid.Cid) ([]byte, error) {
-	var out []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(blockKey(c))
-		if err != nil {
-			return err
-		}
-		out, err = it.ValueCopy(nil)
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("get block %s: %w", c, ErrNotFound)
-	}
-	return out, err
+	return s.AppendBlocks(nil, []cid.Cid{c})
 }
 
 // AppendBlocks appends the blocks' bytes to dst in order, in one read
-// transaction and without a copy per block (an instance's ciphertext read
-// for serving).
+// transaction (an instance's ciphertext read for serving): from the blob
+// log, or from Badger for blocks written before it.
 func (s *Store) AppendBlocks(dst []byte, cids []cid.Cid) ([]byte, error) {
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, c := range cids {
+			if s.blobs != nil {
+				it, err := txn.Get(blockRefKey(c))
+				if err == nil {
+					var ref blobRef
+					if err := it.Value(func(v []byte) (err error) { ref, err = decodeRef(v); return err }); err != nil {
+						return fmt.Errorf("block %s: %w", c, err)
+					}
+					if dst, err = s.blobs.read(ref, dst); err != nil {
+						return fmt.Errorf("block %s: %w", c, err)
+					}
+					continue
+				}
+				if !errors.Is(err, badger.ErrKeyNotFound) {
+					return err
+				}
+			}
 			it, err := txn.Get(blockKey(c))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				return fmt.Errorf("get block %s: %w", c, ErrNotFound)
@@ -150,14 +155,21 @@ func (s *Store) AppendBlocks(dst []byte, cids []cid.Cid) ([]byte, error) {
 
 // HasBlock reports whether the block is stored.
 func (s *Store) HasBlock(c cid.Cid) (bool, error) {
+	found := false
 	err := s.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(blockKey(c))
-		return err
+		for _, k := range [][]byte{blockRefKey(c), blockKey(c)} {
+			_, err := txn.Get(k)
+			if err == nil {
+				found = true
+				return nil
+			}
+			if !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+		}
+		return nil
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	return found, err
 }
 
 // BlockStudy returns the study an indexed block belongs to; ErrNotFound
@@ -182,7 +194,7 @@ func (s *Store) BlockStudy(c cid.Cid) (string, error) {
 // before the instance is complete. They are served to no partner until an
 // instance that lists them is indexed.
 func (s *Store) PutBlocks(blocks []Block) error {
-	return s.update(func(txn *badger.Txn) error { return putBlocks(txn, blocks) })
+	return s.update(func(txn *badger.Txn) error { return s.putBlocks(txn, blocks) })
 }
 
 // DeleteBlocks removes blocks no instance lists (what an ingest wrote
@@ -199,14 +211,31 @@ func (s *Store) DeleteBlocks(cids []cid.Cid) error {
 			if err := txn.Delete(blockKey(c)); err != nil {
 				return err
 			}
+			if err := txn.Delete(blockRefKey(c)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
 }
 
-func putBlocks(txn *badger.Txn, blocks []Block) error {
-	for _, b := range blocks {
-		if err := txn.Set(blockKey(b.CID), b.Data); err != nil {
+// putBlocks writes the blocks to the blob log (synced) and their places
+// into txn; in memory, the blocks themselves.
+func (s *Store) putBlocks(txn *badger.Txn, blocks []Block) error {
+	if s.blobs == nil {
+		for _, b := range blocks {
+			if err := txn.Set(blockKey(b.CID), b.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	refs, err := s.blobs.append(blocks)
+	if err != nil {
+		return err
+	}
+	for i, b := range blocks {
+		if err := txn.Set(blockRefKey(b.CID), refs[i].encode()); err != nil {
 			return err
 		}
 	}
@@ -398,7 +427,7 @@ func (s *Store) AddInstance(rec wire.Instance, blocks []Block, now time.Time) (o
 		if err != nil || outcome != Stored {
 			return err
 		}
-		return putBlocks(txn, blocks)
+		return s.putBlocks(txn, blocks)
 	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("commit instance: %w", err)
@@ -418,7 +447,7 @@ func (s *Store) CommitFetched(blocks []Block, insts []wire.Instance, now time.Ti
 	defer s.commitMu.Unlock()
 	defer s.studyGen.Add(1) // after the commit, before the lock is released
 	err := s.update(func(txn *badger.Txn) error {
-		if err := putBlocks(txn, blocks); err != nil {
+		if err := s.putBlocks(txn, blocks); err != nil {
 			return err
 		}
 		for _, in := range insts {
@@ -606,6 +635,7 @@ func (s *Store) DeleteOutbox(seq uint64) error {
 
 // Keys of records, for tests that corrupt or remove them on purpose.
 func BlockKey(c cid.Cid) []byte                     { return blockKey(c) }
+func BlockRefKey(c cid.Cid) []byte                  { return blockRefKey(c) }
 func InstanceKey(study, sop string) []byte          { return []byte(instKey(study, sop)) }
 func SharedKey(issuer peer.ID, study string) []byte { return []byte(sharedKey(issuer, study)) }
 
@@ -620,7 +650,8 @@ func (s *Store) DeleteRaw(key []byte) error {
 }
 
 // ScanRaw calls fn for every live key and value version in the archive
-// (tests: no plaintext anywhere).
+// (tests: no plaintext anywhere). A block in the blob log is shown as a
+// blk/ key with the block's bytes, as if Badger held it.
 func (s *Store) ScanRaw(fn func(key, value []byte)) error {
 	return s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, PrefetchValues: false})
@@ -634,7 +665,18 @@ func (s *Store) ScanRaw(fn func(key, value []byte)) error {
 			if err != nil {
 				return err
 			}
-			fn(item.KeyCopy(nil), v)
+			k := item.KeyCopy(nil)
+			if rest, ok := bytes.CutPrefix(k, []byte(pfxBlockRef)); ok && s.blobs != nil {
+				ref, err := decodeRef(v)
+				if err != nil {
+					return err
+				}
+				if v, err = s.blobs.read(ref, nil); err != nil {
+					return err
+				}
+				k = append([]byte(pfxBlock), rest...)
+			}
+			fn(k, v)
 		}
 		return nil
 	})

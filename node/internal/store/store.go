@@ -10,6 +10,7 @@
 package store
 
 import (
+	"path/filepath"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -30,7 +31,8 @@ import (
 // Key prefixes. docs/architecture.md (On-disk layout) lists them; consent
 // owns "consent/" and "audit/".
 const (
-	pfxBlock    = "blk/"    // + CID bytes → age ciphertext block
+	pfxBlock    = "blk/"    // + CID bytes → age ciphertext block (archives written before the blob log)
+	pfxBlockRef = "bref/"   // + CID bytes → where the block is in the blob log (segment, offset, length)
 	pfxBlockIdx = "bix/"    // + CID bytes → Study Instance UID the block belongs to
 	pfxStudy    = "study/"  // + study UID → Study
 	pfxInstance = "inst/"   // + study UID + "/" + SOP Instance UID → wire.Instance
@@ -73,6 +75,7 @@ type Options struct {
 // may open a directory.
 type Store struct {
 	db       *badger.DB
+	blobs    *blobs // block ciphertext; nil in memory (blocks then stay in Badger)
 	log      *slog.Logger
 	readOnly bool
 	guard    func() error
@@ -130,12 +133,22 @@ func Open(o Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
-	return &Store{db: db, log: o.Logger, readOnly: o.ReadOnly && !o.InMemory, guard: o.Guard}, nil
+	st := &Store{db: db, log: o.Logger, readOnly: o.ReadOnly && !o.InMemory, guard: o.Guard}
+	if !o.InMemory {
+		if st.blobs, err = openBlobs(filepath.Join(o.Dir, blobsDir)); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 // Size is the bytes the archive takes on disk (LSM tree and value log).
 func (s *Store) Size() int64 {
 	lsm, vlog := s.db.Size()
+	if s.blobs != nil {
+		return lsm + vlog + s.blobs.size()
+	}
 	return lsm + vlog
 }
 
@@ -143,7 +156,12 @@ func (s *Store) Size() int64 {
 func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.blobs != nil {
+		s.blobs.close()
+	}
+	return s.db.Close()
+}
 
 // get reads key into v; ok is false when the key is absent.
 func getJSON(txn *badger.Txn, key string, v any) (ok bool, err error) {
