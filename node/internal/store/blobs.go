@@ -31,7 +31,8 @@ const maxSegment = 256 << 20
 // never read (no ref points into it) and never written after. Space of
 // deleted blocks is not reclaimed yet.
 type blobs struct {
-	dir string
+	dir    string
+	maxSeg int64 // maxSegment; tests make it small
 
 	mu     sync.Mutex // appends
 	cur    *os.File
@@ -68,7 +69,7 @@ func segName(id uint32) string { return fmt.Sprintf("%08d.blob", id) }
 
 // openBlobs finds the segments under dir (created at the first append).
 func openBlobs(dir string) (*blobs, error) {
-	b := &blobs{dir: dir, readers: map[uint32]*os.File{}, nextID: 1}
+	b := &blobs{dir: dir, maxSeg: maxSegment, readers: map[uint32]*os.File{}, nextID: 1}
 	ents, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("open blob log: %w", err)
@@ -90,7 +91,7 @@ func (b *blobs) append(blocks []Block) ([]blobRef, error) {
 	defer b.mu.Unlock()
 	refs := make([]blobRef, 0, len(blocks))
 	for _, bl := range blocks {
-		if b.cur == nil || b.curOff+int64(len(bl.Data)) > maxSegment && b.curOff > 0 {
+		if b.cur == nil || b.curOff+int64(len(bl.Data)) > b.maxSeg && b.curOff > 0 {
 			if err := b.roll(); err != nil {
 				return nil, err
 			}
