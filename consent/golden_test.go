@@ -95,26 +95,26 @@ func goldenScenario(t *testing.T) []Entry {
 	// and reviewed; then a signed checkpoint. No entry names the patient.
 	r1 := AccessRequest{ID: "11111111111111111111111111111111", User: "u-bob-1", PatientID: "P1", Issuer: "H",
 		Purpose: PurposeTreatment, Reason: "referral", Note: "free text, kept out of the chain"}
-	_, _, err = l.ReceiveRequest(bob, r1, []byte("signed"), BreakGlass{})
+	_, _, err = NewRequestBook(l).ReceiveRequest(bob, r1, []byte("signed"), BreakGlass{})
 	must(err)
 	step()
-	_, _, err = l.DecideRequest(r1.ID, Decision{Approve: true, Expires: clock.Now().Add(72 * time.Hour), Actor: "admin"})
+	_, _, err = NewRequestBook(l).DecideRequest(r1.ID, Decision{Approve: true, Expires: clock.Now().Add(72 * time.Hour), Actor: "admin"})
 	must(err)
 	step()
 	r2 := AccessRequest{ID: "22222222222222222222222222222222", User: "u-carol-7", PatientID: "P2",
 		Purpose: PurposeSecondOpinion, Reason: "second-opinion"}
-	_, _, err = l.ReceiveRequest(carol, r2, []byte("signed"), BreakGlass{})
+	_, _, err = NewRequestBook(l).ReceiveRequest(carol, r2, []byte("signed"), BreakGlass{})
 	must(err)
 	step()
-	_, _, err = l.DecideRequest(r2.ID, Decision{Reason: "no-consent", Actor: "admin"})
+	_, _, err = NewRequestBook(l).DecideRequest(r2.ID, Decision{Reason: "no-consent", Actor: "admin"})
 	must(err)
 	step()
 	r3 := AccessRequest{ID: "33333333333333333333333333333333", User: "u-bob-1", PatientID: "P1", Issuer: "H",
 		Purpose: PurposeTreatment, Reason: "emergency-care", Emergency: true}
-	_, _, err = l.ReceiveRequest(bob, r3, []byte("signed"), BreakGlass{TTL: 4 * time.Hour})
+	_, _, err = NewRequestBook(l).ReceiveRequest(bob, r3, []byte("signed"), BreakGlass{TTL: 4 * time.Hour})
 	must(err)
 	step()
-	_, err = l.ReviewRequest(r3.ID, "not-justified", "admin")
+	_, err = NewRequestBook(l).ReviewRequest(r3.ID, "not-justified", "admin")
 	must(err)
 	step()
 	_, err = l.Checkpoint("auditor")

@@ -137,6 +137,15 @@ type IncomingRequest struct {
 	Reviewed   time.Time `json:"reviewed,omitzero"`
 }
 
+// RequestBook is the ledger's partners' access requests: received, decided
+// (into grants the ledger signs, in the same commit as their audit
+// entries), reviewed. It is a view of the Ledger, kept apart so that the
+// ledger's own type stays about grants and the audit log.
+type RequestBook struct{ l *Ledger }
+
+// NewRequestBook returns the access requests kept by l.
+func NewRequestBook(l *Ledger) RequestBook { return RequestBook{l: l} }
+
 // Store keys of requests and their notes.
 const (
 	requestPrefix     = "consent/request/"
@@ -163,7 +172,8 @@ type BreakGlass struct {
 	TTL time.Duration
 }
 
-func (l *Ledger) readRequestLocked(id string) (*IncomingRequest, error) {
+func (b RequestBook) readRequestLocked(id string) (*IncomingRequest, error) {
+	l := b.l
 	var out *IncomingRequest
 	key := requestKey(id)
 	err := l.store.Scan(key, func(k, v []byte) error {
@@ -190,7 +200,8 @@ func (l *Ledger) readRequestLocked(id string) (*IncomingRequest, error) {
 // The same request (ID and partner) received again answers its status
 // and changes nothing: the requester may retry. An ID another partner
 // used is [ErrRequestExists].
-func (l *Ledger) ReceiveRequest(from peer.ID, r AccessRequest, signed []byte, bg BreakGlass) (IncomingRequest, *SignedGrant, error) {
+func (b RequestBook) ReceiveRequest(from peer.ID, r AccessRequest, signed []byte, bg BreakGlass) (IncomingRequest, *SignedGrant, error) {
+	l := b.l
 	if err := r.Validate(); err != nil {
 		return IncomingRequest{}, nil, err
 	}
@@ -202,7 +213,7 @@ func (l *Ledger) ReceiveRequest(from peer.ID, r AccessRequest, signed []byte, bg
 	if err := l.resyncLocked(); err != nil {
 		return IncomingRequest{}, nil, fmt.Errorf("access request: %w", err)
 	}
-	old, err := l.readRequestLocked(r.ID)
+	old, err := b.readRequestLocked(r.ID)
 	if err != nil {
 		return IncomingRequest{}, nil, fmt.Errorf("access request: %w", err)
 	}
@@ -250,7 +261,7 @@ func (l *Ledger) ReceiveRequest(from peer.ID, r AccessRequest, signed []byte, bg
 	if note != "" {
 		extra = append(extra, KV{Key: requestNoteKey(r.ID), Value: []byte(note)})
 	}
-	if err := l.commitRequestLocked(now, entries, extra, sg); err != nil {
+	if err := b.commitRequestLocked(now, entries, extra, sg); err != nil {
 		return IncomingRequest{}, nil, fmt.Errorf("access request: %w", err)
 	}
 	if sg != nil {
@@ -262,7 +273,8 @@ func (l *Ledger) ReceiveRequest(from peer.ID, r AccessRequest, signed []byte, bg
 // commitRequestLocked chains entries, commits them with extra in one
 // commit, and records the new head and the grant sg signed with them (if
 // any). Called with wmu held.
-func (l *Ledger) commitRequestLocked(now time.Time, entries []Entry, extra []KV, sg *SignedGrant) error {
+func (b RequestBook) commitRequestLocked(now time.Time, entries []Entry, extra []KV, sg *SignedGrant) error {
+	l := b.l
 	es, kvs, err := l.chainManyLocked(now, entries...)
 	if err != nil {
 		return err
@@ -299,7 +311,8 @@ type Decision struct {
 // the listed ones) and commits it with request-approved and grant entries;
 // denying commits request-denied. A decided request is
 // [ErrRequestDecided]; an unknown one [ErrNoRequest].
-func (l *Ledger) DecideRequest(id string, d Decision) (IncomingRequest, *SignedGrant, error) {
+func (b RequestBook) DecideRequest(id string, d Decision) (IncomingRequest, *SignedGrant, error) {
+	l := b.l
 	if d.Approve == (d.Reason != "") {
 		return IncomingRequest{}, nil, fmt.Errorf("decide request: approve without a reason, or deny with one: %w", ErrInvalidRequest)
 	}
@@ -311,7 +324,7 @@ func (l *Ledger) DecideRequest(id string, d Decision) (IncomingRequest, *SignedG
 	if err := l.resyncLocked(); err != nil {
 		return IncomingRequest{}, nil, fmt.Errorf("decide request: %w", err)
 	}
-	in, err := l.readRequestLocked(id)
+	in, err := b.readRequestLocked(id)
 	switch {
 	case err != nil:
 		return IncomingRequest{}, nil, fmt.Errorf("decide request: %w", err)
@@ -354,7 +367,7 @@ func (l *Ledger) DecideRequest(id string, d Decision) (IncomingRequest, *SignedG
 		return IncomingRequest{}, nil, fmt.Errorf("decide request: %w", err)
 	}
 	extra = append(extra, KV{Key: requestKey(id), Value: val})
-	if err := l.commitRequestLocked(now, entries, extra, sg); err != nil {
+	if err := b.commitRequestLocked(now, entries, extra, sg); err != nil {
 		return IncomingRequest{}, nil, fmt.Errorf("decide request: %w", err)
 	}
 	if sg != nil {
@@ -366,7 +379,8 @@ func (l *Ledger) DecideRequest(id string, d Decision) (IncomingRequest, *SignedG
 // ReviewRequest records the review of an emergency access (one of
 // ReviewOutcomes) with an emergency-reviewed entry. Only a request granted
 // by break-glass is reviewed, once.
-func (l *Ledger) ReviewRequest(id, outcome, actor string) (IncomingRequest, error) {
+func (b RequestBook) ReviewRequest(id, outcome, actor string) (IncomingRequest, error) {
+	l := b.l
 	if !slices.Contains(ReviewOutcomes, outcome) {
 		return IncomingRequest{}, fmt.Errorf("review: outcome must be one of %s: %w", strings.Join(ReviewOutcomes, ", "), ErrInvalidRequest)
 	}
@@ -375,7 +389,7 @@ func (l *Ledger) ReviewRequest(id, outcome, actor string) (IncomingRequest, erro
 	if err := l.resyncLocked(); err != nil {
 		return IncomingRequest{}, fmt.Errorf("review: %w", err)
 	}
-	in, err := l.readRequestLocked(id)
+	in, err := b.readRequestLocked(id)
 	switch {
 	case err != nil:
 		return IncomingRequest{}, fmt.Errorf("review: %w", err)
@@ -395,14 +409,15 @@ func (l *Ledger) ReviewRequest(id, outcome, actor string) (IncomingRequest, erro
 	}
 	e := Entry{Actor: actor, Peer: in.From, Action: ActEmergencyReviewed, GrantID: in.Status.GrantID,
 		Reason: "request=" + id + " outcome=" + outcome}
-	if err := l.commitRequestLocked(now, []Entry{e}, []KV{{Key: requestKey(id), Value: val}}, nil); err != nil {
+	if err := b.commitRequestLocked(now, []Entry{e}, []KV{{Key: requestKey(id), Value: val}}, nil); err != nil {
 		return IncomingRequest{}, fmt.Errorf("review: %w", err)
 	}
 	return *in, nil
 }
 
 // Requests lists the partners' requests, newest first.
-func (l *Ledger) Requests() ([]IncomingRequest, error) {
+func (b RequestBook) Requests() ([]IncomingRequest, error) {
+	l := b.l
 	var out []IncomingRequest
 	err := l.store.Scan([]byte(requestPrefix), func(k, v []byte) error {
 		var r IncomingRequest
@@ -420,14 +435,16 @@ func (l *Ledger) Requests() ([]IncomingRequest, error) {
 }
 
 // Request returns one request (nil if unknown).
-func (l *Ledger) Request(id string) (*IncomingRequest, error) {
+func (b RequestBook) Request(id string) (*IncomingRequest, error) {
+	l := b.l
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	return l.readRequestLocked(id)
+	return b.readRequestLocked(id)
 }
 
 // RequestNote returns a request's free-text note ("" if none or erased).
-func (l *Ledger) RequestNote(id string) (string, error) {
+func (b RequestBook) RequestNote(id string) (string, error) {
+	l := b.l
 	var note string
 	key := requestNoteKey(id)
 	err := l.store.Scan(key, func(k, v []byte) error {
@@ -442,10 +459,11 @@ func (l *Ledger) RequestNote(id string) (string, error) {
 // EraseRequestNote erases a request's note (it may name the patient), and
 // the signed message as received, which holds it too (its SHA-256 stays);
 // the request and the chain stay as they are.
-func (l *Ledger) EraseRequestNote(id string) error {
+func (b RequestBook) EraseRequestNote(id string) error {
+	l := b.l
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	in, err := l.readRequestLocked(id)
+	in, err := b.readRequestLocked(id)
 	if err != nil {
 		return err
 	}

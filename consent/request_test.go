@@ -64,11 +64,11 @@ func TestRequestLifecycle(t *testing.T) {
 
 	// Received: pending, audited without the patient or the note; the
 	// note is kept beside the chain.
-	in, g, err := l.ReceiveRequest(bob, accessRequest(req1), []byte("signed bytes"), BreakGlass{})
+	in, g, err := NewRequestBook(l).ReceiveRequest(bob, accessRequest(req1), []byte("signed bytes"), BreakGlass{})
 	if err != nil || g != nil || in.Status.State != RequestPending || in.Request.Note != "" || in.From != bob {
 		t.Fatalf("receive: %+v, %v, %v", in, g, err)
 	}
-	if note, _ := l.RequestNote(req1); note != "Mrs Doe, chest pain, prior CT needed" {
+	if note, _ := NewRequestBook(l).RequestNote(req1); note != "Mrs Doe, chest pain, prior CT needed" {
 		t.Fatalf("note: %q", note)
 	}
 	es, _ := l.Entries(0, 0)
@@ -85,19 +85,19 @@ func TestRequestLifecycle(t *testing.T) {
 	// The same request again: its status, nothing written. Another
 	// partner reusing the ID: refused.
 	head := l.Head()
-	if again, _, err := l.ReceiveRequest(bob, accessRequest(req1), nil, BreakGlass{}); err != nil || again.Status.State != RequestPending || l.Head() != head {
+	if again, _, err := NewRequestBook(l).ReceiveRequest(bob, accessRequest(req1), nil, BreakGlass{}); err != nil || again.Status.State != RequestPending || l.Head() != head {
 		t.Fatalf("again: %+v, %v", again, err)
 	}
-	if _, _, err := l.ReceiveRequest(carol, accessRequest(req1), nil, BreakGlass{}); !errors.Is(err, ErrRequestExists) {
+	if _, _, err := NewRequestBook(l).ReceiveRequest(carol, accessRequest(req1), nil, BreakGlass{}); !errors.Is(err, ErrRequestExists) {
 		t.Fatalf("reused ID: %v", err)
 	}
 
 	// Approve: a patient grant to the requesting user.
 	clock.Advance(time.Minute)
-	if _, _, err := l.DecideRequest(req1, Decision{Approve: true, Expires: clock.Now().Add(72 * time.Hour), Reason: "policy"}); !errors.Is(err, ErrInvalidRequest) {
+	if _, _, err := NewRequestBook(l).DecideRequest(req1, Decision{Approve: true, Expires: clock.Now().Add(72 * time.Hour), Reason: "policy"}); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("approve with a reason: %v", err)
 	}
-	in, g, err = l.DecideRequest(req1, Decision{Approve: true, Expires: clock.Now().Add(72 * time.Hour), Actor: "u-admin"})
+	in, g, err = NewRequestBook(l).DecideRequest(req1, Decision{Approve: true, Expires: clock.Now().Add(72 * time.Hour), Actor: "u-admin"})
 	if err != nil || g == nil || in.Status.State != RequestApproved || in.Status.GrantID != g.Grant.ID || in.DecidedBy != "u-admin" {
 		t.Fatalf("approve: %+v, %v, %v", in, g, err)
 	}
@@ -108,45 +108,45 @@ func TestRequestLifecycle(t *testing.T) {
 	if st, ok := l.Get(g.Grant.ID); !ok || st.State != StateActive {
 		t.Fatalf("grant not live: %+v", st)
 	}
-	if _, _, err := l.DecideRequest(req1, Decision{Reason: "policy"}); !errors.Is(err, ErrRequestDecided) {
+	if _, _, err := NewRequestBook(l).DecideRequest(req1, Decision{Reason: "policy"}); !errors.Is(err, ErrRequestDecided) {
 		t.Fatalf("decide twice: %v", err)
 	}
 
 	// Deny, narrowed approval.
 	r2 := accessRequest(req2)
 	r2.Note = ""
-	l.ReceiveRequest(bob, r2, nil, BreakGlass{})
-	if _, _, err := l.DecideRequest(req2, Decision{Reason: "because"}); !errors.Is(err, ErrInvalidRequest) {
+	NewRequestBook(l).ReceiveRequest(bob, r2, nil, BreakGlass{})
+	if _, _, err := NewRequestBook(l).DecideRequest(req2, Decision{Reason: "because"}); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("deny with free text: %v", err)
 	}
-	in, g, err = l.DecideRequest(req2, Decision{Reason: "no-consent", Actor: "u-admin"})
+	in, g, err = NewRequestBook(l).DecideRequest(req2, Decision{Reason: "no-consent", Actor: "u-admin"})
 	if err != nil || g != nil || in.Status.State != RequestDenied || in.Status.Reason != "no-consent" {
 		t.Fatalf("deny: %+v, %v", in, err)
 	}
 	r3 := accessRequest("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
-	l.ReceiveRequest(carol, r3, nil, BreakGlass{})
-	_, g, err = l.DecideRequest(r3.ID, Decision{Approve: true, Expires: clock.Now().Add(time.Hour), Studies: []string{studyA}})
+	NewRequestBook(l).ReceiveRequest(carol, r3, nil, BreakGlass{})
+	_, g, err = NewRequestBook(l).DecideRequest(r3.ID, Decision{Approve: true, Expires: clock.Now().Add(time.Hour), Studies: []string{studyA}})
 	if err != nil || g.Grant.Patient != nil || len(g.Grant.Studies) != 1 {
 		t.Fatalf("narrowed: %+v, %v", g, err)
 	}
-	if _, _, err := l.DecideRequest("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Decision{Reason: "policy"}); !errors.Is(err, ErrNoRequest) {
+	if _, _, err := NewRequestBook(l).DecideRequest("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Decision{Reason: "policy"}); !errors.Is(err, ErrNoRequest) {
 		t.Fatalf("unknown: %v", err)
 	}
-	if _, err := l.ReviewRequest(req1, "justified", "u-admin"); !errors.Is(err, ErrInvalidRequest) {
+	if _, err := NewRequestBook(l).ReviewRequest(req1, "justified", "u-admin"); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("review of an ordinary request: %v", err)
 	}
 
 	// Erasing the note drops the signed copy but keeps its digest.
-	if err := l.EraseRequestNote(req1); err != nil {
+	if err := NewRequestBook(l).EraseRequestNote(req1); err != nil {
 		t.Fatal(err)
 	}
-	if note, _ := l.RequestNote(req1); note != "" {
+	if note, _ := NewRequestBook(l).RequestNote(req1); note != "" {
 		t.Fatalf("note after erase: %q", note)
 	}
-	if r, _ := l.Request(req1); r.Signed != nil || len(r.SignedSHA256) != 64 {
+	if r, _ := NewRequestBook(l).Request(req1); r.Signed != nil || len(r.SignedSHA256) != 64 {
 		t.Fatalf("after erase: %+v", r)
 	}
-	list, err := l.Requests()
+	list, err := NewRequestBook(l).Requests()
 	if err != nil || len(list) != 3 || list[len(list)-1].Request.ID != req1 {
 		t.Fatalf("requests: %d, %v", len(list), err)
 	}
@@ -163,17 +163,17 @@ func TestBreakGlass(t *testing.T) {
 	r.Emergency, r.Reason = true, "emergency-care"
 
 	// Off for this partner: an emergency request waits like any other.
-	in, g, err := l.ReceiveRequest(bob, r, nil, BreakGlass{})
+	in, g, err := NewRequestBook(l).ReceiveRequest(bob, r, nil, BreakGlass{})
 	if err != nil || g != nil || in.Status.State != RequestPending || !in.Status.Emergency {
 		t.Fatalf("break-glass off: %+v, %v", in, err)
 	}
-	if _, err := l.ReviewRequest(req1, "justified", "u-admin"); !errors.Is(err, ErrInvalidRequest) {
+	if _, err := NewRequestBook(l).ReviewRequest(req1, "justified", "u-admin"); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("review of a waiting emergency request: %v", err)
 	}
 
 	// On: granted at once, short, to the user, marked emergency.
 	r.ID = req2
-	in, g, err = l.ReceiveRequest(bob, r, nil, BreakGlass{TTL: 4 * time.Hour})
+	in, g, err = NewRequestBook(l).ReceiveRequest(bob, r, nil, BreakGlass{TTL: 4 * time.Hour})
 	if err != nil || g == nil || in.Status.State != RequestApproved || !g.Grant.Emergency || in.DecidedBy != ActorSystem ||
 		!g.Grant.Expires.Equal(clock.Now().UTC().Add(4*time.Hour)) || g.Grant.GranteeUser != "u-dr-jones" {
 		t.Fatalf("break-glass: %+v, %+v, %v", in, g, err)
@@ -189,14 +189,14 @@ func TestBreakGlass(t *testing.T) {
 	if !strings.HasSuffix(es[3].Reason, " emergency") {
 		t.Fatalf("grant entry: %+v", es[3])
 	}
-	if _, err := l.ReviewRequest(req2, "fine", "u-admin"); !errors.Is(err, ErrInvalidRequest) {
+	if _, err := NewRequestBook(l).ReviewRequest(req2, "fine", "u-admin"); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("unknown outcome: %v", err)
 	}
-	in, err = l.ReviewRequest(req2, "not-justified", "u-admin")
+	in, err = NewRequestBook(l).ReviewRequest(req2, "not-justified", "u-admin")
 	if err != nil || in.Review != "not-justified" || in.ReviewedBy != "u-admin" {
 		t.Fatalf("review: %+v, %v", in, err)
 	}
-	if _, err := l.ReviewRequest(req2, "justified", "u-admin"); !errors.Is(err, ErrRequestDecided) {
+	if _, err := NewRequestBook(l).ReviewRequest(req2, "justified", "u-admin"); !errors.Is(err, ErrRequestDecided) {
 		t.Fatalf("review twice: %v", err)
 	}
 	if _, err := l.Verify(); err != nil {

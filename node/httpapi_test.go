@@ -49,9 +49,20 @@ func TestAPIConstantsMatchConsent(t *testing.T) {
 		{api.PurposeTreatment, string(consent.PurposeTreatment)}, {api.PurposeSecondOpinion, string(consent.PurposeSecondOpinion)},
 		{api.PurposeResearch, string(consent.PurposeResearch)},
 		{api.ManifestStudy, wire.KindStudy}, {api.ManifestRevocation, wire.KindRevocation},
+		{api.ActAuditCheckpoint, consent.ActAuditCheckpoint}, {api.ActRequestApproved, consent.ActRequestApproved},
+		{api.ActRequestDenied, consent.ActRequestDenied}, {api.ActEmergencyAccess, consent.ActEmergencyAccess},
+		{api.ActEmergencyReviewed, consent.ActEmergencyReviewed},
+		{api.RequestPending, string(consent.RequestPending)}, {api.RequestApproved, string(consent.RequestApproved)},
+		{api.RequestDenied, string(consent.RequestDenied)},
 	} {
 		if c[0] != c[1] {
 			t.Errorf("api has %q where consent has %q", c[0], c[1])
+		}
+	}
+	for _, l := range [][2][]string{{api.RequestReasons, consent.RequestReasons}, {api.DenyReasons, consent.DenyReasons},
+		{api.ReviewOutcomes, consent.ReviewOutcomes}} {
+		if !slices.Equal(l[0], l[1]) {
+			t.Errorf("api has %q where consent has %q", l[0], l[1])
 		}
 	}
 	if !slices.Equal(api.RevokeReasons, consent.RevokeReasonCodes()) {

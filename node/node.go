@@ -209,7 +209,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	blockLim := newPeerLimiter(n.clock, cfg.Exchange.PeerBlockRate, cfg.Exchange.PeerBlockBurst)
 	askLim := newPeerLimiter(n.clock, cfg.Exchange.PeerRequestRate, cfg.Exchange.PeerRequestBurst)
 	n.asks = &asks{partners: n.partners, id: n.keys.id, audit: n.audit, clock: n.clock}
-	n.requests = &requests{store: n.store, ledger: n.ledger, partners: n.partners, sharing: n.sharing, asks: n.asks,
+	n.requests = &requests{store: n.store, book: consent.NewRequestBook(n.ledger), partners: n.partners, sharing: n.sharing, asks: n.asks,
 		audit: n.audit, clock: n.clock, cfg: cfg.Requests, ttl: cfg.Exchange}
 	n.asks.handle(wire.KindAccessRequest, n.requests.answerRequest)
 	n.asks.handle(wire.KindRequestStatus, n.requests.answerStatus)

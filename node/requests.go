@@ -60,7 +60,7 @@ const (
 // about until decided).
 type requests struct {
 	store    *store.Store
-	ledger   *consent.Ledger
+	book     consent.RequestBook
 	partners *partners
 	sharing  *sharing
 	asks     *asks
@@ -83,7 +83,7 @@ func (rq *requests) answerRequest(_ context.Context, from peer.ID, e *wire.Envel
 	if r.Emergency && rq.breakGlassFor(from) {
 		bg.TTL = rq.cfg.EmergencyTTL.Duration
 	}
-	in, g, err := rq.ledger.ReceiveRequest(from, r, e.Signed(), bg)
+	in, g, err := rq.book.ReceiveRequest(from, r, e.Signed(), bg)
 	switch {
 	case errors.Is(err, consent.ErrRequestExists), errors.Is(err, consent.ErrInvalidRequest):
 		return nil, "invalid-request", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest)
@@ -103,7 +103,7 @@ func (rq *requests) answerStatus(_ context.Context, from peer.ID, e *wire.Envelo
 	if err := e.DecodeBody(&ref); err != nil {
 		return nil, "malformed", fmt.Errorf("%w: %w", err, exchange.ErrBadRequest)
 	}
-	in, err := rq.ledger.Request(ref.ID)
+	in, err := rq.book.Request(ref.ID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -262,7 +262,7 @@ func (rq *requests) Run(ctx context.Context) {
 
 // Incoming lists partners' requests to us, newest first.
 func (rq *requests) Incoming() ([]api.AccessRequest, error) {
-	list, err := rq.ledger.Requests()
+	list, err := rq.book.Requests()
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +279,7 @@ func (rq *requests) resolve(ref string) (string, error) {
 	if len(ref) < 8 {
 		return "", &apiError{api.CodeNotFound, "no request with that ID (give 8 or more of its digits)"}
 	}
-	list, err := rq.ledger.Requests()
+	list, err := rq.book.Requests()
 	if err != nil {
 		return "", err
 	}
@@ -315,7 +315,7 @@ func (rq *requests) Approve(ref string, req api.ApproveRequest, actor string) (a
 	if err != nil {
 		return api.AccessRequest{}, err
 	}
-	in, err := rq.ledger.Request(id)
+	in, err := rq.book.Request(id)
 	if err != nil || in == nil {
 		return api.AccessRequest{}, decideError(errors.Join(err, consent.ErrNoRequest))
 	}
@@ -334,7 +334,7 @@ func (rq *requests) Approve(ref string, req api.ApproveRequest, actor string) (a
 			return api.AccessRequest{}, badRequest("study %s is not one of the patient's studies held here", u)
 		}
 	}
-	out, g, err := rq.ledger.DecideRequest(id, consent.Decision{Approve: true, Expires: rq.clock.Now().Add(ttl),
+	out, g, err := rq.book.DecideRequest(id, consent.Decision{Approve: true, Expires: rq.clock.Now().Add(ttl),
 		Studies: req.StudyUIDs, Actor: actor})
 	if err != nil {
 		return api.AccessRequest{}, decideError(err)
@@ -352,7 +352,7 @@ func (rq *requests) Deny(ref, reason, actor string) (api.AccessRequest, error) {
 	if !slices.Contains(api.DenyReasons, reason) {
 		return api.AccessRequest{}, badRequest("reason must be one of %s", strings.Join(api.DenyReasons, ", "))
 	}
-	out, _, err := rq.ledger.DecideRequest(id, consent.Decision{Reason: reason, Actor: actor})
+	out, _, err := rq.book.DecideRequest(id, consent.Decision{Reason: reason, Actor: actor})
 	if err != nil {
 		return api.AccessRequest{}, decideError(err)
 	}
@@ -369,10 +369,10 @@ func (rq *requests) EraseNote(ref, actor string) (api.AccessRequest, error) {
 	if err := rq.audit.Record(consent.Entry{Actor: actor, Action: api.ActRequestNoteErased, Reason: "request=" + id}); err != nil {
 		return api.AccessRequest{}, err
 	}
-	if err := rq.ledger.EraseRequestNote(id); err != nil {
+	if err := rq.book.EraseRequestNote(id); err != nil {
 		return api.AccessRequest{}, decideError(err)
 	}
-	in, err := rq.ledger.Request(id)
+	in, err := rq.book.Request(id)
 	if err != nil || in == nil {
 		return api.AccessRequest{}, decideError(errors.Join(err, consent.ErrNoRequest))
 	}
@@ -385,7 +385,7 @@ func (rq *requests) Review(ref, outcome, actor string) (api.AccessRequest, error
 	if err != nil {
 		return api.AccessRequest{}, err
 	}
-	out, err := rq.ledger.ReviewRequest(id, outcome, actor)
+	out, err := rq.book.ReviewRequest(id, outcome, actor)
 	if err != nil {
 		return api.AccessRequest{}, decideError(err)
 	}
@@ -414,7 +414,7 @@ func (rq *requests) apiIncoming(in consent.IncomingRequest) api.AccessRequest {
 	if p, ok := rq.partners.Get(in.From); ok {
 		name = p.Name
 	}
-	note, _ := rq.ledger.RequestNote(in.Request.ID)
+	note, _ := rq.book.RequestNote(in.Request.ID)
 	r := in.Request
 	studies, _ := rq.sharing.patientStudies(consent.Patient{ID: r.PatientID, Issuer: r.Issuer})
 	return api.AccessRequest{RequestID: r.ID, Requester: &api.PartnerRef{PeerID: in.From.String(), Name: name}, User: r.User,

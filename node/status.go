@@ -68,7 +68,7 @@ func (s *apiServer) statusReport() (api.Status, error) {
 		st.Problems = append(st.Problems, fmt.Sprintf("the audit stream to %s is %d entries behind: %s (kept; sent once it is back)",
 			st.AuditShipping.Addr, st.AuditShipping.Backlog, st.AuditShipping.LastError))
 	}
-	if reqs, err := n.ledger.Requests(); err == nil {
+	if reqs, err := n.requests.book.Requests(); err == nil {
 		for _, r := range reqs {
 			switch {
 			case r.Status.State == consent.RequestPending:
