@@ -140,6 +140,9 @@ func TestGranteeUser(t *testing.T) {
 	if code, body := apiRaw(t, b, "GET", "/api/v1/studies", "Bearer "+b.keys.apiToken, nil); code != 200 || strings.Contains(string(body), study) {
 		t.Errorf("the admin's study list shows the user's copy: %d", code)
 	}
+	if code, _ := apiRaw(t, b, "GET", "/dicom-web/studies/"+study+"/metadata", "Bearer "+b.keys.apiToken, nil); code != 404 {
+		t.Errorf("the admin's WADO-RS of the user's copy: %d, want 404", code)
+	}
 	// A grant to the facility opens the copy to it.
 	if _, err := a.Grant(ctx, GrantRequest{To: "Bravo", Study: study, Expires: time.Hour}); err != nil {
 		t.Fatal(err)

@@ -45,7 +45,9 @@ type Retriever interface {
 	// instance number, UID); an unknown study, series or instance is
 	// ErrNotFound.
 	Instances(ctx context.Context, scope Scope) ([]Instance, error)
-	// Read returns an instance's Part-10 bytes.
+	// Read returns an instance's Part-10 bytes. The service calls Read
+	// and Describe only with instances Instances returned for the same
+	// request, so access checks belong in Instances.
 	Read(ctx context.Context, in Instance) ([]byte, error)
 	// Describe returns the instance's description (dicomio.Describe with
 	// the service's BulkMin), which a backend may cache: metadata
