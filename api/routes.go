@@ -121,6 +121,10 @@ const (
 	pathToken        = APIPrefix + "/tokens/{" + ParamTokenID + "}"
 	pathLogin        = APIPrefix + "/login"
 	pathLogout       = APIPrefix + "/logout"
+	pathMe           = APIPrefix + "/me"
+	pathWorklist     = APIPrefix + "/worklist"
+	pathFetchEvents  = APIPrefix + "/fetches/{" + ParamFetchID + "}/events"
+	pathDownload     = APIPrefix + "/studies/{" + ParamStudyUID + "}/download"
 )
 
 // Routes is every route of the API. docs/api.md is generated from it.
@@ -186,6 +190,16 @@ var Routes = []Route{
 		Summary:  "The studies in the local archive, imported here or fetched.",
 	},
 	{
+		Name: "Worklist", Method: http.MethodGet, Path: pathWorklist,
+		Roles:   RolesClinical,
+		Request: WorklistQuery{}, Response: WorklistPage{},
+		Errors:  []Code{CodeBadRequest, CodeUnauthorized, CodeInternal},
+		Summary: "One page of the local studies and the studies partners shared with this facility, in one list, newest first.",
+		Doc: "A partner's study is listed once: as here once fetched (or while it is being fetched), as partner until then. " +
+			"A partner's copy restricted to named users, and a share granted to another user here, are listed only for " +
+			"those users. Ordered by study date and time, newest first, then by Study Instance UID.",
+	},
+	{
 		Name: "Instances", Method: http.MethodGet, Path: pathStudyInsts,
 		Roles:    RolesClinical,
 		Response: []Instance{},
@@ -199,6 +213,17 @@ var Routes = []Route{
 		Errors:   []Code{CodeUnauthorized, CodeNotFound, CodeInternal},
 		Summary:  "One instance's Part-10 bytes, verified against its SHA-256 (header X-Pacsnet-Sha256).",
 		Doc:      "Audited as instance-read, once per study and user in 10 minutes.",
+	},
+	{
+		Name: "Download", Method: http.MethodGet, Path: pathDownload,
+		Roles:    RolesClinical,
+		Response: ZipBody{},
+		Errors:   []Code{CodeUnauthorized, CodeNotFound, CodeConflict, CodeInternal, CodeUnavailable},
+		Summary:  "A study held here as a ZIP archive of DICOM files with a DICOMDIR (PS3.10 media), streamed.",
+		Doc: "The archive holds DICOMDIR and DICOM/Snnnnnnn/Innnnnnn (the files as stored, each verified against its " +
+			"SHA-256 as it is read); names carry no patient data. An incomplete fetched study is conflict (409). Audited " +
+			"as export (reason download) before the first byte; refused with unavailable (503) when the audit cannot be " +
+			"written. A failure after the answer started ends the archive early, and the client sees a truncated ZIP.",
 	},
 	{
 		Name: "Export", Method: http.MethodPost, Path: pathExport,
@@ -336,6 +361,16 @@ var Routes = []Route{
 		Response: FetchJob{},
 		Errors:   []Code{CodeUnauthorized, CodeNotFound},
 		Summary:  "A fetch's progress.",
+	},
+	{
+		Name: "FetchEvents", Method: http.MethodGet, Path: pathFetchEvents,
+		Roles:    RolesClinical,
+		Response: EventStreamBody{},
+		Errors:   []Code{CodeUnauthorized, CodeNotFound},
+		Summary:  "A fetch's progress as server-sent events (text/event-stream), for the web app.",
+		Doc: "An event `progress` whose data is the FetchJob (JSON) when the stream opens and about every 250 ms while it " +
+			"changes, then one event `end` with the final FetchJob when the fetch is done or failed, and the stream closes. " +
+			"A client that reconnects gets the current state again.",
 	},
 	{
 		Name: "Outbox", Method: http.MethodGet, Path: pathOutbox,
@@ -518,6 +553,17 @@ var Routes = []Route{
 			"message for all. After 5 failures for a user name or from an address, each further attempt waits 1s, 2s, " +
 			"4s … at most 15m (too-many-requests with a Retry-After header), also with the right password. Audited " +
 			"as login, login-failed or login-locked.",
+	},
+	{
+		Name: "Me", Method: http.MethodGet, Path: pathMe,
+		Roles:    RolesAll,
+		Response: Me{},
+		Errors:   []Code{CodeUnauthorized},
+		Summary:  "Who the caller is: user, role and facility, and for a web session the CSRF value its changes must carry.",
+		Doc: "The web app signs in with POST /login (a form, not this API), which sets the session cookie " +
+			"(CookieSession: HttpOnly, SameSite=Strict, Secure except on plain HTTP to a non-loopback host). Every route " +
+			"accepts that cookie instead of a bearer token; a request so authenticated whose method is not GET or HEAD " +
+			"must carry Me.CSRF in the X-Pacsnet-CSRF header, or it is forbidden (403).",
 	},
 	{
 		Name: "Logout", Method: http.MethodPost, Path: pathLogout,

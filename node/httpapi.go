@@ -17,6 +17,7 @@ import (
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/exchange"
 	"github.com/pacsnet/pacsnet/internal/wire"
+	"github.com/pacsnet/pacsnet/web"
 
 	"github.com/pacsnet/pacsnet/internal/uid"
 )
@@ -86,6 +87,10 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"DenyRequest":        requestsAPI{s.n}.deny,
 		"ReviewRequest":      requestsAPI{s.n}.review,
 		"EraseRequestNote":   requestsAPI{s.n}.eraseNote,
+		"Me":                 s.me,
+		"Worklist":           s.worklist,
+		"FetchEvents":        s.fetchEvents,
+		"Download":           s.download,
 	}
 }
 
@@ -136,6 +141,9 @@ func (s *apiServer) handler() http.Handler {
 	if s.n != nil && s.n.dicomweb != nil {
 		root.Handle(api.DICOMwebRoot+"/", s.n.dicomweb.handler(s.authenticate))
 	}
+	if s.n != nil && s.n.web != nil {
+		s.n.web.Register(root)
+	}
 	root.Handle("/", s.authenticate(mux))
 	return root
 }
@@ -158,6 +166,14 @@ func (s *apiServer) authenticate(next http.Handler) http.Handler {
 			p = principal{User: api.ActorAdmin, Name: api.ActorAdmin, Role: roleAdmin}
 		} else if secret, found := strings.CutPrefix(got, "Bearer "); found && secret != "" && s.n.users != nil {
 			p, ok = s.n.users.Authenticate(secret)
+		} else if secret, found := sessionCookie(r); found && s.n.users != nil {
+			// The web app's session cookie (httpweb.go): a change must
+			// also carry the session's CSRF value, which a page of
+			// another origin cannot know.
+			if p, ok = s.n.users.Authenticate(secret); ok && !safeMethod(r.Method) && !web.CSRFValid(secret, r.Header.Get(api.HeaderCSRF)) {
+				writeJSON(w, http.StatusForbidden, api.ErrorBody{Error: "missing or wrong " + api.HeaderCSRF + " header (reload the page)", Code: api.CodeForbidden})
+				return
+			}
 		}
 		if !ok {
 			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "missing or wrong API token (or it expired, was revoked, or its user is disabled)", Code: api.CodeUnauthorized})

@@ -27,6 +27,7 @@ import (
 	"github.com/pacsnet/pacsnet/internal/wire"
 	"github.com/pacsnet/pacsnet/node/clock"
 	"github.com/pacsnet/pacsnet/node/internal/store"
+	"github.com/pacsnet/pacsnet/web"
 )
 
 // Node is one facility's running pacsnet node. It owns the wiring and
@@ -67,6 +68,7 @@ type Node struct {
 	forward  *forwarder
 	dicomweb *dicomwebRoom
 	users    *users
+	web      *web.Server // the web app: login form, session cookie, assets
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -164,6 +166,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	if n.users, err = newUsers(n.store, n.audit, n.clock, cfg.Users, n.log); err != nil {
 		return nil, err
 	}
+	n.web = web.New(cfg.Name, webSessions{n.users}, n.log)
 	if n.partners, err = newPartners(n.store, n.keys.id, cfg.Name, n.audit, n.clock); err != nil {
 		return nil, err
 	}
