@@ -121,6 +121,17 @@ var rules = []rule{
 		},
 	},
 	{
+		name: "web",
+		pkgs: []string{our("web/...")},
+		deny: []deny{
+			{our("..."), "web serves the login form and the app's assets; every rule about who may see or change " +
+				"what is the node's, on its API routes: web knows only the API's names (cookie, header) and asks a " +
+				"Sessions for logins"},
+			{"github.com/dgraph-io/...", "web keeps no records: node/internal/store does"},
+		},
+		allow: []string{our("web/..."), our("api")},
+	},
+	{
 		name: "access",
 		pkgs: []string{our("access/...")},
 		deny: []deny{
