@@ -5,12 +5,13 @@ GO        ?= go
 BIN       := bin/pacsnet
 APT_DEPS  := dcmtk orthanc orthanc-dicomweb chromium rsyslog rsyslog-gnutls
 JS_DIR    := interop/js
+WEB_DIR   := web/ui
 # Debian 12's npm (9.2) fails on the lockfile's overrides (an npm bug fixed
 # in 10); npm 10 still runs on Debian 12's Node.js 18.
 NPM_FOR_OLD := npm@10.9.4
 GOFLAGS_BUILD := -trimpath
 
-.PHONY: all deps build demo test vet bench fuzz clean
+.PHONY: all deps build web demo test vet bench fuzz clean
 
 all: build
 
@@ -51,8 +52,19 @@ deps:
 		fi; \
 		$$NPM ci --prefix $(JS_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error && touch $(JS_DIR)/node_modules/.package-lock.json; \
 	fi
+	@if [ ! -f $(WEB_DIR)/node_modules/.package-lock.json ] || [ $(WEB_DIR)/package-lock.json -nt $(WEB_DIR)/node_modules/.package-lock.json ]; then \
+		echo "deps: npm ci in $(WEB_DIR)"; NPM=npm; \
+		if [ "$$(npm --version | cut -d. -f1)" -lt 10 ]; then NPM="npx --yes $(NPM_FOR_OLD)"; fi; \
+		$$NPM ci --prefix $(WEB_DIR) --no-audit --no-fund --loglevel=error && touch $(WEB_DIR)/node_modules/.package-lock.json; \
+	fi
 
-build: deps
+# web builds the web app (web/ui: the pages and the Cornerstone3D viewer
+# with its WebAssembly codecs) with esbuild into web/dist, which the Go
+# package web embeds: the binary alone serves the app, offline.
+web: deps
+	cd $(WEB_DIR) && node build.mjs
+
+build: deps web
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/pacsnet
 	$(GO) build $(GOFLAGS_BUILD) -o bin/pacsnet-demo ./cmd/pacsnet-demo
 
@@ -66,7 +78,7 @@ vet:
 # test: vet, a short fuzzing pass over every decoder of untrusted input,
 # then every test with the race detector (including the end-to-end test
 # that runs real `pacsnet serve` processes, and the CLI scripts).
-test: deps vet
+test: deps web vet
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 	$(GO) test -race -timeout 20m ./...
 
