@@ -210,7 +210,10 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) (entries []AuditEntry,
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
 	}
-	for k, s := range map[string]string{"partner": q.Partner, "study_uid": q.Study, "action": q.Action} {
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	for k, s := range map[string]string{"partner": q.Partner, "study_uid": q.Study, "action": q.Action, "actor": q.Actor} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -523,7 +526,10 @@ func (c *Client) AuditExport(ctx context.Context, q AuditExportQuery) (io.ReadCl
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
 	}
-	for k, s := range map[string]string{"partner": q.Partner, "study_uid": q.Study, "action": q.Action, "format": q.Format} {
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	for k, s := range map[string]string{"partner": q.Partner, "study_uid": q.Study, "action": q.Action, "actor": q.Actor, "format": q.Format} {
 		if s != "" {
 			v.Set(k, s)
 		}

@@ -46,6 +46,9 @@ type Status struct {
 	DICOM    string   `json:"dicom"`    // DICOM listen address; empty when the DICOM listener is off
 	Partners int      `json:"partners"` // number of partner facilities
 	Outbox   int      `json:"outbox"`   // manifests awaiting delivery
+	Version  string   `json:"version"`  // the node's build (module version, or (devel))
+	// DICOMAssociations is the number of DICOM associations open now.
+	DICOMAssociations int `json:"dicom_associations"`
 
 	Health         string          `json:"health"`             // Health* constants
 	Problems       []string        `json:"problems,omitempty"` // why health is not ok, one sentence each
@@ -553,6 +556,8 @@ type AuditQuery struct {
 	Partner string    `query:"partner"`   // entries about this partner: peer ID, or name (also a former partner's, as recorded)
 	Study   string    `query:"study_uid"` // entries about this Study Instance UID
 	Action  string    `query:"action"`    // entries of this action (Act* constants)
+	Actor   string    `query:"actor"`     // entries of this local user: user ID, or name
+	Until   time.Time `query:"until"`     // entries written before this time (RFC 3339)
 }
 
 // HeaderAuditNext, on an answer of GET /api/v1/audit, is the Seq to pass
@@ -595,6 +600,8 @@ type AuditExportQuery struct {
 	Partner string    `query:"partner"`   // entries about this partner: peer ID, or name
 	Study   string    `query:"study_uid"` // entries about this Study Instance UID
 	Action  string    `query:"action"`    // entries of this action (Act* constants)
+	Actor   string    `query:"actor"`     // entries of this local user: user ID, or name
+	Until   time.Time `query:"until"`     // entries written before this time (RFC 3339)
 	Format  string    `query:"format"`    // AuditFormat* constants; default json
 }
 

@@ -321,6 +321,13 @@ type dicomEdge struct {
 	pendingByHost map[string]int
 }
 
+// associations is the number of associations open now.
+func (d *dicomEdge) associations() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.total
+}
+
 // Bounds on connections waiting for their association request: in all, a
 // multiple of max_associations; from one address, a few (a modality opens
 // one association at a time, a busy PACS a handful).

@@ -81,7 +81,7 @@ func (h auditAPI) startAfter(q api.AuditQuery) (uint64, error) {
 // auditQuery reads GET /api/v1/audit's query parameters.
 func (h auditAPI) auditQuery(r *http.Request) (api.AuditQuery, error) {
 	v := r.URL.Query()
-	q := api.AuditQuery{Limit: api.MaxAuditLimit, Partner: v.Get("partner"), Study: v.Get("study_uid"), Action: v.Get("action")}
+	q := api.AuditQuery{Limit: api.MaxAuditLimit, Partner: v.Get("partner"), Study: v.Get("study_uid"), Action: v.Get("action"), Actor: v.Get("actor")}
 	var err error
 	if x := v.Get("after"); x != "" {
 		if q.After, err = strconv.ParseUint(x, 10, 64); err != nil {
@@ -100,6 +100,11 @@ func (h auditAPI) auditQuery(r *http.Request) (api.AuditQuery, error) {
 	if x := v.Get("since"); x != "" {
 		if q.Since, err = time.Parse(time.RFC3339Nano, x); err != nil {
 			return q, badRequest("since %q: want a time like 2026-12-01T08:00:00Z", x)
+		}
+	}
+	if x := v.Get("until"); x != "" {
+		if q.Until, err = time.Parse(time.RFC3339Nano, x); err != nil {
+			return q, badRequest("until %q: want a time like 2026-12-01T18:00:00Z", x)
 		}
 	}
 	if q.Study != "" {
@@ -125,9 +130,19 @@ func (h auditAPI) auditFilter(q api.AuditQuery) func(consent.Entry) bool {
 			id = pid
 		}
 	}
+	actor := q.Actor
+	if actor != "" && h.n.users != nil {
+		if u, ok := h.n.users.Get(actor); ok {
+			actor = u.ID // a name; IDs are matched as given
+		}
+	}
 	return func(e consent.Entry) bool {
 		switch {
 		case !q.Since.IsZero() && e.Time.Before(q.Since):
+			return false
+		case !q.Until.IsZero() && !e.Time.Before(q.Until):
+			return false
+		case actor != "" && e.Actor != actor:
 			return false
 		case q.Study != "" && e.Study != q.Study:
 			return false

@@ -163,6 +163,20 @@ func TestWebSession(t *testing.T) {
 	if code, b = audrey.do("GET", "/api/v1/audit?limit=5", nil, "", nil); code != 200 {
 		t.Errorf("auditor reads the audit: %d %s", code, b)
 	}
+	// The audit filtered by user (name or ID) and by time.
+	var mine []api.AuditEntry
+	if code, b = audrey.do("GET", "/api/v1/audit?actor=carol", nil, "", &mine); code != 200 || len(mine) == 0 {
+		t.Errorf("audit of carol: %d %s", code, b)
+	}
+	for _, e := range mine {
+		if e.Actor != mine[0].Actor || !strings.HasPrefix(e.Actor, "u-") {
+			t.Errorf("audit of carol has %+v", e)
+		}
+	}
+	var before []api.AuditEntry
+	if code, b = audrey.do("GET", "/api/v1/audit?actor="+mine[0].Actor+"&until=2000-01-01T00:00:00Z", nil, "", &before); code != 200 || len(before) != 0 {
+		t.Errorf("audit until 2000: %d %s", code, b)
+	}
 	// DICOMweb takes the cookie too.
 	if code, b = carol.do("GET", "/dicom-web/studies", nil, "", nil); code != 200 && code != 204 {
 		t.Errorf("QIDO-RS with the cookie: %d %s", code, b)

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -30,7 +31,10 @@ func (s *apiServer) statusReport() (api.Status, error) {
 	ps := n.partners.List()
 	st := api.Status{Name: n.cfg.Name, AETitle: n.cfg.AETitle, PeerID: n.host.ID().String(), P2P: n.P2PAddrs(),
 		HTTP: n.HTTPAddr(), DICOM: n.DICOMAddr(), Partners: len(ps), Outbox: len(items), Health: api.HealthOK,
-		ArchiveBytes: n.store.Size(), PartnerStates: []api.PartnerStatus{}, Fetches: []api.FetchJob{}}
+		ArchiveBytes: n.store.Size(), PartnerStates: []api.PartnerStatus{}, Fetches: []api.FetchJob{}, Version: buildVersion()}
+	if n.dicom != nil {
+		st.DICOMAssociations = n.dicom.associations()
+	}
 	if free, total, err := diskSpace(filepath.Join(n.home, archiveDir)); err != nil {
 		st.Problems = append(st.Problems, "the archive's free disk space cannot be read: "+err.Error())
 	} else {
@@ -110,4 +114,12 @@ func (s *apiServer) forwardStatus(st *api.Status) error {
 		st.Problems = append(st.Problems, fmt.Sprintf("%d fetched stud(ies) failed forwarding to %s %d times or more: see the forwards line and its last error", stuck, st.ForwardTo, undeliveredAttempts))
 	}
 	return nil
+}
+
+// buildVersion is the node binary's module version, or (devel).
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }
