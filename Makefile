@@ -11,7 +11,7 @@ WEB_DIR   := web/ui
 NPM_FOR_OLD := npm@10.9.4
 GOFLAGS_BUILD := -trimpath
 
-.PHONY: all deps build web demo test vet bench fuzz clean
+.PHONY: all deps build web demo demo-web test vet bench fuzz clean
 
 all: build
 
@@ -71,6 +71,11 @@ build: deps web
 # demo: three facilities on loopback, real DICOM in, grant, fetch, verified.
 demo: build
 	./bin/pacsnet-demo --bin $(BIN) --corpus testdata/dicom
+
+# demo-web: the same demo, then the three nodes keep running so that you
+# can open their web apps (addresses and a password printed); Ctrl-C stops them.
+demo-web: build
+	./bin/pacsnet-demo --bin $(BIN) --corpus testdata/dicom --serve
 
 vet:
 	$(GO) vet ./...

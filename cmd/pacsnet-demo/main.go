@@ -55,6 +55,7 @@ func main() {
 	slices := flag.Int("slices", 200, "CT slices to generate")
 	uploadRate := flag.Int64("upload-rate", 16_000_000, "St Mary's cap on bytes/s served to partners (its WAN uplink)")
 	keep := flag.Bool("keep", false, "keep the temporary homes")
+	serve := flag.Bool("serve", false, "after the demo, keep the three nodes running (their web apps open) until Ctrl-C")
 	flag.Parse()
 
 	// The first SIGINT or SIGTERM cancels ctx: the CLI command running
@@ -78,6 +79,16 @@ func main() {
 
 	d := &demo{ctx: ctx, bin: *bin, corpus: *corpus, slices: *slices, uploadRate: *uploadRate}
 	err := d.run()
+	if err == nil && *serve {
+		fmt.Println("\nDEMO OK: every step held. The nodes keep running; open a web app below. Ctrl-C stops them.")
+		for _, n := range d.notes {
+			if strings.HasPrefix(n, "web app") {
+				fmt.Println("  " + n)
+			}
+		}
+		<-ctx.Done()
+		sig = nil // the interrupt ends the serving, not the demo
+	}
 	stopped := d.stopAll()
 	close(finished)
 	<-watched
@@ -337,6 +348,9 @@ func (d *demo) run() error {
 	}
 
 	if err := d.viewerReads(riverside, syn.StudyUID, syn.Files, origSum); err != nil {
+		return err
+	}
+	if err := d.webApp(riverside, syn.StudyUID, syn.Files); err != nil {
 		return err
 	}
 
