@@ -12,8 +12,8 @@ import (
 )
 
 // maxCopies is how many sources may be asked for one block at once: the
-// endgame asks a second one for a block still outstanding, no more.
-const maxCopies = 2
+// endgame asks up to two more for a block still outstanding.
+const maxCopies = 3
 
 // Fetch fetches the plan's blocks from the sources, all at once, and
 // hands each to the plan's sink once it verified. It returns when the sink
@@ -382,10 +382,10 @@ func (e *engine) take(s *source) []int {
 	return e.endgame(s, min(room, free, req))
 }
 
-// endgame picks blocks that other sources were asked for and have not sent
-// yet, for an idle source to fetch again: the first verified copy wins.
-// The slowest sources' blocks come first, and in a request the last ones,
-// which would arrive last.
+// endgame picks blocks that slower sources were asked for and have not
+// sent yet, for an idle source to fetch again: the first verified copy
+// wins. The slowest sources' blocks come first, and in a request the last
+// ones, which would arrive last.
 func (e *engine) endgame(s *source, limit int64) []int {
 	if limit <= 0 {
 		return nil
@@ -408,7 +408,7 @@ func (e *engine) endgame(s *source, limit int64) []int {
 		for k := len(r.blocks) - 1; k >= 0; k-- {
 			i := r.blocks[k]
 			st := &e.blocks[i]
-			if r.received[k] || st.done || len(st.holders) >= maxCopies || heldBy(st, s) {
+			if r.received[k] || st.done || len(st.holders) >= maxCopies || !fasterThanHolders(s, st) {
 				continue
 			}
 			sz := int64(e.plan.Blocks[i].Size)
@@ -432,8 +432,16 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
-func heldBy(st *blockState, s *source) bool {
-	return slices.ContainsFunc(st.holders, func(r *request) bool { return r.src == s })
+// fasterThanHolders reports whether s measured faster than every source
+// that holds the block: a copy on a slower source would only take the
+// place of one on a faster source that goes idle next.
+func fasterThanHolders(s *source, st *blockState) bool {
+	for _, r := range st.holders {
+		if r.src == s || r.src.est.rate >= s.est.rate {
+			return false
+		}
+	}
+	return true
 }
 
 // issue starts a request of s for the blocks, on its own goroutine.
@@ -517,7 +525,7 @@ func (e *engine) got(r *request, b Block, data []byte) error {
 	e.inflight -= sz
 	ahead := s.delivered - r.deliveredAt
 	s.delivered += sz
-	s.est.sample(!r.first, ahead, s.delivered-r.deliveredAt, now.Sub(r.sentAt))
+	s.est.sample(now, !r.first, ahead, s.delivered-r.deliveredAt, now.Sub(r.sentAt))
 	r.first = true
 	s.lastActive = now
 	st := &e.blocks[i]
