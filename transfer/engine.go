@@ -272,7 +272,7 @@ func (e *engine) allFailed() error {
 func (e *engine) checkStalls(now time.Time) {
 	for _, s := range e.sources {
 		if s.state == StateActive && s.requests > 0 && now.Sub(s.lastActive) >= e.opts.StallTimeout {
-			e.drop(s, StateStalled, fmt.Errorf("%w: nothing received for %s", ErrStalled, now.Sub(s.lastActive)))
+			e.drop(s, StateStalled, fmt.Errorf("%w: nothing received for %s", ErrStalled, now.Sub(s.lastActive).Round(time.Millisecond)))
 		}
 	}
 }
@@ -511,7 +511,7 @@ func (e *engine) got(r *request, b Block, data []byte) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if verr != nil {
-		err := fmt.Errorf("%w: block %s from %s: %w", ErrCorrupt, want.CID, s.id, verr)
+		err := fmt.Errorf("%w: %s from %s: %w", ErrCorrupt, want.CID, s.id, verr)
 		e.drop(s, StateCorrupt, err)
 		return err
 	}
