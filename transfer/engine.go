@@ -495,29 +495,32 @@ func (e *engine) got(r *request, b Block, data []byte) error {
 		e.mu.Unlock()
 		return err
 	}
-	e.mu.Unlock()
-
-	// Verify outside the lock: hashing is the expensive part, and
-	// several sources hash at once.
 	i := r.blocks[k]
 	want := e.plan.Blocks[i]
-	var verr error
-	if len(data) != want.Size {
-		verr = fmt.Errorf("%d bytes, want %d", len(data), want.Size)
-	} else {
-		verr = e.plan.Verify(want, data)
+	if !e.blocks[i].done {
+		e.mu.Unlock()
+		// Verify outside the lock: hashing is the expensive part, and
+		// several sources hash at once. A copy of a block that is done
+		// already is thrown away unverified.
+		var verr error
+		if len(data) != want.Size {
+			verr = fmt.Errorf("%d bytes, want %d", len(data), want.Size)
+		} else {
+			verr = e.plan.Verify(want, data)
+		}
+		e.mu.Lock()
+		if verr != nil {
+			err := fmt.Errorf("%w: %s from %s: %w", ErrCorrupt, want.CID, s.id, verr)
+			e.drop(s, StateCorrupt, err)
+			e.mu.Unlock()
+			return err
+		}
+		if r.ended || s.state != StateActive || r.received[k] {
+			e.mu.Unlock()
+			return errDropped
+		}
 	}
-
-	e.mu.Lock()
 	defer e.mu.Unlock()
-	if verr != nil {
-		err := fmt.Errorf("%w: %s from %s: %w", ErrCorrupt, want.CID, s.id, verr)
-		e.drop(s, StateCorrupt, err)
-		return err
-	}
-	if r.ended || s.state != StateActive || r.received[k] {
-		return errDropped
-	}
 	now := e.clk.Now()
 	sz := int64(want.Size)
 	r.received[k] = true
@@ -594,6 +597,9 @@ func (e *engine) end(r *request, err error, cancelled bool) {
 	case s.state != StateActive, r.retired, cancelled:
 		// Dropped already, or cancelled by the engine: not (again) the
 		// source's fault.
+	case errors.Is(err, ErrCorrupt):
+		// The source checked the bytes itself and found them wrong.
+		e.drop(s, StateCorrupt, err)
 	case err != nil:
 		e.drop(s, StateFailed, err)
 	case unsent > 0:

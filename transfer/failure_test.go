@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -236,14 +237,24 @@ func (lazy) Fetch(ctx context.Context, blocks []Block, got func(Block, []byte) e
 	return nil
 }
 
+// checker found the bytes it received wrong itself, as exchange's
+// FetchBlocks does (ErrBadBlock), and says so.
+type checker struct{}
+
+func (checker) ID() string { return "checker" }
+func (checker) Fetch(ctx context.Context, blocks []Block, got func(Block, []byte) error) error {
+	return fmt.Errorf("fetch blocks: %w: block %s does not match its CID", ErrCorrupt, blocks[0].CID)
+}
+
 // TestMisbehavingSource: a source that sends a block it was not asked
-// for is dropped as corrupt; one that ends a request without sending is
-// dropped as failed; the good source finishes.
+// for is dropped as corrupt, and so is one that reports bytes it checked
+// as corrupt; one that ends a request without sending is dropped as
+// failed; the good source finishes.
 func TestMisbehavingSource(t *testing.T) {
 	d := virtualData(50, 64*kib)
 	s := newSink(d)
 	good, _ := fakes(SystemClock(), d, nil, link{rate: 8 * mib})
-	res, err := Fetch(context.Background(), plan(d, s), []Source{rogue{d}, lazy{}, good[0]}, Options{})
+	res, err := Fetch(context.Background(), plan(d, s), []Source{rogue{d}, lazy{}, checker{}, good[0]}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,6 +264,9 @@ func TestMisbehavingSource(t *testing.T) {
 	}
 	if st := res.Sources[1]; st.State != StateFailed {
 		t.Errorf("lazy: %v, %v", st.State, st.Err)
+	}
+	if st := res.Sources[2]; st.State != StateCorrupt {
+		t.Errorf("checker: %v, %v", st.State, st.Err)
 	}
 }
 

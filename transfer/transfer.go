@@ -38,7 +38,9 @@ type Plan struct {
 // in any order, each at most once; got is safe for concurrent use and may
 // keep the data. Fetch returns nil once it sent them all, or an error:
 // its own (the source is then dropped from the transfer and its blocks
-// go to the others), or got's, after which it must stop. It must return
+// go to the others; an error matching [ErrCorrupt], for bytes the source
+// checked itself and found wrong, drops it as corrupt), or got's, after
+// which it must stop. It must return
 // promptly once ctx is done. The engine calls Fetch from several
 // goroutines at once, one per request it keeps in flight: a request of N
 // blocks maps onto one stream that carries N answers.
@@ -129,6 +131,7 @@ func (o Options) withDefaults() Options {
 		o.MaxWindow = DefaultMaxWindow
 	}
 	o.MaxWindow = max(o.MaxWindow, o.InitialWindow)
+	o.MaxRequestBlocks = max(o.MaxRequestBlocks, 0)
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = DefaultMaxRequestBytes
 	}
