@@ -60,7 +60,7 @@ type engine struct {
 	plan  Plan
 	opts  Options
 	clk   Clock
-	index map[cid.Cid]int // block → its place in plan.Blocks
+	total int64 // the plan's bytes
 	start time.Time
 
 	notify   chan struct{} // the scheduler has something to look at
@@ -139,7 +139,6 @@ func newEngine(plan Plan, srcs []Source, opts Options) *engine {
 		plan:     plan,
 		opts:     opts,
 		clk:      opts.Clock,
-		index:    make(map[cid.Cid]int, len(plan.Blocks)),
 		notify:   make(chan struct{}, 1),
 		sinkWake: make(chan struct{}, 1),
 		sinkDone: make(chan struct{}),
@@ -148,9 +147,9 @@ func newEngine(plan Plan, srcs []Source, opts Options) *engine {
 		live:     map[*request]struct{}{},
 	}
 	for i, b := range plan.Blocks {
-		e.index[b.CID] = i
 		e.queue[i] = i
 		e.queuedBytes += int64(b.Size)
+		e.total += int64(b.Size)
 	}
 	for _, s := range srcs {
 		e.sources = append(e.sources, &source{src: s, id: s.ID(), est: newEstimator(opts.InitialWindow, opts.MaxWindow)})
@@ -663,7 +662,7 @@ func (e *engine) progressLocked(now time.Time) *Progress {
 	p := &Progress{
 		Time: now, Elapsed: now.Sub(e.start),
 		BlocksDone: e.sunk, BlocksTotal: len(e.blocks),
-		BytesDone: e.sunkBytes, BytesTotal: e.totalBytes(), Rate: e.rate,
+		BytesDone: e.sunkBytes, BytesTotal: e.total, Rate: e.rate,
 	}
 	if e.rate > 0 {
 		p.ETA = time.Duration(float64(p.BytesTotal-p.BytesDone) / e.rate * float64(time.Second))
@@ -675,14 +674,6 @@ func (e *engine) progressLocked(now time.Time) *Progress {
 		})
 	}
 	return p
-}
-
-func (e *engine) totalBytes() int64 {
-	var n int64
-	for _, b := range e.plan.Blocks {
-		n += int64(b.Size)
-	}
-	return n
 }
 
 func (e *engine) sourceResult(s *source) SourceResult {
