@@ -1,0 +1,121 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestSourcesShare: with 1, 2, 4 or 8 sources of different speeds, all
+// work at once, the faster ones deliver more, and the transfer takes
+// close to the ideal time (size over the sum of the rates, plus a round
+// trip).
+func TestSourcesShare(t *testing.T) {
+	const rtt = 5 * time.Millisecond
+	tests := []struct {
+		rates []float64 // MiB/s
+	}{
+		{[]float64{40}},
+		{[]float64{40, 10}},
+		{[]float64{40, 20, 10, 5}},
+		{[]float64{40, 30, 20, 15, 10, 8, 5, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d sources", len(tt.rates)), func(t *testing.T) {
+			var links []link
+			var sum float64
+			for _, r := range tt.rates {
+				links = append(links, link{rate: r * mib, rtt: rtt})
+				sum += r * mib
+			}
+			d := virtualData(128, 128*kib) // 16 MiB
+			s := newSink(d)
+			srcs, _ := fakes(SystemClock(), d, nil, links...)
+			res, err := Fetch(context.Background(), plan(d, s), srcs, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.check(t, d.blocks)
+			ideal := time.Duration(float64(d.bytes())/sum*float64(time.Second)) + rtt
+			t.Logf("%v, ideal %v (%.2f×), %d KiB duplicates", res.Duration.Round(time.Millisecond), ideal.Round(time.Millisecond),
+				float64(res.Duration)/float64(ideal), res.Duplicates/kib)
+			for i, sr := range res.Sources {
+				t.Logf("  %s at %4.0f MiB/s: share %.3f (ideal %.3f)", sr.ID, tt.rates[i], sr.Share, tt.rates[i]*mib/sum)
+			}
+			// Generous: the machine is shared, and the real clock runs on.
+			if limit := ideal*3/2 + 60*time.Millisecond; res.Duration > limit {
+				t.Errorf("took %v, more than %v (ideal %v)", res.Duration, limit, ideal)
+			}
+			first, last := res.Sources[0], res.Sources[len(res.Sources)-1]
+			if len(res.Sources) > 1 && first.Share <= last.Share {
+				t.Errorf("the fastest source's share %.3f is not above the slowest's %.3f", first.Share, last.Share)
+			}
+			if ideal := tt.rates[0] * mib / sum; first.Share < ideal*0.7 {
+				t.Errorf("the fastest source's share %.3f is far below its ideal %.3f", first.Share, ideal)
+			}
+		})
+	}
+}
+
+// TestLongRoundTrip: over a 50 ms round trip the window grows from its
+// 256 KiB start until the link is full: in the steady state the sink
+// takes blocks at 80% of the link's rate or more. A fixed 256 KiB window
+// would manage 5 MiB/s here.
+func TestLongRoundTrip(t *testing.T) {
+	const (
+		rate = 100 * mib
+		rtt  = 50 * time.Millisecond
+		size = 256 * kib
+	)
+	d := virtualData(400, size) // 100 MiB: about 1 s
+	s := newSink(d)
+	srcs, fs := fakes(SystemClock(), d, nil, link{rate: rate, rtt: rtt})
+	var windows []int64
+	res, err := Fetch(context.Background(), plan(d, s), srcs, Options{
+		ProgressEvery: 50 * time.Millisecond,
+		Progress:      func(p Progress) { windows = append(windows, p.Sources[0].Window) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.check(t, d.blocks)
+	steady := s.rateOfSecondHalf(size)
+	sr := res.Sources[0]
+	t.Logf("%v for %s (%.0f MiB/s overall), steady %.0f MiB/s of %d; measured rate %.0f MiB/s, RTT %v; windows (KiB) %v; %d requests at once",
+		res.Duration.Round(time.Millisecond), fmtBytes(res.Bytes), float64(res.Bytes)/mib/res.Duration.Seconds(),
+		steady/mib, rate/mib, sr.Rate/mib, sr.RTT.Round(time.Millisecond), kibs(windows), fs[0].max)
+	if steady < 0.8*rate {
+		t.Errorf("steady rate %.1f MiB/s, want at least 80%% of %d MiB/s", steady/mib, rate/mib)
+	}
+	if sr.RTT < rtt || sr.RTT > 2*rtt {
+		t.Errorf("measured RTT %v, want about %v: queueing is not taken off", sr.RTT, rtt)
+	}
+}
+
+func kibs(ws []int64) []int64 {
+	out := make([]int64, len(ws))
+	for i, w := range ws {
+		out[i] = w / kib
+	}
+	return out
+}
+
+// TestEndgame: when the queue is empty, an idle fast source fetches again
+// the blocks a very slow one still owes, and the transfer does not wait
+// for the slow one.
+func TestEndgame(t *testing.T) {
+	d := virtualData(64, 64*kib) // 4 MiB
+	s := newSink(d)
+	// The slow source would need 256 ms per 256 KiB window.
+	srcs, _ := fakes(SystemClock(), d, nil, link{rate: 1 * mib, rtt: 2 * time.Millisecond}, link{rate: 64 * mib, rtt: 2 * time.Millisecond})
+	res, err := Fetch(context.Background(), plan(d, s), srcs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.check(t, d.blocks)
+	t.Logf("%v; slow share %.3f, %d KiB duplicates", res.Duration, res.Sources[0].Share, res.Duplicates/kib)
+	if res.Duration > 200*time.Millisecond {
+		t.Errorf("took %v: the transfer waited for the slow source", res.Duration)
+	}
+}
