@@ -121,6 +121,25 @@ var rules = []rule{
 		},
 	},
 	{
+		name: "transfer",
+		pkgs: []string{our("transfer/...")},
+		deny: []deny{
+			{our("..."), "transfer is the engine alone: the node plugs sources and a sink into it, so it needs " +
+				"none of node, exchange, consent, crypto or dicomio"},
+			{"github.com/libp2p/...", "sources hide the network: the engine runs the same over libp2p streams, a simulator or memory"},
+			{"github.com/dgraph-io/...", "the sink hides the store"},
+		},
+		allow: []string{our("transfer/...")},
+	},
+	{
+		name:   "transfer-quiet",
+		pkgs:   []string{our("transfer/...")},
+		direct: true,
+		deny: []deny{
+			{"log/...", "the engine reports through Progress and Result; the caller logs"},
+		},
+	},
+	{
 		name: "web",
 		pkgs: []string{our("web/...")},
 		deny: []deny{
