@@ -74,6 +74,12 @@ await context.route('**/*', (route) => {
   return route.abort();
 });
 
+const wasmLoads = new Map(); // file -> "status content-type"
+context.on('response', (r) => {
+  if (/\.wasm$/.test(new URL(r.url()).pathname)) {
+    wasmLoads.set(new URL(r.url()).pathname, `${r.status()} ${r.headers()['content-type']}`);
+  }
+});
 function watch(page, label) {
   const problems = [];
   page.on('console', (m) => {
@@ -303,6 +309,23 @@ for (const uid of (process.env.MORE_STUDIES || '').split(',').filter(Boolean)) {
   await p5.close();
 }
 
+// ---- 200% zoom: a 700x450 CSS-pixel window with deviceScaleFactor 2 --------------
+{
+  const z = await browser.newContext({ viewport: { width: 700, height: 450 }, deviceScaleFactor: 2 });
+  const pz = await z.newPage();
+  const rz = await openViewer(pz, study);
+  const overflow = await pz.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(rz && !rz.error && overflow <= 0, '200% zoom: opens, no horizontal scrolling', `overflow ${overflow}px`);
+  if (process.env.SCREENSHOT) {
+    const zp = process.env.SCREENSHOT.replace(/(\.png)?$/, '-200.png');
+    await pz.screenshot({ path: zp, fullPage: true });
+    console.log(`     screenshot ${zp}`);
+  }
+  await z.close();
+}
+
+console.log(`     wasm loaded: ${[...wasmLoads].map(([f, s]) => `${f} ${s}`).join(', ') || 'none'}`);
+check([...wasmLoads.values()].every((s) => s.startsWith('200 application/wasm')), 'every .wasm answered as application/wasm');
 check(outside.length === 0, 'nothing requested outside 127.0.0.1', outside.join(' '));
 await browser.close();
 console.log(failures ? `viewer-check: ${failures} check(s) failed` : 'viewer-check: all checks passed');
