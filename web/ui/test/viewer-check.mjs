@@ -7,6 +7,7 @@
 //   SCREENSHOT=/path/viewer.png         optional: screenshot of the CT
 //   CHROMIUM=/usr/bin/chromium          optional
 //   CPU=1                               optional: open the viewer with #cpu=1 (Cornerstone's CPU renderer)
+//   CHROMIUM_ARGS="..."                 optional: replaces the default flags (see below)
 //
 // Exit status 0 only if every check passed. It checks: the image loads and
 // renders, wheel/keys/slider scroll, presets set the VOI, left-drag W/L
@@ -26,7 +27,11 @@ if (!base || !study) {
 const cpu = process.env.CPU === '1';
 const hashExtra = cpu ? '&cpu=1' : '';
 // Chromium flags: headless with SwiftShader for WebGL (no GPU here).
-export const CHROMIUM_ARGS = ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist'];
+// CHROMIUM_ARGS="" (empty) runs without them: no WebGL, and the viewer
+// falls back to Cornerstone's CPU renderer by itself.
+const CHROMIUM_ARGS = process.env.CHROMIUM_ARGS !== undefined
+  ? process.env.CHROMIUM_ARGS.split(/\s+/).filter(Boolean)
+  : ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist'];
 
 let failures = 0;
 function check(ok, what, detail = '') {
@@ -80,10 +85,12 @@ context.on('response', (r) => {
     wasmLoads.set(new URL(r.url()).pathname, `${r.status()} ${r.headers()['content-type']}`);
   }
 });
+const consoleLog = []; // every console message of every page, to look for patient data
 function watch(page, label) {
   const problems = [];
   page.on('console', (m) => {
     const t = m.text();
+    consoleLog.push(t);
     if (m.type() === 'error' || /Content Security Policy|magic word|wasm/i.test(t)) problems.push(`${label} console ${m.type()}: ${t}`);
   });
   page.on('pageerror', (e) => problems.push(`${label} page error: ${e.message}`));
@@ -154,7 +161,7 @@ const box = await canvas.boundingBox();
 const cx = box.x + box.width / 2; const cy = box.y + box.height / 2;
 await page.mouse.move(cx, cy);
 const before = await api(page, () => window.pacsnetViewer.currentIndex());
-await page.mouse.wheel(0, 120);
+await page.mouse.wheel(0, before >= n - 1 ? -120 : 120);
 await page.waitForTimeout(300);
 const afterWheel = await api(page, () => window.pacsnetViewer.currentIndex());
 check(afterWheel !== before, 'mouse wheel scrolls', `${before} -> ${afterWheel}`);
@@ -247,6 +254,25 @@ if (process.env.SCREENSHOT) {
   await page.screenshot({ path: process.env.SCREENSHOT });
   console.log(`     screenshot ${process.env.SCREENSHOT}`);
 }
+// Series strip: switch to another series (if the study has several) and back by the hash.
+const uids = await api(page, () => window.pacsnetViewer.seriesUIDs());
+if (uids.length > 1) {
+  const cur = await api(page, () => window.pacsnetViewer.currentSeriesUID());
+  const other = uids.find((u) => u !== cur);
+  const btn = page.locator(`#series-list button[data-series="${other}"]`);
+  await btn.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((o) => window.pacsnetViewer.currentSeriesUID() === o && window.pacsnetViewer.count() > 0, other, { timeout: 10000 }).catch(() => {});
+  const now = await api(page, () => window.pacsnetViewer.currentSeriesUID());
+  check(now === other && (await btn.getAttribute('aria-current')) === 'true' && page.url().includes(`series=${other}`),
+    'series strip switches series (keyboard) and the hash follows', `${uids.length} series`);
+  const pg = await context.newPage();
+  await pg.goto(`${base}/app/viewer.html#study=${encodeURIComponent(study)}&series=${encodeURIComponent(other)}${hashExtra}`);
+  await pg.evaluate(() => window.pacsnetViewer.ready);
+  check((await pg.evaluate(() => window.pacsnetViewer.currentSeriesUID())) === other, '#series= opens that series');
+  await pg.close();
+}
+
 const csp = await page.evaluate(() => window.__csp);
 check(csp.length === 0, 'no CSP violations', csp.join('; '));
 check(problems.length === 0, 'no console errors, failed requests or wasm errors', problems.join(' | '));
@@ -326,6 +352,13 @@ for (const uid of (process.env.MORE_STUDIES || '').split(',').filter(Boolean)) {
 
 console.log(`     wasm loaded: ${[...wasmLoads].map(([f, s]) => `${f} ${s}`).join(', ') || 'none'}`);
 check([...wasmLoads.values()].every((s) => s.startsWith('200 application/wasm')), 'every .wasm answered as application/wasm');
+{
+  const first = md[0];
+  const pn = first['00100010']?.Value?.[0]?.Alphabetic || '';
+  const pid = first['00100020']?.Value?.[0] || '';
+  const leaked = consoleLog.filter((t) => (pid && t.includes(pid)) || pn.split('^').some((part) => part.length > 2 && t.includes(part)));
+  check(leaked.length === 0, 'no patient name or ID in the console', `${consoleLog.length} messages; ${leaked.length} leaked`);
+}
 check(outside.length === 0, 'nothing requested outside 127.0.0.1', outside.join(' '));
 await browser.close();
 console.log(failures ? `viewer-check: ${failures} check(s) failed` : 'viewer-check: all checks passed');
