@@ -105,6 +105,25 @@ async function addCSPListener(page) {
   });
 }
 
+// Non-black pixels of the viewport, from a screenshot (a WebGL canvas
+// cannot be read back), sampled every 97th pixel.
+async function litPixels(page) {
+  const shot = (await page.locator('#viewport').screenshot()).toString('base64');
+  return page.evaluate(async (b64) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.width; c.height = img.height;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let k = 0;
+    for (let i = 0; i < d.length; i += 4 * 97) if (d[i] + d[i + 1] + d[i + 2] > 30) k++;
+    return k;
+  }, shot);
+}
+
 async function openViewer(page, uid) {
   await page.goto(`${base}/app/viewer.html#study=${encodeURIComponent(uid)}${hashExtra}`);
   return page.evaluate(() => window.pacsnetViewer.ready.then((r) => r, (e) => ({ error: String(e && e.message) })));
@@ -131,20 +150,7 @@ check((await page.textContent('#slice-text')) === `image 1 / ${n}`, 'shows image
 
 // The viewport shows the image: a screenshot of it (WebGL canvases cannot be
 // read back) drawn into a 2D canvas has enough non-black pixels.
-const shot = (await page.locator('#viewport').screenshot()).toString('base64');
-const lit = await page.evaluate(async (b64) => {
-  const img = new Image();
-  img.src = `data:image/png;base64,${b64}`;
-  await img.decode();
-  const c = document.createElement('canvas');
-  c.width = img.width; c.height = img.height;
-  const ctx = c.getContext('2d');
-  ctx.drawImage(img, 0, 0);
-  const d = ctx.getImageData(0, 0, c.width, c.height).data;
-  let k = 0;
-  for (let i = 0; i < d.length; i += 4 * 97) if (d[i] + d[i + 1] + d[i + 2] > 30) k++;
-  return k;
-}, shot);
+const lit = await litPixels(page);
 check(lit > 50, 'the canvas shows the image', `${lit} sampled lit pixels`);
 
 // Scrolling: keys, wheel, slider.
@@ -313,9 +319,10 @@ for (const uid of (process.env.MORE_STUDIES || '').split(',').filter(Boolean)) {
     return i >= 0 ? dts[i].nextElementSibling.textContent : '';
   });
   await p3.mouse.move(700, 450);
+  const lit3 = await litPixels(p3);
   const csp3 = await p3.evaluate(() => window.__csp);
-  check(r3 && !r3.error && !err && csp3.length === 0 && pr3.length === 0, `study ${uid.slice(-12)} renders`,
-    [ts, r3 && r3.error, err, ...csp3, ...pr3].filter(Boolean).join(' | '));
+  check(r3 && !r3.error && !err && lit3 > 50 && csp3.length === 0 && pr3.length === 0, `study ${uid.slice(-12)} renders`,
+    [ts, `${lit3} lit`, r3 && r3.error, err, ...csp3, ...pr3].filter(Boolean).join(' | '));
   await p3.close();
 }
 
