@@ -340,6 +340,14 @@ for (const uid of (process.env.MORE_STUDIES || '').split(',').filter(Boolean)) {
   const href = await p5.getAttribute('#error a', 'href').catch(() => null);
   check(/session ended/.test(msg401) && href === '/login', '401: "session ended — log in again" with a link to /login', msg401);
   await p5.close();
+  // The session ends between the metadata and the frames.
+  const p6 = await context.newPage();
+  await p6.route('**/frames/**', (route) => route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"no session","code":"unauthenticated"}' }));
+  await openViewer(p6, study);
+  await p6.waitForSelector('#error:not([hidden])', { timeout: 5000 }).catch(() => {});
+  const msg6 = await p6.textContent('#error');
+  check(/session ended/.test(msg6), '401 on a frame: "session ended"', msg6);
+  await p6.close();
 }
 
 // ---- 200% zoom: a 700x450 CSS-pixel window with deviceScaleFactor 2 --------------

@@ -159,7 +159,7 @@ function renderSeriesList() {
     meta.textContent = `${s.modality || '??'} \u00b7 #${s.number ?? '\u2013'} \u00b7 ${n} image${n === 1 ? '' : 's'}`;
     b.append(desc, meta);
     b.setAttribute('aria-label', `${desc.textContent}, ${meta.textContent}`);
-    b.addEventListener('click', () => openSeries(s.uid));
+    b.addEventListener('click', () => openSeries(s.uid).catch(showError));
     li.append(b);
     frag.append(li);
   }
