@@ -66,6 +66,13 @@ Object.defineProperty(window, 'pacsnetViewer', {
 function round(x, d = 0) { const f = 10 ** d; return Math.round(x * f) / f; }
 function setStatus(text) { el.status.textContent = text; }
 function showError(err) {
+  // The image loader rejects with its XMLHttpRequest (or an error with a
+  // status); treat those like our own HTTP errors.
+  if (!(err instanceof HTTPError) && err && typeof err.status === 'number' && err.status >= 400) {
+    err = new HTTPError(err.status, `a frame request failed (${err.status})`);
+  } else if (!(err instanceof Error) && !(err instanceof HTTPError)) {
+    err = new Error('an image could not be loaded');
+  }
   el.error.replaceChildren();
   const status = err instanceof HTTPError ? err.status : undefined;
   const p = document.createElement('p');
