@@ -56,6 +56,15 @@ Object.defineProperty(window, 'pacsnetViewer', {
     currentSeriesUID: () => state.seriesUID,
     currentIndex: () => (state.viewport ? state.viewport.getCurrentImageIdIndex() : -1), // 0-based
     count: () => state.frames.length,
+    // The SOP Instance UID and frame number (from 1) on screen: a test
+    // compares the pixel readout with the DICOM file it came from.
+    currentImage: () => {
+      const i = state.viewport ? state.viewport.getCurrentImageIdIndex() : -1;
+      const f = state.frames[i];
+      if (!f) return null;
+      const m = /\/instances\/([^/]+)\/frames\//.exec(f.imageId);
+      return { sopInstanceUID: m ? decodeURIComponent(m[1]) : '', frame: f.frame };
+    },
     voi: currentVOI,
   }),
   writable: false,
