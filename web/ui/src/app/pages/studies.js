@@ -13,7 +13,9 @@ const state = {
 
 let peersCache = null;
 
-async function partnerOptions() {
+async function partnerOptions(role) {
+  // Only admins may list partners (GET /api/v1/peers); others type a name.
+  if (role !== 'admin') return { forbidden: true };
   if (peersCache) return peersCache;
   try {
     const peers = await get('/api/v1/peers');
@@ -45,7 +47,7 @@ export async function studiesPage(main, ctx) {
   const sourceWrap = h('div', { class: 'field-slot' });
 
   let inSource = textInput('source', { value: f.source, placeholder: 'local, or a partner name' });
-  const po = await partnerOptions();
+  const po = await partnerOptions(ctx.me.role);
   if (!ctx.current()) return;
   if (po.peers) {
     const opts = [['', 'any'], ['local', 'local (imported here)']];
