@@ -29,7 +29,7 @@ export async function usersPage(main, ctx) {
 
   // Add a user.
   const addMsg = messageArea();
-  const name = textInput('name', { id: 'user-name', required: true, pattern: '[a-z0-9._\-]{1,64}' });
+  const name = textInput('name', { id: 'user-name', required: true, pattern: '[a-z0-9._\\-]{1,64}' });
   const role = select('role', ROLES, 'clinician', { id: 'user-role' });
   const pw = h('input', { type: 'password', name: 'password', id: 'user-password', autocomplete: 'new-password', minlength: '8' });
   const addBtn = h('button', { type: 'submit', class: 'btn-primary' }, 'Add user');
