@@ -179,7 +179,7 @@ const server = http.createServer(async (req, res) => {
         return;
       }
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': CSP });
-      res.end('<!doctype html><title>Log in</title><h1>Log in (dev server)</h1><p><a href="/app/">Continue to the app</a></p>');
+      res.end('<!doctype html><title>Log in</title><link rel="icon" href="data:,"><h1>Log in (dev server)</h1><p><a href="/app/">Continue to the app</a></p>');
       return;
     }
     if (url.pathname === '/logout' && req.method === 'POST') {

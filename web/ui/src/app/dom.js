@@ -108,8 +108,9 @@ export function table(columns, rows, attrs = {}, rowAttrs) {
     const tr = h('tr', rowAttrs ? rowAttrs(r) : null);
     columns.forEach((c, i) => {
       const v = c.cell(r);
-      const cell = h(i === 0 && c.rowHeader ? 'th' : 'td', { class: c.class, scope: i === 0 && c.rowHeader ? 'row' : undefined });
-      append(cell, [v]);
+      const cell = h(i === 0 && c.rowHeader ? 'th' : 'td', { class: c.class, scope: i === 0 && c.rowHeader ? 'row' : undefined, 'data-label': c.label });
+      // One child per cell, so the narrow layout's label/value grid holds.
+      if (v !== '' && v !== null && v !== undefined && v !== false) cell.append(h('div', { class: 'cell' }, v));
       tr.append(cell);
     });
     tbody.append(tr);

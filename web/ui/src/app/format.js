@@ -10,7 +10,7 @@ export function personName(pn) {
   let out = family;
   if (first) out = out ? `${out}, ${first}` : first;
   if (suffix) out = `${out} ${suffix}`;
-  return out || String(pn);
+  return out;
 }
 
 // dicomDate formats YYYYMMDD as YYYY-MM-DD.
