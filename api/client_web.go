@@ -68,3 +68,17 @@ func (c *Client) stream(ctx context.Context, pattern string, params []string, ac
 	}
 	return resp.Body, nil
 }
+
+// Fetches is GET /api/v1/fetches.
+func (c *Client) Fetches(ctx context.Context) ([]FetchJob, error) {
+	var out []FetchJob
+	_, err := c.call(ctx, http.MethodGet, pathFetches, nil, nil, &out)
+	return out, err
+}
+
+// Sends is GET /api/v1/sends.
+func (c *Client) Sends(ctx context.Context) ([]SendJob, error) {
+	var out []SendJob
+	_, err := c.call(ctx, http.MethodGet, pathSends, nil, nil, &out)
+	return out, err
+}

@@ -356,6 +356,13 @@ var Routes = []Route{
 			"reached for the manifest is unavailable. Once started, the fetch runs in the node: follow it with Fetch.",
 	},
 	{
+		Name: "Fetches", Method: http.MethodGet, Path: pathFetches,
+		Roles:    RolesClinical,
+		Response: []FetchJob{},
+		Errors:   []Code{CodeUnauthorized},
+		Summary:  "The fetches the node knows: running, waiting and the most recent finished ones (256), newest first.",
+	},
+	{
 		Name: "Fetch", Method: http.MethodGet, Path: pathFetch,
 		Roles:    RolesClinical,
 		Response: FetchJob{},
@@ -471,6 +478,13 @@ var Routes = []Route{
 		Doc: "Each instance goes in its stored transfer syntax (no transcoding), one presentation context per SOP class " +
 			"and transfer syntax. An unknown study or AE is not-found. Once started, the send runs in the node: follow " +
 			"it with Send; a send whose AE accepts none of the syntaxes held ends failed with that error.",
+	},
+	{
+		Name: "Sends", Method: http.MethodGet, Path: pathSends,
+		Roles:    RolesClinical,
+		Response: []SendJob{},
+		Errors:   []Code{CodeUnauthorized},
+		Summary:  "The sends the node knows: running and the most recent finished ones (64), newest first.",
 	},
 	{
 		Name: "Send", Method: http.MethodGet, Path: pathSend,

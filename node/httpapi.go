@@ -91,6 +91,8 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"Worklist":           s.worklist,
 		"FetchEvents":        s.fetchEvents,
 		"Download":           s.download,
+		"Fetches":            s.fetchesList,
+		"Sends":              s.sendsList,
 	}
 }
 

@@ -223,3 +223,39 @@ func newUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return "2.25." + new(big.Int).SetBytes(b[:]).String()
 }
+
+// fetchesList answers GET /api/v1/fetches: every job the fetcher keeps,
+// newest first.
+func (s *apiServer) fetchesList(w http.ResponseWriter, r *http.Request) error {
+	f := s.n.fetcher
+	f.mu.Lock()
+	list := make([]FetchStatus, 0, len(f.jobs))
+	for _, j := range f.jobs {
+		list = append(list, j.status())
+	}
+	f.mu.Unlock()
+	slices.SortFunc(list, func(a, b FetchStatus) int { return b.Started.Compare(a.Started) })
+	nm := s.names()
+	out := make([]api.FetchJob, 0, len(list))
+	for _, st := range list {
+		out = append(out, nm.fetch(st))
+	}
+	return ok(w, out)
+}
+
+// sendsList answers GET /api/v1/sends: every job kept, newest first.
+func (s *apiServer) sendsList(w http.ResponseWriter, r *http.Request) error {
+	sd := s.n.sends
+	sd.mu.Lock()
+	list := make([]SendStatus, 0, len(sd.jobs))
+	for _, st := range sd.jobs {
+		list = append(list, *st)
+	}
+	sd.mu.Unlock()
+	slices.SortFunc(list, func(a, b SendStatus) int { return b.Started.Compare(a.Started) })
+	out := make([]api.SendJob, 0, len(list))
+	for _, st := range list {
+		out = append(out, sendJob(st))
+	}
+	return ok(w, out)
+}

@@ -307,6 +307,14 @@ func TestWebWorklistFetchDownload(t *testing.T) {
 	if !ended || last.State != api.FetchDone || last.InstancesDone != 3 {
 		t.Fatalf("the events ended with %q %+v", event, last)
 	}
+	var jobs []api.FetchJob
+	if code, body := carol.do("GET", "/api/v1/fetches", nil, "", &jobs); code != 200 || len(jobs) != 1 || jobs[0].FetchID != job.FetchID || jobs[0].State != api.FetchDone {
+		t.Errorf("the fetches list: %d %s", code, body)
+	}
+	var sendJobs []api.SendJob
+	if code, body := carol.do("GET", "/api/v1/sends", nil, "", &sendJobs); code != 200 || len(sendJobs) != 0 {
+		t.Errorf("the sends list: %d %s", code, body)
+	}
 	if code, body := carol.do("GET", "/api/v1/fetches/nope/events", nil, "", nil); code != 404 {
 		t.Errorf("events of no fetch: %d %s", code, body)
 	}
