@@ -33,12 +33,12 @@ export async function auditPage(main, ctx) {
   const limit = select('limit', ['50', '100', '500', '1000'], f.limit, { id: 'audit-limit' });
   const form = h('form', { id: 'audit-filters', role: 'search' },
     h('div', { class: 'form-grid' },
-      field('User (actor)', actor, 'user ID, admin or system; filters the page shown'),
+      field('User', actor, 'a user name or ID, admin or system'),
       field('Partner', partner, 'name or peer ID'),
       field('Study UID', study),
       field('Action', action),
       field('Since', since),
-      field('Until', until, 'filters the page shown'),
+      field('Until', until),
       field('Entries per page', limit)),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn-primary' }, 'Show')));
   form.addEventListener('submit', (ev) => {
@@ -79,12 +79,12 @@ export async function auditPage(main, ctx) {
   function renderExport() {
     clear(exportBox);
     const sf = state.filters;
-    const q = { since: rfc3339(sf.since), partner: sf.partner, study_uid: sf.study_uid, action: sf.action };
+    const q = { since: rfc3339(sf.since), until: rfc3339(sf.until), actor: sf.actor, partner: sf.partner, study_uid: sf.study_uid, action: sf.action };
     const ul = h('ul', { class: 'links' });
     for (const [fmt, label] of FORMATS) {
       ul.append(h('li', null, h('a', { href: '/api/v1/audit/export' + query({ ...q, format: fmt }), download: `audit.${fmt === 'json' ? 'jsonl' : 'txt'}`, 'data-format': fmt, text: `Export as ${label}` })));
     }
-    exportBox.append(h('p', { class: 'hint', text: 'Exports every entry matching the partner, study, action and since filters (audited as audit-exported).' }), ul);
+    exportBox.append(h('p', { class: 'hint', text: 'Exports every entry matching the filters above (audited as audit-exported).' }), ul);
   }
   renderExport();
 
@@ -102,7 +102,8 @@ export async function auditPage(main, ctx) {
     let res;
     try {
       res = await get('/api/v1/audit' + query({
-        after: state.after || undefined, limit: sf.limit, since: rfc3339(sf.since), partner: sf.partner, study_uid: sf.study_uid, action: sf.action,
+        after: state.after || undefined, limit: sf.limit, since: rfc3339(sf.since), until: rfc3339(sf.until), actor: sf.actor,
+        partner: sf.partner, study_uid: sf.study_uid, action: sf.action,
       }), { full: true });
     } catch (e) {
       if (!ctx.current()) return;
@@ -113,10 +114,7 @@ export async function auditPage(main, ctx) {
     if (!ctx.current()) return;
     clear(results);
     const next = res.headers.get('X-Pacsnet-Audit-Next');
-    const untilT = sf.until ? new Date(sf.until).getTime() : 0;
-    const rows = (res.data || [])
-      .filter((e) => !sf.actor || e.actor === sf.actor)
-      .filter((e) => !untilT || new Date(e.time).getTime() <= untilT);
+    const rows = res.data || [];
     const prevB = button('Previous', () => {
       state.after = state.back.pop() || 0;
       load();

@@ -3,7 +3,7 @@ import { h, clear, table, empty, messageArea, button, badge, section } from '../
 import { get, apiPath, ApiError } from '../api.js';
 import { partnerName, mb, duration, dateTime, number, shortId } from '../format.js';
 import { pageHeader, viewerHref } from './common.js';
-import { knownFetches, rememberFetch } from '../state.js';
+import { rememberFetch } from '../state.js';
 
 const STATE_TEXT = {
   running: 'running',
@@ -158,21 +158,17 @@ export async function fetchesPage(main, ctx) {
     messages.clear();
     clear(box);
     box.append(h('p', { class: 'loading', text: 'Loading fetches…' }));
-    const jobs = new Map();
+    let list = [];
     try {
-      const st = await get('/api/v1/status');
-      for (const f of st.fetches || []) jobs.set(f.fetch_id, f);
+      list = await get('/api/v1/fetches');
     } catch (e) {
       messages.error(e);
     }
-    const ids = knownFetches().filter((x) => !jobs.has(x));
-    const got = await Promise.all(ids.map((x) => get(apiPath('fetches', x)).catch(() => null)));
-    for (const j of got) if (j) jobs.set(j.fetch_id, j);
     if (!ctx.current()) return;
     clear(box);
-    const rows = [...jobs.values()].sort((a, b) => (b.started || '').localeCompare(a.started || ''));
+    const rows = list || [];
     if (!rows.length) {
-      box.append(empty('No fetches running, and none started in this session.'));
+      box.append(empty('No fetches yet.'));
       return;
     }
     const cols = [
@@ -190,7 +186,7 @@ export async function fetchesPage(main, ctx) {
       },
     ];
     box.append(table(cols, rows, { id: 'fetches', class: 'data' }, (j) => ({ 'data-fetch-id': j.fetch_id, 'data-state': j.state })));
-    box.append(h('p', { class: 'hint', text: 'Lists the fetches running on the node and those started in this browser session.' }));
+    box.append(h('p', { class: 'hint', text: 'The fetches running on the node and the most recent finished ones, newest first.' }));
   }
   await load();
 }

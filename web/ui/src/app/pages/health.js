@@ -44,6 +44,7 @@ export async function healthPage(main, ctx) {
       h('dt', { text: 'Emergency accesses to review' }), h('dd', { text: String(st.emergency_to_review || 0) }),
       h('dt', { text: 'Local API' }), h('dd', { text: st.http }),
       h('dt', { text: 'DICOM' }), h('dd', { text: st.dicom ? `${st.ae_title} @ ${st.dicom}` : 'off' }),
+      h('dt', { text: 'DICOM associations open' }), h('dd', { id: 'dicom-associations', text: number(st.dicom_associations || 0) }),
       st.forward_to ? [h('dt', { text: 'Forwarding to' }), h('dd', { text: `${st.forward_to} (${st.forwards_pending} waiting)${st.forward_last_error ? ' — ' + st.forward_last_error : ''}` })] : null,
       st.audit_shipping ? [h('dt', { text: 'Audit shipping' }), h('dd', { text: shippingText(st.audit_shipping) })] : null,
       h('dt', { text: 'Peer ID' }), h('dd', { class: 'uid', text: st.peer_id }),
@@ -79,9 +80,6 @@ export async function healthPage(main, ctx) {
       { label: 'Error', cell: (f) => f.error || '' },
     ];
     body.append(section('Running fetches', (st.fetches || []).length ? table(fcols, st.fetches, { id: 'running-fetches', class: 'data' }) : empty('No fetches running.')));
-    if (st.associations) {
-      body.append(section('DICOM associations', h('pre', { class: 'mono', text: JSON.stringify(st.associations, null, 2) })));
-    }
     timer = setTimeout(load, 10000);
   }
 

@@ -3,7 +3,7 @@ import { h, clear, field, select, button, table, empty, messageArea, busy, secti
 import { get, post, apiPath } from '../api.js';
 import { personName, dicomDate, dicomTime, number, modalities, bytes, partnerName, dateTime, shortId } from '../format.js';
 import { pageHeader, viewerHref, patientButton } from './common.js';
-import { knownSends, rememberSend } from '../state.js';
+import { rememberSend } from '../state.js';
 
 export async function studyPage(main, ctx) {
   const uid = ctx.param;
@@ -151,19 +151,23 @@ export async function sendsPage(main, ctx) {
   const box = h('div');
   const refresh = button('Refresh', () => load());
   main.append(pageHeader('Sends', refresh), messages,
-    h('p', { class: 'hint', text: 'Sends to your DICOM destinations started in this browser session. Start one from a study held here (Studies → Details → Send to our PACS).' }),
+    h('p', { class: 'hint', text: 'Sends to your DICOM destinations, newest first. Start one from a study held here (Studies → Details → Send to our PACS).' }),
     box);
   let timer = null;
   ctx.onLeave(() => clearTimeout(timer));
 
   async function load() {
     clearTimeout(timer);
-    const ids = knownSends();
-    const jobs = (await Promise.all(ids.map((x) => get(apiPath('sends', x)).catch(() => null)))).filter(Boolean);
+    let jobs = [];
+    try {
+      jobs = (await get('/api/v1/sends')) || [];
+    } catch (e) {
+      if (ctx.current()) messages.error(e);
+    }
     if (!ctx.current()) return;
     clear(box);
     if (!jobs.length) {
-      box.append(empty('No sends in this session.'));
+      box.append(empty('No sends yet.'));
       return;
     }
     const cols = [
