@@ -493,6 +493,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 	opts := transfer.Options{
 		Clock:            engineClock{f.clock},
 		MaxRequestBlocks: exchange.MaxBlocksPerRequest,
+		StallTimeout:     fetchStallTimeout,
 		Progress: func(p transfer.Progress) {
 			j.update(func(s *FetchStatus) {
 				s.Rate, s.ETA = p.Rate, p.ETA
@@ -568,6 +569,15 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 	j.update(func(s *FetchStatus) { s.Error = "" })
 	return nil
 }
+
+// fetchStallTimeout is how long a holder may owe blocks and deliver none
+// before the engine drops it (and the fetch retries it with backoff). A
+// holder that sends nothing at all fails sooner, on exchange's 30 s idle
+// timeout of a stream; the engine's default (20 s for a whole block)
+// would drop a holder that is merely slow: one whose exchange.upload_rate
+// is shared by several streams and fetches takes that long for a 1 MiB
+// block below some 50 KB/s. Two minutes is a whole block below 9 KB/s.
+const fetchStallTimeout = 2 * time.Minute
 
 // A fetch commits what it received once fetchBatchBytes arrived or
 // fetchBatchInterval passed, whichever comes first: few fsyncs on a fast
