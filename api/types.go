@@ -453,7 +453,7 @@ type FetchSource struct {
 const (
 	FetchSourceActive  = "active"
 	FetchSourceFailed  = "failed"  // its transfer failed (refused, unreachable, the stream broke)
-	FetchSourceStalled = "stalled" // it sent nothing for 20 s while it owed blocks
+	FetchSourceStalled = "stalled" // it delivered no block for 2 minutes while it owed some
 	FetchSourceCorrupt = "corrupt" // it sent bytes that are not the block asked for; audited
 )
 
