@@ -97,9 +97,26 @@ func (l Limits) withDefaults() (Limits, error) {
 // MaxManifestSize, so a maximal manifest could never be received.
 const streamMemory = MaxManifestSize + 4<<20
 
+// blockFetchMemory is what one fetch's block streams reserve at most at
+// once: a block is reserved from when it is read off a stream until got
+// returns, so only blocks requested and not yet taken are ever reserved.
+// The node's transfer engine keeps at most 32 MiB of a fetch in flight,
+// spread over the several streams (some 4 to 16) it opens to a holder;
+// each stream reads at most fetchAhead+2 blocks ahead.
+const blockFetchMemory = 32 << 20
+
 // peerMemory is what one partner's streams of one protocol (or of the
-// exchange service) may reserve together: three maximal manifests.
-const peerMemory = 3*MaxManifestSize + 16<<20
+// exchange service) may reserve together: three maximal manifests, and
+// two fetches from it at once at the engine's full budget. (It was three
+// manifests and 16 MiB while a fetch was one stream of fetchAhead
+// blocks; with several streams a second fetch from the same holder
+// could fail a reservation.)
+const peerMemory = 3*MaxManifestSize + 2*blockFetchMemory
+
+// serviceMemory is what the exchange's streams to and from all partners
+// may reserve together: eight fetches at their full budget, half of the
+// default Memory. rcmgr's scaled default (128 MiB) held four.
+const serviceMemory = 8 * blockFetchMemory
 
 // limitConfig turns l (with defaults applied) into the fixed rcmgr
 // configuration.
@@ -122,9 +139,14 @@ func (l Limits) limitConfig() rcmgr.ConcreteLimitConfig {
 		Stream: rcmgr.ResourceLimits{
 			Memory: rcmgr.LimitVal64(streamMemory),
 		},
+		Service: map[string]rcmgr.ResourceLimits{
+			ServiceName: {Memory: rcmgr.LimitVal64(serviceMemory)},
+		},
 		// rcmgr's per-peer defaults for a service and for a protocol
 		// (about 16 MiB) would let a partner have only one maximal
 		// manifest in flight; allow a few, next to block transfers.
+		// Their stream counts (rcmgr's: 66 inbound, 132 outbound per
+		// partner and protocol) leave room for the engine's streams.
 		ServicePeerDefault: rcmgr.ResourceLimits{
 			Memory: rcmgr.LimitVal64(peerMemory),
 		},

@@ -21,6 +21,7 @@ import (
 	"github.com/pacsnet/pacsnet/exchange"
 	"github.com/pacsnet/pacsnet/node/clock"
 	"github.com/pacsnet/pacsnet/node/internal/store"
+	"github.com/pacsnet/pacsnet/transfer"
 )
 
 // Fetch states: the api package's.
@@ -43,6 +44,9 @@ type FetchStatus struct {
 	Bytes         int64 // ciphertext bytes of all the study's blocks
 	BytesDone     int64 // of which are stored here (received now or before)
 	BytesResumed  int64
+	Rate          float64       // bytes/s received, smoothed, while running
+	ETA           time.Duration // time left at that rate while running; 0 when unknown
+	Sources       []FetchSource // each holder's part, as of the last progress report
 	Attempts      int
 	NextAttempt   time.Time // while waiting for an unreachable holder: the next try
 	GiveUpAt      time.Time // while waiting: when the fetch fails unless the holder answers
@@ -187,7 +191,7 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		err := f.run(f.ctx, j, m)
+		err := f.run(f.ctx, j, m, req.Actor)
 		if err == nil && f.fetched != nil {
 			f.fetched(m.Study.UID) // before the job reads done: queued by then
 		}
@@ -330,7 +334,7 @@ var errIntegrity = store.ErrIntegrity
 func permanent(err error) bool {
 	return errors.Is(err, exchange.ErrDenied) || errors.Is(err, exchange.ErrNotFound) ||
 		errors.Is(err, exchange.ErrBadBlock) || errors.Is(err, exchange.ErrBadRequest) ||
-		errors.Is(err, errIntegrity)
+		errors.Is(err, transfer.ErrCorrupt) || errors.Is(err, errIntegrity)
 }
 
 // Audit reasons of a failed fetch: codes, never the error's text.
@@ -341,6 +345,7 @@ const (
 	fetchFailStopped     = "stopped"
 	fetchFailLocal       = "local-error"
 	fetchFailDiskFull    = "disk-full"
+	fetchFailCorrupt     = "corrupt-block" // the holder sent bytes that are not the block asked for
 )
 
 // fetchFailReason is the audit reason of a failed fetch.
@@ -349,6 +354,8 @@ func fetchFailReason(err error) string {
 	switch {
 	case errors.Is(err, errIntegrity):
 		return fetchFailIntegrity
+	case errors.Is(err, transfer.ErrCorrupt), errors.Is(err, exchange.ErrBadBlock):
+		return fetchFailCorrupt
 	case errors.Is(err, errHolderUnreachable):
 		return fetchFailUnreachable
 	case errors.As(err, &re):
@@ -365,7 +372,7 @@ func fetchFailReason(err error) string {
 // exchange.fetch_retry_for.
 var errHolderUnreachable = errors.New("holder unreachable")
 
-func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest) error {
+func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string) error {
 	sk, err := f.keys.Ensure(m.Study, m.Issuer, m.IssuerName, m.StudyKey)
 	if err != nil {
 		return err
@@ -386,13 +393,15 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest) error {
 	if err := f.store.SetExpected(m.Study.UID, len(m.Instances)); err != nil {
 		return fmt.Errorf("record expected instances: %w", err)
 	}
-	// Which instances are still missing, and which of their blocks.
+	// Which instances are still missing, and which of their blocks: the
+	// plan lists each missing block once, with its size from the manifest.
 	type pending struct {
 		info    InstanceInfo
 		missing int
 	}
 	byCID := map[cid.Cid][]*pending{}
-	var want []cid.Cid
+	sizes := map[cid.Cid]int{}
+	var plan transfer.Plan
 	var todo []*pending
 	for _, in := range m.Instances {
 		if prev, ok, err := f.store.InstanceBySOP(in.SOPInstanceUID); err != nil {
@@ -417,6 +426,10 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest) error {
 			if pf := c.Prefix(); err != nil || pf.Version != 1 || pf.Codec != cid.Raw || pf.MhType != cidPrefix.MhType || pf.MhLength != 32 || b.Size <= 0 || b.Size > BlockSize {
 				return fmt.Errorf("%w: manifest names a malformed block", errIntegrity)
 			}
+			if sz, ok := sizes[c]; ok && sz != b.Size {
+				return fmt.Errorf("%w: manifest names one block with two sizes", errIntegrity)
+			}
+			sizes[c] = b.Size
 			has, err := f.store.HasBlock(c)
 			if err != nil {
 				return err
@@ -427,7 +440,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest) error {
 			}
 			p.missing++
 			if len(byCID[c]) == 0 {
-				want = append(want, c)
+				plan.Blocks = append(plan.Blocks, transfer.Block{CID: c, Size: b.Size})
 			}
 			byCID[c] = append(byCID[c], p)
 		}
@@ -443,48 +456,91 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest) error {
 			}
 		}
 	}
+	// The transfer engine fetches the plan over several streams at once
+	// and hands the blocks, in arrival order and one at a time, to the
+	// sink: the batch above. The engine's goroutines have ended when
+	// transfer.Fetch returns, so what the sink writes (lastProgress, the
+	// batch) is read safely after it.
 	lastProgress := f.clock.Now()
-	backoff := 250 * time.Millisecond
-	for len(want) > 0 {
-		j.update(func(s *FetchStatus) { s.Attempts++; s.State = FetchRunning })
-		done := 0
-		err := f.ex.FetchBlocks(ctx, m.Issuer, m.Grant.Grant.ID, want, func(c cid.Cid, data []byte) error {
-			bt.add(c, data)
-			done++
-			lastProgress = f.clock.Now()
-			j.update(func(s *FetchStatus) { s.BytesDone += int64(len(data)) })
-			for _, p := range byCID[c] {
-				if p.missing--; p.missing == 0 {
-					if err := bt.finished(ctx, p.info); err != nil {
-						return err
-					}
+	plan.Verify = verifyFetched
+	plan.Sink = transfer.SinkFunc(func(ctx context.Context, b transfer.Block, data []byte) error {
+		bt.add(b.CID, data)
+		lastProgress = f.clock.Now()
+		j.update(func(s *FetchStatus) { s.BytesDone += int64(len(data)) })
+		for _, p := range byCID[b.CID] {
+			if p.missing--; p.missing == 0 {
+				if err := bt.finished(ctx, p.info); err != nil {
+					return err
 				}
 			}
-			if bt.bytes >= fetchBatchBytes || f.clock.Now().Sub(bt.since) >= fetchBatchInterval {
-				return bt.flush()
-			}
-			return nil
-		})
-		// Keep what arrived, also when the stream broke: a retry or a new
-		// fetch resumes from it.
+		}
+		if bt.bytes >= fetchBatchBytes || f.clock.Now().Sub(bt.since) >= fetchBatchInterval {
+			return bt.flush()
+		}
+		return nil
+	})
+	name := m.IssuerName
+	if name == "" {
+		name = m.Issuer.String()
+	}
+	holders := []holderSource{{ex: f.ex, peer: m.Issuer, name: name, grant: m.Grant.Grant.ID}}
+	sources := make([]transfer.Source, len(holders))
+	for i, h := range holders {
+		sources[i] = h
+	}
+	// Bytes each holder delivered in earlier attempts of this fetch.
+	delivered := make([]int64, len(holders))
+	opts := transfer.Options{
+		Clock:            engineClock{f.clock},
+		MaxRequestBlocks: exchange.MaxBlocksPerRequest,
+		StallTimeout:     fetchStallTimeout,
+		Progress: func(p transfer.Progress) {
+			j.update(func(s *FetchStatus) {
+				s.Rate, s.ETA = p.Rate, p.ETA
+				// A new slice each time: status() hands out copies of
+				// the struct, which share it.
+				s.Sources = make([]FetchSource, 0, len(p.Sources))
+				for i, sp := range p.Sources {
+					if i < len(holders) {
+						s.Sources = append(s.Sources, FetchSource{Peer: holders[i].peer, Name: holders[i].name,
+							Bytes: delivered[i] + sp.Bytes, State: sourceState(sp.State)})
+					}
+				}
+			})
+		},
+	}
+	backoff := 250 * time.Millisecond
+	for len(plan.Blocks) > 0 {
+		j.update(func(s *FetchStatus) { s.Attempts++; s.State = FetchRunning })
+		res, err := transfer.Fetch(ctx, plan, sources, opts)
+		// Keep what arrived, also when the transfer failed: a retry or a
+		// new fetch resumes from it.
 		if ferr := bt.flush(); ferr != nil {
 			return ferr
 		}
-		want = want[done:]
+		f.auditCorrupt(res, err, holders, actor, m)
+		for i, s := range res.Sources {
+			if i < len(delivered) {
+				delivered[i] += s.Bytes
+			}
+		}
+		plan.Blocks = res.Missing
+		j.update(func(s *FetchStatus) { s.Rate, s.ETA = 0, 0 })
 		if err == nil {
 			break
 		}
+		err = unwrapHolder(err)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if permanent(err) {
 			return err
 		}
-		if done > 0 {
+		if res.Blocks > 0 {
 			backoff = 250 * time.Millisecond
 		}
 		if f.clock.Now().Sub(lastProgress) > f.retryFor {
-			return fmt.Errorf("%w for %s (%d blocks still missing; start the fetch again to resume): %w", errHolderUnreachable, f.retryFor, len(want), err)
+			return fmt.Errorf("%w for %s (%d blocks still missing; start the fetch again to resume): %w", errHolderUnreachable, f.retryFor, len(plan.Blocks), err)
 		}
 		f.log.Info("fetch waiting for the holder", "peer", m.Issuer, "attempt", j.status().Attempts, "err", err)
 		j.update(func(s *FetchStatus) {
@@ -513,6 +569,15 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest) error {
 	j.update(func(s *FetchStatus) { s.Error = "" })
 	return nil
 }
+
+// fetchStallTimeout is how long a holder may owe blocks and deliver none
+// before the engine drops it (and the fetch retries it with backoff). A
+// holder that sends nothing at all fails sooner, on exchange's 30 s idle
+// timeout of a stream; the engine's default (20 s for a whole block)
+// would drop a holder that is merely slow: one whose exchange.upload_rate
+// is shared by several streams and fetches takes that long for a 1 MiB
+// block below some 50 KB/s. Two minutes is a whole block below 9 KB/s.
+const fetchStallTimeout = 2 * time.Minute
 
 // A fetch commits what it received once fetchBatchBytes arrived or
 // fetchBatchInterval passed, whichever comes first: few fsyncs on a fast

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/exchange"
 )
@@ -63,6 +64,11 @@ func TestFetch(t *testing.T) {
 	if st.Instances != 6 || st.InstancesDone != st.Instances || st.BytesDone != st.Bytes || st.Bytes == 0 || st.BytesResumed != 0 ||
 		st.Issuer != a.ID() || st.IssuerName != "Alpha" || st.Study != study || st.Finished.IsZero() {
 		t.Errorf("fetch status: %+v", st)
+	}
+	// The holder's part, from the engine's last progress report.
+	if len(st.Sources) != 1 || st.Sources[0].Peer != a.ID() || st.Sources[0].Name != "Alpha" ||
+		st.Sources[0].Bytes != st.Bytes || st.Sources[0].State != api.FetchSourceActive {
+		t.Errorf("fetch sources: %+v", st.Sources)
 	}
 	requireSameStudy(t, a, b, study)
 	studies, err := b.Studies()
@@ -219,6 +225,11 @@ func TestRevocationStopsRunningFetch(t *testing.T) {
 		s, _ := b.FetchStatus(st.ID)
 		return s.BytesDone > 0
 	})
+	// While it runs, the fetch reports its rate and the time left.
+	waitFor(t, 10*time.Second, "a rate and an ETA", func() bool {
+		s, _ := b.FetchStatus(st.ID)
+		return s.State == FetchRunning && s.Rate > 0 && s.ETA > 0 && len(s.Sources) == 1
+	})
 	if _, err := a.Revoke(g.Grant.ID, "", "admin"); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +279,10 @@ func TestFetchRejectsTamperedBlock(t *testing.T) {
 	if _, _, err := b.InstanceData(study, victim.SOPInstanceUID); err == nil {
 		t.Error("grantee serves the instance with the tampered block")
 	}
-	waitAudit(t, b, consent.Entry{Action: consent.ActFetchFailed, Peer: a.ID(), Study: study, GrantID: g.Grant.ID})
+	waitAudit(t, b, consent.Entry{Action: consent.ActFetchFailed, Peer: a.ID(), Study: study, GrantID: g.Grant.ID, Reason: fetchFailCorrupt})
+	if len(st.Sources) != 1 || st.Sources[0].State != api.FetchSourceCorrupt {
+		t.Errorf("the holder that sent a tampered block is not marked corrupt: %+v", st.Sources)
+	}
 }
 
 // An instance whose blocks arrive intact but whose plaintext does not

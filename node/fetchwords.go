@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pacsnet/pacsnet/exchange"
+	"github.com/pacsnet/pacsnet/transfer"
 )
 
 // fetchSentence says why a fetch from holder failed, or is waiting, in
@@ -25,6 +26,10 @@ func fetchSentence(err error, holder string) string {
 		return "this node's disk is full: " + df.Error()
 	case errors.Is(err, errIntegrity):
 		return fmt.Sprintf("%s sent data that does not verify against its signed manifest; it was not kept (tell %s's administrators)", holder, holder)
+	case errors.Is(err, exchange.ErrBadBlock):
+		return fmt.Sprintf("%s sent a block that does not verify (%v); it was not kept (tell %s's administrators)", holder, exchange.ErrBadBlock, holder)
+	case errors.Is(err, transfer.ErrCorrupt):
+		return fmt.Sprintf("%s sent a block of another size than its signed manifest says; it was not kept (tell %s's administrators)", holder, holder)
 	case errors.Is(err, errHolderUnreachable):
 		return fmt.Sprintf("%s could not be reached for %s; what arrived is kept: run the same fetch again to resume", holder, retryText(err))
 	case errors.Is(err, context.Canceled):

@@ -722,7 +722,16 @@ func (nm namer) fetch(st FetchStatus) api.FetchJob {
 	return api.FetchJob{FetchID: st.ID, StudyUID: st.Study, Holder: nm.ref(st.Issuer, st.IssuerName), State: st.State,
 		Instances: st.Instances, InstancesDone: st.InstancesDone, Bytes: st.Bytes, BytesDone: st.BytesDone,
 		BytesResumed: st.BytesResumed, Attempts: st.Attempts, NextAttempt: st.NextAttempt, GiveUpAt: st.GiveUpAt,
-		Started: st.Started, Finished: st.Finished, Error: st.Error}
+		Started: st.Started, Finished: st.Finished, Error: st.Error,
+		Rate: st.Rate, ETASeconds: st.ETA.Round(time.Second).Seconds(), Sources: nm.fetchSources(st.Sources)}
+}
+
+func (nm namer) fetchSources(ss []FetchSource) []api.FetchSource {
+	var out []api.FetchSource
+	for _, s := range ss {
+		out = append(out, api.FetchSource{Holder: nm.ref(s.Peer, s.Name), Bytes: s.Bytes, State: s.State})
+	}
+	return out
 }
 
 // checkUIDParams applies the one UID rule (internal/uid) to a request's

@@ -1,0 +1,121 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/exchange"
+	"github.com/pacsnet/pacsnet/node/clock"
+	"github.com/pacsnet/pacsnet/transfer"
+)
+
+// holderSource is one holder of a study as the transfer engine sees it:
+// each request of the engine is one exchange.FetchBlocks stream to the
+// peer, citing the grant.
+type holderSource struct {
+	ex    blockFetcher
+	peer  peer.ID
+	name  string // the partner's name: the source's ID in progress and errors
+	grant string
+}
+
+func (h holderSource) ID() string { return h.name }
+
+// Fetch fetches the blocks over one stream. exchange hands them over in
+// the order asked, each checked against its CID; bytes that do not match
+// (exchange.ErrBadBlock) make the error a transfer.ErrCorrupt, so that
+// the engine drops the holder as corrupt rather than as merely failed.
+func (h holderSource) Fetch(ctx context.Context, blocks []transfer.Block, got func(transfer.Block, []byte) error) error {
+	cids := make([]cid.Cid, len(blocks))
+	for i, b := range blocks {
+		cids[i] = b.CID
+	}
+	next := 0
+	err := h.ex.FetchBlocks(ctx, h.peer, h.grant, cids, func(c cid.Cid, data []byte) error {
+		b := transfer.Block{CID: c}
+		if next < len(blocks) && blocks[next].CID.Equals(c) {
+			b = blocks[next]
+		}
+		next++
+		return got(b, data)
+	})
+	if errors.Is(err, exchange.ErrBadBlock) {
+		return fmt.Errorf("%w: %w", transfer.ErrCorrupt, err)
+	}
+	return err
+}
+
+// verifyFetched is the plan's Verify. The CID check is not repeated here:
+// exchange.FetchBlocks recomputes every block's multihash as it reads it
+// off the stream (on the stream's own goroutine, so the engine's several
+// streams hash in parallel) and hands over nothing that does not match,
+// and the engine compares each block's length with the manifest's size
+// before it calls Verify. A second SHA-256 of every byte would cost some
+// 10% of a fetch for nothing. The check stays in exchange because that
+// is the layer that reads untrusted bytes, for every caller.
+func verifyFetched(transfer.Block, []byte) error { return nil }
+
+// engineClock is the node's clock as the transfer engine's: the two
+// interfaces have the same methods, but NewTimer's result types differ.
+type engineClock struct{ clock.Clock }
+
+func (c engineClock) NewTimer(d time.Duration) transfer.Timer { return c.Clock.NewTimer(d) }
+
+// unwrapHolder gives the holder's own error when every source failed and
+// there was one: the engine's *transfer.SourcesError around it adds
+// nothing a single-holder fetch's sentence, log or audit needs.
+func unwrapHolder(err error) error {
+	var se *transfer.SourcesError
+	if errors.As(err, &se) && len(se.Sources) == 1 && se.Sources[0].Err != nil {
+		return se.Sources[0].Err
+	}
+	return err
+}
+
+// auditCorrupt records the holders the engine dropped for sending wrong
+// bytes, as fetch-failed entries with reason corrupt-block: once a
+// fetch has several holders, the fetch goes on without such a one, and
+// the drop would otherwise leave no trace. When the transfer failed as a
+// whole with a single holder, the job's own fetch-failed entry carries
+// the same reason, so it is not written twice.
+func (f *fetcher) auditCorrupt(res transfer.Result, err error, holders []holderSource, actor string, m Manifest) {
+	if err != nil && len(holders) == 1 {
+		return
+	}
+	for i, s := range res.Sources {
+		if s.State != transfer.StateCorrupt || i >= len(holders) {
+			continue
+		}
+		f.log.Warn("fetch dropped a holder that sent a corrupt block", "peer", holders[i].peer, "err", s.Err)
+		f.audit.Record(consent.Entry{Actor: actor, Peer: holders[i].peer, Action: consent.ActFetchFailed, Study: m.Study.UID,
+			GrantID: m.Grant.Grant.ID, Decision: consent.DecisionDeny, Reason: fetchFailCorrupt})
+	}
+}
+
+// FetchSource is one holder's part in a fetch.
+type FetchSource struct {
+	Peer  peer.ID
+	Name  string
+	Bytes int64  // verified bytes it delivered in this fetch
+	State string // api.FetchSource* constants
+}
+
+// sourceState names a transfer.State for the API.
+func sourceState(s transfer.State) string {
+	switch s {
+	case transfer.StateActive:
+		return api.FetchSourceActive
+	case transfer.StateStalled:
+		return api.FetchSourceStalled
+	case transfer.StateCorrupt:
+		return api.FetchSourceCorrupt
+	}
+	return api.FetchSourceFailed
+}
