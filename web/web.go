@@ -80,7 +80,7 @@ func New(facility string, sessions Sessions, log *slog.Logger) *Server {
 func (s *Server) Built() bool { return s.built }
 
 // Register adds the app's paths to mux: / (to /app/), /login, /logout,
-// /login.css and /app/.
+// /login.css, /favicon.ico and /app/.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", secure(http.RedirectHandler("/app/", http.StatusSeeOther)))
 	mux.Handle("GET /login", secure(http.HandlerFunc(s.loginPage)))
@@ -92,6 +92,9 @@ func (s *Server) Register(mux *http.ServeMux) {
 		w.Write(loginCSS)
 	})))
 	mux.Handle("GET /app/", secure(http.HandlerFunc(s.asset)))
+	// Browsers ask for it on their own; it is not an API route (whose
+	// answer would be 401).
+	mux.Handle("GET /favicon.ico", secure(http.NotFoundHandler()))
 }
 
 // CSRFToken is the value a session's state-changing API requests carry
@@ -116,7 +119,7 @@ func secure(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("Content-Security-Policy", CSP)
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		next.ServeHTTP(w, r)
@@ -129,6 +132,7 @@ var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in — pacsnet{{if .Facility}} — {{.Facility}}{{end}}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/login.css">
 </head>
 <body>
@@ -232,16 +236,22 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// sameOrigin refuses a form posted from another origin (login CSRF):
-// browsers send Origin on POST; a client that sends none is not a
-// browser page of another site.
+// sameOrigin refuses a form posted from another origin (login CSRF).
+// Browsers say where a request comes from in Sec-Fetch-Site and Origin;
+// Origin is "null" when a referrer policy withholds it, and then
+// Sec-Fetch-Site must say same-origin. A client that sends neither is not
+// a browser page of another site.
 func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site != "" && site != "same-origin" && site != "none" {
 		return false
 	}
 	o := r.Header.Get("Origin")
-	if o == "" {
+	switch {
+	case o == "":
 		return true
+	case o == "null":
+		return site == "same-origin"
 	}
 	u, err := url.Parse(o)
 	return err == nil && u.Host == r.Host

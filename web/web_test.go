@@ -120,6 +120,8 @@ func TestLogin(t *testing.T) {
 		{"node failure", errors.New("disk on fire"), nil, form, 500, false, "could not sign you in"},
 		{"cross-site form", nil, map[string]string{"Origin": "https://evil.example"}, form, 403, false, "did not come from"},
 		{"cross-site fetch", nil, map[string]string{"Sec-Fetch-Site": "cross-site"}, form, 403, false, "did not come from"},
+		{"same-origin form, origin withheld", nil, map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "null"}, form, 303, true, ""},
+		{"null origin, no fetch metadata", nil, map[string]string{"Origin": "null"}, form, 403, false, "did not come from"},
 		{"empty fields", nil, nil, "username=&password=", 400, false, "Enter your user name"},
 		{"huge form", nil, nil, "username=" + strings.Repeat("a", 20000) + "&password=x", 400, false, "could not be read"},
 	} {
