@@ -123,8 +123,12 @@ try {
   report('session cookie', sc && sc.httpOnly && sc.sameSite === 'Strict', sc ? `httpOnly=${sc.httpOnly} sameSite=${sc.sameSite} secure=${sc.secure}` : 'no cookie');
 
   await step('admin grants study A to Riverside in the UI', async () => {
-    await go(admin, '#/admin/grants');
-    await admin.fill('#grant-study', A);
+    // From the study's page: "Grant to a partner" opens the form with it.
+    await go(admin, `#/study/${encodeURIComponent(A)}`);
+    await admin.click('[data-action=grant]');
+    await admin.waitForSelector('#grant-form');
+    const prefilled = await admin.inputValue('#grant-study');
+    if (prefilled !== A) throw new Error(`the form has study "${prefilled}"`);
     await admin.selectOption('#grant-to', { label: 'Riverside' });
     await admin.click('#grant-form button[type=submit]');
     await admin.waitForSelector('#grant-form .alert-ok, #grant-form [role=status]');
@@ -132,7 +136,7 @@ try {
     if (!/Granted to Riverside/.test(text)) throw new Error(text.slice(0, 300));
     await admin.waitForSelector(`#grants tr[data-state=active]:has(span[title="${A}"])`);
     await shot(admin, 'admin-grants');
-    return 'granted; listed as active';
+    return 'granted from the study page; listed as active';
   });
 
   await step('admin revokes the grant of study C', async () => {

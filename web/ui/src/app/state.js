@@ -4,6 +4,7 @@
 const PATIENT_KEY = 'pacsnet.patient';
 const FETCHES_KEY = 'pacsnet.fetches';
 const SENDS_KEY = 'pacsnet.sends';
+const GRANT_KEY = 'pacsnet.grant-draft';
 
 export const session = { me: null };
 
@@ -67,7 +68,24 @@ export function knownSends() {
   return load(SENDS_KEY, []);
 }
 
+// A grant to prefill in the Grants page ({study_uid} or {patient_id,
+// issuer}), set by "Grant to a partner" on a study or a patient; taken
+// once.
+export function draftGrant(d) {
+  save(GRANT_KEY, d);
+}
+
+export function takeGrantDraft() {
+  const d = load(GRANT_KEY, null);
+  try {
+    sessionStorage.removeItem(GRANT_KEY);
+  } catch {
+    /* nothing kept */
+  }
+  return d;
+}
+
 export function clearSession() {
-  for (const k of [PATIENT_KEY, FETCHES_KEY, SENDS_KEY]) sessionStorage.removeItem(k);
+  for (const k of [PATIENT_KEY, FETCHES_KEY, SENDS_KEY, GRANT_KEY]) sessionStorage.removeItem(k);
   patient = null;
 }

@@ -52,6 +52,9 @@ export async function fetchPage(main, ctx) {
       const got = (job.bytes_done || 0) - (job.bytes_resumed || 0);
       if (end > start && got > 0) rate = got / ((end - start) / 1000);
     }
+    // The node's own smoothed rate and time left, from the transfer engine,
+    // when it reports them.
+    if (job.state === 'running' && job.rate > 0) rate = job.rate;
     const total = job.bytes || 0;
     const done = job.bytes_done || 0;
     bar.max = total > 0 ? total : 1;
@@ -61,7 +64,8 @@ export async function fetchPage(main, ctx) {
     clear(stateEl);
     stateEl.append(badge(STATE_TEXT[job.state] || job.state, job.state));
     if (job.state === 'waiting' && job.next_attempt) stateEl.append(` — next attempt ${dateTime(job.next_attempt)}`);
-    const eta = job.state === 'running' && rate > 0 ? duration((total - done) / rate) : '';
+    let eta = job.state === 'running' && rate > 0 ? duration((total - done) / rate) : '';
+    if (job.state === 'running' && job.eta_seconds > 0) eta = duration(job.eta_seconds);
     clear(facts);
     const pairs = [
       ['Study', job.study_uid],
@@ -71,6 +75,7 @@ export async function fetchPage(main, ctx) {
       ['Rate', rate > 0 ? `${(rate / 1e6).toFixed(1)} MB/s` : '—'],
       ['Time left', eta || (job.state === 'done' ? '0 s' : '—')],
       ['Already held', job.bytes_resumed ? `${mb(job.bytes_resumed)} MB` : '—'],
+      ['Sources', (job.sources || []).map((x) => `${partnerName(x.holder)}: ${mb(x.bytes)} MB (${x.state})`).join('; ') || partnerName(job.holder)],
       ['Started', dateTime(job.started)],
     ];
     if (job.finished) pairs.push(['Finished', dateTime(job.finished)]);

@@ -3,6 +3,7 @@ import { h, clear, field, textInput, select, button, table, empty, messageArea, 
 import { get, post, apiPath } from '../api.js';
 import { dateTime, partnerName, shortId } from '../format.js';
 import { pageHeader } from './common.js';
+import { takeGrantDraft } from '../state.js';
 
 const REVOKE_REASONS = ['consent-withdrawn', 'treatment-ended', 'sent-in-error', 'security', 'policy', 'partner-removed', 'unspecified'];
 const PURPOSES = [['treatment', 'treatment'], ['second-opinion', 'second opinion']];
@@ -53,6 +54,17 @@ export async function grantsPage(main, ctx) {
     h('div', { class: 'actions' }, submit),
     msg);
   if (!peers.length) submit.disabled = true;
+  // "Grant to a partner" on a study or a patient page prefills the form.
+  const draft = takeGrantDraft();
+  if (draft && draft.patient_id) {
+    scope.value = 'patient';
+    patientId.value = draft.patient_id;
+    issuer.value = draft.issuer || '';
+    studyField.hidden = true;
+    patientFields.hidden = false;
+  } else if (draft && draft.study_uid) {
+    studyUid.value = draft.study_uid;
+  }
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     busy(submit, async () => {

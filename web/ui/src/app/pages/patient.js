@@ -4,7 +4,7 @@ import { h, clear, field, textInput, select, button, table, empty, messageArea, 
 import { get, post, query } from '../api.js';
 import { personName, dicomDate, number, modalities, partnerName, dateTime, dateOnly } from '../format.js';
 import { pageHeader, availability, sourceText, fetchButton, openLink, studyLink, runningFetches } from './common.js';
-import { selectedPatient, selectPatient } from '../state.js';
+import { selectedPatient, selectPatient, draftGrant } from '../state.js';
 
 const REQUEST_REASONS = ['continuity-of-care', 'referral', 'second-opinion', 'follow-up', 'transfer', 'emergency-care'];
 const PURPOSES = [['treatment', 'treatment'], ['second-opinion', 'second opinion']];
@@ -19,6 +19,12 @@ export async function patientPage(main, ctx) {
   }
   const messages = messageArea();
   main.append(patientCard(p), messages);
+  // An admin grants the patient (all studies here, and later ones).
+  if (ctx.me.role === 'admin') {
+    const g = h('a', { class: 'btn', href: '#/admin/grants', 'data-action': 'grant-patient', text: 'Grant this patient to a partner' });
+    g.addEventListener('click', () => draftGrant({ patient_id: p.patient_id, issuer: p.issuer || '' }));
+    main.append(h('div', { class: 'actions' }, g));
+  }
 
   const studiesBox = h('div');
   const searchBox = h('div', { id: 'partner-search' });

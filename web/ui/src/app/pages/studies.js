@@ -58,7 +58,7 @@ export async function studiesPage(main, ctx) {
 
   const form = h('form', { class: 'search-form', id: 'studies-search', role: 'search' },
     h('div', { class: 'form-grid' },
-      field('Patient name', inName, 'Family^Given, * for any characters'),
+      field('Patient name', inName, 'words of the name in any order, e.g. smith jo'),
       field('Patient ID', inId),
       field('Study date from', inFrom),
       field('Study date to', inTo),

@@ -3,7 +3,7 @@ import { h, clear, field, select, button, table, empty, messageArea, busy, secti
 import { get, post, apiPath } from '../api.js';
 import { personName, dicomDate, dicomTime, number, modalities, bytes, partnerName, dateTime, shortId } from '../format.js';
 import { pageHeader, viewerHref, patientButton } from './common.js';
-import { rememberSend } from '../state.js';
+import { rememberSend, draftGrant } from '../state.js';
 
 export async function studyPage(main, ctx) {
   const uid = ctx.param;
@@ -47,6 +47,11 @@ export async function studyPage(main, ctx) {
     h('a', { class: 'btn', href: apiPath('studies', uid, 'download'), download: '', 'data-action': 'download', text: 'Download' }),
     patientButton(st),
   );
+  // An admin grants a study imported here from its page.
+  if (ctx.me.role === 'admin' && !st.origin) {
+    actions.append(h('a', { class: 'btn', href: '#/admin/grants', 'data-action': 'grant', text: 'Grant to a partner' }));
+    actions.lastChild.addEventListener('click', () => draftGrant({ study_uid: uid }));
+  }
   main.append(h('div', { class: 'panel' }, facts, actions));
 
   // Series from the instance list.
