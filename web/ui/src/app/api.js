@@ -4,6 +4,7 @@
 let csrf = '';
 
 export function setCsrf(token) {
+  signedIn = true;
   csrf = token || '';
 }
 
@@ -21,8 +22,14 @@ export class ApiError extends Error {
   }
 }
 
-export function toLogin() {
-  location.assign('/login');
+// signedIn: this page had a session (GET /api/v1/me answered), so a 401
+// means it ended.
+let signedIn = false;
+
+// toLogin goes to the sign-in form; ended says the session ran out (the
+// form says so).
+export function toLogin(ended) {
+  location.assign(ended ? '/login?ended=1' : '/login');
 }
 
 // request(method, path, body?, opts?) answers the decoded JSON body.
@@ -43,7 +50,7 @@ export async function request(method, path, body, opts = {}) {
     throw new ApiError(0, 'network', 'The node could not be reached. Check the connection and try again.');
   }
   if (res.status === 401) {
-    toLogin();
+    toLogin(signedIn);
     throw new ApiError(401, 'unauthorized', 'Your session has ended. Please log in again.');
   }
   const text = await res.text();
