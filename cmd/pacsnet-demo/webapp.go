@@ -84,7 +84,7 @@ func (d *demo) webApp(riverside *facility.Facility, study string, n int) error {
 	if row == nil || row.Location != api.LocationHere || row.Origin == nil {
 		return fmt.Errorf("her worklist (%d studies) does not show the CT as fetched here", wl.Total)
 	}
-	fmt.Printf("  her worklist: %d studies here and at partners; the CT is %s, from %s, %d instances\n", wl.Total, row.Location, row.Origin.Name, row.Instances)
+	fmt.Printf("  her worklist (studies here and at partners): %d; the CT is %s, from %s, %d instances\n", wl.Total, row.Location, row.Origin.Name, row.Instances)
 	t0 := time.Now()
 	zb, err := get("/api/v1/studies/"+study+"/download", nil)
 	if err != nil {
@@ -127,7 +127,7 @@ func (d *demo) webApp(riverside *facility.Facility, study string, n int) error {
 	}
 	d.row("web download (ZIP)", n, int64(len(zb)), secs)
 	fmt.Printf("  GET /api/v1/studies/{study}/download: %d files and a DICOMDIR of %d IMAGE records that DCMTK's dcmdump reads\n",
-		files, strings.Count(string(out), "DirectoryRecordType")-strings.Count(string(out), "[PATIENT]")-strings.Count(string(out), "[STUDY]")-strings.Count(string(out), "[SERIES]"))
+		files, strings.Count(string(out), "CS [IMAGE]"))
 	if built {
 		d.notes = append(d.notes, fmt.Sprintf("web app: %s/ — sign in at Riverside as dr.chen with %s (run `make demo-web` to keep the nodes up)", base, pw.Password))
 		fmt.Printf("  the web app is at %s/ (sign in as dr.chen)\n", base)
