@@ -81,10 +81,8 @@ func main() {
 	err := d.run()
 	if err == nil && *serve {
 		fmt.Println("\nDEMO OK: every step held. The nodes keep running; open a web app below. Ctrl-C stops them.")
-		for _, n := range d.notes {
-			if strings.HasPrefix(n, "web app") {
-				fmt.Println("  " + n)
-			}
+		if d.webNote != "" {
+			fmt.Println("  " + d.webNote)
 		}
 		<-ctx.Done()
 		sig = nil // the interrupt ends the serving, not the demo
@@ -130,6 +128,7 @@ type demo struct {
 	facs             []*facility.Facility
 	rows             [][]string
 	notes            []string // printed under the summary table
+	webNote          string   // where the web app is and how to sign in
 }
 
 func step(f string, a ...any) { fmt.Printf("\n== "+f+"\n", a...) }

@@ -129,7 +129,8 @@ func (d *demo) webApp(riverside *facility.Facility, study string, n int) error {
 	fmt.Printf("  GET /api/v1/studies/{study}/download: %d files and a DICOMDIR of %d IMAGE records that DCMTK's dcmdump reads\n",
 		files, strings.Count(string(out), "CS [IMAGE]"))
 	if built {
-		d.notes = append(d.notes, fmt.Sprintf("web app: %s/ — sign in at Riverside as dr.chen with %s (run `make demo-web` to keep the nodes up)", base, pw.Password))
+		d.webNote = fmt.Sprintf("web app: %s/ — sign in at Riverside as dr.chen with %s", base, pw.Password)
+		d.notes = append(d.notes, d.webNote+" (`make demo-web` keeps the nodes up to open it)")
 		fmt.Printf("  the web app is at %s/ (sign in as dr.chen)\n", base)
 	} else {
 		fmt.Printf("  this binary was built without the web app's assets (make web): the API above works, the pages do not\n")
