@@ -280,6 +280,28 @@ try {
     return 'listed with a Fetch button';
   });
 
+  await step('readable at 200% zoom (no sideways scrolling)', async () => {
+    // 200% zoom of a 1280×800 window is a 640×400 CSS viewport.
+    await clin.setViewportSize({ width: 640, height: 400 });
+    const wide = [];
+    for (const hash of ['#/studies', '#/patient', '#/fetches']) {
+      await go(clin, hash);
+      await clin.waitForLoadState('networkidle');
+      const [sw, cw] = await clin.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+      if (sw > cw + 1) wide.push(`${hash} ${sw}>${cw}`);
+    }
+    await clin.goto(`${env.RIVER_URL}/app/viewer.html#study=${encodeURIComponent(A)}`);
+    await clin.evaluate(() => window.pacsnetViewer.ready);
+    const [sw, cw] = await clin.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    if (sw > cw + 1) wide.push(`viewer ${sw}>${cw}`);
+    await shot(clin, 'viewer-200-percent');
+    await clin.setViewportSize({ width: 1280, height: 800 });
+    await clin.goto(`${env.RIVER_URL}/app/#/studies`);
+    await clin.waitForSelector('#nav a');
+    if (wide.length) throw new Error(wide.join('; '));
+    return 'studies, patient, fetches and the viewer fit 640 CSS pixels';
+  });
+
   await step('the clinician cannot reach admin pages, and the server refuses', async () => {
     await go(clin, '#/admin/users');
     await clin.waitForSelector('#not-allowed');
