@@ -34,11 +34,18 @@ type blobs struct {
 	dir    string
 	maxSeg int64 // maxSegment; tests make it small
 
-	mu     sync.Mutex // appends
-	cur    *os.File
-	curID  uint32
-	curOff int64
-	nextID uint32
+	mu        sync.Mutex // appends
+	cur       *os.File
+	curID     uint32
+	curOff    int64
+	syncedOff int64 // of cur: bytes known to be on disk
+	nextID    uint32
+	failed    map[uint32]bool // segments a write or sync failed on: their tails are unknown
+
+	// smu lets one fsync run at a time, outside mu: appends of other
+	// goroutines go on meanwhile, and the next fsync covers all of them
+	// (group commit across associations and imports).
+	smu sync.Mutex
 
 	rmu     sync.RWMutex // read handles
 	readers map[uint32]*os.File
@@ -69,7 +76,7 @@ func segName(id uint32) string { return fmt.Sprintf("%08d.blob", id) }
 
 // openBlobs finds the segments under dir (created at the first append).
 func openBlobs(dir string) (*blobs, error) {
-	b := &blobs{dir: dir, maxSeg: maxSegment, readers: map[uint32]*os.File{}, nextID: 1}
+	b := &blobs{dir: dir, maxSeg: maxSegment, readers: map[uint32]*os.File{}, nextID: 1, failed: map[uint32]bool{}}
 	ents, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("open blob log: %w", err)
@@ -84,38 +91,88 @@ func openBlobs(dir string) (*blobs, error) {
 	return b, nil
 }
 
-// append writes the blocks' bytes and syncs them (one fsync for all), and
-// returns where each is.
+// append writes the blocks' bytes and syncs them, and returns where each
+// is. The fsync runs outside the append lock and covers whatever other
+// appends wrote meanwhile: concurrent appends share fsyncs.
 func (b *blobs) append(blocks []Block) ([]blobRef, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	refs := make([]blobRef, 0, len(blocks))
 	for _, bl := range blocks {
 		if b.cur == nil || b.curOff+int64(len(bl.Data)) > b.maxSeg && b.curOff > 0 {
 			if err := b.roll(); err != nil {
+				b.mu.Unlock()
 				return nil, err
 			}
 		}
 		if _, err := b.cur.Write(bl.Data); err != nil {
 			b.abandon()
+			b.mu.Unlock()
 			return nil, fmt.Errorf("write blob log: %w", err)
 		}
 		refs = append(refs, blobRef{seg: b.curID, off: b.curOff, n: uint32(len(bl.Data))})
 		b.curOff += int64(len(bl.Data))
 	}
-	if b.cur != nil {
-		if err := b.cur.Sync(); err != nil {
-			b.abandon()
-			return nil, fmt.Errorf("sync blob log: %w", err)
+	b.mu.Unlock()
+	// Every segment the blocks went to must be on disk: the earlier ones
+	// were synced when the log rolled past them.
+	for i, r := range refs {
+		if i+1 < len(refs) && refs[i+1].seg == r.seg {
+			continue
+		}
+		if err := b.syncTo(r.seg, r.off+int64(r.n)); err != nil {
+			return nil, err
 		}
 	}
 	return refs, nil
 }
 
+// syncTo returns once segment seg is on disk up to end.
+func (b *blobs) syncTo(seg uint32, end int64) error {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	b.mu.Lock()
+	switch {
+	case b.failed[seg]:
+		b.mu.Unlock()
+		return fmt.Errorf("sync blob log: segment %s failed", segName(seg))
+	case seg != b.curID || b.cur == nil:
+		b.mu.Unlock()
+		return nil // rolled past: roll synced it
+	case b.syncedOff >= end:
+		b.mu.Unlock()
+		return nil // another append's fsync covered it
+	}
+	f, target := b.cur, b.curOff
+	b.mu.Unlock()
+	if err := f.Sync(); err != nil {
+		b.mu.Lock()
+		if b.curID != seg && !b.failed[seg] {
+			b.mu.Unlock()
+			return nil // an append rolled past it meanwhile and synced it first
+		}
+		b.failed[seg] = true
+		if b.cur == f {
+			b.abandon()
+		}
+		b.mu.Unlock()
+		return fmt.Errorf("sync blob log: %w", err)
+	}
+	b.mu.Lock()
+	if b.curID == seg && target > b.syncedOff {
+		b.syncedOff = target
+	}
+	b.mu.Unlock()
+	return nil
+}
+
 // roll starts a new segment (and the folder, the first time), synced into
-// its directory.
+// its directory, after syncing the one it leaves.
 func (b *blobs) roll() error {
 	if b.cur != nil {
+		if err := b.cur.Sync(); err != nil {
+			b.abandon()
+			return fmt.Errorf("sync blob log: %w", err)
+		}
 		b.cur.Close()
 		b.cur = nil
 	}
@@ -131,14 +188,18 @@ func (b *blobs) roll() error {
 		d.Sync()
 		d.Close()
 	}
-	b.cur, b.curID, b.curOff, b.nextID = f, id, 0, id+1
+	b.cur, b.curID, b.curOff, b.syncedOff, b.nextID = f, id, 0, 0, id+1
 	return nil
 }
 
 // abandon stops appending to a segment a write or sync failed on: its
-// tail is unknown, so the next append starts a new one.
+// tail is unknown, so the next append starts a new one, and appends
+// waiting for its fsync fail.
 func (b *blobs) abandon() {
 	if b.cur != nil {
+		if len(b.failed) < 1<<16 {
+			b.failed[b.curID] = true
+		}
 		b.cur.Close()
 		b.cur = nil
 	}
@@ -194,9 +255,14 @@ func (b *blobs) size() int64 {
 }
 
 func (b *blobs) close() {
+	b.smu.Lock()
 	b.mu.Lock()
-	b.abandon()
+	if b.cur != nil {
+		b.cur.Close() // every append returned after its fsync
+		b.cur = nil
+	}
 	b.mu.Unlock()
+	b.smu.Unlock()
 	b.rmu.Lock()
 	for _, f := range b.readers {
 		f.Close()
