@@ -20,7 +20,12 @@
 // Links are mocknet links between the pairs a scenario partners, with a
 // round-trip time (mocknet delays each write by half of it) and a
 // bandwidth (one rate limiter per link, both directions). [Sim.Unlink]
-// cuts a link (link failure); [Sim.Link] joins it again.
+// cuts a link (link failure); [Sim.Link] joins it again. [Sim.Stop]
+// closes a node and cuts its links (its machine goes down);
+// [Sim.Restart] opens its home again with node.Open on the same peer
+// (on-disk archives only) and restores them. The tests use both: a fetch
+// survives its holder's restart and a cut link, and a grant issued across
+// a cut link arrives once it is joined.
 //
 // # Scenarios
 //
@@ -42,9 +47,11 @@
 // links and sizes before any node starts, and the same seed gives the
 // same plan; timings vary.
 //
-// Not here yet: loss and jitter (mocknet has neither), partitions and
-// healing, node crash and restart, churn, and fetching from secondary
-// holders (the fetcher's, not netsim's, to build).
+// Not here yet: loss and jitter (mocknet has neither), partition and
+// churn scenarios (the pieces are: Unlink, Stop, Restart), a simulated
+// clock for the nodes (mocknet's delays are real time), and fetching from
+// secondary holders (the fetcher's, not netsim's, to build). Stop is a
+// clean Close, not a crash mid-write.
 //
 // # Imports
 //

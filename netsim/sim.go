@@ -42,6 +42,7 @@ type Sim struct {
 
 	mu    sync.Mutex
 	nodes []*Node
+	links map[[2]peer.ID]LinkSpec // the links up now, by their peers in order
 
 	closeOnce sync.Once
 	closeErr  error
@@ -53,10 +54,14 @@ type Node struct {
 	Name string
 	Home string
 	ID   peer.ID
-	API  *api.Client // the node's local API, with its admin token
+	// API is the node's local API, with its admin token. Restart
+	// replaces it (the API listens on a new port).
+	API *api.Client
 
 	n    *node.Node
 	host host.Host
+	cfg  node.Config
+	down map[*Node]LinkSpec // while stopped: the links Restart restores
 }
 
 // LinkSpec is one simulated link: its round-trip time and its bandwidth
@@ -133,7 +138,7 @@ func (s *Sim) AddNode(name, ip string) (*Node, error) {
 		h.Close()
 		return nil, fmt.Errorf("add node %s: %w", name, err)
 	}
-	nd := &Node{Name: name, Home: home, ID: n.ID(), API: api.NewClient("http://"+n.HTTPAddr(), tok, s.hc), n: n, host: h}
+	nd := &Node{Name: name, Home: home, ID: n.ID(), API: api.NewClient("http://"+n.HTTPAddr(), tok, s.hc), n: n, host: h, cfg: cfg}
 	s.mu.Lock()
 	s.nodes = append(s.nodes, nd)
 	s.mu.Unlock()
@@ -176,18 +181,93 @@ func (s *Sim) Link(a, b *Node, spec LinkSpec) error {
 		return fmt.Errorf("link %s and %s: %w", a.Name, b.Name, err)
 	}
 	l.SetOptions(opts)
+	s.mu.Lock()
+	if s.links == nil {
+		s.links = map[[2]peer.ID]LinkSpec{}
+	}
+	s.links[pairOf(a, b)] = spec
+	s.mu.Unlock()
 	return nil
+}
+
+func pairOf(a, b *Node) [2]peer.ID {
+	if a.ID < b.ID {
+		return [2]peer.ID{a.ID, b.ID}
+	}
+	return [2]peer.ID{b.ID, a.ID}
 }
 
 // Unlink cuts the link between two nodes (a link failure): open
 // connections are closed and new dials fail until Link joins them again.
 func (s *Sim) Unlink(a, b *Node) error {
-	if err := s.mn.DisconnectPeers(a.ID, b.ID); err != nil {
-		return fmt.Errorf("unlink %s and %s: %w", a.Name, b.Name, err)
-	}
+	// Unlinked first, so that nothing dials again in between.
 	if err := s.mn.UnlinkPeers(a.ID, b.ID); err != nil {
 		return fmt.Errorf("unlink %s and %s: %w", a.Name, b.Name, err)
 	}
+	if err := s.mn.DisconnectPeers(a.ID, b.ID); err != nil {
+		return fmt.Errorf("unlink %s and %s: %w", a.Name, b.Name, err)
+	}
+	s.mu.Lock()
+	delete(s.links, pairOf(a, b))
+	s.mu.Unlock()
+	return nil
+}
+
+// Stop closes nd's node and cuts its links, as when a facility's machine
+// goes down: partners' dials fail until Restart. Its home stays.
+func (s *Sim) Stop(nd *Node) error {
+	if nd.down != nil {
+		return fmt.Errorf("stop %s: already stopped", nd.Name)
+	}
+	nd.down = map[*Node]LinkSpec{}
+	s.mu.Lock()
+	for _, o := range s.nodes {
+		if spec, ok := s.links[pairOf(nd, o)]; ok && o != nd {
+			nd.down[o] = spec
+		}
+	}
+	s.mu.Unlock()
+	for o := range nd.down {
+		if err := s.Unlink(nd, o); err != nil {
+			return err
+		}
+	}
+	if err := nd.n.Close(); err != nil {
+		return fmt.Errorf("stop %s: %w", nd.Name, err)
+	}
+	return nil
+}
+
+// Restart opens a stopped node's home again with node.Open, on the same
+// mocknet peer, and restores its links. Only an on-disk archive (OnDisk)
+// survives: an in-memory one would come back empty, partners and all.
+func (s *Sim) Restart(nd *Node) error {
+	if nd.down == nil {
+		return fmt.Errorf("restart %s: not stopped", nd.Name)
+	}
+	if !s.OnDisk {
+		return fmt.Errorf("restart %s: the archive is in memory and was lost; set Sim.OnDisk", nd.Name)
+	}
+	n, err := node.Open(nd.Home, nd.cfg, node.Options{Logger: s.log, Host: nd.host})
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", nd.Name, err)
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return fmt.Errorf("restart %s: %w", nd.Name, err)
+	}
+	tok, err := node.ReadAPIToken(nd.Home)
+	if err != nil {
+		n.Close()
+		return fmt.Errorf("restart %s: %w", nd.Name, err)
+	}
+	nd.n, nd.API = n, api.NewClient("http://"+n.HTTPAddr(), tok, s.hc)
+	for o, spec := range nd.down {
+		if err := s.Link(nd, o, spec); err != nil {
+			return err
+		}
+	}
+	nd.down = nil
 	return nil
 }
 
@@ -230,6 +310,9 @@ func (s *Sim) close() error {
 	var wg sync.WaitGroup
 	var emu sync.Mutex
 	for _, nd := range nodes {
+		if nd.down != nil {
+			continue // stopped: closed already
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -300,12 +383,18 @@ type fetchTimes struct {
 // fetch starts fetching study at nd (`pacsnet fetch`) and polls its
 // status every few milliseconds until it ends.
 func fetch(ctx context.Context, nd *Node, study string) (fetchTimes, error) {
-	var ft fetchTimes
 	start := time.Now()
 	job, err := nd.API.StartFetch(ctx, api.FetchRequest{StudyUID: study})
 	if err != nil {
-		return ft, fmt.Errorf("fetch at %s: %w", nd.Name, err)
+		return fetchTimes{}, fmt.Errorf("fetch at %s: %w", nd.Name, err)
 	}
+	return pollFetch(ctx, nd, job, start)
+}
+
+// pollFetch polls a fetch started at start until it ends.
+func pollFetch(ctx context.Context, nd *Node, job api.FetchJob, start time.Time) (fetchTimes, error) {
+	var ft fetchTimes
+	var err error
 	for {
 		if job.InstancesDone > 0 && ft.first == 0 {
 			ft.first = time.Since(start)
