@@ -41,14 +41,18 @@
 //     fetcher asks only the study's origin today, and the report says so.
 //   - fanout ([Fanout]): one facility grants a patient to many partners;
 //     manifest delivery latency p50/p99, heap, RSS and goroutines per node.
+//   - churn ([Churn]): regional with each holder stopped a third of the
+//     way into its fetch and restarted a second later; every fetch must
+//     complete, verified.
 //
 // A seed fixes every choice (math/rand/v2, PCG): the plan functions
-// ([PlanRegional], [PlanMultisource], [PlanFanout]) compute the topology,
+// ([PlanRegional], [PlanMultisource], [PlanFanout]; churn draws as
+// regional does) compute the topology,
 // links and sizes before any node starts, and the same seed gives the
 // same plan; timings vary.
 //
-// Not here yet: loss and jitter (mocknet has neither), partition and
-// churn scenarios (the pieces are: Unlink, Stop, Restart), a simulated
+// Not here yet: loss and jitter (mocknet has neither), a partition
+// scenario (the pieces are there: Unlink, Link), a simulated
 // clock for the nodes (mocknet's delays are real time), and fetching from
 // secondary holders (the fetcher's, not netsim's, to build). Stop is a
 // clean Close, not a crash mid-write.

@@ -91,6 +91,19 @@ func TestNetsimFanout(t *testing.T) {
 	checkReport(t, rep, "fanout")
 }
 
+func TestNetsimChurn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Churn(ctx, Config{Dir: t.TempDir(), Seed: 7, Nodes: 4, Fetches: 1, MinImages: 30, MaxImages: 30, ImageSize: 128, Downtime: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Fetches) != 1 || rep.Fetches[0].Verified != 30 {
+		t.Fatalf("fetches: %+v", rep.Fetches)
+	}
+	checkReport(t, rep, "churn")
+}
+
 // checkReport checks that a report prints a table naming want and
 // marshals to JSON.
 func checkReport(t *testing.T, rep Report, want string) {
@@ -117,6 +130,7 @@ func TestNetsimPlanDeterministic(t *testing.T) {
 			{"regional", func(c Config) any { return PlanRegional(c) }},
 			{"multisource", func(c Config) any { return PlanMultisource(c) }},
 			{"fanout", func(c Config) any { return PlanFanout(c) }},
+			{"churn", func(c Config) any { return planFetches(c, "churn", 8) }},
 		}
 		for _, p := range plans {
 			a, b := p.plan(cfg), p.plan(cfg)

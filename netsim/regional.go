@@ -32,11 +32,17 @@ type PlannedFetch struct {
 // holder and specialist hospitals, each pair's WAN link, each study's
 // size. It starts nothing.
 func PlanRegional(cfg Config) RegionalPlan {
-	n := max(2, orDefault(cfg.Nodes, 20))
+	return planFetches(cfg, "regional", 20)
+}
+
+// planFetches draws hospitals (cfg.Nodes, default nodes), pairs of them
+// and their links, and study sizes, from the seed and the scenario's name.
+func planFetches(cfg Config, scenario string, nodes int) RegionalPlan {
+	n := max(2, orDefault(cfg.Nodes, nodes))
 	nf := orDefault(cfg.Fetches, max(1, n/4))
 	lo, hi := orDefault(cfg.MinImages, 50), orDefault(cfg.MaxImages, 400)
 	hi = max(hi, lo)
-	r := rng(cfg.Seed, "regional")
+	r := rng(cfg.Seed, scenario)
 	p := RegionalPlan{Hospitals: n}
 	seen := map[[2]int]bool{}
 	for len(p.Fetches) < nf {

@@ -22,14 +22,14 @@ type Config struct {
 	// Seed fixes the topology, the links, the studies' sizes and every
 	// choice; the same seed gives the same plan (timings vary).
 	Seed uint64
-	// Nodes is the scenario's size: hospitals (regional), the most
-	// holders (multisource), or all nodes (fanout).
+	// Nodes is the scenario's size: hospitals (regional, churn), the
+	// most holders (multisource), or all nodes (fanout).
 	Nodes int
 	// Logger receives the nodes' logs; nil discards them.
 	Logger *slog.Logger
 
-	// Fetches is how many studies regional fetches (default: a quarter
-	// of the hospitals, at least 1).
+	// Fetches is how many studies regional and churn fetch (default: a
+	// quarter of the hospitals, at least 1).
 	Fetches int
 	// MinImages and MaxImages bound a regional study's size (default
 	// 50 to 400 images, so that a run takes seconds; realistic studies
@@ -42,6 +42,9 @@ type Config struct {
 	// Partners is how many partners fanout grants to (default
 	// min(50, Nodes-1)).
 	Partners int
+
+	// Downtime is how long churn keeps each holder down (default 1s).
+	Downtime time.Duration
 }
 
 // Report is what a scenario returns: a value that marshals to JSON and
@@ -51,7 +54,7 @@ type Report interface {
 }
 
 // Scenarios are the scenarios Run knows, by name.
-var Scenarios = []string{"regional", "multisource", "fanout"}
+var Scenarios = []string{"regional", "multisource", "fanout", "churn"}
 
 // Run runs the scenario called name.
 func Run(ctx context.Context, name string, cfg Config) (Report, error) {
@@ -64,6 +67,8 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 		rep, err = nilIfErr(Multisource(ctx, cfg))
 	case "fanout":
 		rep, err = nilIfErr(Fanout(ctx, cfg))
+	case "churn":
+		rep, err = nilIfErr(Churn(ctx, cfg))
 	default:
 		err = fmt.Errorf("no scenario %q (known: %v)", name, Scenarios)
 	}

@@ -28,7 +28,7 @@ func netsimCmd(g *globals) *cobra.Command {
 	var cfg netsim.Config
 	c := &cobra.Command{
 		Use:   "netsim --scenario NAME [--nodes N] [--seed S] [--out DIR] [--json]",
-		Short: "Run many real nodes on a simulated network and report (regional, multisource, fanout)",
+		Short: "Run many real nodes on a simulated network and report (regional, multisource, fanout, churn)",
 		Long: `Run a scenario of many real pacsnet nodes in this process, each on a
 libp2p mocknet peer with its archive in memory and its home in a temporary
 directory (removed at the end), linked with latency and bandwidth drawn from
@@ -43,6 +43,9 @@ the seed:
   fanout       a facility grants a patient to its partners: manifest
                delivery latency p50/p99, heap and goroutines per node
                (default 30 nodes, min(50, nodes-1) partners)
+  churn        regional with each holder stopped a third of the way into
+               its fetch and restarted --downtime later: every fetch must
+               complete, verified (default 8 hospitals)
 
 The same seed gives the same topology, links, study sizes and choices;
 timings vary. --out writes the report as JSON and the table as text into
@@ -52,7 +55,7 @@ DIR. The --home flag is not used.`,
 			if !slices.Contains(netsim.Scenarios, scenario) {
 				return usageError{fmt.Errorf("netsim: --scenario must be one of %s", strings.Join(netsim.Scenarios, ", "))}
 			}
-			if cfg.Nodes < 0 || cfg.Fetches < 0 || cfg.MinImages < 0 || cfg.MaxImages < 0 || cfg.ImageSize < 0 || cfg.Partners < 0 {
+			if cfg.Nodes < 0 || cfg.Fetches < 0 || cfg.MinImages < 0 || cfg.MaxImages < 0 || cfg.ImageSize < 0 || cfg.Partners < 0 || cfg.Downtime < 0 {
 				return usageError{fmt.Errorf("netsim: counts and sizes must not be negative")}
 			}
 			if logLevel != "" {
@@ -99,14 +102,15 @@ DIR. The --home flag is not used.`,
 			return err
 		},
 	}
-	c.Flags().StringVar(&scenario, "scenario", "", "regional, multisource or fanout (required)")
-	c.Flags().IntVar(&cfg.Nodes, "nodes", 0, "hospitals (regional, default 20), most holders (multisource, default 8), nodes (fanout, default 30)")
+	c.Flags().StringVar(&scenario, "scenario", "", "regional, multisource, fanout or churn (required)")
+	c.Flags().IntVar(&cfg.Nodes, "nodes", 0, "hospitals (regional, default 20; churn, default 8), most holders (multisource, default 8), nodes (fanout, default 30)")
 	c.Flags().Uint64Var(&cfg.Seed, "seed", 1, "seed: the same seed gives the same topology, links, sizes and choices")
 	c.Flags().StringVar(&out, "out", "", "write the report (JSON) and its table (text) into this folder")
 	c.Flags().StringVar(&cfg.Dir, "dir", "", "where the nodes' temporary homes go (default: the system's temporary folder)")
-	c.Flags().IntVar(&cfg.Fetches, "fetches", 0, "regional: studies fetched (default a quarter of the hospitals)")
-	c.Flags().IntVar(&cfg.MinImages, "min-images", 0, "regional: fewest images in a study (default 50)")
-	c.Flags().IntVar(&cfg.MaxImages, "max-images", 0, "regional: most images in a study (default 400); multisource: the study's images (default 150)")
+	c.Flags().IntVar(&cfg.Fetches, "fetches", 0, "regional, churn: studies fetched (default a quarter of the hospitals)")
+	c.Flags().IntVar(&cfg.MinImages, "min-images", 0, "regional, churn: fewest images in a study (default 50)")
+	c.Flags().IntVar(&cfg.MaxImages, "max-images", 0, "regional, churn: most images in a study (default 400); multisource: the study's images (default 150)")
+	c.Flags().DurationVar(&cfg.Downtime, "downtime", 0, "churn: how long each holder stays down (default 1s)")
 	c.Flags().IntVar(&cfg.ImageSize, "image-size", 0, "rows and columns of each image (default 256)")
 	c.Flags().IntVar(&cfg.Partners, "partners", 0, "fanout: partners granted (default min(50, nodes-1))")
 	c.Flags().StringVar(&logLevel, "log-level", "", "print the nodes' logs at this level (debug, info, warn, error) on stderr; default: none")
