@@ -1,9 +1,65 @@
-// Package netsim will run many real pacsnet nodes on simulated links
-// (libp2p mocknet or x/simlibp2p): scenarios with WAN latency, loss, churn
-// and partitions, built with the same constructor the CLI uses, swapping
-// only transport, clock and storage directory. It never reimplements
-// protocol logic.
+// Package netsim runs many real pacsnet nodes in one process on a
+// simulated network, in scenarios that report what a facility would see:
+// how long a fetch takes against what its link allows, how soon a grant
+// reaches its partners, what a node costs.
 //
-// Nothing is here yet: the simulation is its own issue. netsim may import
-// node; nothing imports netsim.
+// # What it swaps, what it never reimplements
+//
+// Every node is opened with [node.Open], the constructor `pacsnet serve`
+// uses, on a home made by node.Init in a directory the caller gives. The
+// simulation swaps what node.Options offers and nothing else: the libp2p
+// host is a go-libp2p mocknet peer carrying the node's own key
+// ([node.HostKey]), and the archive is Badger's in-memory mode (or, with
+// [Sim.OnDisk], the node's real on-disk archive in its home: fetches of
+// real-sized images need it, see Sim.OnDisk). The clock is the real one:
+// mocknet's latency is real time. The nodes are driven as the CLI drives
+// a served node, through their local HTTP API ([api.Client]): invites
+// both ways to partner, imports of synthetic CTs (dicomio/synth), grants,
+// the inbox, fetches and their status. No protocol logic lives here.
+//
+// Links are mocknet links between the pairs a scenario partners, with a
+// round-trip time (mocknet delays each write by half of it) and a
+// bandwidth (one rate limiter per link, both directions). [Sim.Unlink]
+// cuts a link (link failure); [Sim.Link] joins it again. [Sim.Stop]
+// closes a node and cuts its links (its machine goes down);
+// [Sim.Restart] opens its home again with node.Open on the same peer
+// (on-disk archives only) and restores them. The tests use both: a fetch
+// survives its holder's restart and a cut link, and a grant issued across
+// a cut link arrives once it is joined.
+//
+// # Scenarios
+//
+// [Run] runs one by name; each returns a [Report] (JSON, and a table):
+//
+//   - regional ([Regional]): hospitals on WAN links (10–80 ms, 100 Mbit/s
+//     to 1 Gbit/s); some import a CT and grant it to a specialist's
+//     hospital, which fetches it. Per fetch: size, the link, time to the
+//     first instance committed, to completion, the ideal time (size over
+//     bandwidth plus a round trip) and the ratio.
+//   - multisource ([Multisource]): one study held by 1, 2, 4, 8
+//     facilities, fetched by another partnered with all of them. The
+//     fetcher asks only the study's origin today, and the report says so.
+//   - fanout ([Fanout]): one facility grants a patient to many partners;
+//     manifest delivery latency p50/p99, heap, RSS and goroutines per node.
+//   - churn ([Churn]): regional with each holder stopped a third of the
+//     way into its fetch and restarted a second later; every fetch must
+//     complete, verified.
+//
+// A seed fixes every choice (math/rand/v2, PCG): the plan functions
+// ([PlanRegional], [PlanMultisource], [PlanFanout]; churn draws as
+// regional does) compute the topology,
+// links and sizes before any node starts, and the same seed gives the
+// same plan; timings vary.
+//
+// Not here yet: loss and jitter (mocknet has neither), a partition
+// scenario (the pieces are there: Unlink, Link), a simulated
+// clock for the nodes (mocknet's delays are real time), and fetching from
+// secondary holders (the fetcher's, not netsim's, to build). Stop is a
+// clean Close, not a crash mid-write.
+//
+// # Imports
+//
+// netsim imports node, api and dicomio/synth of pacsnet, never consent,
+// exchange, crypto, transfer or the wire formats; only cmd/pacsnet
+// (`pacsnet netsim`) imports netsim (internal/deptest checks both).
 package netsim

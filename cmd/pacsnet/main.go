@@ -93,7 +93,7 @@ $PACSNET_HOME, or ~/.pacsnet.`,
 	root.AddCommand(
 		initCmd(g), serveCmd(g), statusCmd(g), inviteCmd(g), peerCmd(g), peersCmd(g), importCmd(g),
 		studiesCmd(g), grantCmd(g), grantsCmd(g), revokeCmd(g), sharedCmd(g), fetchCmd(g),
-		exportCmd(g), auditCmd(g), synthCmd(g), versionCmd(g), sendCmd(g),
+		exportCmd(g), auditCmd(g), synthCmd(g), versionCmd(g), sendCmd(g), netsimCmd(g),
 	)
 	root.AddCommand(aeCmd(g))
 	root.AddCommand(userCmd(g), tokenCmd(g))

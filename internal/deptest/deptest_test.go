@@ -234,6 +234,29 @@ var rules = []rule{
 		pkgs: []string{our("netsim/...")},
 		deny: []deny{{our("cmd/..."), "netsim builds nodes with node's constructor, not through the CLI"}},
 	},
+	{
+		// Direct only: the nodes netsim opens import everything, which is
+		// the point; netsim itself must only build them and drive them.
+		name:   "netsim-drives-nodes",
+		pkgs:   []string{our("netsim/...")},
+		direct: true,
+		deny: []deny{{our("..."), "netsim never reimplements protocol logic: it opens real nodes (node) and drives them " +
+			"through their local API (api), with synthetic studies (dicomio/synth); consent, exchange, crypto, transfer " +
+			"and the wire formats are the nodes' business"}},
+		allow: []string{our("node"), our("api"), our("dicomio/synth"), our("netsim/...")},
+	},
+	{
+		// The CLI's rule above is about its own imports: cmd/pacsnet may
+		// import netsim (it does not break "the CLI talks to a node over
+		// api": the simulator runs nodes in-process, which `pacsnet netsim`
+		// starts). Nothing else may.
+		name:   "netsim-only-from-cli",
+		pkgs:   []string{our("...")},
+		skip:   []string{our("cmd/pacsnet"), our("netsim/...")},
+		direct: true,
+		deny: []deny{{our("netsim/..."), "the simulator runs nodes in-process for `pacsnet netsim` alone: " +
+			"no node, library or tool may depend on it"}},
+	},
 }
 
 // match reports whether path matches pattern.
@@ -449,6 +472,9 @@ func TestViolations(t *testing.T) {
 		{"cli", our("cmd/pacsnet"), pkg{Imports: []string{our("node"), our("dicomio/synth")}, Deps: []string{our("consent")}}, nil, none, 0},
 		{"cli", our("cmd/pacsnet"), pkg{Imports: []string{our("node"), our("dicomio/synth")}}, nil, all, 1},
 		{"cli", our("cmd/pacsnet"), pkg{Imports: []string{our("api"), our("consent"), our("dicomio"), our("crypto")}}, nil, all, 3},
+		{"netsim-drives-nodes", our("netsim"), pkg{Imports: []string{our("node"), our("api"), our("dicomio/synth")}}, nil, none, 0},
+		{"netsim-drives-nodes", our("netsim"), pkg{Imports: []string{our("node"), our("consent"), our("exchange")}}, nil, none, 2},
+		{"netsim-only-from-cli", our("node"), pkg{Imports: []string{our("netsim")}}, nil, none, 1},
 		{"dicomio-subpackages", our("dicomio/dimse"), pkg{Deps: []string{our("dicomio"), our("crypto")}}, nil, none, 1},
 		{"dicomio-synth-tests", our("dicomio/synth"), pkg{Deps: []string{our("dicomio")}},
 			[]*pkg{{ImportPath: our("dicomio/synth_test [x]"), Deps: []string{our("dicomio/synth"), our("node")}}}, none, 1},

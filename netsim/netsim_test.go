@@ -1,0 +1,268 @@
+package netsim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/pacsnet/pacsnet/api"
+	"github.com/pacsnet/pacsnet/dicomio/synth"
+)
+
+// TestMain fails the run if a scenario leaves a goroutine behind: Sim.Close
+// closes every node, the mocknet and the API clients' connections.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// The scenarios run small: their invariants (every fetch complete and
+// verified, every manifest delivered), not their timings, are tested.
+
+func TestNetsimRegional(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Dir: t.TempDir(), Seed: 7, Nodes: 4, Fetches: 2, MinImages: 20, MaxImages: 20, ImageSize: 128}
+	rep, err := Regional(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := PlanRegional(cfg)
+	if len(rep.Fetches) != len(plan.Fetches) {
+		t.Fatalf("%d fetches reported, %d planned", len(rep.Fetches), len(plan.Fetches))
+	}
+	for i, f := range rep.Fetches {
+		if f.Verified != 20 || f.Images != 20 {
+			t.Errorf("fetch %d: %d of %d instances verified", i, f.Verified, f.Images)
+		}
+		if f.Link != plan.Fetches[i].Link || f.Total <= 0 || f.First <= 0 || f.First > f.Total || f.Ideal <= f.Link.RTT || f.Bytes <= 0 {
+			t.Errorf("fetch %d: %+v", i, f)
+		}
+	}
+	checkReport(t, rep, "Hospital")
+}
+
+func TestNetsimMultisource(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Multisource(ctx, Config{Dir: t.TempDir(), Seed: 7, Nodes: 2, MaxImages: 10, ImageSize: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 2 || rep.Runs[0].Holders != 1 || rep.Runs[1].Holders != 2 {
+		t.Fatalf("runs: %+v", rep.Runs)
+	}
+	for _, r := range rep.Runs {
+		if r.Verified != 10 || r.Sources < 1 || r.Total <= 0 {
+			t.Errorf("run with %d holders: %+v", r.Holders, r)
+		}
+		// Until the fetcher asks secondary holders, the report must say
+		// that it used fewer sources than there were.
+		if r.Sources < r.Holders && !strings.Contains(rep.Note, "not supported yet") {
+			t.Errorf("%d holders, %d sources, and no note", r.Holders, r.Sources)
+		}
+	}
+	checkReport(t, rep, "secondary holders")
+}
+
+func TestNetsimFanout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Fanout(ctx, Config{Dir: t.TempDir(), Seed: 7, Nodes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Granted != 9 || rep.Delivered != 9 || len(rep.Latencies) != 9 {
+		t.Fatalf("granted %d, delivered %d, %d latencies", rep.Granted, rep.Delivered, len(rep.Latencies))
+	}
+	for i, l := range rep.Latencies {
+		if l <= 0 {
+			t.Errorf("partner %d: latency %s", i, l)
+		}
+	}
+	if rep.P50 > rep.P99 || rep.P99 > rep.Max || rep.HeapPerNode == 0 || rep.GoroutinesPerNode <= 0 {
+		t.Errorf("report: %+v", rep)
+	}
+	checkReport(t, rep, "fanout")
+}
+
+func TestNetsimChurn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Churn(ctx, Config{Dir: t.TempDir(), Seed: 7, Nodes: 4, Fetches: 1, MinImages: 30, MaxImages: 30, ImageSize: 128, Downtime: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Fetches) != 1 || rep.Fetches[0].Verified != 30 {
+		t.Fatalf("fetches: %+v", rep.Fetches)
+	}
+	checkReport(t, rep, "churn")
+}
+
+// checkReport checks that a report prints a table naming want and
+// marshals to JSON.
+func checkReport(t *testing.T, rep Report, want string) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil || !strings.Contains(b.String(), want) {
+		t.Errorf("table (%v):\n%s", err, b.String())
+	}
+	t.Logf("\n%s", b.String())
+	if _, err := json.Marshal(rep); err != nil {
+		t.Error(err)
+	}
+}
+
+// The same seed gives the same plan; another seed another one.
+func TestNetsimPlanDeterministic(t *testing.T) {
+	for _, n := range []int{4, 20, 200} {
+		cfg := Config{Seed: 42, Nodes: n}
+		other := Config{Seed: 43, Nodes: n}
+		plans := []struct {
+			name string
+			plan func(Config) any
+		}{
+			{"regional", func(c Config) any { return PlanRegional(c) }},
+			{"multisource", func(c Config) any { return PlanMultisource(c) }},
+			{"fanout", func(c Config) any { return PlanFanout(c) }},
+			{"churn", func(c Config) any { return planFetches(c, "churn", 8) }},
+		}
+		for _, p := range plans {
+			a, b := p.plan(cfg), p.plan(cfg)
+			if !reflect.DeepEqual(a, b) {
+				t.Errorf("%s, %d nodes: one seed, two plans:\n%+v\n%+v", p.name, n, a, b)
+			}
+			if reflect.DeepEqual(a, p.plan(other)) {
+				t.Errorf("%s, %d nodes: seeds 42 and 43 give the same plan", p.name, n)
+			}
+		}
+	}
+	// Links stay in the ranges.
+	for _, f := range PlanRegional(Config{Seed: 1, Nodes: 200, Fetches: 500}).Fetches {
+		if f.Holder == f.Specialist || f.Link.RTT < 10*time.Millisecond || f.Link.RTT > 80*time.Millisecond ||
+			f.Link.Mbps() < 100 || f.Link.Mbps() > 1000 || f.Images < 50 || f.Images > 400 {
+			t.Fatalf("planned fetch out of range: %+v", f)
+		}
+	}
+	if k := len(PlanFanout(Config{Seed: 1, Nodes: 200}).Partners); k != 50 {
+		t.Errorf("fanout of 200 nodes grants to %d partners, want 50", k)
+	}
+}
+
+// pair starts two on-disk nodes, partnered over a slow link (4 Mbit/s,
+// 20 ms), the first holding a study of 40 images granted to the second,
+// which has its manifest.
+func pair(t *testing.T, ctx context.Context) (sim *Sim, holder, grantee *Node, study string) {
+	t.Helper()
+	sim = NewSim(t.TempDir(), nil)
+	sim.OnDisk = true
+	t.Cleanup(func() {
+		if err := sim.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	nodes, err := sim.AddNodes("Site", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, grantee = nodes[0], nodes[1]
+	if err := sim.Link(holder, grantee, LinkSpec{RTT: 20 * time.Millisecond, Bandwidth: 500_000}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Partner(ctx, holder, grantee); err != nil {
+		t.Fatal(err)
+	}
+	study, _, err = ImportCT(ctx, holder, synth.CTOptions{Slices: 40, Rows: 128, Cols: 128, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := holder.API.Grant(ctx, api.GrantRequest{To: grantee.ID.String(), StudyUID: study}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitShared(ctx, grantee, holder.ID, study, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	return sim, holder, grantee, study
+}
+
+// The holder goes down mid-fetch and comes back: the fetch waits, resumes
+// and completes, every instance verified.
+func TestNetsimRestartMidFetch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sim, holder, grantee, study := pair(t, ctx)
+	start := time.Now()
+	job, err := grantee.API.StartFetch(ctx, api.FetchRequest{StudyUID: study})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond) // the study takes ~3 s on this link
+	if err := sim.Stop(holder); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if j, err := grantee.API.Fetch(ctx, job.FetchID); err != nil || j.State == api.FetchDone {
+		t.Fatalf("with the holder down: %+v, %v", j, err)
+	}
+	if err := sim.Restart(holder); err != nil {
+		t.Fatal(err)
+	}
+	ft, err := pollFetch(ctx, grantee, job, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := verify(ctx, grantee, holder, study); err != nil || n != 40 {
+		t.Fatalf("%d verified: %v", n, err)
+	}
+	if ft.job.Attempts < 2 {
+		t.Errorf("the fetch completed in %d attempt(s) with its holder down for half a second", ft.job.Attempts)
+	}
+	t.Logf("fetch with a restart: %s, %d attempts, %d bytes resumed", ft.total.Round(time.Millisecond), ft.job.Attempts, ft.job.BytesResumed)
+}
+
+// A link cut mid-fetch and joined again: the fetch completes; a grant
+// issued while the link is down reaches the partner once it is up.
+func TestNetsimLinkFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sim, holder, grantee, study := pair(t, ctx)
+	spec := LinkSpec{RTT: 20 * time.Millisecond, Bandwidth: 500_000}
+	start := time.Now()
+	job, err := grantee.API.StartFetch(ctx, api.FetchRequest{StudyUID: study})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if err := sim.Unlink(holder, grantee); err != nil {
+		t.Fatal(err)
+	}
+	// A second study granted across the cut link.
+	study2, _, err := ImportCT(ctx, holder, synth.CTOptions{Slices: 3, Rows: 64, Cols: 64, Seed: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := holder.API.Grant(ctx, api.GrantRequest{To: grantee.ID.String(), StudyUID: study2}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if list, err := grantee.API.Shared(ctx); err != nil || len(list) != 1 {
+		t.Fatalf("across a cut link the grantee lists %d shared studies (%v), want 1", len(list), err)
+	}
+	if err := sim.Link(holder, grantee, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pollFetch(ctx, grantee, job, start); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := verify(ctx, grantee, holder, study); err != nil || n != 40 {
+		t.Fatalf("%d verified: %v", n, err)
+	}
+	if _, err := waitShared(ctx, grantee, holder.ID, study2, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+}
