@@ -534,19 +534,7 @@ func (c *Client) AuditExport(ctx context.Context, q AuditExportQuery) (io.ReadCl
 			v.Set(k, s)
 		}
 	}
-	req, err := c.newRequest(ctx, http.MethodGet, pathAuditExport+"?"+v.Encode(), nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		return nil, readError(resp)
-	}
-	return resp.Body, nil
+	return c.stream(ctx, pathAuditExport+"?"+v.Encode(), nil, "")
 }
 
 // EraseRequestNote is DELETE /api/v1/requests/incoming/{request_id}/note.

@@ -51,13 +51,16 @@ func (c *Client) Download(ctx context.Context, studyUID string) (io.ReadCloser, 
 	return c.stream(ctx, pathDownload, []string{studyUID}, ContentTypeZip)
 }
 
-// stream GETs a route whose answer is not JSON and hands over its body.
+// stream GETs a route whose answer is not JSON (or is read as a stream)
+// and hands over its body; accept, when given, replaces the JSON Accept.
 func (c *Client) stream(ctx context.Context, pattern string, params []string, accept string) (io.ReadCloser, error) {
 	req, err := c.newRequest(ctx, http.MethodGet, pattern, params, nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", accept)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, err

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pacsnet/pacsnet/api"
-	"github.com/pacsnet/pacsnet/dicomio/synth"
 )
 
 // ChurnReport is the churn scenario's outcome.
@@ -67,25 +66,7 @@ func Churn(ctx context.Context, cfg Config) (*ChurnReport, error) {
 	partnered := map[[2]int]bool{}
 	for _, pf := range plan.Fetches {
 		h, s := nodes[pf.Holder], nodes[pf.Specialist]
-		if err := sim.Link(h, s, pf.Link); err != nil {
-			return nil, err
-		}
-		if pair := [2]int{min(pf.Holder, pf.Specialist), max(pf.Holder, pf.Specialist)}; !partnered[pair] {
-			if err := sim.Partner(ctx, h, s); err != nil {
-				return nil, err
-			}
-			partnered[pair] = true
-		}
-		study, bytesIn, err := ImportCT(ctx, h, synth.CTOptions{Slices: pf.Images, Rows: size, Cols: size, Seed: pf.StudySeed})
-		if err != nil {
-			return nil, err
-		}
-		if _, _, err := h.API.Grant(ctx, api.GrantRequest{To: s.ID.String(), StudyUID: study}); err != nil {
-			return nil, fmt.Errorf("%s grants to %s: %w", h.Name, s.Name, err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
-		_, err = waitShared(wctx, s, h.ID, study, 10*time.Millisecond)
-		cancel()
+		study, bytesIn, err := sim.share(ctx, h, s, pf, size, partnered)
 		if err != nil {
 			return nil, err
 		}

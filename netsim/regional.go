@@ -116,25 +116,7 @@ func Regional(ctx context.Context, cfg Config) (*RegionalReport, error) {
 	partnered := map[[2]int]bool{}
 	for _, pf := range plan.Fetches {
 		h, s := nodes[pf.Holder], nodes[pf.Specialist]
-		if err := sim.Link(h, s, pf.Link); err != nil {
-			return nil, err
-		}
-		if pair := [2]int{min(pf.Holder, pf.Specialist), max(pf.Holder, pf.Specialist)}; !partnered[pair] {
-			if err := sim.Partner(ctx, h, s); err != nil {
-				return nil, err
-			}
-			partnered[pair] = true
-		}
-		study, _, err := ImportCT(ctx, h, synth.CTOptions{Slices: pf.Images, Rows: size, Cols: size, Seed: pf.StudySeed})
-		if err != nil {
-			return nil, err
-		}
-		if _, _, err := h.API.Grant(ctx, api.GrantRequest{To: s.ID.String(), StudyUID: study}); err != nil {
-			return nil, fmt.Errorf("%s grants to %s: %w", h.Name, s.Name, err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
-		_, err = waitShared(wctx, s, h.ID, study, 10*time.Millisecond)
-		cancel()
+		study, _, err := sim.share(ctx, h, s, pf, size, partnered)
 		if err != nil {
 			return nil, err
 		}
@@ -170,4 +152,32 @@ func (r *RegionalReport) WriteTable(w io.Writer) error {
 			ms(f.First), ms(f.Total), ms(f.Ideal), fmt.Sprintf("%.2f", f.Ratio))
 	}
 	return tw.Flush()
+}
+
+// share links holder and specialist as pf says, partners them once, has
+// the holder import pf's CT and grant it, and waits until the specialist
+// holds the manifest. It returns the study and its plaintext bytes.
+func (sim *Sim) share(ctx context.Context, h, s *Node, pf PlannedFetch, size int, partnered map[[2]int]bool) (string, int64, error) {
+	if err := sim.Link(h, s, pf.Link); err != nil {
+		return "", 0, err
+	}
+	if pair := [2]int{min(pf.Holder, pf.Specialist), max(pf.Holder, pf.Specialist)}; !partnered[pair] {
+		if err := sim.Partner(ctx, h, s); err != nil {
+			return "", 0, err
+		}
+		partnered[pair] = true
+	}
+	study, bytesIn, err := ImportCT(ctx, h, synth.CTOptions{Slices: pf.Images, Rows: size, Cols: size, Seed: pf.StudySeed})
+	if err != nil {
+		return "", 0, err
+	}
+	if _, _, err := h.API.Grant(ctx, api.GrantRequest{To: s.ID.String(), StudyUID: study}); err != nil {
+		return "", 0, fmt.Errorf("%s grants to %s: %w", h.Name, s.Name, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := waitShared(wctx, s, h.ID, study, 10*time.Millisecond); err != nil {
+		return "", 0, err
+	}
+	return study, bytesIn, nil
 }

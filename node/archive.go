@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -276,4 +277,22 @@ func (a *archive) Export(ctx context.Context, req ExportRequest) (ExportResult, 
 	}
 	a.audit.Record(e)
 	return res, err
+}
+
+// sortInstances puts a study's instances in display order: by series
+// number, series, instance number, then SOP Instance UID (DICOMweb
+// retrieval and the download's file-set).
+func sortInstances(list []InstanceInfo) {
+	slices.SortFunc(list, func(a, b InstanceInfo) int {
+		if c := a.SeriesNumber - b.SeriesNumber; c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Series, b.Series); c != 0 {
+			return c
+		}
+		if c := a.InstanceNumber - b.InstanceNumber; c != 0 {
+			return c
+		}
+		return strings.Compare(a.SOPInstanceUID, b.SOPInstanceUID)
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -215,18 +214,7 @@ func (d *dicomwebRoom) Instances(ctx context.Context, sc dicomweb.Scope) ([]dico
 		}
 		return nil, fmt.Errorf("retrieve: %w: no such %s in the study", dicomweb.ErrNotFound, what)
 	}
-	slices.SortFunc(out, func(a, b InstanceInfo) int {
-		if c := a.SeriesNumber - b.SeriesNumber; c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Series, b.Series); c != 0 {
-			return c
-		}
-		if c := a.InstanceNumber - b.InstanceNumber; c != 0 {
-			return c
-		}
-		return strings.Compare(a.SOPInstanceUID, b.SOPInstanceUID)
-	})
+	sortInstances(out)
 	res := make([]dicomweb.Instance, len(out))
 	for i, in := range out {
 		res[i] = dicomweb.Instance{Study: in.Study, Series: in.Series, SOPInstance: in.SOPInstanceUID,

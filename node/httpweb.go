@@ -142,18 +142,7 @@ func (s *apiServer) download(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(insts, func(a, b InstanceInfo) int {
-		if c := a.SeriesNumber - b.SeriesNumber; c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Series, b.Series); c != 0 {
-			return c
-		}
-		if c := a.InstanceNumber - b.InstanceNumber; c != 0 {
-			return c
-		}
-		return strings.Compare(a.SOPInstanceUID, b.SOPInstanceUID)
-	})
+	sortInstances(insts)
 	var entries []dicomio.DirEntry
 	seriesNo := map[string]int{}
 	imageNo := map[string]int{}

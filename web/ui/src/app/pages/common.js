@@ -87,3 +87,24 @@ export function openLink(studyUid) {
 export function studyLink(studyUid, text = 'Details') {
   return h('a', { class: 'btn btn-link', href: '#/study/' + encodeURIComponent(studyUid), 'data-action': 'details', text });
 }
+
+// availabilityCell shows a WorklistStudy's availability as a badge (and
+// how long our access lasts).
+export function availabilityCell(r, fetching) {
+  const a = availability(r, fetching);
+  return h('span', { class: 'avail', 'data-availability': a.key },
+    h('span', { class: ['badge', 'avail-' + a.key], text: a.text }),
+    a.detail ? h('span', { class: 'avail-detail', text: a.detail }) : null);
+}
+
+// studyActions are a WorklistStudy's buttons: Open (here and complete),
+// Fetch (a partner's available share not being fetched), Details (here).
+export function studyActions(r, fetching, messages) {
+  const acts = h('div', { class: 'row-actions' });
+  if (r.location === 'here' && r.complete !== false) acts.append(openLink(r.study_uid));
+  if (r.location === 'partner' && r.shared && r.shared.state === 'available' && r.origin && availability(r, fetching).key !== 'fetching') {
+    acts.append(fetchButton(r.study_uid, r.origin.peer_id, messages));
+  }
+  if (r.location === 'here') acts.append(studyLink(r.study_uid));
+  return acts;
+}

@@ -3,7 +3,7 @@
 import { h, clear, field, textInput, select, button, table, empty, messageArea, busy, checkbox, section, badge, alertBox } from '../dom.js';
 import { get, post, query } from '../api.js';
 import { personName, dicomDate, number, modalities, partnerName, dateTime, dateOnly } from '../format.js';
-import { pageHeader, availability, sourceText, fetchButton, openLink, studyLink, runningFetches } from './common.js';
+import { pageHeader, sourceText, availabilityCell, studyActions, fetchButton, runningFetches } from './common.js';
 import { selectedPatient, selectPatient, draftGrant } from '../state.js';
 
 const REQUEST_REASONS = ['continuity-of-care', 'referral', 'second-opinion', 'follow-up', 'transfer', 'emergency-care'];
@@ -109,27 +109,8 @@ async function loadStudies(p, box, ctx) {
     { label: 'Accession', cell: (r) => r.accession_number || '' },
     { label: 'Images', cell: (r) => number(r.instances), class: 'num' },
     { label: 'Source', cell: (r) => sourceText(r) },
-    {
-      label: 'Availability',
-      cell: (r) => {
-        const a = availability(r, fetching);
-        return h('span', { class: 'avail', 'data-availability': a.key },
-          h('span', { class: ['badge', 'avail-' + a.key], text: a.text }),
-          a.detail ? h('span', { class: 'avail-detail', text: a.detail }) : null);
-      },
-    },
-    {
-      label: 'Actions',
-      cell: (r) => {
-        const acts = h('div', { class: 'row-actions' });
-        if (r.location === 'here' && r.complete !== false) acts.append(openLink(r.study_uid));
-        if (r.location === 'partner' && r.shared && r.shared.state === 'available' && r.origin && !fetching.has(r.study_uid)) {
-          acts.append(fetchButton(r.study_uid, r.origin.peer_id, msg));
-        }
-        if (r.location === 'here') acts.append(studyLink(r.study_uid));
-        return acts;
-      },
-    },
+    { label: 'Availability', cell: (r) => availabilityCell(r, fetching) },
+    { label: 'Actions', cell: (r) => studyActions(r, fetching, msg) },
   ];
   box.append(table(cols, rows, { id: 'patient-studies', class: 'data' }, (r) => ({ 'data-study-uid': r.study_uid })));
 }

@@ -2,7 +2,7 @@
 import { h, clear, field, textInput, select, button, table, empty, messageArea } from '../dom.js';
 import { get, query, ApiError } from '../api.js';
 import { personName, dicomDate, toDicomDate, number, modalities } from '../format.js';
-import { pageHeader, availability, sourceText, fetchButton, patientButton, openLink, studyLink, runningFetches } from './common.js';
+import { pageHeader, sourceText, patientButton, availabilityCell, studyActions, runningFetches } from './common.js';
 
 const LIMIT = 50;
 // Kept in memory only: the search may name a patient, which must not be in the URL.
@@ -155,25 +155,11 @@ export async function studiesPage(main, ctx) {
       { label: 'Description', cell: (r) => r.description || '' },
       { label: 'Images', cell: (r) => number(r.instances), class: 'num' },
       { label: 'Source', cell: (r) => sourceText(r) },
-      {
-        label: 'Availability',
-        cell: (r) => {
-          const a = availability(r, fetching);
-          return h('span', { class: 'avail', 'data-availability': a.key },
-            h('span', { class: ['badge', 'avail-' + a.key], text: a.text }),
-            a.detail ? h('span', { class: 'avail-detail', text: a.detail }) : null);
-        },
-      },
+      { label: 'Availability', cell: (r) => availabilityCell(r, fetching) },
       {
         label: 'Actions',
         cell: (r) => {
-          const a = availability(r, fetching);
-          const acts = h('div', { class: 'row-actions' });
-          if (r.location === 'here' && r.complete !== false) acts.append(openLink(r.study_uid));
-          if (r.location === 'partner' && r.shared && r.shared.state === 'available' && a.key !== 'fetching' && r.origin) {
-            acts.append(fetchButton(r.study_uid, r.origin.peer_id, messages));
-          }
-          if (r.location === 'here') acts.append(studyLink(r.study_uid));
+          const acts = studyActions(r, fetching, messages);
           acts.append(patientButton(r));
           return acts;
         },
