@@ -11,7 +11,7 @@ WEB_DIR   := web/ui
 NPM_FOR_OLD := npm@10.9.4
 GOFLAGS_BUILD := -trimpath
 
-.PHONY: all deps build web demo demo-web screenshots test vet bench fuzz clean
+.PHONY: all deps build web demo demo-web netsim screenshots test vet bench fuzz clean
 
 all: build
 
@@ -76,6 +76,11 @@ demo: build
 # can open their web apps (addresses and a password printed); Ctrl-C stops them.
 demo-web: build
 	./bin/pacsnet-demo --bin $(BIN) --corpus testdata/dicom --serve
+
+# netsim: every netsim scenario at its default size (a few minutes on 2
+# cores); the reports (JSON and tables) go to netsim-out/.
+netsim: build
+	@for sc in regional multisource fanout churn; do ./bin/pacsnet netsim --scenario $$sc --seed 1 --out netsim-out || exit 1; done
 
 # screenshots refreshes docs/screenshots from the web app's browser test
 # (two real nodes, Debian's headless Chromium): the README shows them.
