@@ -127,7 +127,7 @@ func (d *demo) webApp(riverside *facility.Facility, study string, n int) error {
 	}
 	d.row("web download (ZIP)", n, int64(len(zb)), secs)
 	fmt.Printf("  GET /api/v1/studies/{study}/download: %d files and a DICOMDIR of %d IMAGE records that DCMTK's dcmdump reads\n",
-		files, strings.Count(string(out), "CS [IMAGE]"))
+		files, strings.Count(string(out), "CS [IMAGE"))
 	if built {
 		d.webNote = fmt.Sprintf("web app: %s/ — sign in at Riverside as dr.chen with %s", base, pw.Password)
 		d.notes = append(d.notes, d.webNote+" (`make demo-web` keeps the nodes up to open it)")
