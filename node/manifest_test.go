@@ -8,9 +8,14 @@ import (
 	"github.com/pacsnet/pacsnet/internal/wire"
 	"github.com/pacsnet/pacsnet/node/internal/store"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2ptest "github.com/libp2p/go-libp2p/core/test"
 
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/exchange"
@@ -433,5 +438,81 @@ func TestRevokingOneOfTwoGrantsKeepsStudyAvailable(t *testing.T) {
 	}
 	if end := waitFetch(t, b, st.ID, 20*time.Second); end.State != FetchDone {
 		t.Errorf("fetch under the live grant: %+v", end)
+	}
+}
+
+// blockingPusher holds pushes to one partner until released and records
+// the order of every push.
+type blockingPusher struct {
+	slow    peer.ID
+	release chan struct{}
+	mu      sync.Mutex
+	pushed  []string
+}
+
+func (p *blockingPusher) PushManifest(ctx context.Context, to peer.ID, sealed []byte) error {
+	if to == p.slow {
+		select {
+		case <-p.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.mu.Lock()
+	p.pushed = append(p.pushed, string(to)+"/"+string(sealed))
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *blockingPusher) got() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.pushed)
+}
+
+// A partner that is slow to take its manifests does not hold up the
+// others (a grant to many partners goes out in parallel), and each
+// partner's manifests still go in order.
+func TestOutboxDeliversPartnersInParallel(t *testing.T) {
+	a := newNode(t, "Alpha")
+	slow, err := libp2ptest.RandPeerID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := libp2ptest.RandPeerID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An outbox of its own, over a store of its own: the node's own outbox
+	// must not deliver these.
+	key := make([]byte, 32)
+	st, err := store.Open(store.Options{InMemory: true, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i, it := range []store.OutboxItem{
+		{Peer: slow, Sealed: []byte("s1")}, {Peer: fast, Sealed: []byte("f1")}, {Peer: slow, Sealed: []byte("s2")}, {Peer: fast, Sealed: []byte("f2")},
+	} {
+		it.Seq, it.Kind, it.Study = uint64(100+i), wire.KindStudy, "1.2.3"
+		if err := st.PutOutbox(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pp := &blockingPusher{slow: slow, release: make(chan struct{})}
+	o := &outbox{store: st, audit: a.audit, log: a.log, clock: a.clock, push: pp, timeout: 30 * time.Second, wake: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	go func() { o.deliverDue(context.Background()); close(done) }()
+	waitFor(t, 10*time.Second, "the fast partner's manifests", func() bool { return len(pp.got()) == 2 })
+	if got := pp.got(); got[0] != string(fast)+"/f1" || got[1] != string(fast)+"/f2" {
+		t.Errorf("while the slow partner holds its push: %q", got)
+	}
+	close(pp.release)
+	<-done
+	if got := pp.got(); len(got) != 4 || got[2] != string(slow)+"/s1" || got[3] != string(slow)+"/s2" {
+		t.Errorf("pushed %q", got)
+	}
+	if items, err := st.Outbox(); err != nil || len(items) != 0 {
+		t.Errorf("%d items left in the outbox (%v)", len(items), err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -72,27 +73,61 @@ func (o *outbox) Run(ctx context.Context) {
 // Pending lists the queued items in order.
 func (o *outbox) Pending() ([]OutboxItem, error) { return o.store.Outbox() }
 
-// deliverDue tries every item that is due, in order per partner; it
-// returns when the earliest remaining item is next due (zero when none).
+// outboxParallel bounds the partners delivered to at once: one slow or
+// unreachable partner must not hold up the others (a grant to 50
+// partners goes out in parallel), and a node with many partners does
+// not open a stream to each at the same moment.
+const outboxParallel = 16
+
+// deliverDue tries every item that is due, in order per partner and
+// partners in parallel; it returns when the earliest remaining item is
+// next due (zero when none). It returns after every delivery it started
+// has ended.
 func (o *outbox) deliverDue(ctx context.Context) time.Time {
 	items, err := o.store.Outbox()
 	if err != nil {
 		o.log.Error("outbox: read queue", "err", err)
 		return o.clock.Now().Add(outboxMaxBackoff)
 	}
-	blocked := map[peer.ID]bool{} // keep per-partner order: stop at the first failure
-	var next time.Time
+	var order []peer.ID
+	byPeer := map[peer.ID][]OutboxItem{}
 	for _, it := range items {
-		if ctx.Err() != nil {
-			return next
+		if _, ok := byPeer[it.Peer]; !ok {
+			order = append(order, it.Peer)
 		}
-		if blocked[it.Peer] {
-			continue
+		byPeer[it.Peer] = append(byPeer[it.Peer], it)
+	}
+	var (
+		mu   sync.Mutex
+		next time.Time
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, outboxParallel)
+	)
+	for _, p := range order {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(queue []OutboxItem) {
+			defer func() { <-sem; wg.Done() }()
+			if n := o.deliverQueue(ctx, queue); !n.IsZero() {
+				mu.Lock()
+				next = earliest(next, n)
+				mu.Unlock()
+			}
+		}(byPeer[p])
+	}
+	wg.Wait()
+	return next
+}
+
+// deliverQueue delivers one partner's due items in order, stopping at the
+// first that is not due or fails; it returns when that one is next due.
+func (o *outbox) deliverQueue(ctx context.Context, queue []OutboxItem) time.Time {
+	for _, it := range queue {
+		if ctx.Err() != nil {
+			return time.Time{}
 		}
 		if o.clock.Now().Before(it.Next) {
-			blocked[it.Peer] = true
-			next = earliest(next, it.Next)
-			continue
+			return it.Next
 		}
 		if it.Attempts > 0 && o.redial != nil {
 			o.redial(it.Peer)
@@ -108,9 +143,8 @@ func (o *outbox) deliverDue(ctx context.Context) time.Time {
 			o.log.Info("manifest delivered", "peer", it.Peer, "kind", it.Kind, "version", it.Version, "attempts", it.Attempts+1)
 			continue
 		}
-		blocked[it.Peer] = true
 		if ctx.Err() != nil {
-			return next
+			return time.Time{}
 		}
 		it.Attempts++
 		backoff := min(outboxMinBackoff<<min(it.Attempts-1, 10), outboxMaxBackoff)
@@ -128,9 +162,9 @@ func (o *outbox) deliverDue(ctx context.Context) time.Time {
 		if err := o.store.PutOutbox(it); err != nil {
 			o.log.Error("outbox: update item", "err", err)
 		}
-		next = earliest(next, it.Next)
+		return it.Next
 	}
-	return next
+	return time.Time{}
 }
 
 func earliest(a, b time.Time) time.Time {
