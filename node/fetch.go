@@ -474,7 +474,10 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 				}
 			}
 		}
-		if bt.bytes >= fetchBatchBytes || f.clock.Now().Sub(bt.since) >= fetchBatchInterval {
+		// The first verified instance is committed at once, so that a
+		// viewer can show the first image without waiting for a whole
+		// batch; after it, group commits.
+		if bt.bytes >= fetchBatchBytes || f.clock.Now().Sub(bt.since) >= fetchBatchInterval || !bt.shown && len(bt.insts) > 0 {
 			return bt.flush()
 		}
 		return nil
@@ -598,6 +601,7 @@ type fetchBatch struct {
 	bytes   int
 	insts   []InstanceInfo // verified, to index in the next commit
 	since   time.Time      // the last commit
+	shown   bool           // an instance was committed: the first image is visible
 }
 
 func (b *fetchBatch) add(c cid.Cid, data []byte) {
@@ -652,6 +656,9 @@ func (b *fetchBatch) flush() error {
 		return err
 	}
 	n := len(b.insts)
+	if n > 0 {
+		b.shown = true
+	}
 	b.j.update(func(s *FetchStatus) { s.InstancesDone += n })
 	clear(b.pending)
 	b.order, b.bytes, b.insts = b.order[:0], 0, b.insts[:0]
