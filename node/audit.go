@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pacsnet/pacsnet/consent"
@@ -43,9 +44,9 @@ type auditor struct {
 	ledger    *consent.Ledger
 	log       *slog.Logger
 	clock     clock.Clock
-	ckptEvery time.Duration // 0: only when asked and at shutdown
-	notify    func()        // told of every entry written (the syslog stream); nil: nobody
-	spool     *auditSpool   // where entries go while the archive takes no writes; nil: nowhere
+	ckptEvery time.Duration              // 0: only when asked and at shutdown
+	notify    func()                     // told of every entry written (the syslog stream); nil: nobody
+	spool     atomic.Pointer[auditSpool] // where entries go while the archive takes no writes; nil: nowhere
 
 	mu      sync.Mutex
 	seen    map[string]time.Time // dedupe of repeated entries (per-block authorizations, instance reads)
@@ -84,10 +85,10 @@ func (a *auditor) Record(e consent.Entry) error {
 		e.Actor = consent.ActorSystem
 	}
 	rec, err := a.ledger.Record(e)
-	if err != nil && a.spool != nil && errors.As(err, new(*diskFullError)) {
+	if sp := a.spool.Load(); err != nil && sp != nil && errors.As(err, new(*diskFullError)) {
 		// The archive's disk takes no writes: the entry is kept in the
 		// spool (synced) and joins the chain once it does.
-		if serr := a.spool.add(e, a.clock.Now()); serr == nil {
+		if serr := sp.add(e, a.clock.Now()); serr == nil {
 			a.log.Warn("audit entry spooled: the archive's disk takes no writes", "action", e.Action, "actor", e.Actor)
 			return nil
 		} else {
@@ -256,10 +257,11 @@ func (a *auditor) flushDenials(all bool) {
 // drainSpool moves spooled entries into the chain when the archive takes
 // writes again.
 func (a *auditor) drainSpool() {
-	if a.spool == nil {
+	sp := a.spool.Load()
+	if sp == nil {
 		return
 	}
-	n, err := a.spool.drain(a.ledger)
+	n, err := sp.drain(a.ledger)
 	if n > 0 {
 		a.log.Info("audit entries written while the archive took no writes are in the chain now", "entries", n)
 	}

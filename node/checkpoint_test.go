@@ -240,8 +240,8 @@ func TestAuditFailClosed(t *testing.T) {
 
 	disk.free.Store(100 << 20) // every write refused, the audit's too
 	// … and the spool cannot be written either (its folder is gone).
-	spool := a.audit.spool
-	a.audit.spool = &auditSpool{path: filepath.Join(t.TempDir(), "gone", "spool")}
+	spool := a.audit.spool.Load()
+	a.audit.spool.Store(&auditSpool{path: filepath.Join(t.TempDir(), "gone", "spool")})
 	if _, err := fetchBlock(t, b, a, g.Grant.ID, c); !errors.Is(err, exchange.ErrUnavailable) {
 		t.Errorf("a block whose disclosure cannot be audited: %v, want unavailable", err)
 	}
@@ -259,7 +259,7 @@ func TestAuditFailClosed(t *testing.T) {
 
 	// With the spool, the same reads go on while the disk is full, and
 	// their entries join the chain once it takes writes again.
-	a.audit.spool = spool
+	a.audit.spool.Store(spool)
 	if code, _ := apiRaw(t, a, http.MethodGet, wado, auth, nil); code != http.StatusOK {
 		t.Errorf("a DICOMweb retrieval audited through the spool: %d", code)
 	}

@@ -151,7 +151,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.ledger.SetFacility(cfg.Name) // every audit entry names the facility (issue 8)
 	n.audit = newAuditor(n.ledger, n.log, n.clock, cfg.Audit.CheckpointInterval.Duration)
 	if !opts.InMemory {
-		n.audit.spool = &auditSpool{path: filepath.Join(home, auditSpoolFile)}
+		n.audit.spool.Store(&auditSpool{path: filepath.Join(home, auditSpoolFile)})
 		if !n.space.readOnly {
 			n.audit.drainSpool() // what a full disk kept back, first
 		}
