@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -287,6 +288,18 @@ func (s *sends) Status(id string) (SendStatus, bool) {
 		return SendStatus{}, false
 	}
 	return *j, true
+}
+
+// List reports every job kept, newest first.
+func (s *sends) List() []SendStatus {
+	s.mu.Lock()
+	out := make([]SendStatus, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		out = append(out, *j)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b SendStatus) int { return b.Started.Compare(a.Started) })
+	return out
 }
 
 func (s *sends) wait() { s.wg.Wait() }

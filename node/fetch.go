@@ -257,6 +257,19 @@ func (f *fetcher) Active() []FetchStatus {
 	return out
 }
 
+// List reports every job kept (running, waiting and the most recent
+// finished ones), newest first.
+func (f *fetcher) List() []FetchStatus {
+	f.mu.Lock()
+	out := make([]FetchStatus, 0, len(f.jobs))
+	for _, j := range f.jobs {
+		out = append(out, j.status())
+	}
+	f.mu.Unlock()
+	slices.SortFunc(out, func(a, b FetchStatus) int { return b.Started.Compare(a.Started) })
+	return out
+}
+
 // wait waits for the jobs' goroutines (after their context ended).
 func (f *fetcher) wait() { f.wg.Wait() }
 

@@ -87,12 +87,12 @@ func (s *apiServer) routes() map[string]handlerFunc {
 		"DenyRequest":        requestsAPI{s.n}.deny,
 		"ReviewRequest":      requestsAPI{s.n}.review,
 		"EraseRequestNote":   requestsAPI{s.n}.eraseNote,
-		"Me":                 s.me,
-		"Worklist":           s.worklist,
-		"FetchEvents":        s.fetchEvents,
-		"Download":           s.download,
-		"Fetches":            s.fetchesList,
-		"Sends":              s.sendsList,
+		"Me":                 webAPI{s.n}.me,
+		"Worklist":           webAPI{s.n}.worklist,
+		"FetchEvents":        webAPI{s.n}.fetchEvents,
+		"Download":           webAPI{s.n}.download,
+		"Fetches":            webAPI{s.n}.fetchesList,
+		"Sends":              webAPI{s.n}.sendsList,
 	}
 }
 

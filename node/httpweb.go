@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -21,8 +20,12 @@ import (
 )
 
 // The routes the web app needs beyond the CLI's (issue 11): who am I,
-// a fetch's progress as server-sent events, and a study as a ZIP with a
-// DICOMDIR. The app itself (login form, cookie, assets) is package web.
+// the worklist (worklist.go), a fetch's progress as server-sent events,
+// the jobs lists, and a study as a ZIP with a DICOMDIR. The app itself
+// (login form, cookie, assets) is package web.
+
+// webAPI serves those routes, apart from apiServer like the other groups.
+type webAPI struct{ n *Node }
 
 // webSessions is the users room as the web app's login form sees it.
 type webSessions struct{ u *users }
@@ -58,11 +61,11 @@ func sessionCookie(r *http.Request) (string, bool) {
 // alone may authenticate.
 func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
 
-func (s *apiServer) me(w http.ResponseWriter, r *http.Request) error {
+func (a webAPI) me(w http.ResponseWriter, r *http.Request) error {
 	p := principalOf(r)
-	out := api.Me{User: p.User, Name: p.Name, Role: p.Role, Facility: s.n.cfg.Name}
-	if s.n.users != nil {
-		out.SessionIdleSeconds = int(s.n.users.cfg.SessionIdle.Duration / time.Second)
+	out := api.Me{User: p.User, Name: p.Name, Role: p.Role, Facility: a.n.cfg.Name}
+	if a.n.users != nil {
+		out.SessionIdleSeconds = int(a.n.users.cfg.SessionIdle.Duration / time.Second)
 	}
 	if secret, ok := sessionCookie(r); ok {
 		out.CSRF = web.CSRFToken(secret)
@@ -74,9 +77,9 @@ func (s *apiServer) me(w http.ResponseWriter, r *http.Request) error {
 // progress.
 const fetchEventsEvery = 250 * time.Millisecond
 
-func (s *apiServer) fetchEvents(w http.ResponseWriter, r *http.Request) error {
+func (a webAPI) fetchEvents(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue(api.ParamFetchID)
-	st, found := s.n.fetcher.Status(id)
+	st, found := a.n.fetcher.Status(id)
 	if !found {
 		return &apiError{api.CodeNotFound, "no fetch with that id"}
 	}
@@ -101,7 +104,7 @@ func (s *apiServer) fetchEvents(w http.ResponseWriter, r *http.Request) error {
 	t := time.NewTicker(fetchEventsEvery)
 	defer t.Stop()
 	for {
-		job := s.names().fetch(st)
+		job := namesOf(a.n).fetch(st)
 		if st.State == api.FetchDone || st.State == api.FetchFailed {
 			send("end", job)
 			return nil
@@ -114,7 +117,7 @@ func (s *apiServer) fetchEvents(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case <-t.C:
 		}
-		if st, found = s.n.fetcher.Status(id); !found {
+		if st, found = a.n.fetcher.Status(id); !found {
 			return nil
 		}
 	}
@@ -123,12 +126,12 @@ func (s *apiServer) fetchEvents(w http.ResponseWriter, r *http.Request) error {
 // download answers GET /api/v1/studies/{study_uid}/download: the study as
 // a ZIP of its files under DICOM/ and a DICOMDIR, streamed one instance
 // at a time (each read is verified against its digest).
-func (s *apiServer) download(w http.ResponseWriter, r *http.Request) error {
+func (a webAPI) download(w http.ResponseWriter, r *http.Request) error {
 	study := r.PathValue(api.ParamStudyUID)
-	if err := s.n.archive.gate(study, readerOf(principalOf(r))); err != nil {
+	if err := a.n.archive.gate(study, readerOf(principalOf(r))); err != nil {
 		return err
 	}
-	sr, found, err := s.n.store.Study(study)
+	sr, found, err := a.n.store.Study(study)
 	if err != nil {
 		return err
 	}
@@ -138,7 +141,7 @@ func (s *apiServer) download(w http.ResponseWriter, r *http.Request) error {
 	if sr.Origin != "" && sr.Expected > sr.Instances {
 		return &apiError{api.CodeConflict, fmt.Sprintf("the study is incomplete here (%d of %d instances): fetch it first", sr.Instances, sr.Expected)}
 	}
-	insts, err := s.n.archive.Instances(study)
+	insts, err := a.n.archive.Instances(study)
 	if err != nil {
 		return err
 	}
@@ -163,7 +166,7 @@ func (s *apiServer) download(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	// The disclosure is audited before the first byte (fail closed).
-	if err := s.n.audit.Record(consent.Entry{Actor: actor(r), Action: consent.ActExport, Study: study, Decision: consent.DecisionAllow,
+	if err := a.n.audit.Record(consent.Entry{Actor: actor(r), Action: consent.ActExport, Study: study, Decision: consent.DecisionAllow,
 		Reason: fmt.Sprintf("download zip, %d instances", len(insts))}); err != nil {
 		return &unavailableError{err: fmt.Errorf("download refused: the audit trail cannot be written: %w", err)}
 	}
@@ -174,7 +177,7 @@ func (s *apiServer) download(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	zw := zip.NewWriter(w)
-	now := s.n.clock.Now()
+	now := a.n.clock.Now()
 	create := func(name string) (interface{ Write([]byte) (int, error) }, error) {
 		return zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store, Modified: now})
 	}
@@ -187,7 +190,7 @@ func (s *apiServer) download(w http.ResponseWriter, r *http.Request) error {
 			break
 		}
 		var b []byte
-		if b, _, err = s.n.archive.InstanceData(study, in.SOPInstanceUID); err != nil {
+		if b, _, err = a.n.archive.InstanceData(study, in.SOPInstanceUID); err != nil {
 			break
 		}
 		if f, err = create(strings.Join(entries[i].FileID, "/")); err == nil {
@@ -198,7 +201,7 @@ func (s *apiServer) download(w http.ResponseWriter, r *http.Request) error {
 		err = zw.Close()
 	}
 	if err != nil && r.Context().Err() == nil {
-		s.n.log.Warn("download ended early", "err", err)
+		a.n.log.Warn("download ended early", "err", err)
 	}
 	return nil
 }
@@ -215,35 +218,19 @@ func newUID() string {
 
 // fetchesList answers GET /api/v1/fetches: every job the fetcher keeps,
 // newest first.
-func (s *apiServer) fetchesList(w http.ResponseWriter, r *http.Request) error {
-	f := s.n.fetcher
-	f.mu.Lock()
-	list := make([]FetchStatus, 0, len(f.jobs))
-	for _, j := range f.jobs {
-		list = append(list, j.status())
-	}
-	f.mu.Unlock()
-	slices.SortFunc(list, func(a, b FetchStatus) int { return b.Started.Compare(a.Started) })
-	nm := s.names()
-	out := make([]api.FetchJob, 0, len(list))
-	for _, st := range list {
+func (a webAPI) fetchesList(w http.ResponseWriter, r *http.Request) error {
+	nm := namesOf(a.n)
+	out := []api.FetchJob{}
+	for _, st := range a.n.fetcher.List() {
 		out = append(out, nm.fetch(st))
 	}
 	return ok(w, out)
 }
 
 // sendsList answers GET /api/v1/sends: every job kept, newest first.
-func (s *apiServer) sendsList(w http.ResponseWriter, r *http.Request) error {
-	sd := s.n.sends
-	sd.mu.Lock()
-	list := make([]SendStatus, 0, len(sd.jobs))
-	for _, st := range sd.jobs {
-		list = append(list, *st)
-	}
-	sd.mu.Unlock()
-	slices.SortFunc(list, func(a, b SendStatus) int { return b.Started.Compare(a.Started) })
-	out := make([]api.SendJob, 0, len(list))
-	for _, st := range list {
+func (a webAPI) sendsList(w http.ResponseWriter, r *http.Request) error {
+	out := []api.SendJob{}
+	for _, st := range a.n.sends.List() {
 		out = append(out, sendJob(st))
 	}
 	return ok(w, out)

@@ -154,13 +154,20 @@ func (in *inbox) receive(from peer.ID, sealed []byte) error {
 }
 
 // Shared lists the studies partners shared with this facility.
-func (in *inbox) Shared() ([]SharedStudy, error) {
+func (in *inbox) Shared() ([]SharedStudy, error) { return in.SharedFor(nil) }
+
+// SharedFor lists the shared studies whose grants keep accepts (all of
+// them when keep is nil), e.g. those a user may see (reader.mayList).
+func (in *inbox) SharedFor(keep func([]store.SharedGrant) bool) ([]SharedStudy, error) {
 	recs, err := in.store.SharedAll()
 	if err != nil {
 		return nil, err
 	}
 	var out []SharedStudy
 	for _, r := range recs {
+		if keep != nil && !keep(r.AllGrants()) {
+			continue
+		}
 		s := SharedStudy{
 			Issuer: r.Manifest.Issuer, IssuerName: r.Manifest.IssuerName, Study: r.Manifest.Study,
 			State: r.State, Version: r.Manifest.Version, Instances: len(r.Manifest.Instances), Received: r.Received, Scope: api.ScopeStudy,

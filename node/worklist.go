@@ -137,40 +137,27 @@ func (f worklistFilter) fromSource(id peer.ID, name string) bool {
 }
 
 // worklist answers GET /api/v1/worklist.
-func (s *apiServer) worklist(w http.ResponseWriter, r *http.Request) error {
+func (a webAPI) worklist(w http.ResponseWriter, r *http.Request) error {
 	f, err := parseWorklistQuery(r)
 	if err != nil {
 		return err
 	}
 	rd := readerOf(principalOf(r))
-	nm := s.names()
-	local, err := s.n.archive.Studies()
+	nm := namesOf(a.n)
+	local, err := a.n.archive.Studies()
 	if err != nil {
 		return err
 	}
-	shared, err := s.n.inbox.Shared()
-	if err != nil {
-		return err
-	}
-	recs, err := s.n.inbox.store.SharedAll()
-	if err != nil {
-		return err
-	}
-	// Which shares this reader may see: a grant to another user here is
+	// The shares this reader may see: a grant to another user here is
 	// not listed to them.
-	visible := map[string]bool{}
-	for _, rec := range recs {
-		if rd.mayList(rec.AllGrants()) {
-			visible[rec.Manifest.Issuer.String()+"/"+rec.Manifest.Study.UID] = true
-		}
+	shared, err := a.n.inbox.SharedFor(rd.mayList)
+	if err != nil {
+		return err
 	}
 	// One share per study: the first available one, else the first.
 	share := map[string]*SharedStudy{}
 	for i := range shared {
 		sh := &shared[i]
-		if !visible[sh.Issuer.String()+"/"+sh.Study.UID] {
-			continue
-		}
 		if prev, ok := share[sh.Study.UID]; !ok || prev.State != SharedAvailable && sh.State == SharedAvailable {
 			share[sh.Study.UID] = sh
 		}
@@ -215,7 +202,7 @@ func (s *apiServer) worklist(w http.ResponseWriter, r *http.Request) error {
 	// Listing patients' studies is a disclosure: audited (once a minute
 	// per user) before the answer, refused when the audit cannot be
 	// written.
-	if err := s.n.audit.Once(consent.Entry{Actor: actor(r), Action: consent.ActQuery, Decision: consent.DecisionAllow,
+	if err := a.n.audit.Once(consent.Entry{Actor: actor(r), Action: consent.ActQuery, Decision: consent.DecisionAllow,
 		Reason: "web app worklist"}, time.Minute); err != nil {
 		return &unavailableError{err: fmt.Errorf("worklist refused: the audit trail cannot be written: %w", err)}
 	}
