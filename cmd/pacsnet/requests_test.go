@@ -19,24 +19,7 @@ import (
 // granted at once by break-glass → reviewed.
 func TestAccessRequestsCLI(t *testing.T) {
 	c := newCluster(t)
-	stMary := facility.New(c.bin, c.dir, "St Mary")
-	c.facs = append(c.facs, stMary)
-	if err := stMary.Init(); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(stMary.Home, "config.toml")
-	cfg, _ := os.ReadFile(cfgPath)
-	cfg = []byte(strings.Replace(string(cfg), "[requests]\n", "[requests]\n  emergency_partners = [\"Riverside\"]\n  query_partners = [\"Riverside\"]\n", 1))
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := stMary.Start(); err != nil {
-		t.Fatal(err)
-	}
-	riverside := c.facility("Riverside")
-	if err := facility.Partner(stMary, riverside); err != nil {
-		t.Fatal(err)
-	}
+	stMary, riverside := partneredWithRequests(t, c, `emergency_partners = ["Riverside"]`, `query_partners = ["Riverside"]`)
 	var syn api.SynthResult
 	mustJSON(t, stMary, &syn, "synth", "--out", filepath.Join(t.TempDir(), "ct"), "--slices", "2", "--size", "32", "--patient-id", "MRN-9")
 	mustRun(t, stMary, "import", syn.Dir)
@@ -147,4 +130,40 @@ func TestAccessRequestsCLI(t *testing.T) {
 	if _, err := asJones("approve", r.RequestID); exitCode(err) != 1 || !strings.Contains(err.Error(), "admin") {
 		t.Errorf("a clinician approving: %v", err)
 	}
+}
+
+// partneredWithRequests starts St Mary with lines added to its
+// [requests] table (e.g. query_partners), then Riverside, and makes them
+// partners.
+func partneredWithRequests(t *testing.T, c *cluster, lines ...string) (stMary, riverside *facility.Facility) {
+	t.Helper()
+	stMary = facility.New(c.bin, c.dir, "St Mary")
+	c.facs = append(c.facs, stMary)
+	if err := stMary.Init(); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(stMary.Home, "config.toml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "[requests]\n") {
+		t.Fatal("config has no [requests] table: update the test")
+	}
+	add := ""
+	for _, l := range lines {
+		add += "  " + l + "\n"
+	}
+	cfg = []byte(strings.Replace(string(cfg), "[requests]\n", "[requests]\n"+add, 1))
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := stMary.Start(); err != nil {
+		t.Fatal(err)
+	}
+	riverside = c.facility("Riverside")
+	if err := facility.Partner(stMary, riverside); err != nil {
+		t.Fatal(err)
+	}
+	return stMary, riverside
 }

@@ -41,30 +41,7 @@ func TestWebApp(t *testing.T) {
 		t.Fatal("web/dist is not built: run `make web` (make test does)")
 	}
 	c := newCluster(t)
-	stMary := facility.New(c.bin, c.dir, "St Mary")
-	c.facs = append(c.facs, stMary)
-	if err := stMary.Init(); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(stMary.Home, "config.toml")
-	cfg, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(cfg), "[requests]\n") {
-		t.Fatal("config has no [requests] table: update the test")
-	}
-	cfg = []byte(strings.Replace(string(cfg), "[requests]\n", "[requests]\n  query_partners = [\"Riverside\"]\n", 1))
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := stMary.Start(); err != nil {
-		t.Fatal(err)
-	}
-	riverside := c.facility("Riverside")
-	if err := facility.Partner(stMary, riverside); err != nil {
-		t.Fatal(err)
-	}
+	stMary, riverside := partneredWithRequests(t, c, `query_partners = ["Riverside"]`)
 	ctx := context.Background()
 	client := func(f *facility.Facility) *api.Client {
 		tok, err := node.ReadAPIToken(f.Home)
