@@ -665,7 +665,11 @@ func (b *fetchBatch) flush() error {
 	for _, c := range b.order {
 		blocks = append(blocks, store.Block{CID: c, Data: b.pending[c]})
 	}
-	if err := b.f.store.CommitFetched(blocks, b.insts, b.f.clock.Now()); err != nil {
+	staged, err := b.f.store.Stage(blocks)
+	if err != nil {
+		return err
+	}
+	if err := b.f.store.CommitFetched(staged, b.insts, b.f.clock.Now()); err != nil {
 		return err
 	}
 	n := len(b.insts)

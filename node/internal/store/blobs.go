@@ -92,38 +92,54 @@ func openBlobs(dir string) (*blobs, error) {
 }
 
 // append writes the blocks' bytes and syncs them, and returns where each
-// is. The fsync runs outside the append lock and covers whatever other
-// appends wrote meanwhile: concurrent appends share fsyncs.
+// is.
 func (b *blobs) append(blocks []Block) ([]blobRef, error) {
+	refs, err := b.write(blocks)
+	if err != nil {
+		return nil, err
+	}
+	return refs, b.sync(refs)
+}
+
+// write writes the blocks' bytes without syncing them, and returns where
+// each is; sync makes them durable.
+func (b *blobs) write(blocks []Block) ([]blobRef, error) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	refs := make([]blobRef, 0, len(blocks))
 	for _, bl := range blocks {
 		if b.cur == nil || b.curOff+int64(len(bl.Data)) > b.maxSeg && b.curOff > 0 {
 			if err := b.roll(); err != nil {
-				b.mu.Unlock()
 				return nil, err
 			}
 		}
 		if _, err := b.cur.Write(bl.Data); err != nil {
 			b.abandon()
-			b.mu.Unlock()
 			return nil, fmt.Errorf("write blob log: %w", err)
 		}
 		refs = append(refs, blobRef{seg: b.curID, off: b.curOff, n: uint32(len(bl.Data))})
 		b.curOff += int64(len(bl.Data))
 	}
-	b.mu.Unlock()
+	return refs, nil
+}
+
+// sync returns once every ref's bytes are on disk. The fsync runs outside
+// the append lock and covers whatever other writes came meanwhile:
+// concurrent ingests, associations and fetches share fsyncs.
+func (b *blobs) sync(refs []blobRef) error {
 	// Every segment the blocks went to must be on disk: the earlier ones
-	// were synced when the log rolled past them.
-	for i, r := range refs {
-		if i+1 < len(refs) && refs[i+1].seg == r.seg {
-			continue
-		}
-		if err := b.syncTo(r.seg, r.off+int64(r.n)); err != nil {
-			return nil, err
+	// were synced when the log rolled past them (or failed, which syncTo
+	// reports).
+	end := map[uint32]int64{}
+	for _, r := range refs {
+		end[r.seg] = max(end[r.seg], r.off+int64(r.n))
+	}
+	for seg, e := range end {
+		if err := b.syncTo(seg, e); err != nil {
+			return err
 		}
 	}
-	return refs, nil
+	return nil
 }
 
 // syncTo returns once segment seg is on disk up to end.

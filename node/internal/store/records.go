@@ -189,12 +189,88 @@ func (s *Store) BlockStudy(c cid.Cid) (string, error) {
 	return study, err
 }
 
-// PutBlocks stores blocks without indexing them, in one synced
-// transaction: the first blocks of an instance too large to hold, written
-// before the instance is complete. They are served to no partner until an
-// instance that lists them is indexed.
+// Staged is a block written ahead of the commit that indexes it: in the
+// blob log, not yet synced (the commit syncs it); in an in-memory
+// archive, a copy of its bytes, written by the commit.
+type Staged struct {
+	CID  cid.Cid
+	ref  blobRef
+	data []byte
+}
+
+// Stage writes blocks ahead of their commit (AddInstance, CommitFetched),
+// so that the blocks of an instance being received go to the page cache
+// as they are cut and the commit has only to sync them. Nothing refers
+// to a staged block until its commit: one that never comes leaves bytes
+// in the blob log that no reference reaches (space not reclaimed yet,
+// like a deleted block's). The caller may reuse the blocks' buffers.
+func (s *Store) Stage(blocks []Block) ([]Staged, error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
+	if s.guard != nil {
+		if err := s.guard(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Staged, len(blocks))
+	if s.blobs == nil {
+		for i, b := range blocks {
+			out[i] = Staged{CID: b.CID, data: bytes.Clone(b.Data)}
+		}
+		return out, nil
+	}
+	refs, err := s.blobs.write(blocks)
+	if err != nil {
+		return nil, err
+	}
+	for i, b := range blocks {
+		out[i] = Staged{CID: b.CID, ref: refs[i]}
+	}
+	return out, nil
+}
+
+// syncStaged makes staged blocks durable; it runs before a commit takes
+// commitMu, so that the fsyncs of concurrent commits are shared.
+func (s *Store) syncStaged(staged []Staged) error {
+	if s.blobs == nil || len(staged) == 0 {
+		return nil
+	}
+	refs := make([]blobRef, len(staged))
+	for i, b := range staged {
+		refs[i] = b.ref
+	}
+	return s.blobs.sync(refs)
+}
+
+// setStaged writes the staged blocks' places into txn (in memory, the
+// blocks themselves).
+func (s *Store) setStaged(txn *badger.Txn, staged []Staged) error {
+	for _, b := range staged {
+		var err error
+		if s.blobs == nil {
+			err = txn.Set(blockKey(b.CID), b.data)
+		} else {
+			err = txn.Set(blockRefKey(b.CID), b.ref.encode())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutBlocks stores blocks without indexing them, synced. They are served
+// to no partner until an instance that lists them is indexed.
 func (s *Store) PutBlocks(blocks []Block) error {
-	return s.update(func(txn *badger.Txn) error { return s.putBlocks(txn, blocks) })
+	staged, err := s.Stage(blocks)
+	if err != nil {
+		return err
+	}
+	if err := s.syncStaged(staged); err != nil {
+		return err
+	}
+	return s.update(func(txn *badger.Txn) error { return s.setStaged(txn, staged) })
 }
 
 // DeleteBlocks removes blocks no instance lists (what an ingest wrote
@@ -217,29 +293,6 @@ func (s *Store) DeleteBlocks(cids []cid.Cid) error {
 		}
 		return nil
 	})
-}
-
-// putBlocks writes the blocks to the blob log (synced) and their places
-// into txn; in memory, the blocks themselves.
-func (s *Store) putBlocks(txn *badger.Txn, blocks []Block) error {
-	if s.blobs == nil {
-		for _, b := range blocks {
-			if err := txn.Set(blockKey(b.CID), b.Data); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	refs, err := s.blobs.append(blocks)
-	if err != nil {
-		return err
-	}
-	for i, b := range blocks {
-		if err := txn.Set(blockRefKey(b.CID), refs[i].encode()); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // ---- studies
@@ -412,12 +465,15 @@ func (s *Store) Instances(study string) ([]wire.Instance, error) {
 	return out, err
 }
 
-// AddInstance indexes one imported instance and writes its blocks, the
-// block index, the SOP index and the updated study record in one synced
-// transaction. Of a duplicate or conflict nothing is written; the error
+// AddInstance indexes one imported instance: it syncs its staged blocks,
+// then writes their places, the block index, the SOP index and the
+// updated study record in one synced transaction. Of a duplicate or conflict nothing is written; the error
 // beside such an outcome says why (nil, *OtherSyntaxError or a conflict
 // error); err is a database failure. The study record must exist.
-func (s *Store) AddInstance(rec wire.Instance, blocks []Block, now time.Time) (outcome Outcome, why error, err error) {
+func (s *Store) AddInstance(rec wire.Instance, staged []Staged, now time.Time) (outcome Outcome, why error, err error) {
+	if err := s.syncStaged(staged); err != nil {
+		return 0, nil, fmt.Errorf("commit instance: %w", err)
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	defer s.studyGen.Add(1) // after the commit, before the lock is released
@@ -427,7 +483,7 @@ func (s *Store) AddInstance(rec wire.Instance, blocks []Block, now time.Time) (o
 		if err != nil || outcome != Stored {
 			return err
 		}
-		return s.putBlocks(txn, blocks)
+		return s.setStaged(txn, staged)
 	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("commit instance: %w", err)
@@ -439,15 +495,19 @@ func (s *Store) AddInstance(rec wire.Instance, blocks []Block, now time.Time) (o
 // partner collides with a different one held here.
 var ErrIntegrity = errors.New("integrity")
 
-// CommitFetched writes fetched blocks and indexes the fetched instances
-// that are verified, in one synced transaction. An instance that is not
+// CommitFetched syncs staged fetched blocks, then writes their places and
+// indexes the fetched instances that are verified, in one synced
+// transaction. An instance that is not
 // new or an exact duplicate fails the whole commit with ErrIntegrity.
-func (s *Store) CommitFetched(blocks []Block, insts []wire.Instance, now time.Time) error {
+func (s *Store) CommitFetched(staged []Staged, insts []wire.Instance, now time.Time) error {
+	if err := s.syncStaged(staged); err != nil {
+		return fmt.Errorf("commit fetched blocks: %w", err)
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	defer s.studyGen.Add(1) // after the commit, before the lock is released
 	err := s.update(func(txn *badger.Txn) error {
-		if err := s.putBlocks(txn, blocks); err != nil {
+		if err := s.setStaged(txn, staged); err != nil {
 			return err
 		}
 		for _, in := range insts {

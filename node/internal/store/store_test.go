@@ -32,6 +32,16 @@ func block(t *testing.T, data string) Block {
 	return Block{CID: c, Data: []byte(data)}
 }
 
+// stage stages blocks for a commit.
+func stage(t *testing.T, s *Store, blocks ...Block) []Staged {
+	t.Helper()
+	staged, err := s.Stage(blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return staged
+}
+
 // Both modes keep the same records with the same rules: an instance is
 // indexed with its blocks, a second copy is a duplicate, another instance
 // under the same SOP Instance UID a conflict, and nothing of either is
@@ -60,7 +70,7 @@ func TestInstancesOnDiskAndInMemory(t *testing.T) {
 			b := block(t, "ciphertext")
 			rec := wire.Instance{Study: "1.2.3", Series: "1.2.3.1", SOPInstanceUID: "1.2.3.1.1", TransferSyntaxUID: "1.2.840.10008.1.2.1",
 				Modality: "CT", Size: 10, Digest: "aa", Blocks: []wire.BlockRef{{CID: b.CID.String(), Size: len(b.Data)}}}
-			if o, why, err := s.AddInstance(rec, []Block{b}, now); err != nil || o != Stored || why != nil {
+			if o, why, err := s.AddInstance(rec, stage(t, s, b), now); err != nil || o != Stored || why != nil {
 				t.Fatalf("add: %v %v %v", o, why, err)
 			}
 			if got, err := s.GetBlock(context.Background(), b.CID); err != nil || !bytes.Equal(got, b.Data) {
@@ -75,7 +85,7 @@ func TestInstancesOnDiskAndInMemory(t *testing.T) {
 			other := rec
 			other.Digest = "bb"
 			other.Blocks = []wire.BlockRef{{CID: block(t, "other").CID.String(), Size: 5}}
-			if o, why, err := s.AddInstance(other, []Block{block(t, "other")}, now); err != nil || o != Conflict || !errors.Is(why, ErrConflictDifferent) {
+			if o, why, err := s.AddInstance(other, stage(t, s, block(t, "other")), now); err != nil || o != Conflict || !errors.Is(why, ErrConflictDifferent) {
 				t.Fatalf("conflict: %v %v %v", o, why, err)
 			}
 			if has, _ := s.HasBlock(block(t, "other").CID); has {
