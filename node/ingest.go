@@ -318,7 +318,6 @@ func (s *sealer) run(enc io.WriteCloser, cut *blockCutter) {
 		*b = (*b)[:0]
 		sealChunks.Put(b)
 	}
-	defer cut.release()
 	if s.err != nil {
 		return
 	}
@@ -370,16 +369,17 @@ func (s *sealer) abort() {
 }
 
 // blockCutter cuts the ciphertext into blocks of BlockSize, addressed by
-// their CIDs. The SHA-256 of a block is computed as its bytes come, and
-// each block is staged (written to the blob log, unsynced) as it is cut,
-// so an instance of any size holds one block in memory and its commit
-// only syncs and indexes.
+// their CIDs. It holds no block in memory: each piece goes to the blob
+// log as it comes (store.BlockWriter), the block's SHA-256 is computed
+// over the same pieces, and the block is cut when it is full or the
+// ciphertext ends. The instance's commit then only syncs and indexes.
 type blockCutter struct {
 	store   *store.Store
 	space   *space
 	checkAt int // bytes staged between free-space checks
-	cur     []byte
-	h       hash.Hash // of cur
+	w       *store.BlockWriter
+	n       int       // bytes in the block being written
+	h       hash.Hash // of the block being written
 	staged  []store.Staged
 	refs    []wire.BlockRef
 	bytes   int // staged since the last free-space check
@@ -389,14 +389,28 @@ type blockCutter struct {
 func (c *blockCutter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 && c.err == nil {
-		if c.cur == nil {
-			c.cur = (*blockBufs.Get().(*[]byte))[:0]
+		if c.n == 0 {
+			if c.bytes >= c.checkAt {
+				c.bytes = 0
+				if err := c.space.bulk(); err != nil {
+					c.err = err
+					break
+				}
+			}
+			if c.w == nil {
+				c.w = c.store.BlockWriter()
+			}
 		}
-		k := min(len(p), BlockSize-len(c.cur))
-		c.cur = append(c.cur, p[:k]...)
+		k := min(len(p), BlockSize-c.n)
 		c.h.Write(p[:k])
+		if err := c.w.Write(p[:k]); err != nil {
+			c.err = fmt.Errorf("store blocks: %w", err)
+			break
+		}
+		c.n += k
+		c.bytes += k
 		p = p[k:]
-		if len(c.cur) == BlockSize {
+		if c.n == BlockSize {
 			c.cutBlock()
 		}
 	}
@@ -409,44 +423,19 @@ func (c *blockCutter) cutBlock() {
 		c.err = fmt.Errorf("hash block: %w", err)
 		return
 	}
-	c.h.Reset()
 	id := cid.NewCidV1(cid.Raw, mh)
-	if c.bytes += len(c.cur); c.bytes >= c.checkAt {
-		c.bytes = 0
-		if err := c.space.bulk(); err != nil {
-			c.err = err
-			return
-		}
-	}
-	staged, err := c.store.Stage([]store.Block{{CID: id, Data: c.cur}})
-	if err != nil {
-		c.err = fmt.Errorf("store blocks: %w", err)
-		return
-	}
-	c.staged = append(c.staged, staged...)
-	c.refs = append(c.refs, wire.BlockRef{CID: id.String(), Size: len(c.cur)})
-	c.cur = c.cur[:0] // Stage copied it
+	c.staged = append(c.staged, c.w.Cut(id))
+	c.refs = append(c.refs, wire.BlockRef{CID: id.String(), Size: c.n})
+	c.h.Reset()
+	c.n = 0
 }
 
 // finish cuts the last, short block.
 func (c *blockCutter) finish() error {
-	if c.err == nil && len(c.cur) > 0 {
+	if c.err == nil && c.n > 0 {
 		c.cutBlock()
 	}
 	return c.err
-}
-
-// blockBufs keeps the cutters' block buffers: a MiB each, allocated (and
-// zeroed) once rather than for every instance.
-var blockBufs = sync.Pool{New: func() any { b := make([]byte, 0, BlockSize); return &b }}
-
-// release gives the block buffer back once the cutter is done.
-func (c *blockCutter) release() {
-	if c.cur != nil {
-		b := c.cur[:0]
-		blockBufs.Put(&b)
-		c.cur = nil
-	}
 }
 
 // failed is the result of an ingest our side could not complete; a full

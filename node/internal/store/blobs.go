@@ -21,7 +21,10 @@ const maxSegment = 256 << 20
 
 // blobs is an append-only log of block ciphertext in segment files, so
 // that a block is written once and synced once. Badger keeps only each
-// block's place (a 16-byte ref under bref/). Blocks are age ciphertext,
+// block's place under bref/: one or more extents of 16 bytes each. A
+// block written whole (fetched) is one extent; a block written piece by
+// piece as an instance is received (BlockWriter) is one extent per piece
+// that another writer's bytes came between, merged where contiguous. Blocks are age ciphertext,
 // authenticated and encrypted already: the log adds no encryption of its
 // own (Badger's at-rest encryption of them was redundant and cost ~2 ms
 // an instance, docs/performance.md).
@@ -51,25 +54,46 @@ type blobs struct {
 	readers map[uint32]*os.File
 }
 
-type blobRef struct {
+// extent is a run of bytes in one segment.
+type extent struct {
 	seg uint32
 	off int64
 	n   uint32
 }
 
-func (r blobRef) encode() []byte {
-	b := make([]byte, 16)
-	binary.BigEndian.PutUint32(b[0:], r.seg)
-	binary.BigEndian.PutUint64(b[4:], uint64(r.off))
-	binary.BigEndian.PutUint32(b[12:], r.n)
+// maxExtents bounds a block's place: a block is at most a MiB, written in
+// pieces of 64 KiB or more.
+const maxExtents = 64
+
+// encodeRef is a block's place as Badger keeps it.
+func encodeRef(ext []extent) []byte {
+	b := make([]byte, 16*len(ext))
+	for i, e := range ext {
+		binary.BigEndian.PutUint32(b[16*i:], e.seg)
+		binary.BigEndian.PutUint64(b[16*i+4:], uint64(e.off))
+		binary.BigEndian.PutUint32(b[16*i+12:], e.n)
+	}
 	return b
 }
 
-func decodeRef(b []byte) (blobRef, error) {
-	if len(b) != 16 {
-		return blobRef{}, fmt.Errorf("block ref of %d bytes", len(b))
+func decodeRef(b []byte) ([]extent, error) {
+	if len(b) == 0 || len(b)%16 != 0 || len(b) > 16*maxExtents {
+		return nil, fmt.Errorf("block ref of %d bytes", len(b))
 	}
-	return blobRef{seg: binary.BigEndian.Uint32(b[0:]), off: int64(binary.BigEndian.Uint64(b[4:])), n: binary.BigEndian.Uint32(b[12:])}, nil
+	ext := make([]extent, len(b)/16)
+	for i := range ext {
+		ext[i] = extent{seg: binary.BigEndian.Uint32(b[16*i:]), off: int64(binary.BigEndian.Uint64(b[16*i+4:])), n: binary.BigEndian.Uint32(b[16*i+12:])}
+	}
+	return ext, nil
+}
+
+// addExtent appends e to ext, merged with the last one when contiguous.
+func addExtent(ext []extent, e extent) []extent {
+	if k := len(ext) - 1; k >= 0 && ext[k].seg == e.seg && ext[k].off+int64(ext[k].n) == e.off {
+		ext[k].n += e.n
+		return ext
+	}
+	return append(ext, e)
 }
 
 func segName(id uint32) string { return fmt.Sprintf("%08d.blob", id) }
@@ -93,46 +117,51 @@ func openBlobs(dir string) (*blobs, error) {
 
 // append writes the blocks' bytes and syncs them, and returns where each
 // is.
-func (b *blobs) append(blocks []Block) ([]blobRef, error) {
-	refs, err := b.write(blocks)
-	if err != nil {
-		return nil, err
+func (b *blobs) append(blocks []Block) ([]extent, error) {
+	var ext []extent
+	for _, bl := range blocks {
+		e, err := b.write(bl.Data)
+		if err != nil {
+			return nil, err
+		}
+		ext = append(ext, e)
 	}
-	return refs, b.sync(refs)
+	return ext, b.sync(ext)
 }
 
-// write writes the blocks' bytes without syncing them, and returns where
-// each is; sync makes them durable.
-func (b *blobs) write(blocks []Block) ([]blobRef, error) {
+// write appends p without syncing it, starts its writeback (so that the
+// fsync of the commit finds less to do), and returns where it is; sync
+// makes it durable.
+func (b *blobs) write(p []byte) (extent, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	refs := make([]blobRef, 0, len(blocks))
-	for _, bl := range blocks {
-		if b.cur == nil || b.curOff+int64(len(bl.Data)) > b.maxSeg && b.curOff > 0 {
-			if err := b.roll(); err != nil {
-				return nil, err
-			}
+	if b.cur == nil || b.curOff+int64(len(p)) > b.maxSeg && b.curOff > 0 {
+		if err := b.roll(); err != nil {
+			return extent{}, err
 		}
-		if _, err := b.cur.Write(bl.Data); err != nil {
-			b.abandon()
-			return nil, fmt.Errorf("write blob log: %w", err)
-		}
-		refs = append(refs, blobRef{seg: b.curID, off: b.curOff, n: uint32(len(bl.Data))})
-		b.curOff += int64(len(bl.Data))
 	}
-	return refs, nil
+	if _, err := b.cur.Write(p); err != nil {
+		b.abandon()
+		return extent{}, fmt.Errorf("write blob log: %w", err)
+	}
+	e := extent{seg: b.curID, off: b.curOff, n: uint32(len(p))}
+	b.curOff += int64(len(p))
+	startWriteback(b.cur, e.off, int64(e.n))
+	return e, nil
 }
 
-// sync returns once every ref's bytes are on disk. The fsync runs outside
-// the append lock and covers whatever other writes came meanwhile:
-// concurrent ingests, associations and fetches share fsyncs.
-func (b *blobs) sync(refs []blobRef) error {
-	// Every segment the blocks went to must be on disk: the earlier ones
+// sync returns once every extent's bytes are on disk. The fsync runs
+// outside the append lock and covers whatever other writes came
+// meanwhile: concurrent ingests, associations and fetches share fsyncs.
+func (b *blobs) sync(ext []extent) error {
+	// Every segment the bytes went to must be on disk: the earlier ones
 	// were synced when the log rolled past them (or failed, which syncTo
 	// reports).
 	end := map[uint32]int64{}
-	for _, r := range refs {
-		end[r.seg] = max(end[r.seg], r.off+int64(r.n))
+	for _, e := range ext {
+		if e.n > 0 {
+			end[e.seg] = max(end[e.seg], e.off+int64(e.n))
+		}
 	}
 	for seg, e := range end {
 		if err := b.syncTo(seg, e); err != nil {
@@ -221,19 +250,25 @@ func (b *blobs) abandon() {
 	}
 }
 
-// read appends the block at ref to dst.
-func (b *blobs) read(ref blobRef, dst []byte) ([]byte, error) {
-	f, err := b.reader(ref.seg)
-	if err != nil {
-		return dst, err
-	}
+// read appends the block at ext to dst.
+func (b *blobs) read(ext []extent, dst []byte) ([]byte, error) {
 	start := len(dst)
-	dst = append(dst, make([]byte, ref.n)...)
-	if _, err := f.ReadAt(dst[start:], ref.off); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("segment %s ends before the block: %w", segName(ref.seg), io.ErrUnexpectedEOF)
+	for _, e := range ext {
+		if e.n == 0 {
+			continue
 		}
-		return dst[:start], fmt.Errorf("read blob log: %w", err)
+		f, err := b.reader(e.seg)
+		if err != nil {
+			return dst[:start], err
+		}
+		at := len(dst)
+		dst = append(dst, make([]byte, e.n)...)
+		if _, err := f.ReadAt(dst[at:], e.off); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("segment %s ends before the block: %w", segName(e.seg), io.ErrUnexpectedEOF)
+			}
+			return dst[:start], fmt.Errorf("read blob log: %w", err)
+		}
 	}
 	return dst, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 )
 
@@ -127,7 +128,7 @@ func TestBlobLogConcurrentAppends(t *testing.T) {
 	b.maxSeg = 300 // rolls often
 	const workers, each = 8, 40
 	type got struct {
-		ref  blobRef
+		ref  extent
 		data []byte
 	}
 	res := make(chan got, workers*each*2)
@@ -155,7 +156,7 @@ func TestBlobLogConcurrentAppends(t *testing.T) {
 	close(res)
 	n := 0
 	for g := range res {
-		back, err := b.read(g.ref, nil)
+		back, err := b.read([]extent{g.ref}, nil)
 		if err != nil || !bytes.Equal(back, g.data) {
 			t.Fatalf("block at %+v: %v", g.ref, err)
 		}
@@ -163,5 +164,80 @@ func TestBlobLogConcurrentAppends(t *testing.T) {
 	}
 	if n != workers*each*2 {
 		t.Fatalf("%d blocks", n)
+	}
+}
+
+// Blocks staged piece by piece by writers at once come back byte for
+// byte: each block's place lists the pieces others' bytes came between,
+// across segment rolls, and a lone writer's pieces merge into one extent.
+// Nothing staged is readable before its commit.
+func TestBlockWriterPieces(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), Key: testKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.blobs.maxSeg = 1000 // rolls every few pieces
+	const writers = 4
+	data := make([][]byte, writers)
+	ws := make([]*BlockWriter, writers)
+	for i := range writers {
+		ws[i] = s.BlockWriter()
+	}
+	for piece := range 12 {
+		for i := range writers {
+			p := bytes.Repeat([]byte{byte(i), byte(piece)}, 50+piece)
+			data[i] = append(data[i], p...)
+			if err := ws[i].Write(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var staged []Staged
+	for i := range writers {
+		b := block(t, string(data[i]))
+		st := ws[i].Cut(b.CID)
+		if len(st.ext) < 2 {
+			t.Fatalf("writer %d: %d extents for interleaved pieces", i, len(st.ext))
+		}
+		staged = append(staged, st)
+		if has, _ := s.HasBlock(b.CID); has {
+			t.Fatal("a staged block is visible before its commit")
+		}
+	}
+	lone := s.BlockWriter()
+	var loneData []byte
+	s.blobs.maxSeg = 1 << 20
+	for piece := range 5 {
+		p := bytes.Repeat([]byte{9, byte(piece)}, 40)
+		loneData = append(loneData, p...)
+		if err := lone.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lb := block(t, string(loneData))
+	ls := lone.Cut(lb.CID)
+	if len(ls.ext) != 1 {
+		t.Fatalf("a lone writer's pieces: %d extents, want 1", len(ls.ext))
+	}
+	staged = append(staged, ls)
+	data = append(data, loneData)
+	if err := s.syncStaged(staged); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.update(func(txn *badger.Txn) error { return s.setStaged(txn, staged) }); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range staged {
+		got, err := s.GetBlock(context.Background(), st.CID)
+		if err != nil || !bytes.Equal(got, data[i]) {
+			t.Fatalf("block %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	if _, err := decodeRef(make([]byte, 17)); err == nil {
+		t.Error("a ref of 17 bytes decoded")
+	}
+	if _, err := decodeRef(make([]byte, 16*(maxExtents+1))); err == nil {
+		t.Error("a ref of too many extents decoded")
 	}
 }

@@ -124,7 +124,7 @@ func (s *Store) AppendBlocks(dst []byte, cids []cid.Cid) ([]byte, error) {
 			if s.blobs != nil {
 				it, err := txn.Get(blockRefKey(c))
 				if err == nil {
-					var ref blobRef
+					var ref []extent
 					if err := it.Value(func(v []byte) (err error) { ref, err = decodeRef(v); return err }); err != nil {
 						return fmt.Errorf("block %s: %w", c, err)
 					}
@@ -194,40 +194,84 @@ func (s *Store) BlockStudy(c cid.Cid) (string, error) {
 // archive, a copy of its bytes, written by the commit.
 type Staged struct {
 	CID  cid.Cid
-	ref  blobRef
+	ext  []extent
 	data []byte
 }
 
-// Stage writes blocks ahead of their commit (AddInstance, CommitFetched),
-// so that the blocks of an instance being received go to the page cache
-// as they are cut and the commit has only to sync them. Nothing refers
-// to a staged block until its commit: one that never comes leaves bytes
-// in the blob log that no reference reaches (space not reclaimed yet,
-// like a deleted block's). The caller may reuse the blocks' buffers.
+// Stage writes whole blocks ahead of their commit (AddInstance,
+// CommitFetched). Nothing refers to a staged block until its commit: one
+// that never comes leaves bytes in the blob log that no reference reaches
+// (space not reclaimed yet, like a deleted block's). The caller may reuse
+// the blocks' buffers.
 func (s *Store) Stage(blocks []Block) ([]Staged, error) {
-	if s.readOnly {
-		return nil, ErrReadOnly
-	}
-	if s.guard != nil {
-		if err := s.guard(); err != nil {
+	out := make([]Staged, 0, len(blocks))
+	for _, b := range blocks {
+		w := s.BlockWriter()
+		if err := w.Write(b.Data); err != nil {
 			return nil, err
 		}
-	}
-	out := make([]Staged, len(blocks))
-	if s.blobs == nil {
-		for i, b := range blocks {
-			out[i] = Staged{CID: b.CID, data: bytes.Clone(b.Data)}
-		}
-		return out, nil
-	}
-	refs, err := s.blobs.write(blocks)
-	if err != nil {
-		return nil, err
-	}
-	for i, b := range blocks {
-		out[i] = Staged{CID: b.CID, ref: refs[i]}
+		out = append(out, w.Cut(b.CID))
 	}
 	return out, nil
+}
+
+// BlockWriter stages blocks one at a time as their bytes come: each Write
+// goes to the blob log at once, unsynced, with its writeback started, so
+// that an instance being received is on its way to disk while the rest
+// arrives and its commit has little left to sync.
+type BlockWriter struct {
+	s    *Store
+	ext  []extent
+	data []byte // in memory
+	n    int
+}
+
+// BlockWriter starts staging a block.
+func (s *Store) BlockWriter() *BlockWriter { return &BlockWriter{s: s} }
+
+// Write appends p to the block being staged (p may be reused after).
+func (w *BlockWriter) Write(p []byte) error {
+	s := w.s
+	if w.n == 0 {
+		if s.readOnly {
+			return ErrReadOnly
+		}
+		if s.guard != nil {
+			if err := s.guard(); err != nil {
+				return err
+			}
+		}
+	}
+	if w.n += len(p); w.n > wire.BlockSize {
+		return fmt.Errorf("stage block: more than %d bytes", wire.BlockSize)
+	}
+	if s.blobs == nil {
+		w.data = append(w.data, p...)
+		return nil
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	if len(w.ext) == maxExtents {
+		return fmt.Errorf("stage block: written in more than %d pieces", maxExtents)
+	}
+	e, err := s.blobs.write(p)
+	if err != nil {
+		return err
+	}
+	w.ext = addExtent(w.ext, e)
+	return nil
+}
+
+// Cut ends the block, whose CID the caller computed over what it wrote,
+// and starts the next.
+func (w *BlockWriter) Cut(c cid.Cid) Staged {
+	if w.s.blobs != nil && len(w.ext) == 0 {
+		w.ext = []extent{{}} // an empty block: no bytes anywhere
+	}
+	st := Staged{CID: c, ext: w.ext, data: w.data}
+	w.ext, w.data, w.n = nil, nil, 0
+	return st
 }
 
 // syncStaged makes staged blocks durable; it runs before a commit takes
@@ -236,11 +280,11 @@ func (s *Store) syncStaged(staged []Staged) error {
 	if s.blobs == nil || len(staged) == 0 {
 		return nil
 	}
-	refs := make([]blobRef, len(staged))
-	for i, b := range staged {
-		refs[i] = b.ref
+	var ext []extent
+	for _, b := range staged {
+		ext = append(ext, b.ext...)
 	}
-	return s.blobs.sync(refs)
+	return s.blobs.sync(ext)
 }
 
 // setStaged writes the staged blocks' places into txn (in memory, the
@@ -251,7 +295,7 @@ func (s *Store) setStaged(txn *badger.Txn, staged []Staged) error {
 		if s.blobs == nil {
 			err = txn.Set(blockKey(b.CID), b.data)
 		} else {
-			err = txn.Set(blockRefKey(b.CID), b.ref.encode())
+			err = txn.Set(blockRefKey(b.CID), encodeRef(b.ext))
 		}
 		if err != nil {
 			return err
