@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +95,15 @@ func procStatus(field string) float64 {
 	return 0
 }
 
+// cpuTime is this process's CPU time so far, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // peakRSS resets (when reset) or reads this process's peak resident set
 // (VmHWM), in MB.
 func peakRSS(reset bool) float64 {
@@ -162,16 +172,18 @@ func BenchmarkCStore(b *testing.B) {
 			report(b, total)
 		})
 		b.Run(fmt.Sprintf("pacsnet/assocs=%d", assocs), func(b *testing.B) {
-			var total time.Duration
+			var total, cpu time.Duration
 			var rss, anon float64
 			for range b.N {
 				n := benchNode(b, "Bench", func(c *Config) {
 					c.DICOM.AEs = []AEConfig{{Title: "BENCHSCU", Host: "127.0.0.1", Port: 104}}
 				})
 				peakRSS(true)
+				cpu0 := cpuTime()
 				start := time.Now()
 				storescu(b, n.DICOMAddr(), n.cfg.AETitle, files, assocs)
 				total += time.Since(start)
+				cpu += cpuTime() - cpu0
 				rss = max(rss, peakRSS(false))
 				anon = max(anon, procStatus("RssAnon"))
 				n.Close()
@@ -181,6 +193,10 @@ func BenchmarkCStore(b *testing.B) {
 			// Of the resident set, this much is the heap and stacks; the
 			// rest is the value log's mapped file pages (page cache).
 			b.ReportMetric(anon, "anon-RSS-MB")
+			// The node's CPU time (user and system) per instance: what it
+			// costs whatever else the machine is doing, where the rate
+			// above moves with the load.
+			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(files)*b.N), "node-CPU-ms/inst")
 		})
 	}
 }

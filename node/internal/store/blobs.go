@@ -129,9 +129,10 @@ func (b *blobs) append(blocks []Block) ([]extent, error) {
 	return ext, b.sync(ext)
 }
 
-// write appends p without syncing it, starts its writeback (so that the
-// fsync of the commit finds less to do), and returns where it is; sync
-// makes it durable.
+// write appends p without syncing it and returns where it is; sync makes
+// it durable. (Starting each piece's writeback at once with
+// sync_file_range was tried: it cost 0.5 ms of CPU an instance, many
+// small writes instead of one, for no gain in the fsync on 2 cores.)
 func (b *blobs) write(p []byte) (extent, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -146,7 +147,6 @@ func (b *blobs) write(p []byte) (extent, error) {
 	}
 	e := extent{seg: b.curID, off: b.curOff, n: uint32(len(p))}
 	b.curOff += int64(len(p))
-	startWriteback(b.cur, e.off, int64(e.n))
 	return e, nil
 }
 

@@ -216,9 +216,8 @@ func (s *Store) Stage(blocks []Block) ([]Staged, error) {
 }
 
 // BlockWriter stages blocks one at a time as their bytes come: each Write
-// goes to the blob log at once, unsynced, with its writeback started, so
-// that an instance being received is on its way to disk while the rest
-// arrives and its commit has little left to sync.
+// goes to the blob log at once, unsynced, so that no block is held in
+// memory and an instance's commit has only to sync and index.
 type BlockWriter struct {
 	s    *Store
 	ext  []extent
