@@ -1,12 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -413,6 +415,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 		missing int
 	}
 	byCID := map[cid.Cid][]*pending{}
+	need := map[cid.Cid]int{} // instances to verify that list the block
 	sizes := map[cid.Cid]int{}
 	var plan transfer.Plan
 	var todo []*pending
@@ -452,6 +455,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 				continue
 			}
 			p.missing++
+			need[c]++
 			if len(byCID[c]) == 0 {
 				plan.Blocks = append(plan.Blocks, transfer.Block{CID: c, Size: b.Size})
 			}
@@ -461,7 +465,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 	// Received blocks and verified instances are committed in batches: one
 	// synced transaction per fetchBatchBytes (group commit) instead of one
 	// per block. Nothing is reported done before its batch is committed.
-	bt := &fetchBatch{f: f, j: j, sk: sk, pending: map[cid.Cid][]byte{}, since: f.clock.Now()}
+	bt := newFetchBatch(f, j, sk, need)
 	for _, p := range todo {
 		if p.missing == 0 {
 			if err := bt.finished(ctx, p.info); err != nil {
@@ -477,7 +481,9 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 	lastProgress := f.clock.Now()
 	plan.Verify = verifyFetched
 	plan.Sink = transfer.SinkFunc(func(ctx context.Context, b transfer.Block, data []byte) error {
-		bt.add(b.CID, data)
+		if err := bt.add(b.CID, data); err != nil {
+			return err
+		}
 		lastProgress = f.clock.Now()
 		j.update(func(s *FetchStatus) { s.BytesDone += int64(len(data)) })
 		for _, p := range byCID[b.CID] {
@@ -603,33 +609,62 @@ const (
 	fetchBatchInterval = time.Second
 )
 
-// fetchBatch collects received blocks and verified instances until they
-// are committed together.
+// fetchBatch stages received blocks in the blob log as they arrive,
+// verifies instances as their last block comes, and commits both together.
+// It keeps a block's bytes only until the instances that list it are
+// verified: for a study of single-block instances, one block at a time.
 type fetchBatch struct {
 	f       *fetcher
 	j       *fetchJob
 	sk      *crypto.StudyKey
-	pending map[cid.Cid][]byte // received, not yet committed
-	order   []cid.Cid
+	need    map[cid.Cid]int    // instances not yet verified that list the block
+	pending map[cid.Cid][]byte // received, needed to verify an instance still
+	staged  []store.Staged     // received and written, to commit
+	inBatch map[cid.Cid]bool
 	bytes   int
 	insts   []InstanceInfo // verified, to index in the next commit
 	since   time.Time      // the last commit
 	shown   bool           // an instance was committed: the first image is visible
 }
 
-func (b *fetchBatch) add(c cid.Cid, data []byte) {
-	if _, dup := b.pending[c]; !dup {
-		b.pending[c] = data
-		b.order = append(b.order, c)
-		b.bytes += len(data)
-	}
+func newFetchBatch(f *fetcher, j *fetchJob, sk *crypto.StudyKey, need map[cid.Cid]int) *fetchBatch {
+	return &fetchBatch{f: f, j: j, sk: sk, need: need, pending: map[cid.Cid][]byte{}, inBatch: map[cid.Cid]bool{}, since: f.clock.Now()}
 }
 
+// add writes a received block to the blob log (unsynced: the batch's
+// commit syncs it) and keeps its bytes for the verification of its
+// instances.
+func (b *fetchBatch) add(c cid.Cid, data []byte) error {
+	if b.inBatch[c] {
+		return nil
+	}
+	if b.bytes == 0 {
+		if err := b.f.space.bulk(); err != nil {
+			return err // what arrived is dropped; a fetch started again once space is freed resumes from the last commit
+		}
+	}
+	staged, err := b.f.store.Stage([]store.Block{{CID: c, Data: data}})
+	if err != nil {
+		return fmt.Errorf("store blocks: %w", err)
+	}
+	b.staged = append(b.staged, staged...)
+	b.inBatch[c] = true
+	b.bytes += len(data)
+	if b.need[c] > 0 {
+		b.pending[c] = data
+	}
+	return nil
+}
+
+// verifyBufs are the fetcher's decryption buffers.
+var verifyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // finished decrypts an instance whose blocks have all arrived (in this
-// batch or stored earlier), verifies it against the manifest's SHA-256 and
-// size, and queues it for indexing.
+// batch or stored earlier) into its SHA-256, without holding its
+// plaintext, verifies it against the manifest's digest and size, and
+// queues it for indexing.
 func (b *fetchBatch) finished(ctx context.Context, in InstanceInfo) error {
-	var ct []byte
+	parts := make([]io.Reader, 0, len(in.Blocks))
 	for _, br := range in.Blocks {
 		c, _ := cid.Decode(br.CID)
 		data, ok := b.pending[c]
@@ -639,37 +674,37 @@ func (b *fetchBatch) finished(ctx context.Context, in InstanceInfo) error {
 				return err
 			}
 		}
-		ct = append(ct, data...)
+		parts = append(parts, bytes.NewReader(data))
 	}
-	plain, err := crypto.Decrypt(ct, b.sk)
+	h := sha256.New()
+	buf := verifyBufs.Get().(*[]byte)
+	n, err := crypto.DecryptTo(h, io.MultiReader(parts...), *buf, b.sk)
+	verifyBufs.Put(buf)
 	if err != nil {
 		return fmt.Errorf("%w: an instance does not decrypt with the study key", errIntegrity)
 	}
-	if sum := sha256.Sum256(plain); hex.EncodeToString(sum[:]) != in.Digest || int64(len(plain)) != in.Size {
+	if hex.EncodeToString(h.Sum(nil)) != in.Digest || n != in.Size {
 		return fmt.Errorf("%w: an instance does not match its SHA-256 in the manifest", errIntegrity)
 	}
 	b.insts = append(b.insts, in)
+	for _, br := range in.Blocks {
+		c, _ := cid.Decode(br.CID)
+		if b.need[c]--; b.need[c] <= 0 {
+			delete(b.pending, c)
+			delete(b.need, c)
+		}
+	}
 	return nil
 }
 
-// flush commits the batch in one synced transaction.
+// flush syncs the staged blocks and commits their places and the verified
+// instances in one synced transaction.
 func (b *fetchBatch) flush() error {
 	b.since = b.f.clock.Now()
-	if len(b.order) == 0 && len(b.insts) == 0 {
+	if len(b.staged) == 0 && len(b.insts) == 0 {
 		return nil
 	}
-	if err := b.f.space.bulk(); err != nil {
-		return err // what arrived is dropped; a fetch started again once space is freed resumes from the last commit
-	}
-	blocks := make([]store.Block, 0, len(b.order))
-	for _, c := range b.order {
-		blocks = append(blocks, store.Block{CID: c, Data: b.pending[c]})
-	}
-	staged, err := b.f.store.Stage(blocks)
-	if err != nil {
-		return err
-	}
-	if err := b.f.store.CommitFetched(staged, b.insts, b.f.clock.Now()); err != nil {
+	if err := b.f.store.CommitFetched(b.staged, b.insts, b.f.clock.Now()); err != nil {
 		return err
 	}
 	n := len(b.insts)
@@ -677,8 +712,8 @@ func (b *fetchBatch) flush() error {
 		b.shown = true
 	}
 	b.j.update(func(s *FetchStatus) { s.InstancesDone += n })
-	clear(b.pending)
-	b.order, b.bytes, b.insts = b.order[:0], 0, b.insts[:0]
+	clear(b.inBatch)
+	b.staged, b.bytes, b.insts = b.staged[:0], 0, b.insts[:0]
 	return nil
 }
 
