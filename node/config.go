@@ -72,6 +72,16 @@ type Config struct {
 	// Requests sets the policy for partners' access requests
 	// (requests.go).
 	Requests RequestsConfig `toml:"requests"`
+
+	// MemoryLimit is a soft limit on the memory `pacsnet serve`'s Go
+	// runtime manages (heap and stacks; not the pages of the archive's
+	// memory-mapped files): as the node nears it, the garbage collector
+	// runs more often, so that garbage does not double the resident set
+	// (a fetch or a C-STORE allocates and drops a block a millisecond).
+	// It is not a cap: a node that needs more uses more. 0 leaves Go's
+	// default, or the GOMEMLIMIT environment variable, which wins when
+	// set. Default 96MiB (docs/performance.md, fetch memory).
+	MemoryLimit Size `toml:"memory_limit"`
 }
 
 // HTTPConfig bounds the local API's connections so that no local user
@@ -113,9 +123,10 @@ type ArchiveConfig struct {
 	MaxInstanceSize int64 `toml:"max_instance_size"`
 
 	// IngestBuffer is the memory one arriving instance may hold at once,
-	// in bytes, whatever its size: the DICOM validator's window, and the
-	// ciphertext waiting to be written. An instance costs about three
-	// times this at most. Default 4 MiB; at least 64 KiB.
+	// in bytes, whatever its size: the DICOM validator's window (the
+	// ciphertext is written as it is made; this much of it goes between
+	// free-space checks). An instance costs about three times this at
+	// most. Default 4 MiB; at least 64 KiB.
 	IngestBuffer int64 `toml:"ingest_buffer"`
 
 	// MaxConcurrentIngests bounds the instances being ingested at once,
@@ -241,12 +252,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // DefaultConfig returns the configuration a new home starts with.
 func DefaultConfig() Config {
 	return Config{
-		Version:   ConfigVersion,
-		HTTPAddr:  "127.0.0.1:7480",
-		P2PAddrs:  []string{"/ip4/127.0.0.1/tcp/4801", "/ip4/127.0.0.1/udp/4801/quic-v1"},
-		DICOMAddr: "127.0.0.1:11112",
-		DICOM:     DICOMConfig{MaxAssociations: 32, MaxAssociationsPerAE: 8, MaxPDU: 1 << 20, IdleTimeout: Duration{5 * time.Minute}, ARTIMTimeout: Duration{30 * time.Second}},
-		Archive:   ArchiveConfig{MaxInstanceSize: 1 << 30, IngestBuffer: 4 << 20, MaxConcurrentIngests: 8, MinFree: 2 << 30},
+		Version:     ConfigVersion,
+		HTTPAddr:    "127.0.0.1:7480",
+		P2PAddrs:    []string{"/ip4/127.0.0.1/tcp/4801", "/ip4/127.0.0.1/udp/4801/quic-v1"},
+		DICOMAddr:   "127.0.0.1:11112",
+		DICOM:       DICOMConfig{MaxAssociations: 32, MaxAssociationsPerAE: 8, MaxPDU: 1 << 20, IdleTimeout: Duration{5 * time.Minute}, ARTIMTimeout: Duration{30 * time.Second}},
+		Archive:     ArchiveConfig{MaxInstanceSize: 1 << 30, IngestBuffer: 4 << 20, MaxConcurrentIngests: 8, MinFree: 2 << 30},
+		MemoryLimit: 96 << 20,
 		Exchange: ExchangeConfig{
 			DefaultGrantTTL: Duration{72 * time.Hour},
 			MaxGrantTTL:     Duration{30 * 24 * time.Hour},
@@ -311,6 +323,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Archive.MaxConcurrentIngests < 1 || c.Archive.MaxConcurrentIngests > 1024 {
 		return errors.New("config: archive.max_concurrent_ingests must be 1-1024")
+	}
+	if c.MemoryLimit < 0 {
+		return errors.New("memory_limit must not be negative")
 	}
 	if c.Archive.MinFree < 0 {
 		return errors.New("config: archive.min_free must not be negative")

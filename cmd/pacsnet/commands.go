@@ -93,6 +93,9 @@ node listens; HOME/run/api.json tells the other commands.`,
 				return usageError{fmt.Errorf("--log-level: %w", err)}
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+			}
 			n, err := node.Open(g.home, cfg, node.Options{Logger: log})
 			if err != nil {
 				return err

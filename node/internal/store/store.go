@@ -112,7 +112,7 @@ func Open(o Options) (*Store, error) {
 	}
 	opts := badger.DefaultOptions(o.Dir).
 		WithEncryptionKey(o.Key).
-		WithIndexCacheSize(64 << 20).  // required by Badger when encryption is on
+		WithIndexCacheSize(16 << 20).  // required by Badger when encryption is on; records only (blocks are in the blob log)
 		WithSyncWrites(true).          // acknowledged means durable: every commit is fsynced
 		WithCompression(options.None). // ciphertext does not compress
 		WithValueThreshold(64 << 10).  // large values go to the value log (faster, and big instances fit a transaction)
@@ -126,8 +126,9 @@ func Open(o Options) (*Store, error) {
 		// so smaller memtables (16 MiB, 2.4 MB transactions of small
 		// values; large values go to its value log and do not count) and
 		// a smaller block cache keep the node's memory down: a C-STORE
-		// peak RSS of ~90 MB against ~220 MB with Badger's defaults.
-		opts = opts.WithMemTableSize(16 << 20).WithBlockCacheSize(32 << 20)
+		// peak RSS of ~90 MB against ~220 MB with Badger's defaults, a
+		// fetch of a 2 GB study under 150 MB (docs/performance.md).
+		opts = opts.WithMemTableSize(16 << 20).WithBlockCacheSize(16 << 20)
 		if o.ReadOnly {
 			opts = opts.WithReadOnly(true)
 		}
