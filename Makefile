@@ -110,7 +110,7 @@ bench: deps
 FUZZTIME ?= 30s
 FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
 	crypto:FuzzOpenEnvelope crypto:FuzzStudyKeyUnwrap crypto:FuzzParseStudyKey \
-	consent:FuzzVerifySignedGrant consent:FuzzParseCheckpoint consent:FuzzAccessRequest exchange:FuzzBlockRequest \
+	consent:FuzzVerifySignedGrant consent:FuzzParseCheckpoint consent:FuzzAccessRequest exchange:FuzzBlockRequest exchange:FuzzGrantFrame \
 	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest internal/wire:FuzzOpenAsk internal/wire:FuzzQueryAnswer \
 	dicomio:FuzzParseStream dicomio:FuzzParseStreamSink internal/uid:FuzzCheck \
 	dicomio/dimse:FuzzDecodePDU dicomio/dimse:FuzzDecodeCommand dicomio:FuzzDecodeDataset \
