@@ -531,6 +531,9 @@ const (
 	ActQuery            = "query"
 	ActInstanceRead     = "instance-read"
 
+	ActFetchServedSecondary = "fetch-served-secondary" // blocks served as a secondary holder to a partner presenting the original holder's grant; reason for=<holder peer ID>
+	ActFetchDeniedSecondary = "fetch-denied-secondary" // such a request refused (aggregated); reason for=<holder> and the deny reason
+
 	ActAEAdded             = "ae-added"             // an application entity was added
 	ActAERemoved           = "ae-removed"           // an application entity was removed
 	ActAssociationAccepted = "association-accepted" // a DICOM association (once per calling AE in 10 minutes)
