@@ -6,6 +6,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/exchange"
 	"github.com/pacsnet/pacsnet/internal/wire"
@@ -81,14 +82,10 @@ func (s *sharing) answerHolders(_ context.Context, from peer.ID, e *wire.Envelop
 	}
 	ans := wire.HoldersAnswer{Holders: s.liveHolders(q.Study, from)}
 	if len(ans.Holders) > 0 {
-		s.audit.Once(consent.Entry{Peer: from, Action: actHoldersListed, Study: q.Study, Reason: holdersReason(ans.Holders)}, 10*time.Minute)
+		s.audit.Once(consent.Entry{Peer: from, Action: api.ActHoldersListed, Study: q.Study, Reason: holdersReason(ans.Holders)}, 10*time.Minute)
 	}
 	return ans, "", nil
 }
-
-// actHoldersListed: a grantee was told which facilities hold one of our
-// studies (reason holders=<peer IDs>).
-const actHoldersListed = "holders-listed"
 
 func holdersReason(hs []peer.ID) string {
 	r := "holders="
