@@ -114,7 +114,7 @@ func TestMultiSourceFetch(t *testing.T) {
 
 // (b) H stops in the middle of R's fetch: R completes from G.
 func TestMultiSourceHolderStops(t *testing.T) {
-	slow := nodeSetup{cfg: func(c *Config) { c.Exchange.UploadRate = 128 << 10; secondaryOn(c) }}
+	slow := nodeSetup{cfg: func(c *Config) { c.Exchange.UploadRate = 256 << 10; secondaryOn(c) }}
 	tr := newTrio(t, 24, slow, slow, nodeSetup{cfg: func(c *Config) { c.Exchange.FetchRetryFor = Duration{10 * time.Second} }})
 	tr.secondaryFetches(t)
 
@@ -122,9 +122,11 @@ func TestMultiSourceHolderStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the first blocks", func() bool {
+	waitFor(t, 10*time.Second, "blocks from both holders", func() bool {
 		s, _ := tr.r.FetchStatus(st.ID)
-		return s.BytesDone > 0
+		hs, _ := sourceOf(s, tr.h.ID())
+		gs, _ := sourceOf(s, tr.g.ID())
+		return hs.Bytes > 0 && gs.Bytes > 0 && s.BytesDone < s.Bytes
 	})
 	tr.h.stop()
 	end := waitFetch(t, tr.r, st.ID, 30*time.Second)
@@ -134,6 +136,7 @@ func TestMultiSourceHolderStops(t *testing.T) {
 	if gs, ok := sourceOf(end, tr.g.ID()); !ok || gs.Bytes == 0 {
 		t.Errorf("G did not deliver: %+v", end.Sources)
 	}
+	t.Logf("sources at the end: %+v", end.Sources)
 	requireSameStudy(t, tr.g, tr.r, tr.study)
 }
 
@@ -261,5 +264,38 @@ func TestMultiSourceCorruptSecondary(t *testing.T) {
 	waitAudit(t, tr.r, consent.Entry{Action: consent.ActFetchFailed, Peer: tr.g.ID(), Study: tr.study, Reason: fetchFailCorrupt})
 	if bad := findAudit(t, tr.r, consent.Entry{Action: consent.ActFetchFailed, Peer: tr.h.ID()}); len(bad) != 0 {
 		t.Errorf("H audited as failed: %+v", bad)
+	}
+}
+
+// A patient grant of H's covers H's study at G too (G checks the copy's
+// Patient ID and issuer), and its revocation reaches G like any other.
+func TestSecondaryPatientGrant(t *testing.T) {
+	tr := newTrio(t, 2, nodeSetup{}, nodeSetup{cfg: secondaryOn}, nodeSetup{})
+	tr.secondaryFetches(t)
+	sr, ok, err := tr.h.store.Study(tr.study)
+	if err != nil || !ok || sr.PatientID == "" {
+		t.Fatalf("H's study: %+v %v %v", sr, ok, err)
+	}
+	pg, err := tr.h.Grant(context.Background(), GrantRequest{To: tr.r.ID().String(), Patient: &consent.Patient{ID: sr.PatientID, Issuer: sr.IssuerOfPatientID}, Actor: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cids := studyCIDs(t, tr.g, tr.study)
+	if n, err := tr.presentToG(t, pg, cids); err != nil || n != len(cids) {
+		t.Fatalf("patient grant: %d of %d blocks, %v", n, len(cids), err)
+	}
+	if _, err := tr.h.Revoke(pg.Grant.ID, "consent-withdrawn", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, deliverTimeout, "the revocation to reach G", func() bool {
+		ok, err := tr.g.store.ForeignRevoked(tr.h.ID(), pg.Grant.ID)
+		return err == nil && ok
+	})
+	if n, err := tr.presentToG(t, pg, cids); !errors.Is(err, exchange.ErrDenied) || n != 0 {
+		t.Fatalf("revoked patient grant: %d blocks, %v", n, err)
+	}
+	// R's study grant is untouched.
+	if n, err := tr.presentToG(t, tr.rg, cids); err != nil || n != len(cids) {
+		t.Fatalf("R's study grant after the patient grant's revocation: %d of %d blocks, %v", n, len(cids), err)
 	}
 }
