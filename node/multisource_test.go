@@ -299,3 +299,27 @@ func TestSecondaryPatientGrant(t *testing.T) {
 		t.Fatalf("R's study grant after the patient grant's revocation: %d of %d blocks, %v", n, len(cids), err)
 	}
 }
+
+// With H unreachable when the fetch starts, R uses the holders H listed
+// last time and fetches the study from G.
+func TestMultiSourceHolderDownAtStart(t *testing.T) {
+	tr := newTrio(t, 4, nodeSetup{}, nodeSetup{cfg: secondaryOn}, nodeSetup{})
+	tr.secondaryFetches(t)
+	rec, ok, err := tr.r.store.SharedFor(tr.h.ID(), tr.study)
+	if err != nil || !ok {
+		t.Fatalf("R's manifest: %v %v", ok, err)
+	}
+	// What R learns at the start of any fetch; kept for later.
+	if srcs := tr.r.fetcher.secondarySources(context.Background(), rec.Manifest); len(srcs) != 1 || srcs[0].peer != tr.g.ID() {
+		t.Fatalf("R's secondary sources: %+v", srcs)
+	}
+	tr.h.stop()
+	st := fetchWait(t, tr.r, tr.study, 30*time.Second)
+	if st.State != FetchDone || st.InstancesDone != st.Instances {
+		t.Fatalf("fetch with H down: %+v", st)
+	}
+	if gs, ok := sourceOf(st, tr.g.ID()); !ok || gs.Bytes != st.Bytes {
+		t.Errorf("G should have delivered everything: %+v", st.Sources)
+	}
+	requireSameStudy(t, tr.g, tr.r, tr.study)
+}
