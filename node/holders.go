@@ -19,13 +19,25 @@ import (
 // sends them our revocations of grants covering it.
 
 // holderNotice records a partner's announcement that it holds one of our
-// studies (a holder manifest, already opened and checked by the inbox:
+// studies, or forgets it when the partner withdraws it (a holder or
+// holder-withdrawn manifest, already opened and checked by the inbox:
 // signed by the grantee, the grant ours to it). The grant must be one we
 // hold, naming no user, and live for the study; the partner is listed
 // only while it stays so.
 func (s *sharing) holderNotice(from peer.ID, m *Manifest) error {
 	g := m.Grant.Grant
 	st, ok := s.ledger.Get(g.ID)
+	if m.Kind == wire.KindHolderWithdrawn {
+		// A withdrawal needs only to be the grantee's: its grant may have
+		// ended meanwhile.
+		if !ok || st.Grant.Grantee != from {
+			return &wire.Error{Reason: wire.ReasonBadGrant, Msg: "holder withdrawal under a grant we did not give the sender's facility"}
+		}
+		if err := s.store.DeleteHolder(m.Study.UID, from); err != nil {
+			return &wire.Error{Reason: wire.ReasonStoreFailed, Err: err}
+		}
+		return nil
+	}
 	switch {
 	case !ok || st.Grant.Grantee != from || st.Grant.GranteeUser != "":
 		return &wire.Error{Reason: wire.ReasonBadGrant, Msg: "holder notice under a grant we did not give the sender's facility"}

@@ -55,7 +55,8 @@ type inbox struct {
 	log      *slog.Logger
 
 	// Multi-source notices, which change no shared study: a grantee
-	// tells us (its grant's issuer) that it holds a study (sharing), and
+	// tells us (its grant's issuer) that it holds a study or no longer
+	// serves it (sharing), and
 	// a holder tells us (a secondary holder) that a grant it gave a third
 	// facility is revoked (secondary).
 	holderNotice      func(from peer.ID, m *Manifest) error
@@ -97,7 +98,7 @@ func (in *inbox) receive(from peer.ID, sealed []byte) error {
 	if err := m.CheckParties(signer, in.self); err != nil {
 		return err
 	}
-	if m.Kind == wire.KindHolder || m.Kind == wire.KindHolderRevocation {
+	if m.Kind == wire.KindHolder || m.Kind == wire.KindHolderWithdrawn || m.Kind == wire.KindHolderRevocation {
 		handle := in.holderNotice
 		if m.Kind == wire.KindHolderRevocation {
 			handle = in.foreignRevocation

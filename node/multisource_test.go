@@ -323,3 +323,22 @@ func TestMultiSourceHolderDownAtStart(t *testing.T) {
 	}
 	requireSameStudy(t, tr.g, tr.r, tr.study)
 }
+
+// A facility that turns serving off withdraws what it announced: the
+// holder stops listing it.
+func TestSecondaryWithdrawsWhenTurnedOff(t *testing.T) {
+	tr := newTrio(t, 2, nodeSetup{}, nodeSetup{cfg: secondaryOn}, nodeSetup{})
+	tr.secondaryFetches(t)
+	tr.g = tr.g.restart(func(c *Config) { c.Exchange.ServeAsSecondary = false })
+	waitFor(t, deliverTimeout, "H to stop listing G", func() bool {
+		return len(tr.h.sharing.liveHolders(tr.study, tr.r.ID())) == 0
+	})
+	waitAudit(t, tr.h, consent.Entry{Action: consent.ActManifestReceived, Peer: tr.g.ID(), Study: tr.study, Reason: "holder-withdrawn"})
+	if a, err := tr.g.store.AnnouncedAll(); err != nil || len(a) != 0 {
+		t.Errorf("G still records announcements: %+v %v", a, err)
+	}
+	st := fetchWait(t, tr.r, tr.study, 30*time.Second)
+	if st.State != FetchDone || len(st.Sources) != 1 || st.Sources[0].Peer != tr.h.ID() {
+		t.Fatalf("R's fetch: %+v", st)
+	}
+}

@@ -224,6 +224,9 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.secondary = &secondary{store: n.store, partners: n.partners, audit: n.audit, clock: n.clock, self: n.host.ID(),
 		on: cfg.Exchange.ServeAsSecondary, queue: n.sharing.sealAndQueue, log: n.log}
 	n.inbox.holderNotice, n.inbox.foreignRevocation = n.sharing.holderNotice, n.secondary.revoked
+	if !n.secondary.on && !n.space.readOnly {
+		n.secondary.withdrawAll() // queued in the outbox, delivered once the node runs
+	}
 	n.ex = exchange.NewService(n.host, exchange.ServiceConfig{
 		Auth:      limitedAuthorizer{&blockAuthorizer{store: n.store, ledger: n.ledger, audit: n.audit}, blockLim, n.audit},
 		Blocks:    blockSource{n.store},

@@ -26,8 +26,8 @@ import (
 // The grant is checked offline (H's signature, grantee, scope, time, and
 // the revocations H sent us), never by calling H. It also announces to H
 // that it holds a study, and keeps H's revocations of grants to others.
-// With exchange.serve_as_secondary off it does none of that and refuses
-// every presented grant.
+// With exchange.serve_as_secondary off it does none of that, refuses
+// every presented grant, and withdraws what it announced before.
 type secondary struct {
 	store    *store.Store
 	partners *partners
@@ -206,7 +206,56 @@ func (s *secondary) fetched(m Manifest, g *consent.SignedGrant) {
 	notice := Manifest{Kind: wire.KindHolder, Grant: g, Study: wire.Study{UID: m.Study.UID, PatientID: m.Study.PatientID, IssuerOfPatientID: m.Study.IssuerOfPatientID}}
 	if err := s.queue(p, notice); err != nil {
 		s.log.Warn("queue a holder notice", "peer", m.Issuer, "err", err)
+		return
 	}
+	if err := s.store.PutAnnounced(store.Announced{Issuer: m.Issuer, Study: m.Study.UID, Grant: g.Grant.ID, At: s.clock.Now().UTC()}); err != nil {
+		s.log.Warn("record a holder notice", "err", err)
+	}
+}
+
+// withdrawAll runs when the node opens with serving off: every study it
+// announced while serving is withdrawn (a holder-withdrawn manifest
+// through the outbox), so that its holders stop listing this facility to
+// their grantees.
+func (s *secondary) withdrawAll() {
+	all, err := s.store.AnnouncedAll()
+	if err != nil {
+		s.log.Warn("list the studies announced as a secondary holder", "err", err)
+		return
+	}
+	for _, a := range all {
+		if p, ok := s.partners.Get(a.Issuer); ok {
+			if g := s.announcedGrant(a); g != nil {
+				m := Manifest{Kind: wire.KindHolderWithdrawn, Grant: g, Study: wire.Study{UID: a.Study}}
+				if sr, ok, err := s.store.Study(a.Study); err == nil && ok {
+					m.Study.PatientID, m.Study.IssuerOfPatientID = sr.PatientID, sr.IssuerOfPatientID
+				}
+				if err := s.queue(p, m); err != nil {
+					s.log.Warn("queue a holder withdrawal", "peer", a.Issuer, "err", err)
+					continue
+				}
+			}
+		}
+		// With no partner or grant left, the holder lists us no longer
+		// anyway (it lists only holders whose grant is live).
+		if err := s.store.DeleteAnnounced(a.Issuer, a.Study); err != nil {
+			s.log.Warn("forget a holder notice", "err", err)
+		}
+	}
+}
+
+// announcedGrant finds the grant an announcement carried.
+func (s *secondary) announcedGrant(a store.Announced) *consent.SignedGrant {
+	rec, ok, err := s.store.SharedFor(a.Issuer, a.Study)
+	if err != nil || !ok {
+		return nil
+	}
+	for _, sg := range rec.AllGrants() {
+		if sg.Grant.Grant.ID == a.Grant {
+			return &sg.Grant
+		}
+	}
+	return nil
 }
 
 // revoked keeps a holder's revocation of a grant it gave another

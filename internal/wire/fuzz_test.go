@@ -147,7 +147,7 @@ func checkManifest(t *testing.T, m *Manifest) {
 	}
 	g := m.Grant.Grant
 	author := g.Issuer
-	if m.Kind == KindHolder {
+	if m.Kind == KindHolder || m.Kind == KindHolderWithdrawn {
 		author = g.Grantee
 	}
 	if author != m.Issuer || !slices.Contains(g.Studies, m.Study.UID) {
@@ -172,7 +172,7 @@ func checkManifest(t *testing.T, m *Manifest) {
 				checkBlock(t, b)
 			}
 		}
-	case KindHolder:
+	case KindHolder, KindHolderWithdrawn:
 		if g.GranteeUser != "" || m.StudyKey != "" || len(m.Instances) > 0 {
 			t.Fatal("accepted a holder notice with a key, instances or a user's grant")
 		}

@@ -20,6 +20,8 @@ func TestHolderManifests(t *testing.T) {
 	withKey.StudyKey = fx.studyKey
 	asIssuer := notice
 	asIssuer.Issuer = fx.alice
+	withdrawn := notice
+	withdrawn.Kind = KindHolderWithdrawn
 	for _, tc := range []struct {
 		name         string
 		m            Manifest
@@ -30,6 +32,8 @@ func TestHolderManifests(t *testing.T) {
 		{"notice to another", notice, fx.bob, carol, "", ReasonBadGrant},
 		{"notice signed by the issuer", asIssuer, fx.alice, fx.bob, ReasonWrongIssuer, ""},
 		{"notice with a key", withKey, fx.bob, fx.alice, ReasonMalformed, ""},
+		{"withdrawal", withdrawn, fx.bob, fx.alice, "", ""},
+		{"withdrawal to another", withdrawn, fx.bob, carol, "", ReasonBadGrant},
 		{"revocation to a secondary", hrev, fx.alice, carol, "", ""},
 		{"revocation of our own grant", hrev, fx.alice, fx.bob, "", ReasonBadGrant},
 		{"revocation from another", hrev, carol, carol, "", ReasonWrongIssuer},

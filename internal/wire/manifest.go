@@ -29,6 +29,9 @@ const (
 	// user) and serves it as a secondary holder to the issuer's other
 	// grantees. It carries the grant and the study's identity only.
 	KindHolder = "holder"
+	// KindHolderWithdrawn goes the same way as KindHolder and undoes it:
+	// the grantee no longer serves the study as a secondary holder.
+	KindHolderWithdrawn = "holder-withdrawn"
 	// KindHolderRevocation goes from a grant's issuer to a secondary
 	// holder of a study the grant covers: the grant, given to a third
 	// facility, is revoked, so the holder must stop serving under it.
@@ -68,9 +71,9 @@ type Manifest struct {
 //     [BlockSize];
 //   - for [KindRevocation] and [KindHolderRevocation]: a Revocation that
 //     verifies, names the Grant and is signed by the Grant's issuer;
-//   - for [KindHolder]: Issuer is the Grant's grantee (everywhere else
-//     its issuer), the Grant names no user, and there is no study key,
-//     instance or revocation.
+//   - for [KindHolder] and [KindHolderWithdrawn]: Issuer is the Grant's
+//     grantee (everywhere else its issuer), the Grant names no user, and
+//     there is no study key, instance or revocation.
 //
 // Any other kind is refused. The errors are [*Error] values; their
 // messages never quote the payload. Whether the manifest comes from the
@@ -94,7 +97,7 @@ func ParseManifest(payload []byte) (*Manifest, error) {
 	g := &m.Grant.Grant
 	// A holder notice is the grantee's; every other kind the grant's
 	// issuer's.
-	if author := g.Issuer; m.Kind == KindHolder && m.Issuer != g.Grantee || m.Kind != KindHolder && m.Issuer != author {
+	if fromGrantee := m.Kind == KindHolder || m.Kind == KindHolderWithdrawn; fromGrantee && m.Issuer != g.Grantee || !fromGrantee && m.Issuer != g.Issuer {
 		return nil, reject(ReasonWrongIssuer, "issuer field differs from the grant's issuer")
 	}
 	if !g.Covers(m.Study.UID, m.Study.PatientID, m.Study.IssuerOfPatientID) {
@@ -110,7 +113,7 @@ func ParseManifest(payload []byte) (*Manifest, error) {
 		if rv == nil || rv.Verify() != nil || rv.Revocation.GrantID != g.ID || rv.Revocation.Issuer != g.Issuer {
 			return nil, reject(ReasonBadRevocation, "revocation is missing or does not verify")
 		}
-	case KindHolder:
+	case KindHolder, KindHolderWithdrawn:
 		if g.GranteeUser != "" || m.StudyKey != "" || len(m.Instances) > 0 || m.Revocation != nil {
 			return nil, reject(ReasonMalformed, "holder notice under a user's grant, or with a key, instances or a revocation")
 		}
@@ -188,7 +191,7 @@ func (m *Manifest) CheckParties(signer, self peer.ID) error {
 	}
 	g := m.Grant.Grant
 	switch m.Kind {
-	case KindHolder:
+	case KindHolder, KindHolderWithdrawn:
 		// The grantee tells us, the grant's issuer, that it holds the study.
 		if g.Grantee != signer || g.Issuer != self {
 			return reject(ReasonBadGrant, "grant is not from us to the sender")

@@ -16,12 +16,41 @@ import (
 //   - at a grantee, the holders the original holder last listed, so that
 //     a fetch still finds them while the original holder is unreachable;
 //   - at a secondary holder, the original holders' revocations of grants
-//     to third facilities, which it checks presented grants against.
+//     to third facilities, which it checks presented grants against, and
+//     the studies it announced (to withdraw them when it stops serving).
 const (
 	pfxHolder     = "holder/"     // + study UID + "/" + peer ID → Holder
 	pfxHolderList = "holder-ls/"  // + issuer peer ID + "/" + study UID → HolderList
 	pfxForeignRev = "foreign-rv/" // + issuer peer ID + "/" + grant ID → consent.SignedRevocation
+	pfxAnnounced  = "announced/"  // + issuer peer ID + "/" + study UID → Announced
 )
+
+// Announced is a study this facility told its holder it serves as a
+// secondary.
+type Announced struct {
+	Issuer peer.ID   `json:"issuer"`
+	Study  string    `json:"study"`
+	Grant  string    `json:"grant"` // the grant the announcement carried
+	At     time.Time `json:"at"`
+}
+
+// PutAnnounced records an announcement.
+func (s *Store) PutAnnounced(a Announced) error {
+	return s.update(func(txn *badger.Txn) error { return setJSON(txn, pfxAnnounced+a.Issuer.String()+"/"+a.Study, a) })
+}
+
+// AnnouncedAll lists the announcements made.
+func (s *Store) AnnouncedAll() ([]Announced, error) { return list[Announced](s, pfxAnnounced) }
+
+// DeleteAnnounced forgets an announcement (it was withdrawn).
+func (s *Store) DeleteAnnounced(issuer peer.ID, study string) error {
+	return s.update(func(txn *badger.Txn) error { return txn.Delete([]byte(pfxAnnounced + issuer.String() + "/" + study)) })
+}
+
+// DeleteHolder forgets a secondary holder of one of our studies.
+func (s *Store) DeleteHolder(study string, p peer.ID) error {
+	return s.update(func(txn *badger.Txn) error { return txn.Delete([]byte(pfxHolder + study + "/" + p.String())) })
+}
 
 // Holder is a partner that fetched one of our studies under a grant of
 // ours (naming no user) and serves it as a secondary holder.
