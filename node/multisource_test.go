@@ -190,6 +190,23 @@ func TestSecondaryRefusesWithoutHoldersGrant(t *testing.T) {
 			waitAudit(t, tr.g, consent.Entry{Action: consent.ActFetchDeniedSecondary, Peer: tr.r.ID(), Decision: "deny", Reason: tc.reason})
 		})
 	}
+	// Bytes that are not exactly one signed grant are a bad request.
+	good, _ := json.Marshal(tr.rg)
+	for name, signed := range map[string][]byte{
+		"trailing data": append(append([]byte(nil), good...), []byte(" {}")...),
+		"unknown field": append([]byte(`{"x":1,`), good[1:]...),
+		"not JSON":      []byte("grant"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := tr.r.ex.FetchBlocksPresenting(ctx, tr.g.ID(), signed, tr.rg.Grant.ID, cids, func(cid.Cid, []byte) error { return nil })
+			if !errors.Is(err, exchange.ErrBadRequest) {
+				t.Fatalf("got %v, want a bad request", err)
+			}
+		})
+	}
+	waitAudit(t, tr.g, consent.Entry{Action: consent.ActFetchDeniedSecondary, Peer: tr.r.ID(), Reason: secondaryBadGrant})
 }
 
 // (d) Once H's revocation of R's grant reaches G, G refuses it.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -59,7 +60,7 @@ func (s *secondary) PresentGrant(_ context.Context, p peer.ID, signed []byte) (e
 	var g consent.SignedGrant
 	dec := json.NewDecoder(bytes.NewReader(signed))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&g); err != nil || dec.More() {
+	if err := dec.Decode(&g); err != nil || !atEOF(dec) {
 		s.audit.Deny(consent.Entry{Peer: p, Action: consent.ActFetchDeniedSecondary, Reason: secondaryBadGrant})
 		return nil, fmt.Errorf("presented grant does not decode: %w", exchange.ErrBadRequest)
 	}
@@ -76,6 +77,12 @@ func (s *secondary) PresentGrant(_ context.Context, p peer.ID, signed []byte) (e
 		return nil, s.deny(p, issuer, g.Grant.ID, "", string(consent.ReasonWrongGrantee))
 	}
 	return &presentedGrant{s: s, g: g, held: map[string]heldCopy{}}, nil
+}
+
+// atEOF reports whether dec has nothing but white space left.
+func atEOF(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return err == io.EOF
 }
 
 // deny audits a refusal (aggregated) and returns the error for the wire.
