@@ -210,7 +210,8 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 				s.State = FetchDone
 			}
 		})
-		e := consent.Entry{Actor: req.Actor, Peer: m.Issuer, Action: consent.ActFetchCompleted, Study: m.Study.UID, GrantID: m.Grant.Grant.ID, Decision: consent.DecisionAllow}
+		e := consent.Entry{Actor: req.Actor, Peer: m.Issuer, Action: consent.ActFetchCompleted, Study: m.Study.UID, GrantID: m.Grant.Grant.ID, Decision: consent.DecisionAllow,
+			Reason: secondariesReason(j.status().Sources, m.Issuer)}
 		if err != nil {
 			e.Action, e.Decision, e.Reason = consent.ActFetchFailed, consent.DecisionDeny, fetchFailReason(err)
 		}

@@ -223,3 +223,21 @@ func facilityGrant(gs []store.SharedGrant, now time.Time) *consent.SignedGrant {
 	}
 	return nil
 }
+
+// secondariesReason names, for the audit entry of a fetch, the secondary
+// holders that delivered bytes ("secondaries=<peer IDs>"), or is empty:
+// the archive's provenance, since their bytes are stored here too.
+func secondariesReason(ss []FetchSource, origin peer.ID) string {
+	r := ""
+	for _, s := range ss {
+		if s.Peer != origin && s.Bytes > 0 {
+			if r == "" {
+				r = "secondaries="
+			} else {
+				r += ","
+			}
+			r += s.Peer.String()
+		}
+	}
+	return r
+}

@@ -105,6 +105,7 @@ func TestMultiSourceFetch(t *testing.T) {
 	requireSameStudy(t, tr.h, tr.r, tr.study)
 	requireAudit(t, tr.g, consent.Entry{Action: consent.ActFetchServedSecondary, Peer: tr.r.ID(), Study: tr.study,
 		GrantID: tr.rg.Grant.ID, Decision: "allow", Reason: "for=" + tr.h.ID().String()})
+	waitAudit(t, tr.r, consent.Entry{Action: consent.ActFetchCompleted, Peer: tr.h.ID(), Study: tr.study, Reason: "secondaries=" + tr.g.ID().String()})
 	requireAudit(t, tr.h, consent.Entry{Action: api.ActHoldersListed, Peer: tr.r.ID(), Study: tr.study, Reason: "holders=" + tr.g.ID().String()})
 	// R kept the list, for a fetch while H is unreachable.
 	if l, ok, err := tr.r.store.HolderList(tr.h.ID(), tr.study); err != nil || !ok || len(l.Holders) != 1 || l.Holders[0] != tr.g.ID() {
