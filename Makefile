@@ -110,8 +110,8 @@ bench: deps
 FUZZTIME ?= 30s
 FUZZ_TARGETS := dicomio:FuzzParse dicomio:FuzzParseDataset crypto:FuzzOpen \
 	crypto:FuzzOpenEnvelope crypto:FuzzStudyKeyUnwrap crypto:FuzzParseStudyKey \
-	consent:FuzzVerifySignedGrant consent:FuzzParseCheckpoint consent:FuzzAccessRequest exchange:FuzzBlockRequest \
-	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest internal/wire:FuzzOpenAsk internal/wire:FuzzQueryAnswer \
+	consent:FuzzVerifySignedGrant consent:FuzzParseCheckpoint consent:FuzzAccessRequest exchange:FuzzBlockRequest exchange:FuzzGrantFrame \
+	internal/wire:FuzzParseInvite internal/wire:FuzzParseManifest internal/wire:FuzzOpenAsk internal/wire:FuzzQueryAnswer internal/wire:FuzzHoldersAnswer \
 	dicomio:FuzzParseStream dicomio:FuzzParseStreamSink internal/uid:FuzzCheck \
 	dicomio/dimse:FuzzDecodePDU dicomio/dimse:FuzzDecodeCommand dicomio:FuzzDecodeDataset \
 	dicomio:FuzzDescribe dicomio/dicomweb:FuzzParseQuery dicomio/dicomweb:FuzzMultipart \

@@ -531,6 +531,10 @@ const (
 	ActQuery            = "query"
 	ActInstanceRead     = "instance-read"
 
+	ActFetchServedSecondary = "fetch-served-secondary" // blocks served as a secondary holder to a partner presenting the original holder's grant; reason for=<holder peer ID>
+	ActFetchDeniedSecondary = "fetch-denied-secondary" // such a request refused (aggregated); reason for=<holder> and the deny reason
+	ActHoldersListed        = "holders-listed"         // a grantee was told which facilities hold one of our studies (once per grantee and study in 10 minutes); reason holders=<peer IDs>
+
 	ActAEAdded             = "ae-added"             // an application entity was added
 	ActAERemoved           = "ae-removed"           // an application entity was removed
 	ActAssociationAccepted = "association-accepted" // a DICOM association (once per calling AE in 10 minutes)
@@ -599,7 +603,7 @@ var AuditActions = []string{ActGrant, ActRevoke, ActManifestSent, ActManifestRec
 	ActUserAdded, ActUserDisabled, ActUserRoleChanged, ActUserPasswordChanged, ActTokenIssued, ActTokenRevoked,
 	ActLogin, ActLoginFailed, ActLoginLocked, ActLogout, ActAuditCheckpoint, ActRequestSent, ActRequestApproved,
 	ActRequestDenied, ActEmergencyAccess, ActEmergencyReviewed, ActAskRefused, ActPatientSearch, ActPatientQuery,
-	ActAuditExported, ActAuditVerified, ActRequestNoteErased}
+	ActAuditExported, ActAuditVerified, ActRequestNoteErased, ActFetchServedSecondary, ActFetchDeniedSecondary, ActHoldersListed}
 
 // Audit export formats (GET /api/v1/audit/export, pacsnet audit --export).
 const (

@@ -107,6 +107,12 @@ var events = map[string]event{
 	consent.ActFetchCompleted:   {ID: evInstancesTransfer, Action: "C", Dir: dirIn},
 	consent.ActFetchFailed:      {ID: evInstancesTransfer, Action: "C", Dir: dirIn, Failed: true},
 	consent.ActAccessRequested:  {ID: evSecurityAlert, Type: ref(etUseOfRestrictedFunc), Action: "E", Dir: dirOut, PeerRequests: true},
+	// Multi-source (issue 9): a secondary holder serves, or refuses, a
+	// copy it holds as the original holder's grant allows; the original
+	// holder tells a grantee which facilities hold a study.
+	consent.ActFetchServedSecondary: {ID: evBeginTransferring, Action: "E", Dir: dirOut, PeerRequests: true},
+	consent.ActFetchDeniedSecondary: {ID: evSecurityAlert, Type: ref(etUseOfRestrictedFunc), Action: "E", Dir: dirOut, PeerRequests: true, Denied: true},
+	"holders-listed":                {ID: evQuery, Action: "E", Dir: dirOut, PeerRequests: true},
 
 	// Local DICOM traffic. Import is STOW-RS, C-STORE or an upload: new
 	// instances created here. Export writes a study out to an archive file.

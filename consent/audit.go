@@ -33,6 +33,14 @@ const (
 	ActAccessRequested  = "access-requested"
 	ActQuery            = "query"
 	ActInstanceRead     = "instance-read"
+
+	// A secondary holder (a facility that fetched a study from its
+	// original holder) served blocks of it to a requester presenting the
+	// original holder's signed grant, or refused to. Peer is the
+	// requester, GrantID the presented grant, Reason "for=" and the
+	// original holder's peer ID (and the deny reason when refused).
+	ActFetchServedSecondary = "fetch-served-secondary"
+	ActFetchDeniedSecondary = "fetch-denied-secondary"
 )
 
 // Decisions, and the actor recorded when no local user is involved.

@@ -3,10 +3,13 @@ package consent
 import (
 	"encoding/json"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/audit.golden.json")
@@ -119,6 +122,32 @@ func goldenScenario(t *testing.T) []Entry {
 	step()
 	_, err = l.Checkpoint("auditor")
 	must(err)
+
+	// Secondary serving (appended): dave, another facility, granted studyA
+	// to bob and studyB to carol; this node holds dave's copy and checks the
+	// grants bob and carol present offline: bob's is served, carol's is
+	// out of scope for studyA, and bob's is refused once dave's revocation
+	// of it is here.
+	dave, err := Open(NewMemStore(), fixedKey(t, 4), clock.Now)
+	must(err)
+	dave.rand = rand.NewChaCha8([32]byte{7})
+	gd, err := dave.Grant(GrantRequest{Grantee: bob, Studies: []string{studyA}, Purpose: PurposeTreatment, Expires: clock.Now().Add(72 * time.Hour), Actor: "admin"})
+	must(err)
+	gc, err := dave.Grant(GrantRequest{Grantee: carol, Studies: []string{studyB}, Purpose: PurposeTreatment, Expires: clock.Now().Add(72 * time.Hour), Actor: "admin"})
+	must(err)
+	for _, c := range []struct {
+		g       *SignedGrant
+		who     peer.ID
+		revoked bool
+	}{{gd, bob, false}, {gc, carol, false}, {gd, bob, true}} {
+		must(c.g.Verify())
+		e := Entry{Peer: c.who, Action: ActFetchServedSecondary, Study: studyA, GrantID: c.g.Grant.ID, Decision: DecisionAllow, Reason: "for=" + dave.self.String()}
+		if err := CheckPresented(c.g, c.who, studyA, "", "", ActionFetch, clock.Now(), c.revoked); err != nil {
+			e.Action, e.Decision, e.Reason = ActFetchDeniedSecondary, DecisionDeny, e.Reason+" "+string(ReasonOf(err))
+		}
+		record(e)
+		step()
+	}
 
 	if _, err := l.Verify(); err != nil {
 		t.Fatal(err)

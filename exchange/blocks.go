@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // FetchBlocks asks p for the blocks, citing grant, and calls got for each
@@ -46,13 +47,19 @@ func (s *Service) FetchBlocks(ctx context.Context, p peer.ID, grant string, cids
 	if len(cids) == 0 {
 		return nil
 	}
-	st, err := s.h.NewStream(ctx, p, BlocksProtocol)
+	return s.fetchOver(ctx, p, BlocksProtocol, nil, grant, cids, got)
+}
+
+// fetchOver runs a block exchange on a new stream of protocol proto to p;
+// preamble, if any, is written before the first request.
+func (s *Service) fetchOver(ctx context.Context, p peer.ID, proto protocol.ID, preamble []byte, grant string, cids []cid.Cid, got func(c cid.Cid, data []byte) error) error {
+	st, err := s.h.NewStream(ctx, p, proto)
 	if err != nil {
 		return fmt.Errorf("fetch blocks: open stream to %s: %w", p, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
 	defer stop()
-	if err := fetchBlocks(st, grant, cids, got); err != nil {
+	if err := fetchBlocks(st, preamble, grant, cids, got); err != nil {
 		_ = st.Reset()
 		var gotErr gotError
 		if errors.As(err, &gotErr) {
@@ -99,7 +106,7 @@ type fetchedBlock struct {
 // fetchBlocks runs the exchange on st: a reader goroutine (owned here,
 // always waited for) sends requests, reads and verifies blocks, while
 // this goroutine hands them to got in order.
-func fetchBlocks(st network.Stream, grant string, cids []cid.Cid, got func(cid.Cid, []byte) error) error {
+func fetchBlocks(st network.Stream, preamble []byte, grant string, cids []cid.Cid, got func(cid.Cid, []byte) error) error {
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		return fmt.Errorf("attach stream: %w", err)
 	}
@@ -116,7 +123,7 @@ func fetchBlocks(st network.Stream, grant string, cids []cid.Cid, got func(cid.C
 	go func() {
 		defer close(done)
 		defer close(ready)
-		readErr = readBlocks(st, grant, batches, ready, stop)
+		readErr = readBlocks(st, preamble, grant, batches, ready, stop)
 	}()
 	for b := range ready {
 		err := got(b.c, b.data)
@@ -140,19 +147,20 @@ var errStopped = errors.New("stopped")
 
 // readBlocks sends the requests, at most two outstanding, and reads the
 // answers. Blocks go to ready verified, with their memory reserved.
-func readBlocks(st network.Stream, grant string, batches [][]cid.Cid, ready chan<- fetchedBlock, stop <-chan struct{}) error {
+func readBlocks(st network.Stream, preamble []byte, grant string, batches [][]cid.Cid, ready chan<- fetchedBlock, stop <-chan struct{}) error {
 	w := idleStream{st}
 	// A failed send of a pipelined request is not reported at once: the
 	// peer may have refused a block of the previous request and closed,
 	// and that refusal, still to be read, is the real answer.
 	var sendErr error
-	var req []byte
+	req := append([]byte(nil), preamble...) // the first write carries the preamble
 	send := func(i int) {
 		if i >= len(batches) || sendErr != nil {
 			return
 		}
-		req = appendBlockRequest(req[:0], grant, batches[i])
+		req = appendBlockRequest(req, grant, batches[i])
 		_, sendErr = w.Write(req)
+		req = req[:0]
 	}
 	send(0)
 	if sendErr != nil {
@@ -218,6 +226,12 @@ func readBlock(st network.Stream, br *bufio.Reader, c cid.Cid) ([]byte, error) {
 func (s *Service) handleBlocks(ctx context.Context, st network.Stream) {
 	br := bufio.NewReaderSize(st, 4096)
 	bw := bufio.NewWriterSize(idleStream{st}, 64<<10)
+	s.serveRequests(ctx, st, br, bw, s.auth)
+}
+
+// serveRequests answers block request frames on st until a clean end of
+// stream, asking auth before every block.
+func (s *Service) serveRequests(ctx context.Context, st network.Stream, br *bufio.Reader, bw *bufio.Writer, auth Authorizer) {
 	p := st.Conn().RemotePeer()
 	for {
 		_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
@@ -235,7 +249,7 @@ func (s *Service) handleBlocks(ctx context.Context, st network.Stream) {
 			return
 		}
 		for _, c := range req.cids {
-			code, err := s.serveBlock(ctx, bw, p, req.grant, c)
+			code, err := s.serveBlock(ctx, bw, auth, p, req.grant, c)
 			if err != nil {
 				_ = st.Reset()
 				return
@@ -255,8 +269,8 @@ func (s *Service) handleBlocks(ctx context.Context, st network.Stream) {
 // serveBlock writes the answer for one block to bw. It returns the code
 // to end the stream with when the block is refused, or an error when the
 // stream broke.
-func (s *Service) serveBlock(ctx context.Context, bw *bufio.Writer, p peer.ID, grant string, c cid.Cid) (Code, error) {
-	if err := s.auth.AuthorizeBlock(ctx, p, grant, c); err != nil {
+func (s *Service) serveBlock(ctx context.Context, bw *bufio.Writer, auth Authorizer, p peer.ID, grant string, c cid.Cid) (Code, error) {
+	if err := auth.AuthorizeBlock(ctx, p, grant, c); err != nil {
 		code := codeOf(err)
 		s.logBlock("authorize block", p, c, code, err)
 		return code, nil

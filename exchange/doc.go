@@ -13,14 +13,19 @@
 //     [Authorizer] before every single block, so a revocation takes
 //     effect in the middle of a transfer; the fetching side recomputes
 //     every block's multihash before handing it on.
+//   - [SecondaryBlocksProtocol]: the same blocks from a secondary holder
+//     (a facility that fetched the study from its original holder); the
+//     requester presents the original holder's signed grant first on the
+//     stream, the serving side's [GrantPresenter] checks it and returns
+//     the [Authorizer] that decides every block under it.
 //
 // # What it must not know
 //
 // exchange imports no pacsnet package. It knows nothing of consent
 // (grants, audit), dicomio or node: it asks for decisions and data through
 // the small interfaces it defines ([Partners], [Authorizer], [BlockStore],
-// [ManifestHandler], [ManifestSource]) and node plugs the real types in.
-// The layering test in internal/deptest enforces this.
+// [ManifestHandler], [ManifestSource], [GrantPresenter]) and node plugs
+// the real types in. The layering test in internal/deptest enforces this.
 //
 // # Errors on the wire
 //
@@ -33,7 +38,7 @@
 // # Hostile peers
 //
 // Every frame has a size cap that is checked before anything is allocated
-// ([MaxManifestSize], [MaxBlockSize], [MaxGrantSize],
+// ([MaxManifestSize], [MaxBlockSize], [MaxGrantSize], [MaxPresentedGrantSize],
 // [MaxBlocksPerRequest], [MaxStudySize]); every stream read and write has
 // a deadline; a stream is reset on error and closed when done. The
 // resource manager ([Limits]) accounts for every frame held in memory.

@@ -18,6 +18,12 @@ const (
 	// grant; see [Service.FetchBlocks] for the exchange.
 	BlocksProtocol protocol.ID = "/pacsnet/blocks/1.0.0"
 
+	// SecondaryBlocksProtocol carries ciphertext blocks from a secondary
+	// holder (a facility that fetched the study) to a partner that
+	// presents a grant the study's original holder signed; see
+	// [Service.FetchBlocksPresenting] for the exchange.
+	SecondaryBlocksProtocol protocol.ID = "/pacsnet/blocks-secondary/1.0.0"
+
 	// AskProtocol carries one signed message (an access request, a
 	// request's status, a patient query) and its signed answer; see
 	// [Service.Ask].

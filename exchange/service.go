@@ -57,6 +57,10 @@ type ServiceConfig struct {
 	// is not served (the node can still fetch).
 	Auth   Authorizer
 	Blocks BlockStore
+	// Secondary checks grants presented on SecondaryBlocksProtocol; if it
+	// (or Blocks) is nil, that protocol is not served (the node can still
+	// fetch from secondary holders).
+	Secondary GrantPresenter
 	// Manifests receives pushed manifests; if nil, ManifestProtocol is
 	// not served (the node can still push).
 	Manifests ManifestHandler
@@ -89,6 +93,7 @@ type Service struct {
 	manifests ManifestHandler
 	source    ManifestSource
 	asks      AskHandler
+	secondary GrantPresenter
 	log       *slog.Logger
 	limiter   *rate.Limiter // nil: unlimited
 
@@ -117,6 +122,7 @@ func NewService(h host.Host, cfg ServiceConfig) *Service {
 		manifests: cfg.Manifests,
 		source:    cfg.Source,
 		asks:      cfg.Asks,
+		secondary: cfg.Secondary,
 		log:       log.With("component", "exchange"),
 		ctx:       ctx,
 		cancel:    cancel,
@@ -133,6 +139,9 @@ func NewService(h host.Host, cfg ServiceConfig) *Service {
 	if s.auth != nil && s.blocks != nil {
 		h.SetStreamHandler(BlocksProtocol, s.serve(s.handleBlocks))
 	}
+	if s.secondary != nil && s.blocks != nil {
+		h.SetStreamHandler(SecondaryBlocksProtocol, s.serve(s.handleSecondaryBlocks))
+	}
 	if s.asks != nil {
 		h.SetStreamHandler(AskProtocol, s.serve(s.handleAsk))
 	}
@@ -148,6 +157,7 @@ func (s *Service) Close() error {
 	s.h.RemoveStreamHandler(ManifestPullProtocol)
 	s.h.RemoveStreamHandler(BlocksProtocol)
 	s.h.RemoveStreamHandler(AskProtocol)
+	s.h.RemoveStreamHandler(SecondaryBlocksProtocol)
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()

@@ -375,6 +375,9 @@ func TestHostileClient(t *testing.T) {
 		{"request garbage", string(BlocksProtocol), append(bigLen(3), 1, 2, 3), CodeBadRequest},
 		{"request no cids", string(BlocksProtocol), append(bigLen(2), 0, 0), CodeBadRequest},
 		{"request too many cids", string(BlocksProtocol), append(bigLen(3), 0, 0x81, 0x02), CodeBadRequest},
+		{"presented grant over cap", string(SecondaryBlocksProtocol), bigLen(MaxPresentedGrantSize + 1), CodeTooLarge},
+		{"presented grant empty", string(SecondaryBlocksProtocol), bigLen(0), CodeBadRequest},
+		{"presented grant varint overlong", string(SecondaryBlocksProtocol), []byte{0x80, 0x00}, CodeBadRequest},
 	}
 	p := newPair(t, "tcp")
 	var calls atomic.Int64
@@ -382,6 +385,7 @@ func TestHostileClient(t *testing.T) {
 		Manifests: manifestFunc(func(context.Context, peer.ID, []byte) error { calls.Add(1); return nil }),
 		Auth:      authFunc(func(context.Context, peer.ID, string, cid.Cid) error { calls.Add(1); return nil }),
 		Blocks:    &memBlocks{},
+		Secondary: presenterFunc(func(context.Context, peer.ID, []byte) (Authorizer, error) { calls.Add(1); return allowAll(), nil }),
 	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -233,6 +233,16 @@ type ExchangeConfig struct {
 	// 10,000 blocks a second), well below what a flood sends.
 	PeerBlockRate  float64 `toml:"peer_block_rate"`
 	PeerBlockBurst int     `toml:"peer_block_burst"`
+
+	// ServeAsSecondary lets this facility serve the studies it fetched
+	// from a partner (under a grant naming no user) to that partner's
+	// other grantees of the study, who present the partner's signed grant,
+	// and announce to the partner that it holds them, so that the partner
+	// lists it to those grantees. Default false: serving as a secondary
+	// tells other facilities that this one holds the study (and so had
+	// the patient in its care) and spends its uplink on their fetches,
+	// which is each facility's own decision to make (docs/threat-model.md).
+	ServeAsSecondary bool `toml:"serve_as_secondary"`
 }
 
 // Duration is a time.Duration that reads and writes as "72h" in TOML.

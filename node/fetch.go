@@ -87,7 +87,9 @@ type fetcher struct {
 	ctx      context.Context
 	space    *space // refuses a fetch, and stops one, when the disk is nearly full
 	log      *slog.Logger
-	fetched  func(study string) // a fetch completed: every instance verified and stored (forwarding)
+	fetched  func(study string)                       // a fetch completed: every instance verified and stored (forwarding)
+	asks     *asks                                    // asks the original holder for the study's other holders; nil: the original holder only
+	announce func(m Manifest, g *consent.SignedGrant) // a fetch completed under g (nil: none naming no user is live): tell the holder (secondary room)
 
 	mu   sync.Mutex
 	jobs map[string]*fetchJob
@@ -197,6 +199,9 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 		if err == nil && f.fetched != nil {
 			f.fetched(m.Study.UID) // before the job reads done: queued by then
 		}
+		if err == nil && f.announce != nil {
+			f.announce(m, facilityGrant(rec.AllGrants(), f.clock.Now()))
+		}
 		j.update(func(s *FetchStatus) {
 			s.Finished = f.clock.Now().UTC()
 			s.NextAttempt, s.GiveUpAt = time.Time{}, time.Time{}
@@ -207,7 +212,8 @@ func (f *fetcher) Start(ctx context.Context, req FetchRequest) (FetchStatus, err
 				s.State = FetchDone
 			}
 		})
-		e := consent.Entry{Actor: req.Actor, Peer: m.Issuer, Action: consent.ActFetchCompleted, Study: m.Study.UID, GrantID: m.Grant.Grant.ID, Decision: consent.DecisionAllow}
+		e := consent.Entry{Actor: req.Actor, Peer: m.Issuer, Action: consent.ActFetchCompleted, Study: m.Study.UID, GrantID: m.Grant.Grant.ID, Decision: consent.DecisionAllow,
+			Reason: secondariesReason(j.status().Sources, m.Issuer)}
 		if err != nil {
 			e.Action, e.Decision, e.Reason = consent.ActFetchFailed, consent.DecisionDeny, fetchFailReason(err)
 		}
@@ -505,13 +511,14 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 	if name == "" {
 		name = m.Issuer.String()
 	}
-	holders := []holderSource{{ex: f.ex, peer: m.Issuer, name: name, grant: m.Grant.Grant.ID}}
-	sources := make([]transfer.Source, len(holders))
-	for i, h := range holders {
-		sources[i] = h
-	}
-	// Bytes each holder delivered in earlier attempts of this fetch.
-	delivered := make([]int64, len(holders))
+	// The original holder first, then the secondary holders it listed:
+	// the engine spreads the blocks over all of them.
+	holders := append([]holderSource{{ex: f.ex, peer: m.Issuer, name: name, grant: m.Grant.Grant.ID}}, f.secondarySources(ctx, m)...)
+	// Bytes each holder delivered in earlier attempts of this fetch, and
+	// the holders dropped for sending corrupt bytes: not asked again.
+	delivered := map[peer.ID]int64{}
+	corrupt := map[peer.ID]bool{}
+	var current []holderSource // the holders of the attempt running
 	opts := transfer.Options{
 		Clock:            engineClock{f.clock},
 		MaxRequestBlocks: exchange.MaxBlocksPerRequest,
@@ -523,9 +530,9 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 				// the struct, which share it.
 				s.Sources = make([]FetchSource, 0, len(p.Sources))
 				for i, sp := range p.Sources {
-					if i < len(holders) {
-						s.Sources = append(s.Sources, FetchSource{Peer: holders[i].peer, Name: holders[i].name,
-							Bytes: delivered[i] + sp.Bytes, State: sourceState(sp.State)})
+					if i < len(current) {
+						s.Sources = append(s.Sources, FetchSource{Peer: current[i].peer, Name: current[i].name,
+							Bytes: delivered[current[i].peer] + sp.Bytes, State: sourceState(sp.State)})
 					}
 				}
 			})
@@ -534,16 +541,25 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 	backoff := 250 * time.Millisecond
 	for len(plan.Blocks) > 0 {
 		j.update(func(s *FetchStatus) { s.Attempts++; s.State = FetchRunning })
+		current = current[:0]
+		var sources []transfer.Source
+		for _, h := range holders {
+			if !corrupt[h.peer] {
+				current = append(current, h)
+				sources = append(sources, h)
+			}
+		}
 		res, err := transfer.Fetch(ctx, plan, sources, opts)
 		// Keep what arrived, also when the transfer failed: a retry or a
 		// new fetch resumes from it.
 		if ferr := bt.flush(); ferr != nil {
 			return ferr
 		}
-		f.auditCorrupt(res, err, holders, actor, m)
+		f.auditCorrupt(res, err, current, actor, m)
 		for i, s := range res.Sources {
-			if i < len(delivered) {
-				delivered[i] += s.Bytes
+			if i < len(current) {
+				delivered[current[i].peer] += s.Bytes
+				corrupt[current[i].peer] = corrupt[current[i].peer] || s.State == transfer.StateCorrupt
 			}
 		}
 		plan.Blocks = res.Missing
@@ -551,7 +567,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 		if err == nil {
 			break
 		}
-		err = unwrapHolder(err)
+		err = unwrapHolder(originError(err, res, current))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -579,7 +595,9 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 		backoff = min(backoff*2, 5*time.Second)
 		// Forget libp2p's dial backoff: we are the ones pacing retries.
 		if f.redial != nil {
-			f.redial(m.Issuer)
+			for _, h := range holders {
+				f.redial(h.peer)
+			}
 		}
 	}
 	if err := bt.flush(); err != nil {

@@ -53,6 +53,14 @@ type inbox struct {
 	audit    *auditor
 	clock    clock.Clock
 	log      *slog.Logger
+
+	// Multi-source notices, which change no shared study: a grantee
+	// tells us (its grant's issuer) that it holds a study or no longer
+	// serves it (sharing), and
+	// a holder tells us (a secondary holder) that a grant it gave a third
+	// facility is revoked (secondary).
+	holderNotice      func(from peer.ID, m *Manifest) error
+	foreignRevocation func(from peer.ID, m *Manifest) error
 }
 
 // HandleManifest implements exchange.ManifestHandler: a partner pushed a
@@ -89,6 +97,20 @@ func (in *inbox) receive(from peer.ID, sealed []byte) error {
 	}
 	if err := m.CheckParties(signer, in.self); err != nil {
 		return err
+	}
+	if m.Kind == wire.KindHolder || m.Kind == wire.KindHolderWithdrawn || m.Kind == wire.KindHolderRevocation {
+		handle := in.holderNotice
+		if m.Kind == wire.KindHolderRevocation {
+			handle = in.foreignRevocation
+		}
+		if handle == nil {
+			return &wire.Error{Reason: wire.ReasonMalformed, Msg: "multi-source notices are not handled here"}
+		}
+		if err := handle(from, m); err != nil {
+			return err
+		}
+		in.audit.Record(consent.Entry{Peer: from, Action: consent.ActManifestReceived, Study: m.Study.UID, GrantID: m.Grant.Grant.ID, Reason: m.Kind})
+		return nil
 	}
 	g := m.Grant.Grant
 	stale := false

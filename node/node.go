@@ -49,26 +49,27 @@ type Node struct {
 	ownHost bool // the node made the host and closes it
 	ex      *exchange.Service
 
-	audit    *auditor
-	keyring  *keyring
-	partners *partners
-	ingest   *ingester
-	archive  *archive
-	sharing  *sharing
-	requests *requests
-	asks     *asks
-	search   *search
-	shipper  *auditlog.Shipper // the audit stream to a syslog collector; nil when off
-	inbox    *inbox
-	outbox   *outbox
-	fetcher  *fetcher
-	aes      *aeRegistry
-	dicom    *dicomEdge
-	sends    *sends
-	forward  *forwarder
-	dicomweb *dicomwebRoom
-	users    *users
-	web      *web.Server // the web app: login form, session cookie, assets
+	audit     *auditor
+	keyring   *keyring
+	partners  *partners
+	ingest    *ingester
+	archive   *archive
+	sharing   *sharing
+	secondary *secondary
+	requests  *requests
+	asks      *asks
+	search    *search
+	shipper   *auditlog.Shipper // the audit stream to a syslog collector; nil when off
+	inbox     *inbox
+	outbox    *outbox
+	fetcher   *fetcher
+	aes       *aeRegistry
+	dicom     *dicomEdge
+	sends     *sends
+	forward   *forwarder
+	dicomweb  *dicomwebRoom
+	users     *users
+	web       *web.Server // the web app: login form, session cookie, assets
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -219,9 +220,17 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.search = &search{asks: n.asks, partners: n.partners, sharing: n.sharing, inbox: n.inbox, audit: n.audit,
 		cfg: cfg.Requests, lim: newPeerLimiter(n.clock, queryRate, queryBurst)}
 	n.asks.handle(wire.KindPatientQuery, n.search.answerQuery)
+	n.asks.handle(wire.KindHolders, n.sharing.answerHolders)
+	n.secondary = &secondary{store: n.store, partners: n.partners, audit: n.audit, clock: n.clock, self: n.host.ID(),
+		on: cfg.Exchange.ServeAsSecondary, queue: n.sharing.sealAndQueue, log: n.log}
+	n.inbox.holderNotice, n.inbox.foreignRevocation = n.sharing.holderNotice, n.secondary.revoked
+	if !n.secondary.on && !n.space.readOnly {
+		n.secondary.withdrawAll() // queued in the outbox, delivered once the node runs
+	}
 	n.ex = exchange.NewService(n.host, exchange.ServiceConfig{
 		Auth:      limitedAuthorizer{&blockAuthorizer{store: n.store, ledger: n.ledger, audit: n.audit}, blockLim, n.audit},
 		Blocks:    blockSource{n.store},
+		Secondary: limitedPresenter{n.secondary, blockLim, n.audit},
 		Manifests: limitedHandler{n.inbox, manifestLim, n.audit},
 		Source:    limitedSource{n.sharing, manifestLim, n.audit},
 		Asks:      limitedAsks{n.asks, askLim, n.audit},
@@ -245,6 +254,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.sends = &sends{sender: n.dicom.sender, aes: n.aes, audit: n.audit, clock: n.clock, ctx: n.ctx, jobs: map[string]*SendStatus{}}
 	n.forward = newForwarder(cfg.DICOM.ForwardTo, n.store, n.archive, n.dicom.sender, n.aes, n.audit, n.log, n.clock)
 	n.fetcher.fetched = n.forward.enqueue
+	n.fetcher.asks, n.fetcher.announce = n.asks, n.secondary.fetched
 	n.dicomweb = &dicomwebRoom{query: n.dicom.query, archive: n.archive, inbox: n.inbox, ingest: n.ingest, audit: n.audit,
 		maxPart: cfg.Archive.MaxInstanceSize, cors: cfg.HTTP.CORSOrigins}
 	if to := cfg.DICOM.ForwardTo; to != "" {

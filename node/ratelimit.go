@@ -74,6 +74,22 @@ func (a limitedAuthorizer) AuthorizeBlock(ctx context.Context, p peer.ID, grantI
 	return a.Authorizer.AuthorizeBlock(ctx, p, grantID, c)
 }
 
+// limitedPresenter puts the partner's block rate limit in front of the
+// blocks a secondary holder serves, as limitedAuthorizer does for ours.
+type limitedPresenter struct {
+	exchange.GrantPresenter
+	lim   *peerLimiter
+	audit *auditor
+}
+
+func (l limitedPresenter) PresentGrant(ctx context.Context, p peer.ID, signed []byte) (exchange.Authorizer, error) {
+	a, err := l.GrantPresenter.PresentGrant(ctx, p, signed)
+	if err != nil {
+		return nil, err
+	}
+	return limitedAuthorizer{a, l.lim, l.audit}, nil
+}
+
 type limitedSource struct {
 	exchange.ManifestSource
 	lim   *peerLimiter
@@ -119,6 +135,7 @@ func (h limitedAsks) HandleAsk(ctx context.Context, from peer.ID, msg []byte) ([
 var (
 	_ exchange.AskHandler      = limitedAsks{}
 	_ exchange.Authorizer      = limitedAuthorizer{}
+	_ exchange.GrantPresenter  = limitedPresenter{}
 	_ exchange.ManifestSource  = limitedSource{}
 	_ exchange.ManifestHandler = limitedHandler{}
 )

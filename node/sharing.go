@@ -311,7 +311,9 @@ func (s *sharing) liveGrants(p peer.ID, study string) []consent.SignedGrant {
 	return out
 }
 
-// Revoke revokes a grant; a revocation manifest is queued to the grantee.
+// Revoke revokes a grant; a revocation manifest is queued to the grantee,
+// and the same signed revocation to the secondary holders of the studies
+// it covers.
 // From the moment Revoke returns, the grantee's block requests are refused.
 func (s *sharing) Revoke(id, reason, actor string) (*consent.SignedRevocation, error) {
 	rv, err := s.ledger.Revoke(id, reason, actor)
@@ -322,6 +324,7 @@ func (s *sharing) Revoke(id, reason, actor string) (*consent.SignedRevocation, e
 	if !ok {
 		return rv, nil
 	}
+	s.tellHolders(st, rv)
 	p, ok := s.partners.Get(st.Grant.Grantee)
 	if !ok {
 		return rv, nil
@@ -374,6 +377,7 @@ func (s *sharing) RemovePartner(ctx context.Context, idOrName, actor string) (Pa
 	res.RevokedGrants = len(revoked)
 	for _, st := range revoked {
 		now, _ := s.ledger.Get(st.Grant.ID)
+		s.tellHolders(now, now.Revocation)
 		for _, sr := range s.coveredStudies(&st.Grant) {
 			m := Manifest{Kind: wire.KindRevocation, Grant: &now.SignedGrant, Revocation: now.Revocation, Study: sr.Study}
 			if err := s.sealAndQueue(p, m); err != nil {

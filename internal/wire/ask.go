@@ -22,6 +22,7 @@ const (
 	KindAccessRequest = "access-request" // body: consent.AccessRequest; answer: consent.RequestStatus
 	KindRequestStatus = "request-status" // body: RequestRef; answer: consent.RequestStatus
 	KindPatientQuery  = "patient-query"  // body: PatientQuery; answer: QueryAnswer
+	KindHolders       = "holders"        // body: HoldersQuery; answer: HoldersAnswer
 	KindAnswer        = "answer"         // the answer to a message (InReplyTo names its nonce)
 )
 
@@ -142,7 +143,7 @@ func OpenAsk(b []byte, from, self peer.ID, now time.Time) (*Envelope, error) {
 	switch {
 	case e.V != AskFormat:
 		return nil, badAsk("format %d is not supported (this build reads %d)", e.V, AskFormat)
-	case e.Kind != KindAccessRequest && e.Kind != KindRequestStatus && e.Kind != KindPatientQuery && e.Kind != KindAnswer:
+	case e.Kind != KindAccessRequest && e.Kind != KindRequestStatus && e.Kind != KindPatientQuery && e.Kind != KindHolders && e.Kind != KindAnswer:
 		return nil, badAsk("unknown kind")
 	case !isNonce(e.Nonce):
 		return nil, badAsk("nonce is not 32 lower-case hex digits")

@@ -12,6 +12,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
 
@@ -145,7 +146,11 @@ func checkManifest(t *testing.T, m *Manifest) {
 		t.Fatal("accepted a grant that does not verify")
 	}
 	g := m.Grant.Grant
-	if g.Issuer != m.Issuer || !slices.Contains(g.Studies, m.Study.UID) {
+	author := g.Issuer
+	if m.Kind == KindHolder || m.Kind == KindHolderWithdrawn {
+		author = g.Grantee
+	}
+	if author != m.Issuer || !slices.Contains(g.Studies, m.Study.UID) {
 		t.Fatal("accepted a grant that is not the issuer's for the study")
 	}
 	switch m.Kind {
@@ -167,7 +172,11 @@ func checkManifest(t *testing.T, m *Manifest) {
 				checkBlock(t, b)
 			}
 		}
-	case KindRevocation:
+	case KindHolder, KindHolderWithdrawn:
+		if g.GranteeUser != "" || m.StudyKey != "" || len(m.Instances) > 0 {
+			t.Fatal("accepted a holder notice with a key, instances or a user's grant")
+		}
+	case KindRevocation, KindHolderRevocation:
 		rv := m.Revocation
 		if rv == nil || rv.Verify() != nil || rv.Revocation.GrantID != g.ID || rv.Revocation.Issuer != g.Issuer {
 			t.Fatal("accepted a revocation that does not match its grant")
@@ -200,4 +209,28 @@ func checkBlock(t *testing.T, b BlockRef) {
 	if want := cid.NewCidV1(cid.Raw, mh); !c.Equals(want) {
 		t.Fatal("accepted a CID that is not CIDv1 raw")
 	}
+}
+
+// FuzzHoldersAnswer checks that a hostile holders answer never panics, that
+// an accepted one keeps its bounds, and that it re-encodes to an answer
+// that is accepted again.
+func FuzzHoldersAnswer(f *testing.F) {
+	fx := newFixture(f)
+	f.Add(mustJSON(f, HoldersAnswer{Holders: []peer.ID{fx.alice, fx.bob}}))
+	f.Add([]byte(`{"holders":[]}`))
+	f.Add([]byte(`{"holders":["x"]}`))
+	f.Add([]byte(`{"holders":null,"extra":1}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var a HoldersAnswer
+		if strictJSON(body, &a) != nil || a.Validate() != nil {
+			return
+		}
+		if len(a.Holders) > MaxHolders {
+			t.Fatalf("accepted %d holders", len(a.Holders))
+		}
+		var b HoldersAnswer
+		if err := strictJSON(mustJSON(t, a), &b); err != nil || b.Validate() != nil || !slices.Equal(a.Holders, b.Holders) {
+			t.Fatalf("re-encoded answer differs or is refused: %v", err)
+		}
+	})
 }

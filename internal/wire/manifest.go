@@ -23,6 +23,19 @@ const ManifestFormat = 1
 const (
 	KindStudy      = "study"      // a granted study: metadata, blocks and the study key
 	KindRevocation = "revocation" // the grant named is revoked: forget the key
+
+	// KindHolder goes from a grantee back to the grant's issuer: the
+	// grantee holds the study (fetched under that grant, which names no
+	// user) and serves it as a secondary holder to the issuer's other
+	// grantees. It carries the grant and the study's identity only.
+	KindHolder = "holder"
+	// KindHolderWithdrawn goes the same way as KindHolder and undoes it:
+	// the grantee no longer serves the study as a secondary holder.
+	KindHolderWithdrawn = "holder-withdrawn"
+	// KindHolderRevocation goes from a grant's issuer to a secondary
+	// holder of a study the grant covers: the grant, given to a third
+	// facility, is revoked, so the holder must stop serving under it.
+	KindHolderRevocation = "holder-revocation"
 )
 
 // Manifest is the payload of a sealed manifest: signed by the issuing
@@ -56,8 +69,11 @@ type Manifest struct {
 //     Digest of 64 lowercase hex digits and at least one block, each block
 //     a CIDv1 (raw codec, SHA2-256, 32-byte digest) with 0 < Size ≤
 //     [BlockSize];
-//   - for [KindRevocation]: a Revocation that verifies, names the Grant
-//     and is signed by the Grant's issuer.
+//   - for [KindRevocation] and [KindHolderRevocation]: a Revocation that
+//     verifies, names the Grant and is signed by the Grant's issuer;
+//   - for [KindHolder] and [KindHolderWithdrawn]: Issuer is the Grant's
+//     grantee (everywhere else its issuer), the Grant names no user, and
+//     there is no study key, instance or revocation.
 //
 // Any other kind is refused. The errors are [*Error] values; their
 // messages never quote the payload. Whether the manifest comes from the
@@ -79,7 +95,9 @@ func ParseManifest(payload []byte) (*Manifest, error) {
 		return nil, reject(ReasonBadGrant, "grant signature does not verify")
 	}
 	g := &m.Grant.Grant
-	if m.Issuer != g.Issuer {
+	// A holder notice is the grantee's; every other kind the grant's
+	// issuer's.
+	if fromGrantee := m.Kind == KindHolder || m.Kind == KindHolderWithdrawn; fromGrantee && m.Issuer != g.Grantee || !fromGrantee && m.Issuer != g.Issuer {
 		return nil, reject(ReasonWrongIssuer, "issuer field differs from the grant's issuer")
 	}
 	if !g.Covers(m.Study.UID, m.Study.PatientID, m.Study.IssuerOfPatientID) {
@@ -90,10 +108,14 @@ func ParseManifest(payload []byte) (*Manifest, error) {
 		if err := checkStudy(&m); err != nil {
 			return nil, err
 		}
-	case KindRevocation:
+	case KindRevocation, KindHolderRevocation:
 		rv := m.Revocation
 		if rv == nil || rv.Verify() != nil || rv.Revocation.GrantID != g.ID || rv.Revocation.Issuer != g.Issuer {
 			return nil, reject(ReasonBadRevocation, "revocation is missing or does not verify")
+		}
+	case KindHolder, KindHolderWithdrawn:
+		if g.GranteeUser != "" || m.StudyKey != "" || len(m.Instances) > 0 || m.Revocation != nil {
+			return nil, reject(ReasonMalformed, "holder notice under a user's grant, or with a key, instances or a revocation")
 		}
 	default:
 		return nil, reject(ReasonMalformed, "unknown manifest kind")
@@ -167,7 +189,23 @@ func (m *Manifest) CheckParties(signer, self peer.ID) error {
 	if m.Grant == nil {
 		return reject(ReasonMalformed, "manifest carries no grant")
 	}
-	if g := m.Grant.Grant; g.Issuer != signer || g.Grantee != self {
+	g := m.Grant.Grant
+	switch m.Kind {
+	case KindHolder, KindHolderWithdrawn:
+		// The grantee tells us, the grant's issuer, that it holds the study.
+		if g.Grantee != signer || g.Issuer != self {
+			return reject(ReasonBadGrant, "grant is not from us to the sender")
+		}
+		return nil
+	case KindHolderRevocation:
+		// The issuer tells a secondary holder that another facility's
+		// grant is revoked; our own grants' revocations are KindRevocation.
+		if g.Issuer != signer || g.Grantee == self {
+			return reject(ReasonBadGrant, "grant is not the sender's to a third facility")
+		}
+		return nil
+	}
+	if g.Issuer != signer || g.Grantee != self {
 		return reject(ReasonBadGrant, "grant is not from the sender to us")
 	}
 	return nil
