@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -266,6 +267,9 @@ func (s *Service) serveRequests(ctx context.Context, st network.Stream, br *bufi
 	}
 }
 
+// sendBufs are the server's block buffers (BlockAppender).
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, MaxBlockSize); return &b }}
+
 // serveBlock writes the answer for one block to bw. It returns the code
 // to end the stream with when the block is refused, or an error when the
 // stream broke.
@@ -275,7 +279,15 @@ func (s *Service) serveBlock(ctx context.Context, bw *bufio.Writer, auth Authori
 		s.logBlock("authorize block", p, c, code, err)
 		return code, nil
 	}
-	data, err := s.blocks.GetBlock(ctx, c)
+	var data []byte
+	var err error
+	if ba, ok := s.blocks.(BlockAppender); ok {
+		buf := sendBufs.Get().(*[]byte)
+		defer func() { *buf = data[:0]; sendBufs.Put(buf) }()
+		data, err = ba.AppendBlock(ctx, (*buf)[:0], c)
+	} else {
+		data, err = s.blocks.GetBlock(ctx, c)
+	}
 	if err != nil {
 		code := codeOf(err)
 		s.logBlock("get block", p, c, code, err)

@@ -61,9 +61,20 @@ func (b blockSource) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return data, err
 }
 
+// AppendBlock implements exchange.BlockAppender: the server reads blocks
+// into buffers it reuses.
+func (b blockSource) AppendBlock(ctx context.Context, dst []byte, c cid.Cid) ([]byte, error) {
+	data, err := b.store.AppendBlocks(dst, []cid.Cid{c})
+	if errors.Is(err, store.ErrNotFound) {
+		return dst, fmt.Errorf("get block %s: %w", c, exchange.ErrBlockNotFound)
+	}
+	return data, err
+}
+
 var (
 	_ exchange.Authorizer      = (*blockAuthorizer)(nil)
 	_ exchange.BlockStore      = blockSource{}
+	_ exchange.BlockAppender   = blockSource{}
 	_ exchange.ManifestHandler = (*inbox)(nil)
 	_ exchange.ManifestSource  = (*sharing)(nil)
 	_ exchange.Partners        = (*partners)(nil)

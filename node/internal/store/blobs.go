@@ -262,7 +262,11 @@ func (b *blobs) read(ext []extent, dst []byte) ([]byte, error) {
 			return dst[:start], err
 		}
 		at := len(dst)
-		dst = append(dst, make([]byte, e.n)...)
+		if cap(dst)-at >= int(e.n) {
+			dst = dst[:at+int(e.n)] // read into, no need to zero it first
+		} else {
+			dst = append(dst, make([]byte, e.n)...)
+		}
 		if _, err := f.ReadAt(dst[at:], e.off); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = fmt.Errorf("segment %s ends before the block: %w", segName(e.seg), io.ErrUnexpectedEOF)
