@@ -185,6 +185,13 @@ func (d *demo) run() error {
 		if _, err := d.cli(f, "init", "--name", f.Name); err != nil {
 			return err
 		}
+		if f == riverside {
+			// Riverside serves the studies it fetched to St Mary's other
+			// grantees, as a secondary holder (off by default).
+			if err := editConfig(f, "[exchange]\n", "serve_as_secondary = false", "serve_as_secondary = true"); err != nil {
+				return err
+			}
+		}
 		if f == stMary {
 			// St Mary lets Riverside search it for a patient's studies and
 			// grants Riverside's emergency requests at once (break-glass).
@@ -208,11 +215,14 @@ func (d *demo) run() error {
 		fmt.Printf("  %-10s pid %-7d api http://%s  peer %s\n", f.Name, f.PID(), f.HTTPAddr, st.PeerID)
 	}
 
-	step("Partners: St Mary <-> Riverside and St Mary <-> Northgate exchange signed invites")
+	step("Partners: St Mary <-> Riverside, St Mary <-> Northgate and Riverside <-> Northgate exchange signed invites")
 	if err := facility.PartnerContext(d.ctx, stMary, riverside); err != nil {
 		return err
 	}
 	if err := facility.PartnerContext(d.ctx, stMary, northgate); err != nil {
+		return err
+	}
+	if err := facility.PartnerContext(d.ctx, riverside, northgate); err != nil {
 		return err
 	}
 	out, _ := d.cli(stMary, "peers")
@@ -391,6 +401,9 @@ func (d *demo) run() error {
 	if err := d.patientGrant(stMary, northgate); err != nil {
 		return err
 	}
+	if err := d.multiSource(stMary, northgate, syn.StudyUID, syn.Files, ctBytes); err != nil {
+		return err
+	}
 	kept, err := d.checkpoint(stMary)
 	if err != nil {
 		return err
@@ -464,6 +477,64 @@ func (d *demo) patientGrant(stMary, northgate *facility.Facility) error {
 	fmt.Println("  Northgate fetched both (every block checked against the patient's grant)")
 	d.notes = append(d.notes, "Northgate, patient grant: the prior and a study that arrived after the grant both reached it and were fetched")
 	return nil
+}
+
+// multiSource: St Mary grants the CT Riverside fetched to Northgate too;
+// Riverside serves as a secondary holder (it announced itself to St Mary
+// after its fetch), so Northgate fetches from both at once, Riverside
+// checking St Mary's signed grant offline for every block.
+func (d *demo) multiSource(stMary, northgate *facility.Facility, study string, files int, size int64) error {
+	step("St Mary grants the CT to Northgate too; Northgate fetches it from St Mary and Riverside at once (Riverside checks St Mary's signed grant itself)")
+	if _, err := d.cli(stMary, "grant", "--to", "Northgate", "--study", study, "--expires", "24h"); err != nil {
+		return err
+	}
+	if err := d.waitShared(northgate, study, api.SharedAvailable, 30*time.Second); err != nil {
+		return err
+	}
+	out, err := d.cli(northgate, "fetch", "--study", study, "--from", "St Mary", "--no-progress", "--json")
+	if err != nil {
+		return err
+	}
+	var fo api.FetchReport
+	if err := facility.DecodeJSON(out, &fo); err != nil {
+		return fmt.Errorf("fetch --json: %w", err)
+	}
+	if fo.Fetch.InstancesDone != files {
+		return fmt.Errorf("northgate fetched %d of %d instances", fo.Fetch.InstancesDone, files)
+	}
+	var parts []string
+	fromRiverside := false
+	for _, src := range fo.Fetch.Sources {
+		parts = append(parts, fmt.Sprintf("%s %.1f MB", src.Holder.Name, float64(src.Bytes)/1e6))
+		if src.Holder.Name == "Riverside" {
+			fromRiverside = true
+		}
+	}
+	if !fromRiverside {
+		return fmt.Errorf("northgate's fetch did not list Riverside as a holder (sources: %s)", strings.Join(parts, ", "))
+	}
+	fmt.Printf("  %d instances verified in %.2fs; blocks from: %s\n", files, fo.Seconds, strings.Join(parts, ", "))
+	d.row("fetch St Mary + Riverside -> Northgate", files, size, fo.Seconds)
+	d.notes = append(d.notes, "Northgate fetched the CT from St Mary and Riverside at once: "+strings.Join(parts, ", "))
+	return nil
+}
+
+// editConfig replaces old with new in f's config.toml, in the section
+// that begins with section.
+func editConfig(f *facility.Facility, section, old, new string) error {
+	path := filepath.Join(f.Home, "config.toml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	i := strings.Index(s, section)
+	j := strings.Index(s[max(i, 0):], old)
+	if i < 0 || j < 0 {
+		return fmt.Errorf("%s's config.toml has no %q in %q", f.Name, old, strings.TrimSpace(section))
+	}
+	s = s[:i+j] + new + s[i+j+len(old):]
+	return os.WriteFile(path, []byte(s), 0o600)
 }
 
 // checkpoint has St Mary sign a checkpoint of its audit log, kept outside
