@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -65,7 +66,7 @@ grant).`,
 					waiting = waitingText(st, time.Now())
 				}
 				if bar != nil {
-					desc := fmt.Sprintf("%s: %d/%d instances verified", partnerName(st.Holder), st.InstancesDone, st.Instances)
+					desc := fmt.Sprintf("%s: %d/%d instances verified", holdersText(st), st.InstancesDone, st.Instances)
 					if waiting != "" {
 						desc += " — " + waiting
 					}
@@ -113,7 +114,7 @@ grant).`,
 					rate = float64(fetched) / 1e6 / secs
 				}
 				fmt.Printf("fetched %d instances (%.1f MB, %.1f MB resumed from earlier) from %s in %.2fs: %.1f MB/s\n",
-					st.Instances, float64(fetched)/1e6, float64(st.BytesResumed)/1e6, partnerName(st.Holder), secs, rate)
+					st.Instances, float64(fetched)/1e6, float64(st.BytesResumed)/1e6, holdersText(st), secs, rate)
 			}
 			return nil
 		},
@@ -125,6 +126,22 @@ grant).`,
 	required(c, "study")
 	addJSON(c, g)
 	return c
+}
+
+// holdersText names who a fetch's blocks come from: the holder alone,
+// or, once secondary holders delivered too, each with its part
+// ("St Mary 16.3 MB + Riverside 88.9 MB").
+func holdersText(st api.FetchJob) string {
+	var parts []string
+	for _, src := range st.Sources {
+		if src.Bytes > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1f MB", partnerName(src.Holder), float64(src.Bytes)/1e6))
+		}
+	}
+	if len(parts) < 2 {
+		return partnerName(st.Holder)
+	}
+	return strings.Join(parts, " + ")
 }
 
 // drawProgress decides whether fetch draws its bar: on a terminal by
