@@ -41,18 +41,30 @@
 //     fetcher asks only the study's origin today, and the report says so.
 //   - fanout ([Fanout]): one facility grants a patient to many partners;
 //     manifest delivery latency p50/p99, heap, RSS and goroutines per node.
+//   - scale ([Scale]): fanout at 50, 100, 200, 500 and 1,000 nodes
+//     (Config.Sweep): heap, RSS, goroutines and CPU per node as the count
+//     grows, and the largest count that ran (`pacsnet netsim` runs each
+//     point in a process of its own).
+//   - partition ([Partition]): an origin partnered with every other node
+//     cuts half of them off ([Sim.Partition]) and, while they are cut
+//     off, issues grants, revocations, grants again, patient grants and
+//     an import its patient grants cover; the links heal ([Cut.Heal]).
+//     Every partner must then hold what the origin intended (computed
+//     from the plan's ops alone: a revoked grant stays revoked, a grant
+//     issued again is live), and its audit log must list the manifests
+//     the origin's lists as sent, in order, none lost or applied twice.
+//     It reports each manifest's delivery after the heal.
 //   - churn ([Churn]): regional with each holder stopped a third of the
 //     way into its fetch and restarted a second later; every fetch must
 //     complete, verified.
 //
 // A seed fixes every choice (math/rand/v2, PCG): the plan functions
-// ([PlanRegional], [PlanMultisource], [PlanFanout]; churn draws as
-// regional does) compute the topology,
+// ([PlanRegional], [PlanMultisource], [PlanFanout], [PlanPartition];
+// churn draws as regional does) compute the topology,
 // links and sizes before any node starts, and the same seed gives the
 // same plan; timings vary.
 //
-// Not here yet: loss and jitter (mocknet has neither), a partition
-// scenario (the pieces are there: Unlink, Link), a simulated
+// Not here yet: loss and jitter (mocknet has neither), a simulated
 // clock for the nodes (mocknet's delays are real time), and fetching from
 // secondary holders (the fetcher's, not netsim's, to build). Stop is a
 // clean Close, not a crash mid-write.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,62 @@ func TestNetsimChurn(t *testing.T) {
 	checkReport(t, rep, "churn")
 }
 
+// The partition smoke run: two of three partners cut off while the
+// origin grants, revokes, grants again, grants the patient and imports a
+// new study of the patient; after healing every partner holds what the
+// origin intended, its manifests the origin's, in order, none twice.
+func TestNetsimPartition(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Dir: t.TempDir(), Seed: 7, Nodes: 4, Fetches: 6, Downtime: time.Second}
+	rep, err := Partition(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := PlanPartition(cfg)
+	if len(rep.Partners) != 3 || len(plan.Cut) != 1 {
+		t.Fatalf("%d partners, %d cut off", len(rep.Partners), len(plan.Cut))
+	}
+	cut := 0
+	for _, p := range rep.Partners {
+		if !p.InOrder || p.Duplicates != 0 || p.Lost != 0 || !p.StateOK || p.Sent != p.Received || p.Received < p.Ops {
+			t.Errorf("%+v", p)
+		}
+		if p.Cut {
+			cut++
+		}
+	}
+	if cut != 1 || len(rep.AfterHeal) == 0 || len(rep.Control) == 0 {
+		t.Errorf("%d cut off, %d manifests after the heal, %d to connected partners", cut, len(rep.AfterHeal), len(rep.Control))
+	}
+	checkReport(t, rep, "after healing")
+}
+
+// The partition plan: every script starts with grant, revoke, grant of
+// one study and grants the patient; the intent follows the ops.
+func TestNetsimPlanPartition(t *testing.T) {
+	p := PlanPartition(Config{Seed: 3, Nodes: 8})
+	if len(p.Cut) != 3 || len(p.Ops) != 7*8+1 {
+		t.Fatalf("cut %v, %d ops", p.Cut, len(p.Ops))
+	}
+	for i := 1; i < p.Nodes; i++ {
+		var mine []PartitionOp
+		patient := false
+		for _, op := range p.Ops {
+			if op.Partner == i {
+				mine = append(mine, op)
+				patient = patient || op.Target == patientTarget
+			}
+		}
+		if mine[0].Kind != "grant" || mine[1].Kind != "revoke" || mine[2].Kind != "grant" || mine[0].Target != mine[2].Target || mine[1].Target != mine[0].Target || !patient {
+			t.Errorf("node %d: %+v", i, mine)
+		}
+		if e := p.Expect[i][mine[2].Target]; e.State != api.SharedAvailable && !slices.ContainsFunc(mine[3:], func(op PartitionOp) bool { return op.Target == mine[2].Target }) {
+			t.Errorf("node %d: %s granted again is %+v", i, mine[2].Target, e)
+		}
+	}
+}
+
 // checkReport checks that a report prints a table naming want and
 // marshals to JSON.
 func checkReport(t *testing.T, rep Report, want string) {
@@ -131,6 +188,7 @@ func TestNetsimPlanDeterministic(t *testing.T) {
 			{"multisource", func(c Config) any { return PlanMultisource(c) }},
 			{"fanout", func(c Config) any { return PlanFanout(c) }},
 			{"churn", func(c Config) any { return planFetches(c, "churn", 8) }},
+			{"partition", func(c Config) any { return PlanPartition(c) }},
 		}
 		for _, p := range plans {
 			a, b := p.plan(cfg), p.plan(cfg)

@@ -43,8 +43,18 @@ type Config struct {
 	// min(50, Nodes-1)).
 	Partners int
 
-	// Downtime is how long churn keeps each holder down (default 1s).
+	// Downtime is how long churn keeps each holder down (default 1s),
+	// and how long partition keeps its partners cut off (default 3s).
 	Downtime time.Duration
+
+	// Jitter and Loss impair every link of regional (see LinkSpec).
+	Jitter time.Duration
+	Loss   float64
+
+	// Sweep is the node counts scale runs fanout at (default
+	// DefaultSweep); RunPoint runs one (default: Fanout in this process).
+	Sweep    []int                                                        `json:"-"`
+	RunPoint func(ctx context.Context, cfg Config) (*FanoutReport, error) `json:"-"`
 }
 
 // Report is what a scenario returns: a value that marshals to JSON and
@@ -54,7 +64,7 @@ type Report interface {
 }
 
 // Scenarios are the scenarios Run knows, by name.
-var Scenarios = []string{"regional", "multisource", "fanout", "churn"}
+var Scenarios = []string{"regional", "multisource", "fanout", "scale", "partition", "churn"}
 
 // Run runs the scenario called name.
 func Run(ctx context.Context, name string, cfg Config) (Report, error) {
@@ -67,6 +77,10 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 		rep, err = nilIfErr(Multisource(ctx, cfg))
 	case "fanout":
 		rep, err = nilIfErr(Fanout(ctx, cfg))
+	case "scale":
+		rep, err = nilIfErr(Scale(ctx, cfg))
+	case "partition":
+		rep, err = nilIfErr(Partition(ctx, cfg))
 	case "churn":
 		rep, err = nilIfErr(Churn(ctx, cfg))
 	default:

@@ -34,6 +34,9 @@ type Sim struct {
 	// transactions over 15% of its memtable (a fetch commits 32 MiB
 	// batches). Set it before adding nodes.
 	OnDisk bool
+	// Seed fixes each link's jitter and loss draws (see LinkSpec),
+	// together with the indexes of the link's nodes.
+	Seed uint64
 
 	dir string
 	log *slog.Logger
@@ -43,6 +46,9 @@ type Sim struct {
 	mu    sync.Mutex
 	nodes []*Node
 	links map[[2]peer.ID]LinkSpec // the links up now, by their peers in order
+
+	imu      sync.RWMutex // read on every write of an impaired host's streams
+	impaired map[[2]peer.ID]*impairment
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,16 +65,25 @@ type Node struct {
 	API *api.Client
 
 	n    *node.Node
-	host host.Host
+	host host.Host // mocknet's, wrapped (impairedHost)
+	idx  int       // the order it was added in
 	cfg  node.Config
 	down map[*Node]LinkSpec // while stopped: the links Restart restores
 }
 
 // LinkSpec is one simulated link: its round-trip time and its bandwidth
-// (bytes per second, shared by both directions, as mocknet models it).
+// (bytes per second, shared by both directions, as mocknet models it),
+// and what mocknet lacks: jitter and loss (see impair.go).
 type LinkSpec struct {
 	RTT       time.Duration `json:"rtt"`
 	Bandwidth int64         `json:"bandwidth"` // bytes per second
+	// Jitter holds each write on the link back by a delay drawn
+	// uniformly from [0, Jitter].
+	Jitter time.Duration `json:"jitter,omitempty"`
+	// Loss is the fraction of 1,460-byte segments lost: a write that
+	// loses one is held back one retransmission timeout (the larger of
+	// 200 ms and the RTT), as a reliable stream shows loss.
+	Loss float64 `json:"loss,omitempty"`
 }
 
 // Mbps is the link's bandwidth in megabits per second.
@@ -118,10 +133,11 @@ func (s *Sim) AddNode(name, ip string) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("add node %s: %w", name, err)
 	}
-	h, err := s.mn.AddPeer(key, addr)
+	mh, err := s.mn.AddPeer(key, addr)
 	if err != nil {
 		return nil, fmt.Errorf("add node %s: mocknet peer: %w", name, err)
 	}
+	h := impairedHost{Host: mh, sim: s}
 	n, err := node.Open(home, cfg, node.Options{Logger: s.log, Host: h, InMemory: !s.OnDisk})
 	if err != nil {
 		h.Close()
@@ -140,6 +156,7 @@ func (s *Sim) AddNode(name, ip string) (*Node, error) {
 	}
 	nd := &Node{Name: name, Home: home, ID: n.ID(), API: api.NewClient("http://"+n.HTTPAddr(), tok, s.hc), n: n, host: h, cfg: cfg}
 	s.mu.Lock()
+	nd.idx = len(s.nodes)
 	s.nodes = append(s.nodes, nd)
 	s.mu.Unlock()
 	return nd, nil
@@ -168,12 +185,21 @@ func (s *Sim) AddNodes(prefix string, count int) ([]*Node, error) {
 // limiter says. The limiter lets an idle link save up to a second's worth
 // of bytes and send them at once; setting the spec empties that
 // allowance, so scenarios call Link again just before what they measure.
+// The spec's Jitter and Loss apply to the nodes' protocol streams on the
+// link (impair.go).
 func (s *Sim) Link(a, b *Node, spec LinkSpec) error {
 	opts := mocknet.LinkOptions{Latency: spec.RTT / 2, Bandwidth: float64(spec.Bandwidth)}
+	s.setImpairment(a, b, spec)
 	if ls := s.mn.LinksBetweenPeers(a.ID, b.ID); len(ls) > 0 {
 		for _, l := range ls {
 			l.SetOptions(opts)
 		}
+		s.mu.Lock()
+		if s.links == nil {
+			s.links = map[[2]peer.ID]LinkSpec{}
+		}
+		s.links[pairOf(a, b)] = spec
+		s.mu.Unlock()
 		return nil
 	}
 	l, err := s.mn.LinkPeers(a.ID, b.ID)
