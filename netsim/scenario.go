@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -141,24 +142,45 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float
 
 func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
 
-func newTable(w io.Writer, cols ...string) *tabwriter.Writer {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	for i, c := range cols {
-		if i > 0 {
-			fmt.Fprint(tw, "\t")
-		}
-		fmt.Fprint(tw, c)
-	}
-	fmt.Fprint(tw, "\t\n")
-	return tw
+// table is a report's table: aligned text, or a Markdown table when
+// written to WriteMarkdown's writer.
+type table struct {
+	w    io.Writer
+	md   bool
+	rows [][]string
 }
 
-func row(tw *tabwriter.Writer, cells ...any) {
+func newTable(w io.Writer, cols ...string) *table {
+	_, md := w.(markdown)
+	return &table{w: w, md: md, rows: [][]string{cols}}
+}
+
+func row(t *table, cells ...any) {
+	r := make([]string, len(cells))
 	for i, c := range cells {
-		if i > 0 {
-			fmt.Fprint(tw, "\t")
-		}
-		fmt.Fprint(tw, c)
+		r[i] = fmt.Sprint(c)
 	}
-	fmt.Fprint(tw, "\t\n")
+	t.rows = append(t.rows, r)
+}
+
+// Flush writes the table.
+func (t *table) Flush() error {
+	if t.md {
+		var b strings.Builder
+		b.WriteString("\n")
+		for i, r := range t.rows {
+			b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+			if i == 0 {
+				b.WriteString("|" + strings.Repeat("---:|", len(r)) + "\n")
+			}
+		}
+		b.WriteString("\n")
+		_, err := io.WriteString(t.w, b.String())
+		return err
+	}
+	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, r := range t.rows {
+		fmt.Fprint(tw, strings.Join(r, "\t")+"\t\n")
+	}
+	return tw.Flush()
 }
