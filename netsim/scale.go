@@ -65,7 +65,7 @@ func Scale(ctx context.Context, cfg Config) (*ScaleReport, error) {
 	}
 	rep.Elapsed = time.Since(start)
 	if rep.Ceiling == 0 {
-		return rep, fmt.Errorf("scale: not even %d nodes ran: %s", sweep[0], rep.Points[0].Error)
+		return rep, fmt.Errorf("not even %d nodes ran: %s", sweep[0], rep.Points[0].Error)
 	}
 	return rep, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -335,13 +336,24 @@ func (s *Sim) close() error {
 	var errs []error
 	var wg sync.WaitGroup
 	var emu sync.Mutex
-	for _, nd := range nodes {
+	// A few at a time, handing memory back now and then: closing a node
+	// clears its Badger block cache's counters, touching pages that were
+	// allocated but never used, so closing a thousand nodes at once
+	// doubled the resident set (4.2 GB at the end of a 1,000-node run
+	// whose nodes held 2 GB).
+	sem := make(chan struct{}, closeParallel)
+	for i, nd := range nodes {
 		if nd.down != nil {
 			continue // stopped: closed already
 		}
+		if i > 0 && i%closeBatch == 0 {
+			wg.Wait()
+			debug.FreeOSMemory()
+		}
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer func() { <-sem; wg.Done() }()
 			if err := nd.n.Close(); err != nil {
 				emu.Lock()
 				errs = append(errs, fmt.Errorf("close %s: %w", nd.Name, err))
@@ -356,6 +368,10 @@ func (s *Sim) close() error {
 	s.hc.CloseIdleConnections()
 	return errors.Join(errs...)
 }
+
+// Close closes closeParallel nodes at a time, and hands memory back to
+// the system after every closeBatch.
+const closeParallel, closeBatch = 8, 128
 
 // ImportCT generates a synthetic CT study (dicomio/synth) and imports it
 // into nd through its API, as `pacsnet import` does. It returns the
