@@ -27,7 +27,7 @@ func (r *RegionalReport) Charts() []Chart {
 		hi = max(hi, mbps)
 	}
 	return []Chart{
-		{Name: "throughput", Title: "regional: fetch throughput against the link", X: "link bandwidth (Mbit/s)", Y: "throughput (Mbit/s)", LogX: true,
+		{Name: "throughput", Title: "regional: fetch throughput against the link", X: "link bandwidth (Mbit/s)", Y: "throughput (Mbit/s)",
 			Series: []Series{tput, ideal, Diagonal("link bandwidth", lo, hi)}},
 		{Name: "ratio-rtt", Title: "regional: time to complete over the ideal, by RTT", X: "RTT (ms)", Y: "complete / ideal",
 			Series: []Series{ratio, {Label: "ideal", X: []float64{0, 80}, Y: []float64{1, 1}, Style: Line}}},
@@ -68,12 +68,14 @@ func (r *ScaleReport) Charts() []Chart {
 	setup := Series{Label: "setup wall time per node", Style: LinePoints}
 	cpu := Series{Label: "setup CPU time per node", Style: LinePoints}
 	const mi = 1 << 20
+	var ticks []float64
 	for _, p := range r.Points {
 		f := p.Fanout
 		if f == nil {
 			continue
 		}
 		n := float64(p.Nodes)
+		ticks = append(ticks, n)
 		heap.X, heap.Y = append(heap.X, n), append(heap.Y, float64(f.HeapPerNode)/mi)
 		res.X, res.Y = append(res.X, n), append(res.Y, float64(f.RSSPerNode)/mi)
 		peak.X, peak.Y = append(peak.X, n), append(peak.Y, float64(f.PeakRSS)/mi/n)
@@ -81,7 +83,7 @@ func (r *ScaleReport) Charts() []Chart {
 		cpu.X, cpu.Y = append(cpu.X, n), append(cpu.Y, msf(f.SetupCPUPerNode))
 	}
 	return []Chart{
-		{Name: "memory", Title: "scale: memory per node", X: "nodes", Y: "MiB per node", LogX: true, Series: []Series{heap, res, peak}},
-		{Name: "setup", Title: "scale: cost of adding a node", X: "nodes", Y: "ms per node", LogX: true, Series: []Series{setup, cpu}},
+		{Name: "memory", Title: "scale: memory per node", X: "nodes", Y: "MiB per node", LogX: true, XTicks: ticks, Series: []Series{heap, res, peak}},
+		{Name: "setup", Title: "scale: cost of adding a node", X: "nodes", Y: "ms per node", LogX: true, XTicks: ticks, Series: []Series{setup, cpu}},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -27,6 +28,9 @@ type Chart struct {
 	Series []Series
 	// LogX puts the X axis on a log scale (every X must be above 0).
 	LogX bool
+	// XTicks, if any, are the X axis's labelled ticks (e.g. the node
+	// counts of a sweep), instead of gonum's choice.
+	XTicks []float64
 }
 
 // Series is one set of points on a chart, drawn as Style says.
@@ -83,6 +87,13 @@ func (c Chart) PNG() ([]byte, error) {
 	if c.LogX {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	if len(c.XTicks) > 0 {
+		var ts plot.ConstantTicks
+		for _, x := range c.XTicks {
+			ts = append(ts, plot.Tick{Value: x, Label: strconv.FormatFloat(x, 'g', -1, 64)})
+		}
+		p.X.Tick.Marker = ts
 	}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
