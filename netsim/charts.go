@@ -29,21 +29,21 @@ func (r *RegionalReport) Charts() []Chart {
 	return []Chart{
 		{Name: "throughput", Title: "regional: fetch throughput against the link", X: "link bandwidth (Mbit/s)", Y: "throughput (Mbit/s)",
 			Series: []Series{tput, ideal, Diagonal("link bandwidth", lo, hi)}},
-		{Name: "ratio-rtt", Title: "regional: time to complete over the ideal, by RTT", X: "RTT (ms)", Y: "complete / ideal",
+		{Name: "ratio-rtt", Title: "regional: time to complete over the ideal, by RTT", X: "RTT (ms)", Y: "complete / ideal", Legend: TopRight,
 			Series: []Series{ratio, {Label: "ideal", X: []float64{0, 80}, Y: []float64{1, 1}, Style: Line}}},
 	}
 }
 
 // Charts: the delivery latency's distribution.
 func (r *FanoutReport) Charts() []Chart {
-	return []Chart{{Name: "latency-cdf", Title: "fanout: manifest delivery latency", X: "from the grant to the manifest stored (ms)", Y: "fraction of partners",
+	return []Chart{{Name: "latency-cdf", Title: "fanout: manifest delivery latency", X: "from the grant to the manifest stored (ms)", Y: "fraction of partners", Legend: BottomRight,
 		Series: []Series{CDF("partners", r.Latencies)}}}
 }
 
 // Charts: delivery latency after the heal (cut-off partners) and from
 // each op (connected partners).
 func (r *PartitionReport) Charts() []Chart {
-	return []Chart{{Name: "latency-cdf", Title: "partition: manifest delivery latency", X: "latency (ms)", Y: "fraction of manifests",
+	return []Chart{{Name: "latency-cdf", Title: "partition: manifest delivery latency", X: "latency (ms)", Y: "fraction of manifests", Legend: BottomRight,
 		Series: []Series{CDF("cut off: from the heal", r.AfterHeal), CDF("connected: from the op", r.Control)}}}
 }
 
@@ -83,7 +83,7 @@ func (r *ScaleReport) Charts() []Chart {
 		cpu.X, cpu.Y = append(cpu.X, n), append(cpu.Y, msf(f.SetupCPUPerNode))
 	}
 	return []Chart{
-		{Name: "memory", Title: "scale: memory per node", X: "nodes", Y: "MiB per node", LogX: true, XTicks: ticks, Series: []Series{heap, res, peak}},
-		{Name: "setup", Title: "scale: cost of adding a node", X: "nodes", Y: "ms per node", LogX: true, XTicks: ticks, Series: []Series{setup, cpu}},
+		{Name: "memory", Title: "scale: memory per node", X: "nodes", Y: "MiB per node", LogX: true, XTicks: ticks, Legend: MiddleRight, Series: []Series{heap, res, peak}},
+		{Name: "setup", Title: "scale: cost of adding a node", X: "nodes", Y: "ms per node", LogX: true, XTicks: ticks, Legend: TopLeft, Series: []Series{setup, cpu}},
 	}
 }

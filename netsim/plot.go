@@ -31,7 +31,19 @@ type Chart struct {
 	// XTicks, if any, are the X axis's labelled ticks (e.g. the node
 	// counts of a sweep), instead of gonum's choice.
 	XTicks []float64
+	// Legend is where the legend goes, out of the data's way.
+	Legend Corner
 }
+
+// Corner is a place on a chart for its legend.
+type Corner int
+
+const (
+	TopLeft Corner = iota
+	TopRight
+	BottomRight
+	MiddleRight
+)
 
 // Series is one set of points on a chart, drawn as Style says.
 type Series struct {
@@ -96,8 +108,14 @@ func (c Chart) PNG() ([]byte, error) {
 		p.X.Tick.Marker = ts
 	}
 	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
-	p.Legend.Left = true
+	switch c.Legend {
+	case TopLeft:
+		p.Legend.Top, p.Legend.Left = true, true
+	case TopRight:
+		p.Legend.Top = true
+	case MiddleRight:
+		p.Legend.Top, p.Legend.YOffs = true, -chartH/4
+	}
 	for i, s := range c.Series {
 		if len(s.X) != len(s.Y) {
 			return nil, fmt.Errorf("chart %s: series %q has %d X and %d Y", c.Name, s.Label, len(s.X), len(s.Y))
