@@ -480,11 +480,7 @@ func Partition(ctx context.Context, cfg Config) (*PartitionReport, error) {
 				pp.Ops++
 			}
 		}
-		sent, err := auditAll(ctx, origin, api.AuditQuery{Action: api.ActManifestSent, Partner: nd.ID.String()})
-		if err != nil {
-			return nil, err
-		}
-		got, err := auditAll(ctx, nd, api.AuditQuery{Action: api.ActManifestReceived, Partner: origin.ID.String()})
+		sent, got, err := manifestLogs(wctx, origin, nd)
 		if err != nil {
 			return nil, err
 		}
@@ -568,6 +564,26 @@ func waitOutbox(ctx context.Context, nd *Node) error {
 			return fmt.Errorf("%s's outbox still holds %d manifests: %w", nd.Name, len(out), ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// manifestLogs reads the manifests origin's audit log says it sent to nd
+// and those nd's says it received from origin. The origin writes its
+// entry just after the manifest leaves its outbox: the two are read
+// again for up to a second until they are as long as each other.
+func manifestLogs(ctx context.Context, origin, nd *Node) (sent, got []api.AuditEntry, err error) {
+	deadline := time.Now().Add(time.Second)
+	for {
+		if sent, err = auditAll(ctx, origin, api.AuditQuery{Action: api.ActManifestSent, Partner: nd.ID.String()}); err != nil {
+			return nil, nil, err
+		}
+		if got, err = auditAll(ctx, nd, api.AuditQuery{Action: api.ActManifestReceived, Partner: origin.ID.String()}); err != nil {
+			return nil, nil, err
+		}
+		if len(sent) == len(got) || time.Now().After(deadline) {
+			return sent, got, nil
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
