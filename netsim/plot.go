@@ -191,5 +191,13 @@ func WriteMarkdown(rep Report, dir, base string) error {
 }
 
 // markdown marks the writer WriteTable is given: the tables it prints
-// (newTable) come out as Markdown tables, its other lines as paragraphs.
-type markdown struct{ io.Writer }
+// (newTable) come out as Markdown tables, and each of its lines ends
+// with a hard line break, so that the summary lines stay lines.
+type markdown struct{ w io.Writer }
+
+func (m markdown) Write(p []byte) (int, error) {
+	if _, err := m.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("  \n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
