@@ -36,8 +36,8 @@ func netsimCmd(g *globals) *cobra.Command {
 		Use:   "netsim --scenario NAME [--nodes N] [--seed S] [--out DIR] [--json]",
 		Short: "Run many real nodes on a simulated network and report (regional, multisource, fanout, scale, partition, churn)",
 		Long: `Run a scenario of many real pacsnet nodes in this process, each on a
-libp2p mocknet peer with its archive in memory and its home in a temporary
-directory (removed at the end), linked with latency and bandwidth drawn from
+libp2p mocknet peer with its archive in memory (on disk where studies are
+fetched) and its home in a temporary directory (removed at the end), linked with latency and bandwidth drawn from
 the seed:
 
   regional     hospitals on WAN links (10-80 ms, 100 Mbit/s-1 Gbit/s); some
@@ -48,7 +48,7 @@ the seed:
   multisource  one study held by 1, 2, 4, 8 facilities fetched by another
                (default 8); today the fetcher uses one source, and says so
   fanout       a facility grants a patient to its partners: manifest
-               delivery latency p50/p99, heap and goroutines per node
+               delivery latency p50/p99, memory, goroutines and CPU per node
                (default 30 nodes, min(50, nodes-1) partners)
   scale        fanout at each count of --sweep (default 50,100,200,500,1000),
                each in a process of its own stopped above --max-rss: memory
@@ -135,7 +135,7 @@ Markdown with its charts (PNG). The --home flag is not used.`,
 	c.Flags().StringVar(&scenario, "scenario", "", "regional, multisource, fanout, scale, partition or churn (required)")
 	c.Flags().IntVar(&cfg.Nodes, "nodes", 0, "hospitals (regional, default 20; churn, default 8), most holders (multisource, default 8), nodes (fanout, default 30; partition, default 8)")
 	c.Flags().Uint64Var(&cfg.Seed, "seed", 1, "seed: the same seed gives the same topology, links, sizes and choices")
-	c.Flags().StringVar(&out, "out", "", "write the report (JSON) and its table (text) into this folder")
+	c.Flags().StringVar(&out, "out", "", "write the report (JSON), its tables (text) and both as Markdown with PNG charts into this folder")
 	c.Flags().StringVar(&cfg.Dir, "dir", "", "where the nodes' temporary homes go (default: the system's temporary folder)")
 	c.Flags().IntVar(&cfg.Fetches, "fetches", 0, "regional, churn: studies fetched (default a quarter of the hospitals); partition: ops per partner (default 8)")
 	c.Flags().IntVar(&cfg.MinImages, "min-images", 0, "regional, churn: fewest images in a study (default 50)")
