@@ -37,8 +37,8 @@ func netsimCmd(g *globals) *cobra.Command {
 		Short: "Run many real nodes on a simulated network and report (regional, multisource, fanout, scale, partition, churn)",
 		Long: `Run a scenario of many real pacsnet nodes in this process, each on a
 libp2p mocknet peer with its archive in memory (on disk where studies are
-fetched) and its home in a temporary directory (removed at the end), linked with latency and bandwidth drawn from
-the seed:
+fetched) and its home in a temporary directory (removed at the end), linked
+with latency and bandwidth drawn from the seed:
 
   regional     hospitals on WAN links (10-80 ms, 100 Mbit/s-1 Gbit/s); some
                import a synthetic CT and grant it to a specialist's hospital,
