@@ -77,7 +77,7 @@ demo: build
 demo-web: build
 	./bin/pacsnet-demo --bin $(BIN) --corpus testdata/dicom --serve
 
-# netsim: a short run of every netsim scenario (about two minutes on 2
+# netsim: a short run of every netsim scenario (2–4 minutes on 2
 # cores): regional (also with jitter and loss on every link), multisource,
 # fanout, scale (a small sweep, each count in a process of its own),
 # partition and churn. The reports (JSON, text, Markdown with PNG charts)
@@ -89,13 +89,13 @@ NETSIM_OUT ?= netsim-out
 NETSIM = ./bin/pacsnet-netsim netsim --seed 1
 netsim:
 	$(GO) build $(GOFLAGS_BUILD) -o bin/pacsnet-netsim ./cmd/pacsnet
-	$(NETSIM) --scenario regional --nodes 8 --fetches 3 --out $(NETSIM_OUT)
-	$(NETSIM) --scenario regional --nodes 8 --fetches 3 --jitter 2ms --loss 0.05 --out $(NETSIM_OUT)/impaired
+	$(NETSIM) --scenario regional --nodes 8 --fetches 3 --max-images 150 --out $(NETSIM_OUT)
+	$(NETSIM) --scenario regional --nodes 8 --fetches 3 --max-images 150 --jitter 2ms --loss 0.05 --out $(NETSIM_OUT)/impaired
 	$(NETSIM) --scenario multisource --nodes 4 --out $(NETSIM_OUT)
 	$(NETSIM) --scenario fanout --nodes 50 --out $(NETSIM_OUT)
 	$(NETSIM) --scenario scale --sweep 20,50,100 --out $(NETSIM_OUT)
 	$(NETSIM) --scenario partition --out $(NETSIM_OUT)
-	$(NETSIM) --scenario churn --nodes 4 --fetches 2 --out $(NETSIM_OUT)
+	$(NETSIM) --scenario churn --nodes 4 --fetches 2 --max-images 150 --out $(NETSIM_OUT)
 
 # screenshots refreshes docs/screenshots from the web app's browser test
 # (two real nodes, Debian's headless Chromium): the README shows them.
