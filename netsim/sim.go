@@ -339,8 +339,8 @@ func (s *Sim) close() error {
 	// A few at a time, handing memory back now and then: closing a node
 	// clears its Badger block cache's counters, touching pages that were
 	// allocated but never used, so closing a thousand nodes at once
-	// doubled the resident set (4.2 GB at the end of a 1,000-node run
-	// whose nodes held 2 GB).
+	// doubled the resident set (4.0 GiB at the end of a 1,000-node run
+	// whose nodes held 2.0 GiB).
 	sem := make(chan struct{}, closeParallel)
 	for i, nd := range nodes {
 		if nd.down != nil {
