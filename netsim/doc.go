@@ -9,7 +9,7 @@
 // uses, on a home made by node.Init in a directory the caller gives. The
 // simulation swaps what node.Options offers and nothing else: the libp2p
 // host is a go-libp2p mocknet peer carrying the node's own key
-// ([node.HostKey]), and the archive is Badger's in-memory mode (or, with
+// ([node.HostKey]; wrapped, see Jitter and loss), and the archive is Badger's in-memory mode (or, with
 // [Sim.OnDisk], the node's real on-disk archive in its home: fetches of
 // real-sized images need it, see Sim.OnDisk). The clock is the real one:
 // mocknet's latency is real time. The nodes are driven as the CLI drives
@@ -20,12 +20,36 @@
 // Links are mocknet links between the pairs a scenario partners, with a
 // round-trip time (mocknet delays each write by half of it) and a
 // bandwidth (one rate limiter per link, both directions). [Sim.Unlink]
-// cuts a link (link failure); [Sim.Link] joins it again. [Sim.Stop]
-// closes a node and cuts its links (its machine goes down);
-// [Sim.Restart] opens its home again with node.Open on the same peer
-// (on-disk archives only) and restores them. The tests use both: a fetch
-// survives its holder's restart and a cut link, and a grant issued across
-// a cut link arrives once it is joined.
+// cuts a link (link failure); [Sim.Link] joins it again;
+// [Sim.Partition] cuts every link between groups of nodes and
+// [Cut.Heal] joins them again. [Sim.Stop] closes a node and cuts its
+// links (its machine goes down); [Sim.Restart] opens its home again
+// with node.Open on the same peer (on-disk archives only) and restores
+// them. The tests use all of them: a fetch survives its holder's
+// restart and a cut link, and a grant issued across a cut link arrives
+// once it is joined.
+//
+// # Jitter and loss
+//
+// mocknet has neither, and a link's options cannot change per write:
+// SetOptions empties the link's rate limiter, so varying the latency
+// often would let a busy link beat its bandwidth. Each node is instead
+// given mocknet's host wrapped (impair.go): the streams its protocols
+// open (NewStream) and accept (SetStreamHandler) hold each write back
+// before it enters mocknet, by a delay drawn uniformly from [0,
+// LinkSpec.Jitter], plus one retransmission timeout (the larger of
+// 200 ms, Linux's smallest, and the RTT) when one of the write's
+// 1,460-byte segments is lost (LinkSpec.Loss). That is how loss shows on
+// a reliable stream: not as missing bytes but as a stall of everything
+// behind them on that stream. The draws come from a PCG per link seeded
+// by Sim.Seed and the link's nodes, so a seed fixes their sequence
+// (which write gets which draw depends on scheduling). What it does not
+// model: fast retransmit (a loss costs an RTO, not one RTT: a
+// pessimistic stall) and the congestion window's halving after a loss
+// (an optimistic throughput); and, as mocknet delivers a stream's
+// writes one at a time, a hold-up delays the rest of its stream as a
+// larger latency would. Only the node's protocols are impaired, not
+// libp2p's identify.
 //
 // # Scenarios
 //
@@ -41,21 +65,64 @@
 //     fetcher asks only the study's origin today, and the report says so.
 //   - fanout ([Fanout]): one facility grants a patient to many partners;
 //     manifest delivery latency p50/p99, heap, RSS and goroutines per node.
+//   - scale ([Scale]): fanout at 50, 100, 200, 500 and 1,000 nodes
+//     (Config.Sweep): heap, RSS, goroutines and CPU per node as the count
+//     grows, and the largest count that ran (`pacsnet netsim` runs each
+//     point in a process of its own).
+//   - partition ([Partition]): an origin partnered with every other node
+//     cuts half of them off ([Sim.Partition]) and, while they are cut
+//     off, issues grants, revocations, grants again, patient grants and
+//     an import its patient grants cover; the links heal ([Cut.Heal]).
+//     Every partner must then hold what the origin intended (computed
+//     from the plan's ops alone: a revoked grant stays revoked, a grant
+//     issued again is live), and its audit log must list the manifests
+//     the origin's lists as sent, in order, none lost or applied twice.
+//     It reports each manifest's delivery after the heal.
 //   - churn ([Churn]): regional with each holder stopped a third of the
 //     way into its fetch and restarted a second later; every fetch must
 //     complete, verified.
 //
 // A seed fixes every choice (math/rand/v2, PCG): the plan functions
-// ([PlanRegional], [PlanMultisource], [PlanFanout]; churn draws as
-// regional does) compute the topology,
+// ([PlanRegional], [PlanMultisource], [PlanFanout], [PlanPartition];
+// churn draws as regional does) compute the topology,
 // links and sizes before any node starts, and the same seed gives the
 // same plan; timings vary.
 //
-// Not here yet: loss and jitter (mocknet has neither), a partition
-// scenario (the pieces are there: Unlink, Link), a simulated
-// clock for the nodes (mocknet's delays are real time), and fetching from
-// secondary holders (the fetcher's, not netsim's, to build). Stop is a
-// clean Close, not a crash mid-write.
+// # Reports
+//
+// A [Report] prints its tables (WriteTable) and marshals to JSON;
+// [WriteMarkdown] writes it as Markdown with its [Chart]s saved as PNG
+// files beside it (gonum.org/v1/plot): every report with charts
+// implements [Charter]. plot.go is the small plotting API a scenario
+// uses: a Chart of [Series] (points, lines, or both; [CDF] and
+// [Diagonal] build the common ones). regional plots throughput against
+// the link's bandwidth and time over ideal against RTT; fanout and
+// partition the delivery latency's CDF; scale memory and setup cost per
+// node against the node count; churn time against ideal plus downtime.
+//
+// # Time
+//
+// The nodes run on the real clock. node.Options takes a clock
+// (node/clock: grant expiry and not-before, outbox backoff, fetch
+// retries, the re-issue of a grown study's manifests, rate limiters,
+// value-log GC ask it), and a node test (TestSimulatedExchange) moves a
+// fake one to expire a grant. netsim does not, because what it measures
+// runs on real time and cannot be given another clock: mocknet's
+// latency and rate limiting (mock_stream.go, ratelimiter.go) use
+// time.Now and time timers; libp2p's host and identify, Badger's
+// compactors, the nodes' HTTP API and the exchange's context timeouts
+// (an outbox push has 30 s) likewise. A simulated clock for the nodes
+// alone would make their timers (the outbox's backoff, which decides
+// partition's delivery after healing; the fetcher's retries, which
+// decide churn's) run at another rate than the network they wait on,
+// and the figures would mean neither. Running everything on simulated
+// time would mean a network simulator of our own under libp2p (as
+// x/simlibp2p does for QUIC) rather than mocknet: not done. A scenario
+// that needs days to pass (grant expiry) can still jump a fake clock as
+// the node test does; none here needs it.
+//
+// Not here yet: fetching from secondary holders (the fetcher's, not
+// netsim's, to build). Stop is a clean Close, not a crash mid-write.
 //
 // # Imports
 //

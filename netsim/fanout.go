@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,12 +54,19 @@ type FanoutReport struct {
 	Max    time.Duration `json:"max_ns"`
 	// HeapPerNode is the process's HeapInuse after a GC, less what it was
 	// before the first node, over the nodes; GoroutinesPerNode likewise.
-	HeapPerNode       uint64        `json:"heap_inuse_per_node"`
-	RSSPerNode        uint64        `json:"rss_per_node,omitempty"` // the process's resident set likewise (Linux only)
-	GoroutinesPerNode float64       `json:"goroutines_per_node"`
-	Granting          time.Duration `json:"granting_ns"` // issuing every grant, one after the other
-	Setup             time.Duration `json:"setup_ns"`    // opening and partnering the nodes
-	Elapsed           time.Duration `json:"elapsed_ns"`
+	HeapPerNode       uint64  `json:"heap_inuse_per_node"`
+	RSSPerNode        uint64  `json:"rss_per_node,omitempty"` // the process's resident set likewise (Linux only)
+	GoroutinesPerNode float64 `json:"goroutines_per_node"`
+	PeakRSS           uint64  `json:"peak_rss,omitempty"` // the process's largest resident set (Linux only)
+	// SetupCPUPerNode is the CPU time (user and system) the process
+	// spent opening and partnering the nodes, over the nodes;
+	// IdleCPUPerNode the cores one node keeps busy once everything is
+	// delivered (CPU time over a second of idling, over the nodes).
+	SetupCPUPerNode time.Duration `json:"setup_cpu_per_node_ns"`
+	IdleCPUPerNode  float64       `json:"idle_cpu_per_node"`
+	Granting        time.Duration `json:"granting_ns"` // issuing every grant, one after the other
+	Setup           time.Duration `json:"setup_ns"`    // opening and partnering the nodes
+	Elapsed         time.Duration `json:"elapsed_ns"`
 }
 
 // Fanout starts its nodes, partners the first with every other, and has
@@ -82,6 +87,7 @@ func Fanout(ctx context.Context, cfg Config) (*FanoutReport, error) {
 	runtime.ReadMemStats(&m0)
 	g0 := runtime.NumGoroutine()
 	rss0 := rss()
+	cpu0 := cpuTime()
 
 	sim := NewSim(dir, cfg.Logger)
 	defer sim.Close()
@@ -98,7 +104,8 @@ func Fanout(ctx context.Context, cfg Config) (*FanoutReport, error) {
 			return nil, err
 		}
 	}
-	rep := &FanoutReport{Scenario: "fanout", Seed: cfg.Seed, Nodes: plan.Nodes, Granted: len(plan.Partners), Setup: time.Since(start)}
+	rep := &FanoutReport{Scenario: "fanout", Seed: cfg.Seed, Nodes: plan.Nodes, Granted: len(plan.Partners), Setup: time.Since(start),
+		SetupCPUPerNode: (cpuTime() - cpu0) / time.Duration(plan.Nodes)}
 	const patient = "NETSIM-FANOUT"
 	study, _, err := ImportCT(ctx, granter, synth.CTOptions{Slices: 4, Rows: 64, Cols: 64, Seed: plan.StudySeed, PatientID: patient})
 	if err != nil {
@@ -160,6 +167,10 @@ func Fanout(ctx context.Context, cfg Config) (*FanoutReport, error) {
 		rep.RSSPerNode = (r - rss0) / uint64(plan.Nodes)
 	}
 	rep.GoroutinesPerNode = float64(runtime.NumGoroutine()-g0) / float64(plan.Nodes)
+	c0, t0 := cpuTime(), time.Now()
+	time.Sleep(time.Second)
+	rep.IdleCPUPerNode = float64(cpuTime()-c0) / float64(time.Since(t0)) / float64(plan.Nodes)
+	rep.PeakRSS = peakRSS()
 	rep.Elapsed = time.Since(start)
 	return rep, sim.Close()
 }
@@ -168,28 +179,10 @@ func Fanout(ctx context.Context, cfg Config) (*FanoutReport, error) {
 func (r *FanoutReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "fanout: %d nodes, seed %d, one facility grants a patient to %d partners (setup %s, %s in all)\n",
 		r.Nodes, r.Seed, r.Granted, r.Setup.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond))
-	tw := newTable(w, "delivered", "grants issued in", "p50", "p99", "max", "p50, p99 in RTTs", "heap in use per node", "RSS per node", "goroutines per node")
+	tw := newTable(w, "delivered", "grants issued in", "p50", "p99", "max", "p50, p99 in RTTs", "heap in use per node", "RSS per node", "peak RSS", "goroutines per node", "setup CPU per node", "idle CPU per node")
 	row(tw, fmt.Sprintf("%d/%d", r.Delivered, r.Granted), ms(r.Granting), ms(r.P50), ms(r.P99), ms(r.Max), fmt.Sprintf("%.1f, %.1f", r.InRTTs[0], r.InRTTs[1]),
-		mib(r.HeapPerNode), mib(r.RSSPerNode), fmt.Sprintf("%.0f", r.GoroutinesPerNode))
+		mib(r.HeapPerNode), mib(r.RSSPerNode), mib(r.PeakRSS), fmt.Sprintf("%.0f", r.GoroutinesPerNode), ms(r.SetupCPUPerNode), fmt.Sprintf("%.2f%%", 100*r.IdleCPUPerNode))
 	return tw.Flush()
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-// rss is the process's resident set in bytes, from /proc/self/statm; 0
-// where there is none.
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * uint64(os.Getpagesize())
-}

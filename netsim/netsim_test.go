@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
 	"github.com/pacsnet/pacsnet/api"
@@ -104,6 +108,126 @@ func TestNetsimChurn(t *testing.T) {
 	checkReport(t, rep, "churn")
 }
 
+// The partition smoke run: two of three partners cut off while the
+// origin grants, revokes, grants again, grants the patient and imports a
+// new study of the patient; after healing every partner holds what the
+// origin intended, its manifests the origin's, in order, none twice.
+func TestNetsimPartition(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Dir: t.TempDir(), Seed: 7, Nodes: 4, Fetches: 6, Downtime: time.Second}
+	rep, err := Partition(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := PlanPartition(cfg)
+	if len(rep.Partners) != 3 || len(plan.Cut) != 1 {
+		t.Fatalf("%d partners, %d cut off", len(rep.Partners), len(plan.Cut))
+	}
+	cut := 0
+	for _, p := range rep.Partners {
+		if !p.InOrder || p.Duplicates != 0 || p.Lost != 0 || !p.StateOK || p.Sent != p.Received || p.Received < p.Ops {
+			t.Errorf("%+v", p)
+		}
+		if p.Cut {
+			cut++
+		}
+	}
+	if cut != 1 || len(rep.AfterHeal) == 0 || len(rep.Control) == 0 {
+		t.Errorf("%d cut off, %d manifests after the heal, %d to connected partners", cut, len(rep.AfterHeal), len(rep.Control))
+	}
+	checkReport(t, rep, "after healing")
+}
+
+// The partition plan: every script starts with grant, revoke, grant of
+// one study and grants the patient; the intent follows the ops.
+func TestNetsimPlanPartition(t *testing.T) {
+	p := PlanPartition(Config{Seed: 3, Nodes: 8})
+	if len(p.Cut) != 3 || len(p.Ops) != 7*8+1 {
+		t.Fatalf("cut %v, %d ops", p.Cut, len(p.Ops))
+	}
+	for i := 1; i < p.Nodes; i++ {
+		var mine []PartitionOp
+		patient := false
+		for _, op := range p.Ops {
+			if op.Partner == i {
+				mine = append(mine, op)
+				patient = patient || op.Target == patientTarget
+			}
+		}
+		if mine[0].Kind != "grant" || mine[1].Kind != "revoke" || mine[2].Kind != "grant" || mine[0].Target != mine[2].Target || mine[1].Target != mine[0].Target || !patient {
+			t.Errorf("node %d: %+v", i, mine)
+		}
+		if e := p.Expect[i][mine[2].Target]; e.State != api.SharedAvailable && !slices.ContainsFunc(mine[3:], func(op PartitionOp) bool { return op.Target == mine[2].Target }) {
+			t.Errorf("node %d: %s granted again is %+v", i, mine[2].Target, e)
+		}
+	}
+}
+
+// Jitter and loss on every link: the fetch completes, verified, and the
+// report says what they did.
+func TestNetsimRegionalImpaired(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Dir: t.TempDir(), Seed: 7, Nodes: 3, Fetches: 1, MinImages: 20, MaxImages: 20, ImageSize: 128, Jitter: 2 * time.Millisecond, Loss: 0.001}
+	rep, err := Regional(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := rep.Fetches[0]
+	if f.Verified != 20 || f.Impaired == nil || f.Impaired.Writes == 0 || f.Impaired.Jitter <= 0 || f.Link.Jitter != cfg.Jitter || f.Link.Loss != cfg.Loss {
+		t.Fatalf("%+v (%+v)", f, f.Impaired)
+	}
+	checkReport(t, rep, "loss stalls")
+}
+
+// A link's impairment draws are fixed by the seed and its nodes.
+func TestNetsimImpairmentDeterministic(t *testing.T) {
+	spec := LinkSpec{RTT: 40 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.01}
+	draws := func(seed uint64, a, b int) []time.Duration {
+		s := &Sim{Seed: seed}
+		s.setImpairment(&Node{ID: "a", idx: a}, &Node{ID: "b", idx: b}, spec)
+		im := s.impairmentOf([2]peer.ID{"a", "b"})
+		var out []time.Duration
+		for range 200 {
+			out = append(out, im.delay(64<<10))
+		}
+		return out
+	}
+	one := draws(1, 0, 1)
+	if !slices.Equal(one, draws(1, 0, 1)) || slices.Equal(one, draws(2, 0, 1)) || slices.Equal(one, draws(1, 0, 2)) {
+		t.Fatal("impairment draws are not fixed by the seed and the link")
+	}
+	stalls := 0
+	for _, d := range one {
+		if d > spec.Jitter {
+			stalls++
+			if d < minRTO {
+				t.Fatalf("a loss held a write back %s only", d)
+			}
+		}
+	}
+	// 1% of 45 segments: about 36% of 64 KiB writes lose one.
+	if stalls < 40 || stalls > 110 {
+		t.Errorf("%d of 200 writes stalled", stalls)
+	}
+}
+
+// scale in one process at two small counts: every point runs, the
+// ceiling is the last.
+func TestNetsimScale(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Scale(ctx, Config{Dir: t.TempDir(), Seed: 7, Sweep: []int{3, 6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Ceiling != 6 || len(rep.Points) != 2 || rep.Points[1].Fanout.Delivered != 5 || rep.Points[1].Fanout.PeakRSS == 0 {
+		t.Fatalf("%+v", rep)
+	}
+	checkReport(t, rep, "ceiling 6")
+}
+
 // checkReport checks that a report prints a table naming want and
 // marshals to JSON.
 func checkReport(t *testing.T, rep Report, want string) {
@@ -115,6 +239,22 @@ func checkReport(t *testing.T, rep Report, want string) {
 	t.Logf("\n%s", b.String())
 	if _, err := json.Marshal(rep); err != nil {
 		t.Error(err)
+	}
+	dir := t.TempDir()
+	if err := WriteMarkdown(rep, dir, "rep"); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "rep.md"))
+	if err != nil || !strings.Contains(string(md), "|---:|") {
+		t.Errorf("markdown (%v):\n%s", err, md)
+	}
+	if ch, ok := rep.(Charter); ok {
+		for _, c := range ch.Charts() {
+			png, err := os.ReadFile(filepath.Join(dir, "rep-"+c.Name+".png"))
+			if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) || !strings.Contains(string(md), "rep-"+c.Name+".png") {
+				t.Errorf("chart %s: %v", c.Name, err)
+			}
+		}
 	}
 }
 
@@ -131,6 +271,7 @@ func TestNetsimPlanDeterministic(t *testing.T) {
 			{"multisource", func(c Config) any { return PlanMultisource(c) }},
 			{"fanout", func(c Config) any { return PlanFanout(c) }},
 			{"churn", func(c Config) any { return planFetches(c, "churn", 8) }},
+			{"partition", func(c Config) any { return PlanPartition(c) }},
 		}
 		for _, p := range plans {
 			a, b := p.plan(cfg), p.plan(cfg)

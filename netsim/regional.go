@@ -32,7 +32,11 @@ type PlannedFetch struct {
 // holder and specialist hospitals, each pair's WAN link, each study's
 // size. It starts nothing.
 func PlanRegional(cfg Config) RegionalPlan {
-	return planFetches(cfg, "regional", 20)
+	p := planFetches(cfg, "regional", 20)
+	for i := range p.Fetches {
+		p.Fetches[i].Link.Jitter, p.Fetches[i].Link.Loss = cfg.Jitter, cfg.Loss
+	}
+	return p
 }
 
 // planFetches draws hospitals (cfg.Nodes, default nodes), pairs of them
@@ -72,6 +76,8 @@ type RegionalReport struct {
 	Seed      uint64          `json:"seed"`
 	Hospitals int             `json:"hospitals"`
 	ImageSize int             `json:"image_size"`
+	Jitter    time.Duration   `json:"jitter_ns,omitempty"`
+	Loss      float64         `json:"loss,omitempty"`
 	Fetches   []RegionalFetch `json:"fetches"`
 	Elapsed   time.Duration   `json:"elapsed_ns"`
 }
@@ -89,6 +95,9 @@ type RegionalFetch struct {
 	Total      time.Duration `json:"total_ns"`
 	Ideal      time.Duration `json:"ideal_ns"`
 	Ratio      float64       `json:"ratio"`
+	// Impaired is what the link's jitter and loss did during the fetch
+	// (with Config.Jitter or Loss).
+	Impaired *ImpairStats `json:"impaired,omitempty"`
 }
 
 // Regional runs hospitals on WAN links: each planned holder imports a
@@ -107,12 +116,13 @@ func Regional(ctx context.Context, cfg Config) (*RegionalReport, error) {
 	defer os.RemoveAll(dir)
 	sim := NewSim(dir, cfg.Logger)
 	sim.OnDisk = true // real-sized images: see Sim.OnDisk
+	sim.Seed = cfg.Seed
 	defer sim.Close()
 	nodes, err := sim.AddNodes("Hospital", plan.Hospitals)
 	if err != nil {
 		return nil, err
 	}
-	rep := &RegionalReport{Scenario: "regional", Seed: cfg.Seed, Hospitals: plan.Hospitals, ImageSize: size}
+	rep := &RegionalReport{Scenario: "regional", Seed: cfg.Seed, Hospitals: plan.Hospitals, ImageSize: size, Jitter: cfg.Jitter, Loss: cfg.Loss}
 	partnered := map[[2]int]bool{}
 	for _, pf := range plan.Fetches {
 		h, s := nodes[pf.Holder], nodes[pf.Specialist]
@@ -123,9 +133,15 @@ func Regional(ctx context.Context, cfg Config) (*RegionalReport, error) {
 		if err := sim.Link(h, s, pf.Link); err != nil { // no saved-up burst: see Link
 			return nil, err
 		}
+		im0 := sim.Impairments(h, s)
 		ft, err := fetch(ctx, s, study)
 		if err != nil {
 			return nil, err
+		}
+		var imp *ImpairStats
+		if pf.Link.Jitter > 0 || pf.Link.Loss > 0 {
+			im := sim.Impairments(h, s)
+			imp = &ImpairStats{Writes: im.Writes - im0.Writes, Jitter: im.Jitter - im0.Jitter, Stalls: im.Stalls - im0.Stalls}
 		}
 		nv, err := verify(ctx, s, h, study)
 		if err != nil {
@@ -135,7 +151,7 @@ func Regional(ctx context.Context, cfg Config) (*RegionalReport, error) {
 		rep.Fetches = append(rep.Fetches, RegionalFetch{
 			Holder: h.Name, Specialist: s.Name, Images: pf.Images, Verified: nv,
 			Bytes: ft.job.Bytes, Link: pf.Link, First: ft.first, Total: ft.total,
-			Ideal: ideal, Ratio: float64(ft.total) / float64(ideal),
+			Ideal: ideal, Ratio: float64(ft.total) / float64(ideal), Impaired: imp,
 		})
 	}
 	rep.Elapsed = time.Since(start)
@@ -146,10 +162,21 @@ func Regional(ctx context.Context, cfg Config) (*RegionalReport, error) {
 func (r *RegionalReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "regional: %d hospitals, seed %d, %d fetches one after the other, %dx%d images (%s)\n",
 		r.Hospitals, r.Seed, len(r.Fetches), r.ImageSize, r.ImageSize, r.Elapsed.Round(time.Millisecond))
-	tw := newTable(w, "holder", "specialist", "images", "size", "RTT", "Mbit/s", "first image", "complete", "ideal", "ratio")
+	if r.Jitter > 0 || r.Loss > 0 {
+		fmt.Fprintf(w, "every link impaired: jitter up to %s per write, %.3g%% of segments lost (each loss holds its stream back max(200 ms, RTT))\n", r.Jitter, 100*r.Loss)
+	}
+	cols := []string{"holder", "specialist", "images", "size", "RTT", "Mbit/s", "first image", "complete", "ideal", "ratio"}
+	if r.Jitter > 0 || r.Loss > 0 {
+		cols = append(cols, "writes", "jitter added", "loss stalls")
+	}
+	tw := newTable(w, cols...)
 	for _, f := range r.Fetches {
-		row(tw, f.Holder, f.Specialist, f.Images, mb(f.Bytes), ms(f.Link.RTT), fmt.Sprintf("%.0f", f.Link.Mbps()),
-			ms(f.First), ms(f.Total), ms(f.Ideal), fmt.Sprintf("%.2f", f.Ratio))
+		cells := []any{f.Holder, f.Specialist, f.Images, mb(f.Bytes), ms(f.Link.RTT), fmt.Sprintf("%.0f", f.Link.Mbps()),
+			ms(f.First), ms(f.Total), ms(f.Ideal), fmt.Sprintf("%.2f", f.Ratio)}
+		if im := f.Impaired; im != nil {
+			cells = append(cells, im.Writes, ms(im.Jitter), im.Stalls)
+		}
+		row(tw, cells...)
 	}
 	return tw.Flush()
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -43,8 +44,18 @@ type Config struct {
 	// min(50, Nodes-1)).
 	Partners int
 
-	// Downtime is how long churn keeps each holder down (default 1s).
+	// Downtime is how long churn keeps each holder down (default 1s),
+	// and how long partition keeps its partners cut off (default 3s).
 	Downtime time.Duration
+
+	// Jitter and Loss impair every link of regional (see LinkSpec).
+	Jitter time.Duration
+	Loss   float64
+
+	// Sweep is the node counts scale runs fanout at (default
+	// DefaultSweep); RunPoint runs one (default: Fanout in this process).
+	Sweep    []int                                                        `json:"-"`
+	RunPoint func(ctx context.Context, cfg Config) (*FanoutReport, error) `json:"-"`
 }
 
 // Report is what a scenario returns: a value that marshals to JSON and
@@ -54,7 +65,7 @@ type Report interface {
 }
 
 // Scenarios are the scenarios Run knows, by name.
-var Scenarios = []string{"regional", "multisource", "fanout", "churn"}
+var Scenarios = []string{"regional", "multisource", "fanout", "scale", "partition", "churn"}
 
 // Run runs the scenario called name.
 func Run(ctx context.Context, name string, cfg Config) (Report, error) {
@@ -67,6 +78,10 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 		rep, err = nilIfErr(Multisource(ctx, cfg))
 	case "fanout":
 		rep, err = nilIfErr(Fanout(ctx, cfg))
+	case "scale":
+		rep, err = nilIfErr(Scale(ctx, cfg))
+	case "partition":
+		rep, err = nilIfErr(Partition(ctx, cfg))
 	case "churn":
 		rep, err = nilIfErr(Churn(ctx, cfg))
 	default:
@@ -127,24 +142,45 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float
 
 func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
 
-func newTable(w io.Writer, cols ...string) *tabwriter.Writer {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	for i, c := range cols {
-		if i > 0 {
-			fmt.Fprint(tw, "\t")
-		}
-		fmt.Fprint(tw, c)
-	}
-	fmt.Fprint(tw, "\t\n")
-	return tw
+// table is a report's table: aligned text, or a Markdown table when
+// written to WriteMarkdown's writer.
+type table struct {
+	w    io.Writer
+	md   bool
+	rows [][]string
 }
 
-func row(tw *tabwriter.Writer, cells ...any) {
+func newTable(w io.Writer, cols ...string) *table {
+	_, md := w.(markdown)
+	return &table{w: w, md: md, rows: [][]string{cols}}
+}
+
+func row(t *table, cells ...any) {
+	r := make([]string, len(cells))
 	for i, c := range cells {
-		if i > 0 {
-			fmt.Fprint(tw, "\t")
-		}
-		fmt.Fprint(tw, c)
+		r[i] = fmt.Sprint(c)
 	}
-	fmt.Fprint(tw, "\t\n")
+	t.rows = append(t.rows, r)
+}
+
+// Flush writes the table.
+func (t *table) Flush() error {
+	if t.md {
+		var b strings.Builder
+		b.WriteString("\n")
+		for i, r := range t.rows {
+			b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+			if i == 0 {
+				b.WriteString("|" + strings.Repeat("---:|", len(r)) + "\n")
+			}
+		}
+		b.WriteString("\n")
+		_, err := io.WriteString(t.w, b.String())
+		return err
+	}
+	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, r := range t.rows {
+		fmt.Fprint(tw, strings.Join(r, "\t")+"\t\n")
+	}
+	return tw.Flush()
 }

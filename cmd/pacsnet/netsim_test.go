@@ -37,6 +37,13 @@ func TestNetsimCommand(t *testing.T) {
 	if err != nil || !strings.Contains(string(table), "p99") {
 		t.Errorf("table (%v):\n%s", err, table)
 	}
+	md, err := os.ReadFile(filepath.Join(out, "netsim-fanout-seed3.md"))
+	if err != nil || !strings.Contains(string(md), "| delivered |") || !strings.Contains(string(md), "(netsim-fanout-seed3-latency-cdf.png)") {
+		t.Errorf("markdown (%v):\n%s", err, md)
+	}
+	if _, err := os.Stat(filepath.Join(out, "netsim-fanout-seed3-latency-cdf.png")); err != nil {
+		t.Error(err)
+	}
 
 	if code := run([]string{"netsim", "--scenario", "gossip"}); code != exitUsage {
 		t.Errorf("unknown scenario: exit status %d, want %d", code, exitUsage)
