@@ -61,8 +61,10 @@
 //     first instance committed, to completion, the ideal time (size over
 //     bandwidth plus a round trip) and the ratio.
 //   - multisource ([Multisource]): one study held by 1, 2, 4, 8
-//     facilities, fetched by another partnered with all of them. The
-//     fetcher asks only the study's origin today, and the report says so.
+//     facilities that serve it as secondary holders, fetched by another
+//     partnered with all of them; the fetch takes blocks from every holder
+//     at once, and the report gives the sources used and the speed-up
+//     over one holder.
 //   - fanout ([Fanout]): one facility grants a patient to many partners;
 //     manifest delivery latency p50/p99, heap, RSS and goroutines per node.
 //   - scale ([Scale]): fanout at 50, 100, 200, 500 and 1,000 nodes
@@ -121,8 +123,7 @@
 // that needs days to pass (grant expiry) can still jump a fake clock as
 // the node test does; none here needs it.
 //
-// Not here yet: fetching from secondary holders (the fetcher's, not
-// netsim's, to build). Stop is a clean Close, not a crash mid-write.
+// Stop is a clean Close, not a crash mid-write.
 //
 // # Imports
 //
