@@ -80,7 +80,7 @@ type Config struct {
 	// (a fetch or a C-STORE allocates and drops a block a millisecond).
 	// It is not a cap: a node that needs more uses more. 0 leaves Go's
 	// default, or the GOMEMLIMIT environment variable, which wins when
-	// set. Default 96MiB (docs/performance.md, fetch memory).
+	// set. Default 80MiB (docs/performance.md, fetch memory).
 	MemoryLimit Size `toml:"memory_limit"`
 }
 
@@ -268,7 +268,7 @@ func DefaultConfig() Config {
 		DICOMAddr:   "127.0.0.1:11112",
 		DICOM:       DICOMConfig{MaxAssociations: 32, MaxAssociationsPerAE: 8, MaxPDU: 1 << 20, IdleTimeout: Duration{5 * time.Minute}, ARTIMTimeout: Duration{30 * time.Second}},
 		Archive:     ArchiveConfig{MaxInstanceSize: 1 << 30, IngestBuffer: 4 << 20, MaxConcurrentIngests: 8, MinFree: 2 << 30},
-		MemoryLimit: 96 << 20,
+		MemoryLimit: 80 << 20,
 		Exchange: ExchangeConfig{
 			DefaultGrantTTL: Duration{72 * time.Hour},
 			MaxGrantTTL:     Duration{30 * 24 * time.Hour},
