@@ -58,38 +58,52 @@ func BenchmarkFetch(b *testing.B) {
 		// A new facility each time, under its own name: the holder
 		// refuses a second partner with a name it already knows.
 		grantee := benchNode(b, fmt.Sprintf("Grantee %d", i))
-		hinv, _ := holder.partners.Invite()
-		ginv, _ := grantee.partners.Invite()
-		if _, err := holder.partners.Add(ginv, "bench"); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := grantee.partners.Add(hinv, "bench"); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := holder.sharing.Grant(context.Background(), GrantRequest{To: grantee.ID().String(), Study: study, Actor: "bench"}); err != nil {
-			b.Fatal(err)
-		}
-		for deadline := time.Now().Add(30 * time.Second); ; {
-			if ss, _ := grantee.inbox.Shared(); len(ss) == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatal("manifest did not arrive")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		benchShare(b, holder, grantee, study)
 		b.StartTimer()
-		st, err := grantee.fetcher.Start(context.Background(), FetchRequest{Study: study})
-		if err != nil {
-			b.Fatal(err)
+		benchFetchDone(b, grantee, study)
+	}
+}
+
+// benchFetchDone fetches the study at grantee and waits for the fetch to
+// be done.
+func benchFetchDone(b *testing.B, grantee *Node, study string) {
+	b.Helper()
+	st, err := grantee.fetcher.Start(context.Background(), FetchRequest{Study: study})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for st.State != FetchDone {
+		if st.State == FetchFailed {
+			b.Fatal(st.Error)
 		}
-		for st.State != FetchDone {
-			if st.State == FetchFailed {
-				b.Fatal(st.Error)
-			}
-			time.Sleep(5 * time.Millisecond)
-			st, _ = grantee.fetcher.Status(st.ID)
+		time.Sleep(2 * time.Millisecond)
+		st, _ = grantee.fetcher.Status(st.ID)
+	}
+}
+
+// benchShare makes holder and grantee partners, grants the study to the
+// grantee and waits for its manifest there.
+func benchShare(b *testing.B, holder, grantee *Node, study string) {
+	b.Helper()
+	hinv, _ := holder.partners.Invite()
+	ginv, _ := grantee.partners.Invite()
+	if _, err := holder.partners.Add(ginv, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := grantee.partners.Add(hinv, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := holder.sharing.Grant(context.Background(), GrantRequest{To: grantee.ID().String(), Study: study, Actor: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if ss, _ := grantee.inbox.Shared(); len(ss) == 1 {
+			return
 		}
+		if time.Now().After(deadline) {
+			b.Fatal("manifest did not arrive")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -176,38 +176,9 @@ func pacsnetFetch(b *testing.B, files []string) time.Duration {
 		}
 		study = r.Study
 	}
-	hinv, _ := holder.partners.Invite()
-	ginv, _ := grantee.partners.Invite()
-	if _, err := holder.partners.Add(ginv, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := grantee.partners.Add(hinv, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := holder.sharing.Grant(context.Background(), GrantRequest{To: grantee.ID().String(), Study: study, Actor: "bench"}); err != nil {
-		b.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if ss, _ := grantee.inbox.Shared(); len(ss) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("manifest did not arrive")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	benchShare(b, holder, grantee, study)
 	start := time.Now()
-	st, err := grantee.fetcher.Start(context.Background(), FetchRequest{Study: study})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for st.State != FetchDone {
-		if st.State == FetchFailed {
-			b.Fatal(st.Error)
-		}
-		time.Sleep(2 * time.Millisecond)
-		st, _ = grantee.fetcher.Status(st.ID)
-	}
+	benchFetchDone(b, grantee, study)
 	elapsed := time.Since(start)
 	holder.Close()
 	grantee.Close()
