@@ -318,6 +318,42 @@ func TestOutboxRetriesUntilGranteeIsBack(t *testing.T) {
 	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID})
 }
 
+// A partner that comes back and connects gets what waits for it at once,
+// not when the backoff of the last failed delivery runs out (seconds
+// here; up to 30 s in a longer outage).
+func TestOutboxDeliversWhenPartnerConnects(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	link(t, a, b)
+	study, _ := importCT(t, a, 1, 2)
+	bAddrs := b.listenAddrs()
+	b.stop()
+
+	grant(t, a, b, study)
+	var next time.Time
+	waitFor(t, 30*time.Second, "a retry 1.5 s or more away", func() bool {
+		items, err := a.outbox.Pending()
+		if err == nil && len(items) == 1 && time.Until(items[0].Next) >= 1500*time.Millisecond {
+			next = items[0].Next
+			return true
+		}
+		return false
+	})
+	b = b.reopen(bAddrs, nil)
+	// Beta reaches out (as a restarted partner does when it has
+	// something to send, or to fetch).
+	if err := b.host.Connect(context.Background(), peer.AddrInfo{ID: a.ID(), Addrs: a.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	connected := time.Now()
+	waitShared(t, b, a, study, "available", 1, deliverTimeout)
+	took := time.Since(connected)
+	t.Logf("delivered %s after Beta connected; the backoff's next retry was %s away", took.Round(time.Millisecond), time.Until(next).Round(time.Millisecond))
+	if time.Now().After(next) {
+		t.Errorf("delivered only after the backoff's retry (%s after Beta connected): the connection did not make the item due", took.Round(time.Millisecond))
+	}
+}
+
 func TestOutboxSurvivesHolderRestart(t *testing.T) {
 	a := newNode(t, "Alpha")
 	b := newNode(t, "Beta")

@@ -202,6 +202,7 @@ func Open(home string, cfg Config, opts Options) (_ *Node, err error) {
 	n.outbox = &outbox{store: n.store, audit: n.audit, log: n.log, clock: n.clock,
 		wake: make(chan struct{}, 1), timeout: 30 * time.Second, redial: redial}
 	n.partners.added = n.outbox.kick
+	n.partners.onConnect(n.outbox.reconnected)
 	n.sharing = &sharing{store: n.store, ledger: n.ledger, partners: n.partners, keys: n.keyring, outbox: n.outbox,
 		audit: n.audit, clock: n.clock, id: n.keys.id, self: n.host.ID(), name: cfg.Name, ttl: cfg.Exchange,
 		log: n.log, wake: make(chan struct{}, 1)}

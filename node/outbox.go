@@ -35,12 +35,39 @@ type outbox struct {
 	wake    chan struct{}
 	timeout time.Duration
 	redial  func(peer.ID) // forgets libp2p's dial backoff: the outbox paces its own retries
+
+	nowMu sync.Mutex
+	now   map[peer.ID]bool // partners seen connecting: their items are due at once
 }
 
 const (
 	outboxMinBackoff = 500 * time.Millisecond
 	outboxMaxBackoff = 30 * time.Second
 )
+
+// reconnected makes a partner's items due at once: a connection from or
+// to it just opened (it came back online, a partition healed), so there
+// is no reason to wait out the backoff of its last failed delivery (up to
+// 30 s). An item whose delivery then fails backs off as before.
+func (o *outbox) reconnected(p peer.ID) {
+	o.nowMu.Lock()
+	if o.now == nil {
+		o.now = map[peer.ID]bool{}
+	}
+	o.now[p] = true
+	o.nowMu.Unlock()
+	o.kick()
+}
+
+// takeNow reports (once) whether p connected since its items were last
+// tried.
+func (o *outbox) takeNow(p peer.ID) bool {
+	o.nowMu.Lock()
+	defer o.nowMu.Unlock()
+	now := o.now[p]
+	delete(o.now, p)
+	return now
+}
 
 func (o *outbox) kick() {
 	select {
@@ -122,11 +149,12 @@ func (o *outbox) deliverDue(ctx context.Context) time.Time {
 // deliverQueue delivers one partner's due items in order, stopping at the
 // first that is not due or fails; it returns when that one is next due.
 func (o *outbox) deliverQueue(ctx context.Context, queue []OutboxItem) time.Time {
+	urgent := len(queue) > 0 && o.takeNow(queue[0].Peer)
 	for _, it := range queue {
 		if ctx.Err() != nil {
 			return time.Time{}
 		}
-		if o.clock.Now().Before(it.Next) {
+		if !urgent && o.clock.Now().Before(it.Next) {
 			return it.Next
 		}
 		if it.Attempts > 0 && o.redial != nil {

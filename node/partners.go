@@ -30,13 +30,14 @@ var ErrBadInvite = wire.ErrBadInvite
 // held in memory for the connection gater (asked on every connection), and
 // their addresses given to the libp2p peerstore.
 type partners struct {
-	store *store.Store
-	host  host.Host
-	id    *crypto.Identity
-	name  string
-	audit *auditor
-	clock clock.Clock
-	added func() // called after a partner is added (the outbox retries at once)
+	store     *store.Store
+	host      host.Host
+	id        *crypto.Identity
+	name      string
+	audit     *auditor
+	clock     clock.Clock
+	added     func()        // called after a partner is added (the outbox retries at once)
+	connected func(peer.ID) // under seenMu: called when a connection to a partner opens (the outbox delivers to it at once); set by onConnect
 
 	mu sync.RWMutex
 	m  map[peer.ID]Peer
@@ -69,12 +70,30 @@ func (ps *partners) attach(h host.Host) {
 	}
 	// The gater admits partners only, so a connection is a partner seen.
 	// A connection that closes marks when it was last seen.
-	ps.notify = &network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) {
-		ps.seenMu.Lock()
-		ps.seen[c.RemotePeer()] = ps.clock.Now().UTC()
-		ps.seenMu.Unlock()
-	}}
+	ps.notify = &network.NotifyBundle{
+		DisconnectedF: func(_ network.Network, c network.Conn) {
+			ps.seenMu.Lock()
+			ps.seen[c.RemotePeer()] = ps.clock.Now().UTC()
+			ps.seenMu.Unlock()
+		},
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			ps.seenMu.Lock()
+			f := ps.connected
+			ps.seenMu.Unlock()
+			if f != nil {
+				f(c.RemotePeer())
+			}
+		},
+	}
 	h.Network().Notify(ps.notify)
+}
+
+// onConnect sets what is called when a connection to a partner opens
+// (the host may already be accepting connections).
+func (ps *partners) onConnect(f func(peer.ID)) {
+	ps.seenMu.Lock()
+	ps.connected = f
+	ps.seenMu.Unlock()
 }
 
 // detach stops following the host's connections (a host given in
