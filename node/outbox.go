@@ -36,8 +36,9 @@ type outbox struct {
 	timeout time.Duration
 	redial  func(peer.ID) // forgets libp2p's dial backoff: the outbox paces its own retries
 
-	nowMu sync.Mutex
-	now   map[peer.ID]bool // partners seen connecting: their items are due at once
+	nowMu   sync.Mutex
+	now     map[peer.ID]bool      // partners seen connecting: their items are due at once
+	nowLast map[peer.ID]time.Time // when each last did: a partner connecting again and again wakes the outbox once a second at most
 }
 
 const (
@@ -50,11 +51,19 @@ const (
 // is no reason to wait out the backoff of its last failed delivery (up to
 // 30 s). An item whose delivery then fails backs off as before.
 func (o *outbox) reconnected(p peer.ID) {
+	now := o.clock.Now()
 	o.nowMu.Lock()
 	if o.now == nil {
-		o.now = map[peer.ID]bool{}
+		o.now, o.nowLast = map[peer.ID]bool{}, map[peer.ID]time.Time{}
 	}
-	o.now[p] = true
+	if now.Sub(o.nowLast[p]) < time.Second {
+		o.nowMu.Unlock()
+		return
+	}
+	if len(o.nowLast) > 4096 {
+		clear(o.nowLast) // partners only (the gater admits no one else); a bound all the same
+	}
+	o.now[p], o.nowLast[p] = true, now
 	o.nowMu.Unlock()
 	o.kick()
 }
