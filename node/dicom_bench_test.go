@@ -19,6 +19,7 @@ import (
 // The C-STORE benchmark's study: a generated CT, 512×512, 16-bit
 // (PACSNET_BENCH_SLICES slices, 500 by default: ~263 MB), written once.
 var (
+	benchCTDir   string // removed by TestMain
 	benchCTOnce  sync.Once
 	benchCTPaths []string
 	benchCTBytes int64
@@ -37,6 +38,7 @@ func benchCT(b *testing.B) ([]string, int64) {
 			benchCTErr = err
 			return
 		}
+		benchCTDir = dir
 		_, benchCTPaths, benchCTErr = synth.WriteCT(dir, synth.CTOptions{Slices: slices, Seed: 500})
 		for _, p := range benchCTPaths {
 			if fi, err := os.Stat(p); err == nil {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -11,6 +12,13 @@ import (
 // node started (HTTP server, outbox, fetches, exchange handlers, libp2p
 // host, Badger). No goroutine needs to be ignored: libp2p and Badger stop
 // all of theirs on Close.
+// It also removes the benchmarks' generated CT (benchCT), made once per
+// run and shared by them.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if benchCTDir != "" {
+			os.RemoveAll(benchCTDir)
+		}
+		os.Exit(code)
+	}))
 }
