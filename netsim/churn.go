@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/pacsnet/pacsnet/api"
@@ -50,14 +49,11 @@ func Churn(ctx context.Context, cfg Config) (*ChurnReport, error) {
 	if cfg.Downtime > 0 {
 		down = cfg.Downtime
 	}
-	dir, err := mkdirTemp(cfg.Dir, "netsim-churn-")
+	sim, done, err := openSim(cfg, "churn", true) // real-sized images: see Sim.OnDisk
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	sim := NewSim(dir, cfg.Logger)
-	sim.OnDisk = true
-	defer sim.Close()
+	defer done()
 	nodes, err := sim.AddNodes("Hospital", plan.Hospitals)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/pacsnet/pacsnet/api"
@@ -73,14 +72,11 @@ func Multisource(ctx context.Context, cfg Config) (*MultisourceReport, error) {
 	start := time.Now()
 	plan := PlanMultisource(cfg)
 	size := orDefault(cfg.ImageSize, 256)
-	dir, err := mkdirTemp(cfg.Dir, "netsim-multisource-")
+	sim, done, err := openSim(cfg, "multisource", true) // real-sized images: see Sim.OnDisk
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	sim := NewSim(dir, cfg.Logger)
-	sim.OnDisk = true // real-sized images: see Sim.OnDisk
-	defer sim.Close()
+	defer done()
 	most := plan.Holders[len(plan.Holders)-1]
 	holders, err := sim.AddNodes("Holder", most)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -347,14 +346,12 @@ type PartitionPartner struct {
 func Partition(ctx context.Context, cfg Config) (*PartitionReport, error) {
 	start := time.Now()
 	plan := PlanPartition(cfg)
-	dir, err := mkdirTemp(cfg.Dir, "netsim-partition-")
+	sim, done, err := openSim(cfg, "partition", false)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	sim := NewSim(dir, cfg.Logger)
+	defer done()
 	sim.Seed = cfg.Seed
-	defer sim.Close()
 	nodes, err := sim.AddNodes("Facility", plan.Nodes)
 	if err != nil {
 		return nil, err

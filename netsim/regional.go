@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/pacsnet/pacsnet/api"
@@ -109,15 +108,12 @@ func Regional(ctx context.Context, cfg Config) (*RegionalReport, error) {
 	start := time.Now()
 	plan := PlanRegional(cfg)
 	size := orDefault(cfg.ImageSize, 256)
-	dir, err := mkdirTemp(cfg.Dir, "netsim-regional-")
+	sim, done, err := openSim(cfg, "regional", true) // real-sized images: see Sim.OnDisk
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	sim := NewSim(dir, cfg.Logger)
-	sim.OnDisk = true // real-sized images: see Sim.OnDisk
+	defer done()
 	sim.Seed = cfg.Seed
-	defer sim.Close()
 	nodes, err := sim.AddNodes("Hospital", plan.Hospitals)
 	if err != nil {
 		return nil, err

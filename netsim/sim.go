@@ -489,6 +489,19 @@ func verify(ctx context.Context, nd, holder *Node, study string) (int, error) {
 }
 
 // mkdirTemp makes a fresh directory for one scenario's homes under dir.
+// openSim makes a scenario's Sim in a temporary directory under cfg.Dir
+// (named after the scenario), its archives on disk when onDisk; done
+// closes the nodes and removes the directory.
+func openSim(cfg Config, scenario string, onDisk bool) (sim *Sim, done func(), err error) {
+	dir, err := mkdirTemp(cfg.Dir, "netsim-"+scenario+"-")
+	if err != nil {
+		return nil, nil, err
+	}
+	sim = NewSim(dir, cfg.Logger)
+	sim.OnDisk = onDisk
+	return sim, func() { sim.Close(); os.RemoveAll(dir) }, nil
+}
+
 func mkdirTemp(dir, pattern string) (string, error) {
 	if dir == "" {
 		dir = os.TempDir()
