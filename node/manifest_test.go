@@ -266,16 +266,23 @@ func TestManifestRejections(t *testing.T) {
 	requireAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID, Reason: "pull"})
 }
 
+// granteeDown starts partners Alpha, holding a study, and Beta, then
+// stops Beta; reopen it on bAddrs.
+func granteeDown(t *testing.T) (a, b *tnode, study string, bAddrs []string) {
+	t.Helper()
+	a = newNode(t, "Alpha")
+	b = newNode(t, "Beta")
+	link(t, a, b)
+	study, _ = importCT(t, a, 1, 2)
+	bAddrs = b.listenAddrs()
+	b.stop()
+	return a, b, study, bAddrs
+}
+
 // The outbox keeps a manifest whose grantee is down and delivers it when
 // the grantee is back, also across a restart of the holder.
 func TestOutboxRetriesUntilGranteeIsBack(t *testing.T) {
-	a := newNode(t, "Alpha")
-	b := newNode(t, "Beta")
-	link(t, a, b)
-	study, _ := importCT(t, a, 1, 2)
-	bAddrs := b.listenAddrs()
-	b.stop()
-
+	a, b, study, bAddrs := granteeDown(t)
 	g := grant(t, a, b, study)
 	waitFor(t, 10*time.Second, "a failed delivery attempt", func() bool {
 		items, err := a.outbox.Pending()
@@ -322,13 +329,7 @@ func TestOutboxRetriesUntilGranteeIsBack(t *testing.T) {
 // not when the backoff of the last failed delivery runs out (seconds
 // here; up to 30 s in a longer outage).
 func TestOutboxDeliversWhenPartnerConnects(t *testing.T) {
-	a := newNode(t, "Alpha")
-	b := newNode(t, "Beta")
-	link(t, a, b)
-	study, _ := importCT(t, a, 1, 2)
-	bAddrs := b.listenAddrs()
-	b.stop()
-
+	a, b, study, bAddrs := granteeDown(t)
 	grant(t, a, b, study)
 	var next time.Time
 	waitFor(t, 30*time.Second, "a retry 1.5 s or more away", func() bool {
