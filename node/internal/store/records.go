@@ -303,40 +303,6 @@ func (s *Store) setStaged(txn *badger.Txn, staged []Staged) error {
 	return nil
 }
 
-// PutBlocks stores blocks without indexing them, synced. They are served
-// to no partner until an instance that lists them is indexed.
-func (s *Store) PutBlocks(blocks []Block) error {
-	staged, err := s.Stage(blocks)
-	if err != nil {
-		return err
-	}
-	if err := s.syncStaged(staged); err != nil {
-		return err
-	}
-	return s.update(func(txn *badger.Txn) error { return s.setStaged(txn, staged) })
-}
-
-// DeleteBlocks removes blocks no instance lists (what an ingest wrote
-// before it failed or found a duplicate). A block that is indexed is
-// kept.
-func (s *Store) DeleteBlocks(cids []cid.Cid) error {
-	return s.update(func(txn *badger.Txn) error {
-		for _, c := range cids {
-			if _, err := txn.Get(blockIdxKey(c)); err == nil {
-				continue
-			} else if !errors.Is(err, badger.ErrKeyNotFound) {
-				return err
-			}
-			if err := txn.Delete(blockKey(c)); err != nil {
-				return err
-			}
-			if err := txn.Delete(blockRefKey(c)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
 
 // ---- studies
 
