@@ -303,7 +303,6 @@ func (s *Store) setStaged(txn *badger.Txn, staged []Staged) error {
 	return nil
 }
 
-
 // ---- studies
 
 // Study reads a study record.
