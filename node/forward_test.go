@@ -217,7 +217,15 @@ func TestForwardAgainWhenTheStudyGrows(t *testing.T) {
 	waitShared(t, riverside, stMary, study, "available", 2, deliverTimeout)
 	fetchDone(t, riverside, study)
 	waitForwarded(t, riverside, dir, study, append(files, added...))
-	if n := len(findAudit(t, riverside, consent.Entry{Action: actDICOMForward, Study: study})); n != 2 {
+	// The forward is audited once its last C-STORE is answered: a moment
+	// after the PACS has written the files waitForwarded looks for.
+	n := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for n = len(findAudit(t, riverside, consent.Entry{Action: actDICOMForward, Study: study})); n < 2 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		n = len(findAudit(t, riverside, consent.Entry{Action: actDICOMForward, Study: study}))
+	}
+	if n != 2 {
 		t.Errorf("%d forwards audited, want 2", n)
 	}
 }
