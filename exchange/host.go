@@ -101,8 +101,12 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		// only shares a listening socket with this host's dials.
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
-		libp2p.Security(noise.ID, noise.New),
+		// TLS first, as libp2p's defaults: Go's TLS 1.3 picks AES-GCM on
+		// CPUs with AES instructions, twice the speed of the
+		// ChaCha20-Poly1305 that Noise uses (a tenth of a fetch's CPU).
+		// Noise is still accepted and offered second.
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionGater(gater{cfg.Partners}),
 		libp2p.ResourceManager(rm),

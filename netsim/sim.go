@@ -3,8 +3,11 @@ package netsim
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -462,8 +465,9 @@ func pollFetch(ctx context.Context, nd *Node, job api.FetchJob, start time.Time)
 }
 
 // verify checks that nd holds every instance of study that holder holds,
-// with the same SHA-256 (the node computed it from the bytes it decrypted
-// and checked against the manifest before committing each instance).
+// with the same SHA-256, and reads each one back: the node decrypts it
+// and checks it against that digest, and so does verify, of the bytes it
+// receives.
 func verify(ctx context.Context, nd, holder *Node, study string) (int, error) {
 	want, err := holder.API.Instances(ctx, study)
 	if err != nil {
@@ -483,6 +487,19 @@ func verify(ctx context.Context, nd, holder *Node, study string) (int, error) {
 	for _, in := range got {
 		if digest[in.SOPInstanceUID] != in.SHA256 {
 			return 0, fmt.Errorf("%s: instance %s differs from %s's", nd.Name, in.SOPInstanceUID, holder.Name)
+		}
+		rc, _, err := nd.API.InstanceData(ctx, study, in.SOPInstanceUID)
+		if err != nil {
+			return 0, fmt.Errorf("read instance %s at %s: %w", in.SOPInstanceUID, nd.Name, err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, rc)
+		rc.Close()
+		if err != nil {
+			return 0, fmt.Errorf("read instance %s at %s: %w", in.SOPInstanceUID, nd.Name, err)
+		}
+		if hex.EncodeToString(h.Sum(nil)) != in.SHA256 {
+			return 0, fmt.Errorf("%s: instance %s does not match its SHA-256", nd.Name, in.SOPInstanceUID)
 		}
 	}
 	return len(got), nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +22,8 @@ import (
 // 500-slice CT (512×512, 16-bit, ≈263 MB; PACSNET_BENCH_SLICES changes
 // it) moved from one facility to another on loopback by
 //
-//   - raw: the same bytes through one plain libp2p stream (TCP, Noise,
-//     yamux), each file hashed with SHA-256 as it arrives: the ceiling of
+//   - raw: the same bytes through one plain libp2p stream (TCP, TLS,
+//     yamux: libp2p's defaults), each file hashed with SHA-256 as it arrives: the ceiling of
 //     any exchange over libp2p that checks what it receives;
 //   - orthanc-peers: Debian's Orthanc sending the study to a second
 //     Orthanc over its HTTP peers protocol (/peers/{id}/store);
@@ -30,7 +31,9 @@ import (
 //     (/modalities/{id}/store);
 //   - pacsnet: a grantee node fetching the study from the holder node
 //     that granted it (per-block authorization, CID check, group commits
-//     synced, age decryption and SHA-256 of every instance).
+//     synced, each on a goroutine of its own while the next batch
+//     arrives; each instance is decrypted and checked against its
+//     SHA-256 when it is read, not here).
 //
 // Each reports MB/s of DICOM file bytes; the parent prints pacsnet's
 // ratios to the others (a line of its own in bench.out). Orthanc runs are skipped where Orthanc is not installed.
@@ -40,6 +43,7 @@ func BenchmarkExchange(b *testing.B) {
 	run := func(name string, once func(b *testing.B) time.Duration) {
 		b.Run(name, func(b *testing.B) {
 			var total time.Duration
+			fetchCPU = 0
 			for range b.N {
 				total += once(b)
 			}
@@ -48,6 +52,10 @@ func BenchmarkExchange(b *testing.B) {
 			b.ReportMetric(r, "MB/s")
 			b.ReportMetric(float64(len(files)*b.N)/total.Seconds(), "inst/s")
 			rate[name] = r
+			if name == "pacsnet" {
+				// Both nodes' CPU per second of fetch: 2 is both cores busy.
+				b.ReportMetric(fetchCPU.Seconds()/total.Seconds(), "CPU-cores")
+			}
 		})
 	}
 	run("raw", func(b *testing.B) time.Duration { return rawLibp2pSHA(b, files) })
@@ -159,6 +167,35 @@ func orthancToOrthanc(b *testing.B, files []string, via string) time.Duration {
 
 // pacsnetFetch imports the files at a holder node (not timed), grants
 // the study to a new grantee node and times the grantee's fetch.
+// fetchCPU sums the CPU time (both nodes, user and system) of the timed
+// part of pacsnetFetch's runs.
+var fetchCPU time.Duration
+
+// profileTimed writes a CPU profile of the timed part alone to the file
+// PACSNET_BENCH_CPUPROFILE names (one file per run, numbered), for
+// profiling a transfer without its setup; it returns the function that
+// stops it.
+func profileTimed(b *testing.B) func() {
+	name := os.Getenv("PACSNET_BENCH_CPUPROFILE")
+	if name == "" {
+		return func() {}
+	}
+	profileRuns++
+	f, err := os.Create(fmt.Sprintf("%s.%d", name, profileRuns))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+var profileRuns int
+
 func pacsnetFetch(b *testing.B, files []string) time.Duration {
 	b.StopTimer()
 	defer b.StartTimer()
@@ -177,9 +214,13 @@ func pacsnetFetch(b *testing.B, files []string) time.Duration {
 		study = r.Study
 	}
 	benchShare(b, holder, grantee, study)
+	stop := profileTimed(b)
+	cpu0 := cpuTime()
 	start := time.Now()
 	benchFetchDone(b, grantee, study)
 	elapsed := time.Since(start)
+	fetchCPU += cpuTime() - cpu0
+	stop()
 	holder.Close()
 	grantee.Close()
 	return elapsed

@@ -285,9 +285,10 @@ func TestFetchRejectsTamperedBlock(t *testing.T) {
 	}
 }
 
-// An instance whose blocks arrive intact but whose plaintext does not
-// match the manifest's SHA-256 is not indexed.
-func TestFetchRejectsInstanceNotMatchingManifest(t *testing.T) {
+// An instance whose blocks arrive intact (they are the ciphertext the
+// holder sealed) but whose plaintext does not match the manifest's
+// SHA-256 is fetched as it is, and refused by every read: never served.
+func TestFetchedInstanceNotMatchingManifestIsNeverServed(t *testing.T) {
 	a := newNode(t, "Alpha")
 	b := newNode(t, "Beta")
 	link(t, a, b)
@@ -305,15 +306,14 @@ func TestFetchRejectsInstanceNotMatchingManifest(t *testing.T) {
 	}
 	grant(t, a, b, study)
 	waitShared(t, b, a, study, "available", 1, deliverTimeout)
-	st := fetchWait(t, b, study, 20*time.Second)
-	if st.State != FetchFailed || !strings.Contains(st.Error, "does not verify") {
+	if st := fetchWait(t, b, study, 20*time.Second); st.State != FetchDone {
 		t.Fatalf("fetch: %+v", st)
 	}
-	got, _ := b.Instances(study)
-	for _, in := range got {
-		if in.SOPInstanceUID == victim.SOPInstanceUID {
-			t.Error("an instance that does not match its manifest digest is indexed")
-		}
+	if _, _, err := b.archive.InstanceData(study, insts[0].SOPInstanceUID); err != nil {
+		t.Fatalf("read the intact instance: %v", err)
+	}
+	if data, _, err := b.archive.InstanceData(study, victim.SOPInstanceUID); err == nil || !strings.Contains(err.Error(), "does not match its recorded SHA-256") {
+		t.Fatalf("read the instance that does not match its manifest digest: %d bytes, %v", len(data), err)
 	}
 }
 
