@@ -9,7 +9,7 @@
 // uses, on a home made by node.Init in a directory the caller gives. The
 // simulation swaps what node.Options offers and nothing else: the libp2p
 // host is a go-libp2p mocknet peer carrying the node's own key
-// ([node.HostKey]; wrapped, see Jitter and loss), and the archive is Badger's in-memory mode (or, with
+// ([node.HostKey]; wrapped, see Latency, jitter and loss), and the archive is Badger's in-memory mode (or, with
 // [Sim.OnDisk], the node's real on-disk archive in its home: fetches of
 // real-sized images need it, see Sim.OnDisk). The clock is the real one:
 // mocknet's latency is real time. The nodes are driven as the CLI drives
@@ -29,27 +29,32 @@
 // restart and a cut link, and a grant issued across a cut link arrives
 // once it is joined.
 //
-// # Jitter and loss
+// # Latency, jitter and loss
 //
-// mocknet has neither, and a link's options cannot change per write:
-// SetOptions empties the link's rate limiter, so varying the latency
-// often would let a busy link beat its bandwidth. Each node is instead
-// given mocknet's host wrapped (impair.go): the streams its protocols
-// open (NewStream) and accept (SetStreamHandler) hold each write back
-// before it enters mocknet, by a delay drawn uniformly from [0,
-// LinkSpec.Jitter], plus one retransmission timeout (the larger of
-// 200 ms, Linux's smallest, and the RTT) when one of the write's
-// 1,460-byte segments is lost (LinkSpec.Loss). That is how loss shows on
-// a reliable stream: not as missing bytes but as a stall of everything
-// behind them on that stream. The draws come from a PCG per link seeded
-// by Sim.Seed and the link's nodes, so a seed fixes their sequence
-// (which write gets which draw depends on scheduling). What it does not
-// model: fast retransmit (a loss costs an RTO, not one RTT: a
-// pessimistic stall) and the congestion window's halving after a loss
-// (an optimistic throughput); and, as mocknet delivers a stream's
-// writes one at a time, a hold-up delays the rest of its stream as a
-// larger latency would. Only the node's protocols are impaired, not
-// libp2p's identify.
+// mocknet delays a write by the link's latency and delivers a stream's
+// writes one at a time, each only once the one before it arrived: a
+// stream moved one write per one-way latency, which no network does
+// (a fetch on a 1 Gbit/s, 50 ms link crawled at 20–50 MB/s). Nor has it
+// jitter or loss, and a link's options cannot change per write
+// (SetOptions empties its rate limiter). So mocknet's links carry only
+// the bandwidth, and each node is given mocknet's host wrapped
+// (impair.go): the streams its protocols open (NewStream) and accept
+// (SetStreamHandler) queue every write at once, up to a TCP-like send
+// buffer of 6 MiB per stream, and hand it to mocknet in order when it
+// is due: after the link's one-way latency, plus a delay drawn
+// uniformly from [0, LinkSpec.Jitter], plus one retransmission timeout
+// (the larger of 200 ms, Linux's smallest, and the RTT) when one of the
+// write's 1,460-byte segments is lost (LinkSpec.Loss). That is how loss
+// shows on a reliable stream: not as missing bytes but as a stall of
+// everything behind them on that stream. The draws come from a PCG per
+// link seeded by Sim.Seed and the link's nodes, so a seed fixes their
+// sequence (which write gets which draw depends on scheduling). What it
+// does not model: fast retransmit (a loss costs an RTO, not one RTT: a
+// pessimistic stall), the congestion window's halving after a loss (an
+// optimistic throughput) and TCP's slow start (the send buffer is
+// there from the first byte; the fetcher's own window still grows from
+// 1 MiB). Only the node's protocols see the latency, not libp2p's
+// identify.
 //
 // # Scenarios
 //

@@ -13,20 +13,30 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// Jitter and loss are what mocknet lacks. Its links delay every write
-// by a fixed latency plus what the rate limiter says, and a stream
-// delivers one write at a time: a write is handed over only once the
-// previous one has arrived. A link's options cannot vary per write
-// without emptying its rate limiter's account (SetOptions resets it, so
-// changing the latency often would let a busy link run faster than its
-// bandwidth). So the impairments sit one level up, in a wrapper of the
-// host each node is given: every stream the node opens or accepts is
-// wrapped, and each write on a link with Jitter or Loss is held back
-// before it enters mocknet's stream. Like mocknet's own latency, the
-// hold-up delays the rest of that stream (a stream is in order, as a
-// TCP connection is), not the other streams on the link. Only the
-// node's protocols are impaired (they use NewStream and
-// SetStreamHandler); libp2p's own identify is not.
+// Latency, jitter and loss sit in a wrapper of the host each node is
+// given, not in mocknet. Mocknet delays every write by the link's
+// latency plus what its rate limiter says, and a stream delivers one
+// write at a time: a write is handed over only once the previous one has
+// arrived, so a stream moved one write per one-way latency (a 128 KiB
+// block every 25 ms is 5 MB/s, whatever the link's bandwidth), which is
+// no network's behaviour and capped fast links at 20–50 MB/s. A link's
+// options cannot vary per write either without emptying its rate
+// limiter's account (SetOptions resets it). So mocknet's links carry
+// the bandwidth only (latency 0), and every stream the node opens or
+// accepts is wrapped: a write is queued at once (up to streamWindow
+// bytes per stream, as a TCP send buffer holds them) and handed to
+// mocknet's stream, in order, when its one-way latency (plus its jitter,
+// plus a retransmission timeout if it lost a segment) has passed. Writes
+// are in flight together, as on a TCP connection with a window; a
+// hold-up delays the rest of its stream (a stream is in order), not the
+// other streams on the link. Only the node's protocols are wrapped (they
+// use NewStream and SetStreamHandler); libp2p's own identify crosses a
+// link without its latency.
+
+// streamWindow is how many bytes one stream may have written and not yet
+// delivered: Linux's default largest TCP buffer (net.ipv4.tcp_rmem), a
+// window that fills a 1 Gbit/s link at 50 ms.
+const streamWindow = 6 << 20
 
 // segment is the TCP payload a loss is counted in (an Ethernet MTU).
 const segment = 1460
@@ -49,12 +59,16 @@ type impairment struct {
 	stalls int64         // writes that lost a segment
 }
 
-// delay draws the hold-up of one write of n bytes: uniform jitter in
-// [0, Jitter], plus one retransmission timeout (max(minRTO, RTT)) if
-// any of its segments is lost.
+// delay draws the hold-up of one write of n bytes: the one-way latency,
+// uniform jitter in [0, Jitter], plus one retransmission timeout
+// (max(minRTO, RTT)) if any of its segments is lost.
 func (im *impairment) delay(n int) time.Duration {
 	im.mu.Lock()
 	defer im.mu.Unlock()
+	if im.spec.Jitter <= 0 && im.spec.Loss <= 0 {
+		im.writes++
+		return im.spec.RTT / 2
+	}
 	j, l := im.r.Float64(), im.r.Float64()
 	d := time.Duration(j * float64(im.spec.Jitter))
 	im.writes++
@@ -66,7 +80,7 @@ func (im *impairment) delay(n int) time.Duration {
 			im.stalls++
 		}
 	}
-	return d
+	return im.spec.RTT/2 + d
 }
 
 // ImpairStats is what a link's impairments did.
@@ -90,16 +104,12 @@ func (s *Sim) Impairments(a, b *Node) ImpairStats {
 	return ImpairStats{Writes: im.writes, Jitter: im.held, Stalls: im.stalls}
 }
 
-// setImpairment records a link's jitter and loss (none: removes them),
-// keeping the link's random stream across changes of its spec.
+// setImpairment records a link's latency, jitter and loss, keeping the
+// link's random stream across changes of its spec.
 func (s *Sim) setImpairment(a, b *Node, spec LinkSpec) {
 	key := pairOf(a, b)
 	s.imu.Lock()
 	defer s.imu.Unlock()
-	if spec.Jitter <= 0 && spec.Loss <= 0 {
-		delete(s.impaired, key)
-		return
-	}
 	if im := s.impaired[key]; im != nil {
 		im.mu.Lock()
 		im.spec = spec
@@ -148,23 +158,112 @@ func (s *Sim) wrapStream(st network.Stream) network.Stream {
 	if b < a {
 		a, b = b, a
 	}
-	return &impairedStream{Stream: st, sim: s, key: [2]peer.ID{a, b}}
+	is := &impairedStream{Stream: st, sim: s, key: [2]peer.ID{a, b}}
+	is.cond = sync.NewCond(&is.mu)
+	return is
 }
 
-// impairedStream holds each write back as its link's impairment says.
-// The link is looked up on every write: jitter and loss given to a link
-// later apply to the streams already open on it.
+// impairedStream queues each write and hands it to mocknet's stream when
+// its link says it arrives (see the top of this file).
 type impairedStream struct {
 	network.Stream
 	sim *Sim
 	key [2]peer.ID
+
+	mu      sync.Mutex
+	cond    *sync.Cond    // the queue shrank, or the stream failed
+	q       []queuedWrite // in order
+	queued  int           // bytes in q
+	last    time.Time     // when the last write queued arrives
+	sending bool          // deliver runs
+	err     error         // mocknet's stream failed, or Reset
+}
+
+type queuedWrite struct {
+	p   []byte
+	due time.Time
 }
 
 func (st *impairedStream) Write(p []byte) (int, error) {
+	var d time.Duration
 	if im := st.sim.impairmentOf(st.key); im != nil {
-		if d := im.delay(len(p)); d > 0 {
-			time.Sleep(d)
-		}
+		d = im.delay(len(p))
 	}
-	return st.Stream.Write(p)
+	due := time.Now().Add(d)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for st.err == nil && st.queued > 0 && st.queued+len(p) > streamWindow {
+		st.cond.Wait()
+	}
+	if st.err != nil {
+		return 0, st.err
+	}
+	if due.Before(st.last) {
+		due = st.last // in order: nothing overtakes what was written before it
+	}
+	st.last = due
+	st.q = append(st.q, queuedWrite{p: append([]byte(nil), p...), due: due})
+	st.queued += len(p)
+	if !st.sending {
+		st.sending = true
+		go st.deliver()
+	}
+	return len(p), nil
+}
+
+// deliver hands the queued writes to mocknet's stream when they are due,
+// and ends when the queue is empty.
+func (st *impairedStream) deliver() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for len(st.q) > 0 && st.err == nil {
+		w := st.q[0]
+		st.mu.Unlock()
+		if wait := time.Until(w.due); wait > 0 {
+			time.Sleep(wait)
+		}
+		_, err := st.Stream.Write(w.p)
+		st.mu.Lock()
+		if err != nil && st.err == nil {
+			st.err = err
+		}
+		if len(st.q) > 0 {
+			st.q[0] = queuedWrite{}
+			st.q = st.q[1:]
+			st.queued -= len(w.p)
+		}
+		st.cond.Broadcast()
+	}
+	st.q, st.queued, st.sending = nil, 0, false
+	st.cond.Broadcast()
+}
+
+// flush waits until every queued write was handed to mocknet's stream.
+func (st *impairedStream) flush() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for st.sending {
+		st.cond.Wait()
+	}
+	return st.err
+}
+
+func (st *impairedStream) Close() error {
+	st.flush()
+	return st.Stream.Close()
+}
+
+func (st *impairedStream) CloseWrite() error {
+	st.flush()
+	return st.Stream.CloseWrite()
+}
+
+func (st *impairedStream) Reset() error {
+	st.mu.Lock()
+	if st.err == nil {
+		st.err = network.ErrReset
+	}
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	return st.Stream.Reset()
 }

@@ -200,7 +200,10 @@ func TestNetsimImpairmentDeterministic(t *testing.T) {
 	}
 	stalls := 0
 	for _, d := range one {
-		if d > spec.Jitter {
+		if d < spec.RTT/2 {
+			t.Fatalf("a write held back %s, less than the one-way latency", d)
+		}
+		if d -= spec.RTT / 2; d > spec.Jitter {
 			stalls++
 			if d < minRTO {
 				t.Fatalf("a loss held a write back %s only", d)

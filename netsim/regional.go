@@ -59,12 +59,21 @@ func planFetches(cfg Config, scenario string, nodes int) RegionalPlan {
 			continue // one study per pair of hospitals while pairs last
 		}
 		seen[pair] = true
-		p.Fetches = append(p.Fetches, PlannedFetch{
+		f := PlannedFetch{
 			Holder: h, Specialist: s,
 			Images:    lo + r.IntN(hi-lo+1),
 			StudySeed: r.Int64N(1 << 40),
 			Link:      wanLink(r),
-		})
+		}
+		// A fixed link replaces the drawn one after the draw, so the
+		// rest of the plan is the seed's either way.
+		if cfg.RTT > 0 {
+			f.Link.RTT = cfg.RTT
+		}
+		if cfg.Mbps > 0 {
+			f.Link.Bandwidth = int64(cfg.Mbps * 1e6 / 8)
+		}
+		p.Fetches = append(p.Fetches, f)
 	}
 	return p
 }

@@ -48,6 +48,12 @@ type Config struct {
 	// and how long partition keeps its partners cut off (default 3s).
 	Downtime time.Duration
 
+	// RTT and Mbps, when set, are every regional link's round trip and
+	// bandwidth instead of drawn ones (the rest of the plan is the
+	// seed's all the same).
+	RTT  time.Duration
+	Mbps float64
+
 	// Jitter and Loss impair every link of regional (see LinkSpec).
 	Jitter time.Duration
 	Loss   float64

@@ -192,7 +192,7 @@ func (s *Sim) AddNodes(prefix string, count int) ([]*Node, error) {
 // The spec's Jitter and Loss apply to the nodes' protocol streams on the
 // link (impair.go).
 func (s *Sim) Link(a, b *Node, spec LinkSpec) error {
-	opts := mocknet.LinkOptions{Latency: spec.RTT / 2, Bandwidth: float64(spec.Bandwidth)}
+	opts := mocknet.LinkOptions{Bandwidth: float64(spec.Bandwidth)} // the latency is the streams' (impair.go)
 	s.setImpairment(a, b, spec)
 	if ls := s.mn.LinksBetweenPeers(a.ID, b.ID); len(ls) > 0 {
 		for _, l := range ls {

@@ -141,6 +141,8 @@ Markdown with its charts (PNG). The --home flag is not used.`,
 	c.Flags().IntVar(&cfg.MinImages, "min-images", 0, "regional, churn: fewest images in a study (default 50)")
 	c.Flags().IntVar(&cfg.MaxImages, "max-images", 0, "regional, churn: most images in a study (default 400); multisource: the study's images (default 150)")
 	c.Flags().DurationVar(&cfg.Downtime, "downtime", 0, "churn: how long each holder stays down (default 1s); partition: how long partners stay cut off (default 3s)")
+	c.Flags().DurationVar(&cfg.RTT, "rtt", 0, "regional: every link's round trip (default: drawn, 10-80 ms)")
+	c.Flags().Float64Var(&cfg.Mbps, "mbps", 0, "regional: every link's bandwidth in Mbit/s (default: drawn, 100-1000)")
 	c.Flags().DurationVar(&cfg.Jitter, "jitter", 0, "regional: hold each write on a link back by up to this much (uniform; e.g. 5ms)")
 	c.Flags().Float64Var(&lossPct, "loss", 0, "regional: percentage of 1,460-byte segments lost on every link; a loss holds its stream back max(200ms, RTT) (e.g. 0.1)")
 	c.Flags().IntSliceVar(&cfg.Sweep, "sweep", nil, "scale: node counts, smallest first (default 50,100,200,500,1000)")
