@@ -302,7 +302,7 @@ func (d *demo) run() error {
 	out, _ = d.cli(riverside, "shared")
 	fmt.Print(indent(out))
 
-	step("Riverside fetches the study (blocks verified by CID, instances by SHA-256)")
+	step("Riverside fetches the study (blocks verified by the CIDs of the signed manifest; instances by SHA-256 when read)")
 	t0 := time.Now()
 	if _, err := riverside.RunContext(d.ctx, os.Stderr, "fetch", "--study", syn.StudyUID, "--from", "St Mary"); err != nil {
 		return err

@@ -22,8 +22,10 @@ func fetchCmd(g *globals) *cobra.Command {
 		Use:   "fetch --study UID [--from PEER]",
 		Short: "Fetch a study a partner shared, with progress; resumes where it stopped",
 		Long: `Fetch a study a partner facility shared with this one. Blocks are
-verified against their content address as they arrive and every instance
-against its SHA-256 before it enters the local archive. Blocks already held
+verified as they arrive against their content addresses, which the
+partner's signed manifest lists; every instance is checked against its
+SHA-256 whenever it is read or exported, and never served unless it
+matches. Blocks already held
 are not fetched again: running fetch again resumes. Without a manifest for
 the study, --from names the facility to ask for one (it answers only under a
 grant).`,
@@ -66,7 +68,7 @@ grant).`,
 					waiting = waitingText(st, time.Now())
 				}
 				if bar != nil {
-					desc := fmt.Sprintf("%s: %d/%d instances verified", holdersText(st), st.InstancesDone, st.Instances)
+					desc := fmt.Sprintf("%s: %d/%d instances stored", holdersText(st), st.InstancesDone, st.Instances)
 					if waiting != "" {
 						desc += " — " + waiting
 					}
