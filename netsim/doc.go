@@ -53,7 +53,7 @@
 // pessimistic stall), the congestion window's halving after a loss (an
 // optimistic throughput) and TCP's slow start (the send buffer is
 // there from the first byte; the fetcher's own window still grows from
-// 1 MiB). Only the node's protocols see the latency, not libp2p's
+// 4 MiB). Only the node's protocols see the latency, not libp2p's
 // identify.
 //
 // # Scenarios

@@ -514,7 +514,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 	opts := transfer.Options{
 		Clock:            engineClock{f.clock},
 		MaxRequestBlocks: exchange.MaxBlocksPerRequest,
-		InitialWindow:    1 << 20, // a 50 ms round trip at 1 Gbit/s is 6 MB: four doublings, not six
+		InitialWindow:    4 << 20, // a 50 ms round trip at 1 Gbit/s is 6 MB: two doublings, not six
 		StallTimeout:     fetchStallTimeout,
 		Progress: func(p transfer.Progress) {
 			j.update(func(s *FetchStatus) {

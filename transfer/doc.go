@@ -21,8 +21,10 @@
 // Each source has a window: the bytes it may have requested and not yet
 // sent. The engine keeps it full with several requests at once (each a
 // quarter of the window, at least one block, at most
-// [Options.MaxRequestBytes]), so the source streams without waiting for
-// the next request. The window starts at [Options.InitialWindow] (256
+// [Options.MaxRequestBytes], and at most an equal share among the active
+// sources of the blocks still queued, so that a plan smaller than the
+// windows is spread over every source), so the source streams without
+// waiting for the next request. The window starts at [Options.InitialWindow] (256
 // KiB) and is twice the source's bandwidth-delay product as measured:
 // a smoothed delivery rate (the bytes the source delivered since a
 // request was sent, over the time since) times a smoothed round trip

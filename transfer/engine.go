@@ -330,7 +330,7 @@ func (e *engine) schedule(ctx context.Context, now time.Time) {
 	for {
 		issued := false
 		for _, s := range active {
-			if blocks := e.take(s); len(blocks) > 0 {
+			if blocks := e.take(s, len(active)); len(blocks) > 0 {
 				e.issue(ctx, s, blocks, now)
 				issued = true
 			}
@@ -342,13 +342,17 @@ func (e *engine) schedule(ctx context.Context, now time.Time) {
 }
 
 // take picks the blocks of s's next request: from the queue while it
-// lasts, then (endgame) blocks other sources still owe.
-func (e *engine) take(s *source) []int {
+// lasts, then (endgame) blocks other sources still owe. Of the queue, one
+// request takes at most an equal share among the active sources: a
+// study smaller than the windows is spread over every holder rather
+// than handed whole to the first one asked.
+func (e *engine) take(s *source, active int) []int {
 	used := e.inflight + e.buffered
 	room := s.est.window - s.inflight
 	free := e.opts.MaxInFlight - used
 	req := min(max(s.est.window/4, 1), e.opts.MaxRequestBytes)
 	if len(e.queue) > 0 {
+		req = min(req, max(e.queuedBytes/int64(active), 1))
 		// A source with nothing in flight gets a block even if it is
 		// larger than its window; so does the transfer as a whole.
 		first := int64(e.plan.Blocks[e.queue[0]].Size)

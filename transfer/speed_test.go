@@ -119,3 +119,22 @@ func TestEndgame(t *testing.T) {
 		t.Errorf("took %v: the transfer waited for the slow source", res.Duration)
 	}
 }
+
+// TestSmallPlanSpread: a plan smaller than the sources' windows is spread
+// over them (each request takes at most an equal share of the queue),
+// not handed whole to the first source asked.
+func TestSmallPlanSpread(t *testing.T) {
+	d := virtualData(8, 128*kib) // 1 MiB
+	s := newSink(d)
+	srcs, _ := fakes(SystemClock(), d, nil, link{rate: 20 * mib, rtt: 5 * time.Millisecond}, link{rate: 20 * mib, rtt: 5 * time.Millisecond})
+	res, err := Fetch(context.Background(), plan(d, s), srcs, Options{InitialWindow: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.check(t, d.blocks)
+	for _, sr := range res.Sources {
+		if sr.Bytes == 0 {
+			t.Errorf("source %s delivered nothing: %+v", sr.ID, res.Sources)
+		}
+	}
+}
