@@ -116,37 +116,6 @@ func decrypt(ciphertext []byte, limit int64, ids ...age.Identity) ([]byte, error
 	return out, nil
 }
 
-// DecryptTo decrypts ciphertext read from src into dst as it goes, with a
-// buffer of its own of buf's size: no copy of the whole plaintext is ever
-// held (the fetcher verifies an instance's SHA-256 this way). It returns
-// the plaintext's size; the errors are Decrypt's. What was written before
-// a failure is unauthenticated: the caller discards it.
-func DecryptTo(dst io.Writer, src io.Reader, buf []byte, ids ...age.Identity) (int64, error) {
-	if len(ids) == 0 {
-		return 0, errors.New("decrypt: no identities")
-	}
-	wrapped := make([]age.Identity, len(ids))
-	for i, id := range ids {
-		if id == nil {
-			return 0, fmt.Errorf("decrypt: identity %d is nil", i)
-		}
-		wrapped[i] = stanzaLimit{id}
-	}
-	r, err := age.Decrypt(src, wrapped...)
-	if err != nil {
-		return 0, classifyAgeError(err)
-	}
-	n, err := io.CopyBuffer(dst, onlyReader{r}, buf)
-	if err != nil {
-		return n, fmt.Errorf("decrypt: %w: %w", ErrMalformed, err)
-	}
-	return n, nil
-}
-
-// onlyReader hides a reader's WriteTo, so that io.CopyBuffer uses the
-// buffer given.
-type onlyReader struct{ io.Reader }
-
 func classifyAgeError(err error) error {
 	var nomatch *age.NoIdentityMatchError
 	if errors.As(err, &nomatch) {

@@ -3,8 +3,6 @@ package crypto
 import (
 	"bytes"
 	"crypto/rand"
-	"errors"
-	"io"
 	"testing"
 )
 
@@ -36,35 +34,5 @@ func TestEncryptWriter(t *testing.T) {
 	}
 	if _, err := EncryptWriter(&ct); err == nil {
 		t.Error("no recipients accepted")
-	}
-}
-
-// DecryptTo streams what Decrypt returns whole, and fails the same way:
-// a flipped byte is ErrMalformed (reported only once the bad chunk is
-// read), another key ErrNotForUs.
-func TestDecryptTo(t *testing.T) {
-	sk, err := NewStudyKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain := make([]byte, 300_000)
-	rand.Read(plain)
-	ct, err := Encrypt(plain, sk.Recipient())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got bytes.Buffer
-	buf := make([]byte, 4096)
-	if n, err := DecryptTo(&got, bytes.NewReader(ct), buf, sk); err != nil || n != int64(len(plain)) || !bytes.Equal(got.Bytes(), plain) {
-		t.Fatalf("decrypt: %d bytes, %v", n, err)
-	}
-	bad := bytes.Clone(ct)
-	bad[len(bad)-100] ^= 1
-	if _, err := DecryptTo(io.Discard, bytes.NewReader(bad), buf, sk); !errors.Is(err, ErrMalformed) {
-		t.Errorf("a flipped byte: %v, want ErrMalformed", err)
-	}
-	other, _ := NewStudyKey()
-	if _, err := DecryptTo(io.Discard, bytes.NewReader(ct), buf, other); !errors.Is(err, ErrNotForUs) {
-		t.Errorf("another key: %v, want ErrNotForUs", err)
 	}
 }

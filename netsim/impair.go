@@ -46,9 +46,10 @@ const segment = 1460
 // at least.
 const minRTO = 200 * time.Millisecond
 
-// impairment is one link's jitter and loss, drawn from its own PCG
-// stream: the sequence of draws is fixed by the seed and the link's
-// nodes; which write gets which draw depends on the scheduling.
+// impairment is one link's latency, jitter and loss; the jitter and loss
+// are drawn from the link's own PCG stream: the sequence of draws is
+// fixed by the seed and the link's nodes; which write gets which draw
+// depends on the scheduling.
 type impairment struct {
 	spec LinkSpec
 

@@ -165,8 +165,6 @@ func orthancToOrthanc(b *testing.B, files []string, via string) time.Duration {
 	return elapsed
 }
 
-// pacsnetFetch imports the files at a holder node (not timed), grants
-// the study to a new grantee node and times the grantee's fetch.
 // fetchCPU sums the CPU time (both nodes, user and system) of the timed
 // part of pacsnetFetch's runs.
 var fetchCPU time.Duration
@@ -196,6 +194,8 @@ func profileTimed(b *testing.B) func() {
 
 var profileRuns int
 
+// pacsnetFetch imports the files at a holder node (not timed), grants
+// the study to a new grantee node and times the grantee's fetch.
 func pacsnetFetch(b *testing.B, files []string) time.Duration {
 	b.StopTimer()
 	defer b.StartTimer()
