@@ -494,7 +494,12 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 		// The first complete instance is committed at once, so that a
 		// viewer can show the first image without waiting for a whole
 		// batch; after it, group commits.
-		if bt.bytes >= fetchBatchBytes || f.clock.Now().Sub(bt.since) >= fetchBatchInterval || !bt.shown && len(bt.insts) > 0 {
+		// Between the two, a batch of fetchBatchMinBytes is committed
+		// as soon as the commit before it is done: the fsyncs keep up
+		// with the link, and the last one, which the fetch waits for,
+		// is short.
+		if bt.bytes >= fetchBatchBytes || f.clock.Now().Sub(bt.since) >= fetchBatchInterval || !bt.shown && len(bt.insts) > 0 ||
+			bt.bytes >= fetchBatchMinBytes && bt.idle() {
 			return bt.flush()
 		}
 		return nil
@@ -503,14 +508,33 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 	if name == "" {
 		name = m.Issuer.String()
 	}
-	// The original holder first, then the secondary holders it listed:
-	// the engine spreads the blocks over all of them.
-	holders := append([]holderSource{{ex: f.ex, peer: m.Issuer, name: name, grant: m.Grant.Grant.ID}}, f.secondarySources(ctx, m)...)
+	// The original holder at once; the secondary holders it lists join
+	// when its answer comes (transfer.Options.Later): the first blocks
+	// need not wait a round trip for it. The engine spreads the blocks
+	// over all of them.
+	holders := []holderSource{{ex: f.ex, peer: m.Issuer, name: name, grant: m.Grant.Grant.ID}}
+	later := make(chan []transfer.Source, 1)
+	askDone := make(chan struct{})
+	var secondaries []holderSource // written before askDone closes
+	askCtx, stopAsk := context.WithCancel(ctx)
+	if len(plan.Blocks) > 0 {
+		go func() {
+			defer close(askDone)
+			secondaries = f.secondarySources(askCtx, m)
+			srcs := make([]transfer.Source, len(secondaries))
+			for i, h := range secondaries {
+				srcs[i] = h
+			}
+			later <- srcs
+		}()
+	} else {
+		close(askDone) // nothing to fetch, nobody to ask
+	}
+	defer func() { stopAsk(); <-askDone }()
 	// Bytes each holder delivered in earlier attempts of this fetch, and
 	// the holders dropped for sending corrupt bytes: not asked again.
 	delivered := map[peer.ID]int64{}
 	corrupt := map[peer.ID]bool{}
-	var current []holderSource // the holders of the attempt running
 	opts := transfer.Options{
 		Clock:            engineClock{f.clock},
 		MaxRequestBlocks: exchange.MaxBlocksPerRequest,
@@ -522,23 +546,22 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 				// A new slice each time: status() hands out copies of
 				// the struct, which share it.
 				s.Sources = make([]FetchSource, 0, len(p.Sources))
-				for i, sp := range p.Sources {
-					if i < len(current) {
-						s.Sources = append(s.Sources, FetchSource{Peer: current[i].peer, Name: current[i].name,
-							Bytes: delivered[current[i].peer] + sp.Bytes, State: sourceState(sp.State)})
+				for _, sp := range p.Sources {
+					if h, ok := sp.Source.(holderSource); ok {
+						s.Sources = append(s.Sources, FetchSource{Peer: h.peer, Name: h.name,
+							Bytes: delivered[h.peer] + sp.Bytes, State: sourceState(sp.State)})
 					}
 				}
 			})
 		},
 	}
 	backoff := 250 * time.Millisecond
+	opts.Later = later // the first attempt only: a retry starts with every holder
 	for len(plan.Blocks) > 0 {
 		j.update(func(s *FetchStatus) { s.Attempts++; s.State = FetchRunning })
-		current = current[:0]
 		var sources []transfer.Source
 		for _, h := range holders {
 			if !corrupt[h.peer] {
-				current = append(current, h)
 				sources = append(sources, h)
 			}
 		}
@@ -548,17 +571,21 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 		if ferr := bt.commit(); ferr != nil {
 			return ferr
 		}
+		current := holdersOf(res)
 		f.auditCorrupt(res, err, current, actor, m)
 		for i, s := range res.Sources {
-			if i < len(current) {
-				delivered[current[i].peer] += s.Bytes
-				corrupt[current[i].peer] = corrupt[current[i].peer] || s.State == transfer.StateCorrupt
-			}
+			delivered[current[i].peer] += s.Bytes
+			corrupt[current[i].peer] = corrupt[current[i].peer] || s.State == transfer.StateCorrupt
 		}
 		plan.Blocks = res.Missing
 		j.update(func(s *FetchStatus) { s.Rate, s.ETA = 0, 0 })
 		if err == nil {
 			break
+		}
+		if opts.Later != nil {
+			<-askDone // bounded by holdersAskTimeout
+			opts.Later = nil
+			holders = append(holders, secondaries...)
 		}
 		err = unwrapHolder(originError(err, res, current))
 		if ctx.Err() != nil {
@@ -618,6 +645,7 @@ const fetchStallTimeout = 2 * time.Minute
 const (
 	fetchBatchBytes    = 32 << 20
 	fetchBatchInterval = time.Second
+	fetchBatchMinBytes = 4 << 20 // committed early when no commit is running
 )
 
 // fetchBatch stages received blocks in the blob log as they arrive and
@@ -648,6 +676,7 @@ type fetchBatch struct {
 	shown    bool      // an instance was committed: the first image is visible
 	inflight bool      // a commit is running; its result comes on done
 	done     chan error
+	err      error // of a commit that ended, collected by idle: the next wait returns it
 }
 
 func newFetchBatch(f *fetcher, j *fetchJob) *fetchBatch {
@@ -713,10 +742,27 @@ func (b *fetchBatch) flush() error {
 // wait waits for the commit under way, if any, and returns its error.
 func (b *fetchBatch) wait() error {
 	if !b.inflight {
-		return nil
+		err := b.err
+		b.err = nil
+		return err
 	}
 	b.inflight = false
 	return <-b.done
+}
+
+// idle reports whether no commit is running, collecting the result of one
+// that ended (for the next wait).
+func (b *fetchBatch) idle() bool {
+	if !b.inflight {
+		return true
+	}
+	select {
+	case b.err = <-b.done:
+		b.inflight = false
+		return true
+	default:
+		return false
+	}
 }
 
 // commit commits everything staged and waits for it.

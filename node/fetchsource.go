@@ -194,6 +194,16 @@ func (f *fetcher) secondarySources(ctx context.Context, m Manifest) []holderSour
 	return out
 }
 
+// holdersOf gives the holder behind each of a transfer's sources, in the
+// order of res.Sources (the holders that joined late included).
+func holdersOf(res transfer.Result) []holderSource {
+	out := make([]holderSource, len(res.Sources))
+	for i, s := range res.Sources {
+		out[i], _ = s.Source.(holderSource)
+	}
+	return out
+}
+
 // originError picks, when every holder failed, the original holder's
 // error: it decides whether retrying can help (a secondary's refusal or
 // missing block says nothing about the grant).

@@ -24,20 +24,20 @@ const maxCopies = 3
 // with Result.Missing resumes. Every goroutine Fetch starts has ended when
 // it returns.
 func Fetch(ctx context.Context, plan Plan, sources []Source, opts Options) (Result, error) {
-	if err := checkPlan(plan, sources); err != nil {
+	if err := checkPlan(plan, sources, opts); err != nil {
 		return Result{}, fmt.Errorf("fetch blocks: %w", err)
 	}
 	e := newEngine(plan, sources, opts.withDefaults())
 	return e.run(ctx)
 }
 
-func checkPlan(plan Plan, sources []Source) error {
+func checkPlan(plan Plan, sources []Source, opts Options) error {
 	switch {
 	case plan.Verify == nil:
 		return errors.New("plan has no Verify")
 	case plan.Sink == nil:
 		return errors.New("plan has no Sink")
-	case len(sources) == 0 && len(plan.Blocks) > 0:
+	case len(sources) == 0 && len(plan.Blocks) > 0 && opts.Later == nil:
 		return errors.New("no sources")
 	}
 	seen := make(map[cid.Cid]struct{}, len(plan.Blocks))
@@ -73,6 +73,7 @@ type engine struct {
 	queue       []int // blocks no request holds, to hand out first
 	queuedBytes int64
 	sources     []*source
+	later       <-chan []Source // sources still to come (Options.Later); nil once they came
 	live        map[*request]struct{}
 	inflight    int64 // requested, not received
 	buffered    int64 // received and verified, not yet taken by the sink
@@ -145,16 +146,70 @@ func newEngine(plan Plan, srcs []Source, opts Options) *engine {
 		blocks:   make([]blockState, len(plan.Blocks)),
 		queue:    make([]int, len(plan.Blocks)),
 		live:     map[*request]struct{}{},
+		later:    opts.Later,
 	}
 	for i, b := range plan.Blocks {
 		e.queue[i] = i
 		e.queuedBytes += int64(b.Size)
 		e.total += int64(b.Size)
 	}
-	for _, s := range srcs {
-		e.sources = append(e.sources, &source{src: s, id: s.ID(), est: newEstimator(opts.InitialWindow, opts.MaxWindow)})
-	}
+	e.add(srcs)
 	return e
+}
+
+// rebalance makes room for sources that joined late: each source that
+// was there before keeps its requests, oldest first, up to a fair share
+// of what is left (the queue and what every source still owes, over the
+// active sources; its oldest request in any case), and the rest are
+// cancelled, their blocks queued again to be shared among all. Without
+// it a slow first source keeps the whole window it asked for in the
+// first round trip (4 MiB at 140 Mbit/s is a quarter of a second) while
+// the others idle.
+func (e *engine) rebalance() {
+	owes := e.owes
+	byPos := map[*source][]*request{}
+	left := e.queuedBytes
+	for r := range e.live {
+		if !r.retired {
+			byPos[r.src] = append(byPos[r.src], r)
+			left += owes(r)
+		}
+	}
+	active := e.activeSources()
+	if active == 0 {
+		return
+	}
+	share := left / int64(active)
+	for _, reqs := range byPos {
+		slices.SortFunc(reqs, func(a, b *request) int { return a.sentAt.Compare(b.sentAt) })
+		var kept int64
+		for i, r := range reqs {
+			if kept += owes(r); i > 0 && kept > share {
+				r.cancel()
+			}
+		}
+	}
+}
+
+// owes is the bytes request r was asked for and has not delivered, of
+// blocks not done through another request either.
+func (e *engine) owes(r *request) int64 {
+	var n int64
+	for k, i := range r.blocks {
+		if !r.received[k] && !e.blocks[i].done {
+			n += int64(e.plan.Blocks[i].Size)
+		}
+	}
+	return n
+}
+
+// add makes sources part of the transfer.
+func (e *engine) add(srcs []Source) {
+	for _, s := range srcs {
+		if s != nil {
+			e.sources = append(e.sources, &source{src: s, id: s.ID(), est: newEstimator(e.opts.InitialWindow, e.opts.MaxWindow)})
+		}
+	}
 }
 
 func signal(c chan struct{}) {
@@ -188,7 +243,7 @@ func (e *engine) run(ctx context.Context) (Result, error) {
 		default:
 			e.checkStalls(now)
 			e.schedule(reqCtx, now)
-			if e.accepted < len(e.blocks) && len(e.live) == 0 && e.activeSources() == 0 {
+			if e.accepted < len(e.blocks) && len(e.live) == 0 && e.activeSources() == 0 && e.later == nil {
 				err = e.allFailed()
 			}
 		}
@@ -208,6 +263,15 @@ func (e *engine) run(ctx context.Context) (Result, error) {
 		timer.Stop()
 		timer.Reset(wake.Sub(now))
 		select {
+		case srcs := <-e.later: // a nil channel (none to come) never fires
+			e.mu.Lock()
+			e.later = nil
+			n := len(e.sources)
+			e.add(srcs)
+			if len(e.sources) > n {
+				e.rebalance()
+			}
+			e.mu.Unlock()
 		case <-e.notify:
 		case <-timer.C():
 		case <-ctx.Done():
@@ -362,6 +426,18 @@ func (e *engine) take(s *source, active int) []int {
 		if used == 0 {
 			free = max(free, first)
 		}
+		// While sources may still come (Options.Later), half the plan
+		// stays queued for them (but the transfer gets its first block).
+		if e.later != nil {
+			avail := e.queuedBytes - e.total/2
+			if used == 0 && e.accepted == 0 {
+				avail = max(avail, first)
+			}
+			if avail < first {
+				return nil
+			}
+			free = min(free, avail)
+		}
 		limit := min(room, free, max(req, first))
 		// Wait for room for a worthwhile request rather than dribble
 		// out one block at a time.
@@ -394,7 +470,11 @@ func (e *engine) endgame(s *source, limit int64) []int {
 		return nil
 	}
 	var reqs []*request
+	owed := map[*source]int64{} // what each source still owes
 	for r := range e.live {
+		if !r.retired {
+			owed[r.src] += e.owes(r)
+		}
 		if r.src != s && !r.retired && r.src.state == StateActive {
 			reqs = append(reqs, r)
 		}
@@ -411,10 +491,13 @@ func (e *engine) endgame(s *source, limit int64) []int {
 		for k := len(r.blocks) - 1; k >= 0; k-- {
 			i := r.blocks[k]
 			st := &e.blocks[i]
-			if r.received[k] || st.done || len(st.holders) >= maxCopies || !fasterThanHolders(s, st) {
+			// (A block two other requests hold is met twice: it goes into
+			// this request once.)
+			sz := int64(e.plan.Blocks[i].Size)
+			if r.received[k] || st.done || len(st.holders) >= maxCopies || slices.Contains(out, i) ||
+				!fasterThanHolders(s, st) && !sooner(s, s.inflight+n+sz, st, owed) {
 				continue
 			}
-			sz := int64(e.plan.Blocks[i].Size)
 			if n+sz > limit || (e.opts.MaxRequestBlocks > 0 && len(out) >= e.opts.MaxRequestBlocks) {
 				return out
 			}
@@ -441,6 +524,28 @@ func cmpFloat(a, b float64) int {
 func fasterThanHolders(s *source, st *blockState) bool {
 	for _, r := range st.holders {
 		if r.src == s || r.src.est.rate >= s.est.rate {
+			return false
+		}
+	}
+	return true
+}
+
+// sooner reports whether s, with queued bytes to deliver before and
+// including the block, would deliver it well before any source that
+// holds it, going by their measured rates and round trips and what each
+// still owes: sources of the same speed, one idle and one with a long
+// tail of requests, share that tail. An unmeasured source is not sooner.
+func sooner(s *source, queued int64, st *blockState, owed map[*source]int64) bool {
+	if s.est.rate <= 0 {
+		return false
+	}
+	mine := s.est.rtt.Seconds() + float64(queued)/s.est.rate
+	for _, r := range st.holders {
+		h := r.src
+		if h == s {
+			return false
+		}
+		if h.est.rate > 0 && 1.5*mine >= float64(owed[h])/h.est.rate {
 			return false
 		}
 	}
@@ -673,7 +778,7 @@ func (e *engine) progressLocked(now time.Time) *Progress {
 	}
 	for _, s := range e.sources {
 		p.Sources = append(p.Sources, SourceProgress{
-			ID: s.id, State: s.state, Err: s.err, Bytes: s.bytes,
+			Source: s.src, ID: s.id, State: s.state, Err: s.err, Bytes: s.bytes,
 			Rate: s.est.rate, RTT: s.est.rtt, Window: s.est.window,
 		})
 	}
@@ -682,7 +787,7 @@ func (e *engine) progressLocked(now time.Time) *Progress {
 
 func (e *engine) sourceResult(s *source) SourceResult {
 	sr := SourceResult{
-		ID: s.id, State: s.state, Err: s.err, Blocks: s.blocks, Bytes: s.bytes,
+		Source: s.src, ID: s.id, State: s.state, Err: s.err, Blocks: s.blocks, Bytes: s.bytes,
 		Duplicates: s.dups, Rate: s.est.rate, RTT: s.est.rtt,
 	}
 	if e.acceptedB > 0 {

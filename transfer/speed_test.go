@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -137,4 +138,105 @@ func TestSmallPlanSpread(t *testing.T) {
 			t.Errorf("source %s delivered nothing: %+v", sr.ID, res.Sources)
 		}
 	}
+}
+
+// TestLaterSources: sources that come while the transfer runs
+// (Options.Later) join it and share what is still queued; until they
+// come, the first source leaves half of a small plan for them.
+func TestLaterSources(t *testing.T) {
+	d := virtualData(16, 128*kib) // 2 MiB, less than one window
+	s := newSink(d)
+	srcs, _ := fakes(SystemClock(), d, nil, link{rate: 20 * mib, rtt: 5 * time.Millisecond}, link{rate: 20 * mib, rtt: 5 * time.Millisecond})
+	later := make(chan []Source, 1)
+	go func() {
+		time.Sleep(10 * time.Millisecond) // the holders' answer, a round trip or two later
+		later <- srcs[1:]
+	}()
+	res, err := Fetch(context.Background(), plan(d, s), srcs[:1], Options{InitialWindow: 4 << 20, Later: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.check(t, d.blocks)
+	if len(res.Sources) != 2 || res.Sources[1].Source != srcs[1] {
+		t.Fatalf("the later source is not in the result: %+v", res.Sources)
+	}
+	for _, sr := range res.Sources {
+		if sr.Bytes == 0 {
+			t.Errorf("source %s delivered nothing: %+v", sr.ID, res.Sources)
+		}
+	}
+}
+
+// TestLaterNone: when no source comes (the channel is closed), the first
+// source takes the rest; when it failed meanwhile, the transfer waits for
+// the later ones rather than failing, and fails only once none came.
+func TestLaterNone(t *testing.T) {
+	d := virtualData(16, 128*kib)
+	t.Run("closed", func(t *testing.T) {
+		s := newSink(d)
+		srcs, _ := fakes(SystemClock(), d, nil, link{rtt: 2 * time.Millisecond})
+		later := make(chan []Source)
+		go func() { time.Sleep(20 * time.Millisecond); close(later) }()
+		res, err := Fetch(context.Background(), plan(d, s), srcs, Options{InitialWindow: 4 << 20, Later: later})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.check(t, d.blocks)
+		if len(res.Sources) != 1 || res.Sources[0].Bytes != d.bytes() {
+			t.Errorf("sources: %+v", res.Sources)
+		}
+	})
+	t.Run("first fails", func(t *testing.T) {
+		s := newSink(d)
+		srcs, _ := fakes(SystemClock(), d, nil, link{rtt: 2 * time.Millisecond, failAt: 1}, link{rtt: 2 * time.Millisecond})
+		later := make(chan []Source, 1)
+		go func() { time.Sleep(50 * time.Millisecond); later <- srcs[1:] }()
+		res, err := Fetch(context.Background(), plan(d, s), srcs[:1], Options{Later: later})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.check(t, d.blocks)
+		if len(res.Sources) != 2 || res.Sources[0].State != StateFailed || res.Sources[1].Bytes != d.bytes() {
+			t.Errorf("sources: %+v", res.Sources)
+		}
+	})
+	t.Run("none come", func(t *testing.T) {
+		s := newSink(d)
+		srcs, _ := fakes(SystemClock(), d, nil, link{rtt: 2 * time.Millisecond, failAt: 1})
+		later := make(chan []Source)
+		go func() { time.Sleep(20 * time.Millisecond); close(later) }()
+		res, err := Fetch(context.Background(), plan(d, s), srcs, Options{Later: later})
+		if !errors.Is(err, ErrAllFailed) || len(res.Missing) != len(d.blocks) {
+			t.Fatalf("err %v, %d missing", err, len(res.Missing))
+		}
+	})
+}
+
+// TestLaterRebalance: when sources join late, the requests the first
+// source made and has not started to answer go back to the queue, to be
+// shared with them, rather than keep a slow first source busy long after
+// the others are done.
+func TestLaterRebalance(t *testing.T) {
+	d := virtualData(32, 128*kib) // 4 MiB
+	s := newSink(d)
+	srcs, _ := fakes(SystemClock(), d, nil, link{rate: 1 * mib, rtt: 10 * time.Millisecond},
+		link{rate: 4 * mib, rtt: 10 * time.Millisecond}, link{rate: 4 * mib, rtt: 10 * time.Millisecond})
+	later := make(chan []Source, 1)
+	go func() { time.Sleep(20 * time.Millisecond); later <- srcs[1:] }()
+	res, err := Fetch(context.Background(), plan(d, s), srcs[:1], Options{InitialWindow: 4 << 20, Later: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.check(t, d.blocks)
+	// The first source asked for half the plan (2 MiB) before the others
+	// came; it keeps one request of a quarter of its window.
+	if first := res.Sources[0].Bytes; first >= 3*mib/2 {
+		t.Errorf("the first source delivered %d KiB of %d: it kept what it asked for before the others came (%+v)", first/kib, d.bytes()/kib, res.Sources)
+	}
+	for _, sr := range res.Sources {
+		if sr.State != StateActive {
+			t.Errorf("source %s dropped: %v", sr.ID, sr.Err)
+		}
+	}
+	t.Logf("%v, %d KiB duplicates", res.Duration, res.Duplicates/kib)
 }

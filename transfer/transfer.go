@@ -108,6 +108,16 @@ type Options struct {
 	ProgressEvery time.Duration
 	// Clock is the engine's time (default: the system clock).
 	Clock Clock
+	// Later, if set, brings sources found while the transfer runs (a
+	// node asks the original holder for the other holders at the start
+	// of a fetch, and need not wait a round trip for the answer before
+	// the first blocks are asked for). The engine takes one value from
+	// it, or its closing (none come), and those sources join at once,
+	// sharing what is still queued. Until then the sources it started
+	// with take at most half of the plan's bytes, so that a small plan
+	// is still spread over holders found a moment later, and the
+	// transfer does not fail for want of sources while one may come.
+	Later <-chan []Source
 }
 
 // Defaults of [Options].
@@ -234,6 +244,7 @@ type Progress struct {
 
 // SourceProgress is one source's part of a [Progress].
 type SourceProgress struct {
+	Source Source
 	ID     string
 	State  State
 	Err    error   // why it was dropped
@@ -258,6 +269,7 @@ type Result struct {
 
 // SourceResult is one source's part in a transfer.
 type SourceResult struct {
+	Source     Source
 	ID         string
 	State      State
 	Err        error // why it was dropped; nil for an active source
