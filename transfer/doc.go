@@ -51,13 +51,9 @@
 // Every source works at once, taking requests from one shared queue of
 // blocks, so a faster source, whose window empties sooner and grows
 // larger, takes more (work stealing). When the queue is empty, an idle
-// source asks again for blocks that other sources still owe (endgame):
-// blocks of a source it measured slower than itself, or of one whose
-// tail of owed bytes would take, at its measured rate, more than half as
-// long again as the idle source needs for them (a round trip plus its
-// own queue); at most three copies of a block, and the first verified
-// copy wins; a request whose blocks all arrived through others is
-// cancelled.
+// source asks again for blocks that slower sources still owe (endgame),
+// at most three copies of a block, and the first verified copy wins; a
+// request whose blocks all arrived through others is cancelled.
 //
 // Sources may also come while the transfer runs ([Options.Later]): a node
 // asks the original holder for the study's other holders at the start of

@@ -470,11 +470,7 @@ func (e *engine) endgame(s *source, limit int64) []int {
 		return nil
 	}
 	var reqs []*request
-	owed := map[*source]int64{} // what each source still owes
 	for r := range e.live {
-		if !r.retired {
-			owed[r.src] += e.owes(r)
-		}
 		if r.src != s && !r.retired && r.src.state == StateActive {
 			reqs = append(reqs, r)
 		}
@@ -494,8 +490,7 @@ func (e *engine) endgame(s *source, limit int64) []int {
 			// (A block two other requests hold is met twice: it goes into
 			// this request once.)
 			sz := int64(e.plan.Blocks[i].Size)
-			if r.received[k] || st.done || len(st.holders) >= maxCopies || slices.Contains(out, i) ||
-				!fasterThanHolders(s, st) && !sooner(s, s.inflight+n+sz, st, owed) {
+			if r.received[k] || st.done || len(st.holders) >= maxCopies || !fasterThanHolders(s, st) || slices.Contains(out, i) {
 				continue
 			}
 			if n+sz > limit || (e.opts.MaxRequestBlocks > 0 && len(out) >= e.opts.MaxRequestBlocks) {
@@ -524,28 +519,6 @@ func cmpFloat(a, b float64) int {
 func fasterThanHolders(s *source, st *blockState) bool {
 	for _, r := range st.holders {
 		if r.src == s || r.src.est.rate >= s.est.rate {
-			return false
-		}
-	}
-	return true
-}
-
-// sooner reports whether s, with queued bytes to deliver before and
-// including the block, would deliver it well before any source that
-// holds it, going by their measured rates and round trips and what each
-// still owes: sources of the same speed, one idle and one with a long
-// tail of requests, share that tail. An unmeasured source is not sooner.
-func sooner(s *source, queued int64, st *blockState, owed map[*source]int64) bool {
-	if s.est.rate <= 0 {
-		return false
-	}
-	mine := s.est.rtt.Seconds() + float64(queued)/s.est.rate
-	for _, r := range st.holders {
-		h := r.src
-		if h == s {
-			return false
-		}
-		if h.est.rate > 0 && 1.5*mine >= float64(owed[h])/h.est.rate {
 			return false
 		}
 	}
