@@ -58,11 +58,15 @@
 // Sources may also come while the transfer runs ([Options.Later]): a node
 // asks the original holder for the study's other holders at the start of
 // a fetch, and the first blocks need not wait a round trip for the
-// answer. Until it comes, the first sources take at most half the plan,
-// and the transfer does not fail for want of sources. When sources join,
-// each source there before keeps its requests, oldest first, up to a
-// fair share of what is left (its oldest in any case); the rest are
-// cancelled and their blocks shared among all.
+// answer. Until it comes, the first sources ask for as much as they may
+// ever hold ([Options.MaxWindow], in requests of [Options.MaxRequestBytes]),
+// whatever their windows, so that a study smaller than that is asked
+// for in the first round trip; and the transfer does not fail for want
+// of sources. When sources join, each source there before keeps its
+// requests, oldest first, up to a fair share of what is left (the queue
+// and what every source still owes, over the active sources); the rest
+// are cancelled (a request is a stream: the blocks it delivered stay)
+// and their blocks shared among all.
 //
 // # Failures
 //

@@ -160,10 +160,10 @@ func newEngine(plan Plan, srcs []Source, opts Options) *engine {
 // rebalance makes room for sources that joined late: each source that
 // was there before keeps its requests, oldest first, up to a fair share
 // of what is left (the queue and what every source still owes, over the
-// active sources; its oldest request in any case), and the rest are
-// cancelled, their blocks queued again to be shared among all. Without
-// it a slow first source keeps the whole window it asked for in the
-// first round trip (4 MiB at 140 Mbit/s is a quarter of a second) while
+// active sources), and the rest are cancelled, their blocks queued again
+// to be shared among all (a cancelled request keeps what it delivered).
+// Without it a first source keeps all it asked for before the others
+// were known (up to MaxWindow: 16 MiB at 140 Mbit/s is a second) while
 // the others idle.
 func (e *engine) rebalance() {
 	owes := e.owes
@@ -183,8 +183,8 @@ func (e *engine) rebalance() {
 	for _, reqs := range byPos {
 		slices.SortFunc(reqs, func(a, b *request) int { return a.sentAt.Compare(b.sentAt) })
 		var kept int64
-		for i, r := range reqs {
-			if kept += owes(r); i > 0 && kept > share {
+		for _, r := range reqs {
+			if kept += owes(r); kept > share {
 				r.cancel()
 			}
 		}
@@ -426,17 +426,14 @@ func (e *engine) take(s *source, active int) []int {
 		if used == 0 {
 			free = max(free, first)
 		}
-		// While sources may still come (Options.Later), half the plan
-		// stays queued for them (but the transfer gets its first block).
+		// Until the other sources are known (Options.Later), a source
+		// asks for as much as it may ever hold: a study smaller than
+		// that is asked for in the first round trip, whatever the
+		// window, and sources that join take their share back
+		// (rebalance).
 		if e.later != nil {
-			avail := e.queuedBytes - e.total/2
-			if used == 0 && e.accepted == 0 {
-				avail = max(avail, first)
-			}
-			if avail < first {
-				return nil
-			}
-			free = min(free, avail)
+			room = max(room, e.opts.MaxWindow-s.inflight)
+			req = min(max(req, e.opts.MaxWindow/4), e.opts.MaxRequestBytes, max(e.queuedBytes/int64(active), 1))
 		}
 		limit := min(room, free, max(req, first))
 		// Wait for room for a worthwhile request rather than dribble

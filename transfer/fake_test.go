@@ -127,6 +127,7 @@ func (f *fake) Fetch(ctx context.Context, blocks []Block, got func(Block, []byte
 
 	now := f.clk.Now()
 	at := make([]time.Time, len(blocks))
+	took := make([]time.Duration, len(blocks)) // of the link, each block
 	f.mu.Lock()
 	f.cur++
 	f.max = max(f.max, f.cur)
@@ -141,6 +142,7 @@ func (f *fake) Fetch(ctx context.Context, blocks []Block, got func(Block, []byte
 			d += time.Duration(float64(b.Size) / f.rate * float64(time.Second))
 		}
 		f.linkFree = start.Add(d)
+		took[i] = d
 		at[i] = f.linkFree.Add(f.rtt / 2)
 	}
 	f.mu.Unlock()
@@ -152,6 +154,17 @@ func (f *fake) Fetch(ctx context.Context, blocks []Block, got func(Block, []byte
 
 	for i, b := range blocks {
 		if err := sleepUntil(ctx, f.clk, at[i]); err != nil {
+			// A cancelled request frees the link of the blocks it will
+			// not send, as a reset stream does.
+			var unsent time.Duration
+			for _, d := range took[i:] {
+				unsent += d
+			}
+			f.mu.Lock()
+			if f.linkFree = f.linkFree.Add(-unsent); f.linkFree.Before(f.clk.Now()) {
+				f.linkFree = f.clk.Now()
+			}
+			f.mu.Unlock()
 			return err
 		}
 		f.mu.Lock()

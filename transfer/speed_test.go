@@ -141,8 +141,7 @@ func TestSmallPlanSpread(t *testing.T) {
 }
 
 // TestLaterSources: sources that come while the transfer runs
-// (Options.Later) join it and share what is still queued; until they
-// come, the first source leaves half of a small plan for them.
+// (Options.Later) join it and take their share.
 func TestLaterSources(t *testing.T) {
 	d := virtualData(16, 128*kib) // 2 MiB, less than one window
 	s := newSink(d)
@@ -164,6 +163,25 @@ func TestLaterSources(t *testing.T) {
 		if sr.Bytes == 0 {
 			t.Errorf("source %s delivered nothing: %+v", sr.ID, res.Sources)
 		}
+	}
+}
+
+// TestLaterAsksAtOnce: until the other sources are known, the first asks
+// for the whole of a plan up to Options.MaxWindow in its first round
+// trip, whatever its window: a small study on a long, fast link is not
+// held up by the window's growth.
+func TestLaterAsksAtOnce(t *testing.T) {
+	d := virtualData(64, 128*kib) // 8 MiB
+	s := newSink(d)
+	srcs, _ := fakes(SystemClock(), d, nil, link{rate: 200 * mib, rtt: 40 * time.Millisecond})
+	later := make(chan []Source) // never answered: the transfer ends first
+	res, err := Fetch(context.Background(), plan(d, s), srcs, Options{InitialWindow: 256 * kib, Later: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.check(t, d.blocks)
+	if res.PeakInFlight < d.bytes() {
+		t.Errorf("at most %d KiB in flight: the first round trip did not ask for the whole %d KiB", res.PeakInFlight/kib, d.bytes()/kib)
 	}
 }
 
@@ -213,9 +231,9 @@ func TestLaterNone(t *testing.T) {
 }
 
 // TestLaterRebalance: when sources join late, the requests the first
-// source made and has not started to answer go back to the queue, to be
-// shared with them, rather than keep a slow first source busy long after
-// the others are done.
+// source made beyond a fair share go back to the queue, to be shared
+// with them, rather than keep a slow first source busy long after the
+// others are done.
 func TestLaterRebalance(t *testing.T) {
 	d := virtualData(32, 128*kib) // 4 MiB
 	s := newSink(d)
@@ -228,8 +246,8 @@ func TestLaterRebalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.check(t, d.blocks)
-	// The first source asked for half the plan (2 MiB) before the others
-	// came; it keeps one request of a quarter of its window.
+	// The first source asked for the whole plan before the others came;
+	// it keeps a third of what was left when they came, at most.
 	if first := res.Sources[0].Bytes; first >= 3*mib/2 {
 		t.Errorf("the first source delivered %d KiB of %d: it kept what it asked for before the others came (%+v)", first/kib, d.bytes()/kib, res.Sources)
 	}

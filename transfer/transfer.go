@@ -113,10 +113,13 @@ type Options struct {
 	// of a fetch, and need not wait a round trip for the answer before
 	// the first blocks are asked for). The engine takes one value from
 	// it, or its closing (none come), and those sources join at once,
-	// sharing what is still queued. Until then the sources it started
-	// with take at most half of the plan's bytes, so that a small plan
-	// is still spread over holders found a moment later, and the
-	// transfer does not fail for want of sources while one may come.
+	// sharing what is still queued, and each source there before keeps
+	// its requests up to a fair share of what is left (the rest are
+	// cancelled and queued again). Until then the sources it started
+	// with ask for as much as they may ever hold (MaxWindow), whatever
+	// their windows, so that a small plan is asked for in the first
+	// round trip, and the transfer does not fail for want of sources
+	// while one may come.
 	Later <-chan []Source
 }
 
