@@ -494,12 +494,14 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 		// The first complete instance is committed at once, so that a
 		// viewer can show the first image without waiting for a whole
 		// batch; after it, group commits.
-		// Between the two, a batch of fetchBatchMinBytes is committed
-		// as soon as the commit before it is done: the fsyncs keep up
-		// with the link, and the last one, which the fetch waits for,
-		// is short.
-		if bt.bytes >= fetchBatchBytes || f.clock.Now().Sub(bt.since) >= fetchBatchInterval || !bt.shown && len(bt.insts) > 0 ||
-			bt.bytes >= fetchBatchMinBytes && bt.idle() {
+		// Between the two, a batch of fetchBatchMinBytes and
+		// fetchBatchMinInterval is committed as soon as the commit
+		// before it is done: the fsyncs keep up with the link, and the
+		// last one, which the fetch waits for, is short; on a fast
+		// link (loopback) commits stay large, and cheap.
+		since := f.clock.Now().Sub(bt.since)
+		if bt.bytes >= fetchBatchBytes || since >= fetchBatchInterval || !bt.shown && len(bt.insts) > 0 ||
+			bt.bytes >= fetchBatchMinBytes && since >= fetchBatchMinInterval && bt.idle() {
 			return bt.flush()
 		}
 		return nil
@@ -645,7 +647,9 @@ const fetchStallTimeout = 2 * time.Minute
 const (
 	fetchBatchBytes    = 32 << 20
 	fetchBatchInterval = time.Second
-	fetchBatchMinBytes = 4 << 20 // committed early when no commit is running
+	// committed early when no commit is running
+	fetchBatchMinBytes    = 4 << 20
+	fetchBatchMinInterval = 25 * time.Millisecond
 )
 
 // fetchBatch stages received blocks in the blob log as they arrive and
