@@ -166,13 +166,12 @@ func newEngine(plan Plan, srcs []Source, opts Options) *engine {
 // were known (up to MaxWindow: 16 MiB at 140 Mbit/s is a second) while
 // the others idle.
 func (e *engine) rebalance() {
-	owes := e.owes
-	byPos := map[*source][]*request{}
+	bySource := map[*source][]*request{}
 	left := e.queuedBytes
 	for r := range e.live {
 		if !r.retired {
-			byPos[r.src] = append(byPos[r.src], r)
-			left += owes(r)
+			bySource[r.src] = append(bySource[r.src], r)
+			left += e.owes(r)
 		}
 	}
 	active := e.activeSources()
@@ -180,11 +179,11 @@ func (e *engine) rebalance() {
 		return
 	}
 	share := left / int64(active)
-	for _, reqs := range byPos {
+	for _, reqs := range bySource {
 		slices.SortFunc(reqs, func(a, b *request) int { return a.sentAt.Compare(b.sentAt) })
 		var kept int64
 		for _, r := range reqs {
-			if kept += owes(r); kept > share {
+			if kept += e.owes(r); kept > share {
 				r.cancel()
 			}
 		}
