@@ -145,7 +145,9 @@ func TestSmallPlanSpread(t *testing.T) {
 func TestLaterSources(t *testing.T) {
 	d := virtualData(16, 128*kib) // 2 MiB, less than one window
 	s := newSink(d)
-	srcs, _ := fakes(SystemClock(), d, nil, link{rate: 20 * mib, rtt: 5 * time.Millisecond}, link{rate: 20 * mib, rtt: 5 * time.Millisecond})
+	// 8 MiB/s: the first source alone would take 250 ms, long after the
+	// second comes, however loaded the machine.
+	srcs, _ := fakes(SystemClock(), d, nil, link{rate: 8 * mib, rtt: 5 * time.Millisecond}, link{rate: 8 * mib, rtt: 5 * time.Millisecond})
 	later := make(chan []Source, 1)
 	go func() {
 		time.Sleep(10 * time.Millisecond) // the holders' answer, a round trip or two later
