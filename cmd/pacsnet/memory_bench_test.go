@@ -101,6 +101,9 @@ func BenchmarkFetchMemory(b *testing.B) {
 		for _, g := range gs {
 			resetHWM(g.PID())
 		}
+		// Where the holder starts: what it kept of the import (and of
+		// the fetch before), which its peak includes.
+		holderAt := statusMB(holder.PID(), "VmRSS")
 		began := time.Now()
 		stop := make(chan struct{})
 		sampled := make(chan [4]float64)
@@ -127,7 +130,7 @@ func BenchmarkFetchMemory(b *testing.B) {
 		elapsed := time.Since(began)
 		close(stop)
 		p := <-sampled
-		b.Logf("%d fetch(es): fetcher anon %.0f MB, file %.0f MB; holder anon %.0f MB, file %.0f MB (sampled peaks)", len(gs), p[0], p[1], p[2], p[3])
+		b.Logf("%d fetch(es): fetcher anon %.0f MB, file %.0f MB; holder anon %.0f MB, file %.0f MB (sampled peaks), %.0f MB before the fetch", len(gs), p[0], p[1], p[2], p[3], holderAt)
 		var fetcher float64
 		for _, g := range gs {
 			fetcher = max(fetcher, hwmMB(g.PID()))
