@@ -542,6 +542,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 		MaxRequestBlocks: exchange.MaxBlocksPerRequest,
 		InitialWindow:    4 << 20, // a 50 ms round trip at 1 Gbit/s is 6 MB: two doublings, not six
 		StallTimeout:     fetchStallTimeout,
+		Later:            later, // the first attempt only: a retry starts with every holder
 		Progress: func(p transfer.Progress) {
 			j.update(func(s *FetchStatus) {
 				s.Rate, s.ETA = p.Rate, p.ETA
@@ -558,7 +559,6 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 		},
 	}
 	backoff := 250 * time.Millisecond
-	opts.Later = later // the first attempt only: a retry starts with every holder
 	for len(plan.Blocks) > 0 {
 		j.update(func(s *FetchStatus) { s.Attempts++; s.State = FetchRunning })
 		var sources []transfer.Source

@@ -415,6 +415,16 @@ func (e *engine) take(s *source, active int) []int {
 	free := e.opts.MaxInFlight - used
 	req := min(max(s.est.window/4, 1), e.opts.MaxRequestBytes)
 	if len(e.queue) > 0 {
+		// Until the other sources are known (Options.Later), a source
+		// asks for as much as it may ever hold: a study smaller than
+		// that is asked for in the first round trip, whatever the
+		// window, and sources that join take their share back
+		// (rebalance).
+		if e.later != nil {
+			w := max(s.est.window, e.opts.MaxWindow)
+			room = w - s.inflight
+			req = min(max(w/4, 1), e.opts.MaxRequestBytes)
+		}
 		req = min(req, max(e.queuedBytes/int64(active), 1))
 		// A source with nothing in flight gets a block even if it is
 		// larger than its window; so does the transfer as a whole.
@@ -424,15 +434,6 @@ func (e *engine) take(s *source, active int) []int {
 		}
 		if used == 0 {
 			free = max(free, first)
-		}
-		// Until the other sources are known (Options.Later), a source
-		// asks for as much as it may ever hold: a study smaller than
-		// that is asked for in the first round trip, whatever the
-		// window, and sources that join take their share back
-		// (rebalance).
-		if e.later != nil {
-			room = max(room, e.opts.MaxWindow-s.inflight)
-			req = min(max(req, e.opts.MaxWindow/4), e.opts.MaxRequestBytes, max(e.queuedBytes/int64(active), 1))
 		}
 		limit := min(room, free, max(req, first))
 		// Wait for room for a worthwhile request rather than dribble
