@@ -172,7 +172,11 @@ func TestManifestToNonPartner(t *testing.T) {
 		t.Errorf("manifest audited as sent: %+v", e)
 	}
 	// Called directly (as if the gater let it through), the handler refuses.
-	err := b.HandleManifest(context.Background(), a.ID(), item.Sealed)
+	sealed, err := a.store.OutboxSealed(item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.HandleManifest(context.Background(), a.ID(), sealed)
 	if !errors.Is(err, exchange.ErrRejected) {
 		t.Fatalf("HandleManifest from a non-partner: %v, want ErrRejected", err)
 	}

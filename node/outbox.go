@@ -169,9 +169,12 @@ func (o *outbox) deliverQueue(ctx context.Context, queue []OutboxItem) time.Time
 		if it.Attempts > 0 && o.redial != nil {
 			o.redial(it.Peer)
 		}
-		pctx, cancel := context.WithTimeout(ctx, o.timeout)
-		err := o.push.PushManifest(pctx, it.Peer, it.Sealed)
-		cancel()
+		sealed, err := o.store.OutboxSealed(it)
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, o.timeout)
+			err = o.push.PushManifest(pctx, it.Peer, sealed)
+			cancel()
+		}
 		if err == nil {
 			if err := o.store.DeleteOutbox(it.Seq); err != nil {
 				o.log.Error("outbox: remove delivered item", "err", err)
@@ -232,7 +235,11 @@ func (o *outbox) deliverNow(ctx context.Context, p peer.ID) (delivered, pending 
 		if o.redial != nil {
 			o.redial(p)
 		}
-		if err := o.push.PushManifest(ctx, p, it.Sealed); err != nil {
+		sealed, err := o.store.OutboxSealed(it)
+		if err == nil {
+			err = o.push.PushManifest(ctx, p, sealed)
+		}
+		if err != nil {
 			o.log.Info("manifest not delivered before the partner was removed", "peer", p, "err", err)
 			failed = true
 			pending++

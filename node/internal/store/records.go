@@ -84,29 +84,11 @@ func (r *Shared) AllGrants() []SharedGrant {
 	return r.Grants
 }
 
-// OutboxItem is a sealed manifest waiting for delivery. Items stay in the
-// archive until the partner acknowledged them, so a restart of either side
-// loses nothing.
-type OutboxItem struct {
-	Seq      uint64    `json:"seq"`
-	Peer     peer.ID   `json:"peer"`
-	Kind     string    `json:"kind"`
-	Study    string    `json:"study"`
-	GrantID  string    `json:"grant,omitempty"`
-	Version  uint64    `json:"version"`
-	Sealed   []byte    `json:"sealed"`
-	Created  time.Time `json:"created"`
-	Attempts int       `json:"attempts"`
-	Next     time.Time `json:"next"` // not before this time
-	LastErr  string    `json:"last_error,omitempty"`
-}
-
 func blockKey(c cid.Cid) []byte                 { return append([]byte(pfxBlock), c.Bytes()...) }
 func blockRefKey(c cid.Cid) []byte              { return append([]byte(pfxBlockRef), c.Bytes()...) }
 func blockIdxKey(c cid.Cid) []byte              { return append([]byte(pfxBlockIdx), c.Bytes()...) }
 func instKey(study, sop string) string          { return pfxInstance + study + "/" + sop }
 func sharedKey(issuer peer.ID, s string) string { return pfxShared + issuer.String() + "/" + s }
-func outboxKey(seq uint64) string               { return fmt.Sprintf("%s%020d", pfxOutbox, seq) }
 
 // ---- blocks
 
@@ -602,7 +584,7 @@ func (s *Store) RemovePeer(id peer.ID) error {
 	}); err != nil {
 		return err
 	}
-	return s.update(func(txn *badger.Txn) error {
+	err = s.update(func(txn *badger.Txn) error {
 		for _, it := range items {
 			if it.Peer == id {
 				if err := txn.Delete([]byte(outboxKey(it.Seq))); err != nil {
@@ -617,6 +599,14 @@ func (s *Store) RemovePeer(id peer.ID) error {
 		}
 		return txn.Delete([]byte(pfxPeer + id.String()))
 	})
+	if err == nil {
+		for _, it := range items {
+			if it.Peer == id && it.File != "" {
+				s.removeSealed(it.File)
+			}
+		}
+	}
+	return err
 }
 
 // ---- manifests partners sent us
@@ -650,53 +640,6 @@ func (s *Store) UpdateShared(issuer peer.ID, study string, fn func(prev Shared, 
 		return setJSON(txn, key, next)
 	})
 	return wrote, err
-}
-
-// ---- outbox
-
-// NextManifestVersion increments and returns the study's manifest counter.
-func (s *Store) NextManifestVersion(study string) (uint64, error) {
-	var v uint64
-	err := s.update(func(txn *badger.Txn) error {
-		var err error
-		v, err = nextSeq(txn, keyMSeq+study)
-		return err
-	})
-	return v, err
-}
-
-// QueueManifest numbers the study's next manifest, has build make the
-// outbox item for that version, and queues it, in one transaction: a
-// version is never used twice, and a queued item is never lost.
-func (s *Store) QueueManifest(study string, build func(version uint64) (OutboxItem, error)) error {
-	return s.update(func(txn *badger.Txn) error {
-		v, err := nextSeq(txn, keyMSeq+study)
-		if err != nil {
-			return err
-		}
-		it, err := build(v)
-		if err != nil {
-			return err
-		}
-		if it.Seq, err = nextSeq(txn, keyOutSeq); err != nil {
-			return err
-		}
-		it.Next = it.Created
-		return setJSON(txn, outboxKey(it.Seq), it)
-	})
-}
-
-// Outbox lists the queued items in order.
-func (s *Store) Outbox() ([]OutboxItem, error) { return list[OutboxItem](s, pfxOutbox) }
-
-// PutOutbox updates a queued item (attempts, next try).
-func (s *Store) PutOutbox(it OutboxItem) error {
-	return s.update(func(txn *badger.Txn) error { return setJSON(txn, outboxKey(it.Seq), it) })
-}
-
-// DeleteOutbox removes a delivered item.
-func (s *Store) DeleteOutbox(seq uint64) error {
-	return s.update(func(txn *badger.Txn) error { return txn.Delete([]byte(outboxKey(seq))) })
 }
 
 // ---- raw access, for tests and diagnostics

@@ -74,11 +74,14 @@ type Options struct {
 // Store is the node's Badger archive, encrypted at rest. Only one process
 // may open a directory.
 type Store struct {
-	db       *badger.DB
-	blobs    *blobs // block ciphertext; nil in memory (blocks then stay in Badger)
-	log      *slog.Logger
-	readOnly bool
-	guard    func() error
+	db    *badger.DB
+	blobs *blobs // block ciphertext; nil in memory (blocks then stay in Badger)
+	// outboxDir holds sealed manifests awaiting delivery (outbox.go);
+	// "" in memory (they then stay in their Badger records).
+	outboxDir string
+	log       *slog.Logger
+	readOnly  bool
+	guard     func() error
 
 	// commitMu serialises commits that update a study record (imports,
 	// fetch batches): Badger writes one at a time anyway, and optimistic
@@ -145,6 +148,11 @@ func Open(o Options) (*Store, error) {
 	st := &Store{db: db, log: o.Logger, readOnly: o.ReadOnly && !o.InMemory, guard: o.Guard}
 	if !o.InMemory {
 		if st.blobs, err = openBlobs(filepath.Join(o.Dir, blobsDir)); err != nil {
+			db.Close()
+			return nil, err
+		}
+		if err := st.openOutbox(filepath.Join(o.Dir, outboxDir)); err != nil {
+			st.blobs.close()
 			db.Close()
 			return nil, err
 		}

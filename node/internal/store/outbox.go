@@ -1,0 +1,243 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// outboxDir holds the sealed manifests the outbox is waiting to deliver,
+// one file each, beside Badger in the archive directory. They are kept
+// out of Badger because they are large (a manifest of a 4,000-instance
+// study is megabytes) and short-lived: in Badger's value log, which is
+// mapped into memory, every one ever queued stayed in the node's resident
+// set until the log file was rewritten (28 MB of a holder's 145 MB after
+// granting one large study to five partners, docs/performance.md). A file
+// is age ciphertext to its partner already, so it is not encrypted again,
+// and its name is a sequence number and random hex: no patient data.
+const outboxDir = "outbox"
+
+// OutboxItem is a sealed manifest waiting for delivery. Items stay in the
+// archive until the partner acknowledged them, so a restart of either side
+// loses nothing. The record is in Badger; the sealed bytes are in File
+// under archive/outbox/ (read them with [Store.OutboxSealed]), or in
+// Sealed for items queued before that and in an archive held in memory.
+type OutboxItem struct {
+	Seq      uint64    `json:"seq"`
+	Peer     peer.ID   `json:"peer"`
+	Kind     string    `json:"kind"`
+	Study    string    `json:"study"`
+	GrantID  string    `json:"grant,omitempty"`
+	Version  uint64    `json:"version"`
+	Sealed   []byte    `json:"sealed,omitempty"`
+	File     string    `json:"file,omitempty"`
+	Size     int       `json:"size,omitempty"` // of the sealed bytes
+	Created  time.Time `json:"created"`
+	Attempts int       `json:"attempts"`
+	Next     time.Time `json:"next"` // not before this time
+	LastErr  string    `json:"last_error,omitempty"`
+}
+
+func outboxKey(seq uint64) string { return fmt.Sprintf("%s%020d", pfxOutbox, seq) }
+
+// NextManifestVersion increments and returns the study's manifest counter.
+func (s *Store) NextManifestVersion(study string) (uint64, error) {
+	var v uint64
+	err := s.update(func(txn *badger.Txn) error {
+		var err error
+		v, err = nextSeq(txn, keyMSeq+study)
+		return err
+	})
+	return v, err
+}
+
+// QueueManifest numbers the study's next manifest, has build make the
+// outbox item for that version, and queues it, in one transaction: a
+// version is never used twice, and a queued item is never lost. The
+// sealed bytes are written to their own file and synced before the
+// record that names them is committed, so a crash between the two leaves
+// at most a file no record names, which the next Open removes.
+func (s *Store) QueueManifest(study string, build func(version uint64) (OutboxItem, error)) error {
+	var written []string // files of attempts a conflict retried, and of the last one
+	var kept string
+	err := s.update(func(txn *badger.Txn) error {
+		kept = ""
+		v, err := nextSeq(txn, keyMSeq+study)
+		if err != nil {
+			return err
+		}
+		it, err := build(v)
+		if err != nil {
+			return err
+		}
+		if it.Seq, err = nextSeq(txn, keyOutSeq); err != nil {
+			return err
+		}
+		it.Next = it.Created
+		if s.outboxDir != "" && len(it.Sealed) > 0 {
+			name, err := s.writeSealed(it.Seq, it.Sealed)
+			if err != nil {
+				return err
+			}
+			written = append(written, name)
+			kept = name
+			it.File, it.Size, it.Sealed = name, len(it.Sealed), nil
+		}
+		return setJSON(txn, outboxKey(it.Seq), it)
+	})
+	for _, name := range written {
+		if err != nil || name != kept {
+			s.removeSealed(name)
+		}
+	}
+	return err
+}
+
+// writeSealed writes a sealed manifest to a file of its own, synced, and
+// returns its name.
+func (s *Store) writeSealed(seq uint64, sealed []byte) (string, error) {
+	var r [8]byte
+	rand.Read(r[:])
+	name := fmt.Sprintf("%020d-%s.sealed", seq, hex.EncodeToString(r[:]))
+	path := filepath.Join(s.outboxDir, name)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	_, err = f.Write(sealed)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(s.outboxDir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		os.Remove(path)
+		return "", fmt.Errorf("outbox: write sealed manifest: %w", err)
+	}
+	return name, nil
+}
+
+// removeSealed deletes a sealed manifest's file; a failure only leaves a
+// file that the next Open removes.
+func (s *Store) removeSealed(name string) {
+	if s.outboxDir == "" || !validSealedName(name) {
+		return
+	}
+	if err := os.Remove(filepath.Join(s.outboxDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("outbox: remove delivered manifest's file", "err", err)
+	}
+}
+
+// validSealedName reports whether name is one writeSealed makes: a record
+// never names a path outside the outbox directory.
+func validSealedName(name string) bool {
+	return strings.HasSuffix(name, ".sealed") && !strings.ContainsAny(name, `/\`) && !strings.HasPrefix(name, ".")
+}
+
+// OutboxSealed reads an item's sealed manifest.
+func (s *Store) OutboxSealed(it OutboxItem) ([]byte, error) {
+	if it.File == "" {
+		if len(it.Sealed) == 0 {
+			return nil, fmt.Errorf("outbox item %d has no sealed manifest", it.Seq)
+		}
+		return it.Sealed, nil
+	}
+	if s.outboxDir == "" || !validSealedName(it.File) {
+		return nil, fmt.Errorf("outbox item %d names no file of the outbox", it.Seq)
+	}
+	b, err := os.ReadFile(filepath.Join(s.outboxDir, it.File))
+	if err != nil {
+		return nil, fmt.Errorf("outbox item %d: read its sealed manifest: %w", it.Seq, err)
+	}
+	if it.Size != 0 && len(b) != it.Size {
+		return nil, fmt.Errorf("outbox item %d: its sealed manifest has %d bytes, %d were written", it.Seq, len(b), it.Size)
+	}
+	return b, nil
+}
+
+// Outbox lists the queued items in order (without their sealed bytes
+// where those are in files).
+func (s *Store) Outbox() ([]OutboxItem, error) { return list[OutboxItem](s, pfxOutbox) }
+
+// PutOutbox updates a queued item (attempts, next try).
+func (s *Store) PutOutbox(it OutboxItem) error {
+	return s.update(func(txn *badger.Txn) error { return setJSON(txn, outboxKey(it.Seq), it) })
+}
+
+// DeleteOutbox removes a delivered item, and then its file.
+func (s *Store) DeleteOutbox(seq uint64) error {
+	var file string
+	err := s.update(func(txn *badger.Txn) error {
+		var it OutboxItem
+		if _, err := getJSON(txn, outboxKey(seq), &it); err != nil {
+			return err
+		}
+		file = it.File
+		return txn.Delete([]byte(outboxKey(seq)))
+	})
+	if err == nil && file != "" {
+		s.removeSealed(file)
+	}
+	return err
+}
+
+// openOutbox makes the outbox directory and removes what no record names:
+// files of a queueing that a crash cut short before its commit, of a
+// delivered item whose file was not yet removed, and temporary files.
+func (s *Store) openOutbox(dir string) error {
+	s.outboxDir = dir
+	if s.readOnly {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		return err
+	}
+	items, err := s.Outbox()
+	if err != nil {
+		return err
+	}
+	named := map[string]bool{}
+	for _, it := range items {
+		named[it.File] = true
+	}
+	for _, e := range ents {
+		if !named[e.Name()] {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, so a file created or renamed in it stays.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
