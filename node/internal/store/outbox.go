@@ -229,6 +229,21 @@ func (s *Store) openOutbox(dir string) error {
 	return nil
 }
 
+// outboxSize is the bytes of the sealed manifests waiting in files.
+func (s *Store) outboxSize() int64 {
+	if s.outboxDir == "" {
+		return 0
+	}
+	ents, _ := os.ReadDir(s.outboxDir)
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
 // syncDir fsyncs a directory, so a file created or renamed in it stays.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

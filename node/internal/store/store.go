@@ -160,13 +160,15 @@ func Open(o Options) (*Store, error) {
 	return st, nil
 }
 
-// Size is the bytes the archive takes on disk (LSM tree and value log).
+// Size is the bytes the archive takes on disk (LSM tree, value log, blob
+// log and the outbox's sealed manifests).
 func (s *Store) Size() int64 {
 	lsm, vlog := s.db.Size()
+	n := lsm + vlog
 	if s.blobs != nil {
-		return lsm + vlog + s.blobs.size()
+		n += s.blobs.size()
 	}
-	return lsm + vlog
+	return n + s.outboxSize()
 }
 
 // ReadOnly reports whether the archive was opened read-only.
