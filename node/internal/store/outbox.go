@@ -163,6 +163,9 @@ func (s *Store) OutboxSealed(it OutboxItem) ([]byte, error) {
 		return nil, fmt.Errorf("outbox item %d names no file of the outbox", it.Seq)
 	}
 	b, err := os.ReadFile(filepath.Join(s.outboxDir, it.File))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("outbox item %d: its sealed manifest %s is missing from archive/%s/ (an archive copied without that folder?); granting the study again queues a new one", it.Seq, it.File, outboxDir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("outbox item %d: read its sealed manifest: %w", it.Seq, err)
 	}
