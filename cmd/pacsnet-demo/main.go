@@ -513,9 +513,16 @@ func (d *demo) multiSource(stMary, northgate *facility.Facility, study string, f
 	if !fromRiverside {
 		return fmt.Errorf("northgate's fetch did not list Riverside as a holder (sources: %s)", strings.Join(parts, ", "))
 	}
-	fmt.Printf("  %d instances verified in %.2fs; blocks from: %s\n", files, fo.Seconds, strings.Join(parts, ", "))
+	// St Mary still serves partners at most d.uploadRate (its WAN
+	// uplink, since the revocation step): the engine favours the faster
+	// source, so Riverside carries most of it.
+	why := ""
+	if d.uploadRate > 0 {
+		why = fmt.Sprintf(" (St Mary's uplink capped at %.0f MB/s, Riverside's not: the faster source carries more)", float64(d.uploadRate)/1e6)
+	}
+	fmt.Printf("  %d instances verified in %.2fs; blocks from: %s%s\n", files, fo.Seconds, strings.Join(parts, ", "), why)
 	d.row("fetch St Mary + Riverside -> Northgate", files, size, fo.Seconds)
-	d.notes = append(d.notes, "Northgate fetched the CT from St Mary and Riverside at once: "+strings.Join(parts, ", "))
+	d.notes = append(d.notes, "Northgate fetched the CT from St Mary and Riverside at once: "+strings.Join(parts, ", ")+why)
 	return nil
 }
 
