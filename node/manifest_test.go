@@ -8,6 +8,7 @@ import (
 	"github.com/pacsnet/pacsnet/internal/wire"
 	"github.com/pacsnet/pacsnet/node/internal/store"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -377,10 +378,19 @@ func TestOutboxSurvivesHolderRestart(t *testing.T) {
 	if err != nil || len(items) != 1 || items[0].GrantID != g.Grant.ID {
 		t.Fatalf("outbox after the restart: %+v, %v", items, err)
 	}
+	// The sealed manifest waits in a file of its own, outside Badger.
+	sealedFiles := func() []string {
+		names, _ := filepath.Glob(filepath.Join(a.home, archiveDir, "outbox", "*"))
+		return names
+	}
+	if f := sealedFiles(); len(f) != 1 || items[0].File != filepath.Base(f[0]) || len(items[0].Sealed) != 0 {
+		t.Fatalf("outbox files %q for item %+v", f, items[0])
+	}
 	b = b.reopen(bAddrs, nil)
 	waitShared(t, b, a, study, "available", 1, deliverTimeout)
 	waitAudit(t, a, consent.Entry{Action: consent.ActManifestSent, Peer: b.ID(), GrantID: g.Grant.ID})
 	waitAudit(t, b, consent.Entry{Action: consent.ActManifestReceived, Peer: a.ID(), GrantID: g.Grant.ID})
+	waitFor(t, 10*time.Second, "the delivered manifest's file to go", func() bool { return len(sealedFiles()) == 0 })
 }
 
 // Manifests to one partner are delivered in the order they were queued,
