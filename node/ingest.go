@@ -250,6 +250,7 @@ func (s *ingestSink) commit(inst *dicomio.Instance, digest string) (outcome stri
 		return outcomeName(o), why, nil
 	}
 	if err := s.seal.close(); err != nil {
+		s.free()
 		return OutcomeFailed, nil, err
 	}
 	rec := instanceOf(inst)
@@ -258,17 +259,34 @@ func (s *ingestSink) commit(inst *dicomio.Instance, digest string) (outcome stri
 	rec.Blocks = s.cut.refs
 	o, why, err := s.g.store.AddInstance(rec, s.cut.staged, s.g.clock.Now())
 	if err != nil {
+		// The commit may or may not have reached the disk: its blocks
+		// stay where they are.
 		return OutcomeFailed, nil, err
+	}
+	if o != store.Stored {
+		// Held already (another sender was quicker): nothing references
+		// what this one staged.
+		s.free()
 	}
 	return outcomeName(o), why, nil
 }
 
-// discard stops the encryption of an instance that will not be
-// committed. Its staged blocks stay unreferenced: nothing reads them.
+// discard stops the encryption of an instance that will not be committed
+// and frees the space its staged blocks took.
 func (s *ingestSink) discard() {
 	if s.seal != nil {
 		s.seal.abort()
+		s.free()
 	}
+}
+
+// free punches the blocks staged for this instance out of the blob log
+// (store.Discard): an instance rejected at its last byte, or an
+// association cut off mid-way, leaves no ciphertext behind. Only after
+// the sealing side has ended, and only for blocks no commit references.
+func (s *ingestSink) free() {
+	s.g.store.Discard(s.cut.staged, s.cut.w)
+	s.cut.staged = nil
 }
 
 // sealChunk is the size of the pieces the reading side hands the sealer;

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/pacsnet/pacsnet/dicomio"
+	"github.com/pacsnet/pacsnet/dicomio/synth"
 )
 
 const corpus = "../testdata/dicom"
@@ -386,4 +388,64 @@ func sumCounts(m map[string]int) int {
 		s += v
 	}
 	return s
+}
+
+// blobAllocated is the disk space n's blob log takes (allocated blocks,
+// so that ranges punched out do not count).
+func blobAllocated(t *testing.T, n *tnode) int64 {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(n.home, archiveDir, "blobs", "*.blob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, p := range segs {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		total += st.Blocks * 512
+	}
+	return total
+}
+
+// An instance rejected at its last bytes (truncated), and the losers of
+// concurrent imports of one instance, leave no ciphertext in the blob
+// log: what they staged is punched out, so a sender cannot fill the disk
+// with data that is never stored.
+func TestRejectedInstanceLeavesNoCiphertext(t *testing.T) {
+	n := newNode(t, "Alpha")
+	_, files := ctStudyOf(t, synth.CTOptions{Slices: 2, Seed: 7, Rows: 512, Cols: 512})
+	ctx := context.Background()
+	if r := n.Import(ctx, files[0].Data); r.Outcome != OutcomeStored {
+		t.Fatalf("import: %+v", r)
+	}
+	base := blobAllocated(t, n)
+
+	data := files[1].Data
+	if r := n.Import(ctx, data[:len(data)-1000]); r.Outcome != OutcomeRejected {
+		t.Fatalf("truncated import: %+v", r)
+	}
+	if grew := blobAllocated(t, n) - base; grew > 16<<10 {
+		t.Errorf("a rejected %d-byte instance left %d bytes in the blob log", len(data), grew)
+	}
+
+	results := make(chan ImportResult, 8)
+	for range 8 {
+		go func() { results <- n.Import(ctx, data) }()
+	}
+	stored := 0
+	for range 8 {
+		if r := <-results; r.Outcome == OutcomeStored {
+			stored++
+		}
+	}
+	if stored != 1 {
+		t.Fatalf("%d of 8 concurrent imports stored", stored)
+	}
+	// The losers' pieces lay between the winner's: the file system's
+	// blocks they share with it (4 KiB at each edge) stay.
+	if grew := blobAllocated(t, n) - base; grew > int64(len(data))*3/2 {
+		t.Errorf("8 concurrent imports of one %d-byte instance left %d bytes in the blob log", len(data), grew)
+	}
 }

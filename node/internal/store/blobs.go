@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // blobsDir is where block ciphertext lives, beside Badger in the archive
@@ -31,8 +34,9 @@ const maxSegment = 256 << 20
 //
 // A segment is only ever appended to by the process that created it:
 // after a restart, writes go to a new one, so a tail torn by a crash is
-// never read (no ref points into it) and never written after. Space of
-// deleted blocks is not reclaimed yet.
+// never read (no ref points into it) and never written after. Blocks
+// staged for an instance that is then not stored are punched out at once
+// (punch); what a crash mid-instance left behind is not reclaimed yet.
 type blobs struct {
 	dir    string
 	maxSeg int64 // maxSegment; tests make it small
@@ -297,16 +301,67 @@ func (b *blobs) reader(seg uint32) (*os.File, error) {
 	return f, nil
 }
 
-// size is the bytes the segments take.
+// size is the bytes the segments take on disk: what is allocated to
+// them, so that ranges punched out (punch) do not count.
 func (b *blobs) size() int64 {
 	ents, _ := os.ReadDir(b.dir)
 	var n int64
 	for _, e := range ents {
 		if info, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".blob") {
-			n += info.Size()
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				n += min(info.Size(), st.Blocks*512)
+			} else {
+				n += info.Size()
+			}
 		}
 	}
 	return n
+}
+
+// punch frees the disk space of extents that no record references and
+// none ever will (blocks of an instance that was not stored): the
+// segment keeps its length and every other byte where it is, the range
+// reads back as zeros and takes no space (fallocate's punch-hole, which
+// ext4, XFS and btrfs have). Where the file system cannot, the bytes stay
+// as before. It returns the bytes punched.
+func (b *blobs) punch(ext []extent) int64 {
+	bySeg := map[uint32][]extent{}
+	for _, e := range ext {
+		if e.n > 0 {
+			bySeg[e.seg] = append(bySeg[e.seg], e)
+		}
+	}
+	var freed int64
+	for seg, es := range bySeg {
+		// The segment being appended to is punched through its own
+		// handle, under the append lock so that a roll cannot close it
+		// meanwhile; the others through a handle of their own.
+		b.mu.Lock()
+		if seg == b.curID && b.cur != nil {
+			freed += punchFile(b.cur, es)
+			b.mu.Unlock()
+			continue
+		}
+		b.mu.Unlock()
+		f, err := os.OpenFile(filepath.Join(b.dir, segName(seg)), os.O_WRONLY, 0)
+		if err != nil {
+			continue
+		}
+		freed += punchFile(f, es)
+		f.Close()
+	}
+	return freed
+}
+
+func punchFile(f *os.File, es []extent) int64 {
+	var freed int64
+	for _, e := range es {
+		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, e.off, int64(e.n)); err != nil {
+			return freed // not supported here, or the segment is gone: leave the bytes
+		}
+		freed += int64(e.n)
+	}
+	return freed
 }
 
 func (b *blobs) close() {

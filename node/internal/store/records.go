@@ -182,9 +182,8 @@ type Staged struct {
 
 // Stage writes whole blocks ahead of their commit (AddInstance,
 // CommitFetched). Nothing refers to a staged block until its commit: one
-// that never comes leaves bytes in the blob log that no reference reaches
-// (space not reclaimed yet, like a deleted block's). The caller may reuse
-// the blocks' buffers.
+// that never comes leaves bytes in the blob log that no reference
+// reaches, which Discard frees. The caller may reuse the blocks' buffers.
 func (s *Store) Stage(blocks []Block) ([]Staged, error) {
 	out := make([]Staged, 0, len(blocks))
 	for _, b := range blocks {
@@ -253,6 +252,27 @@ func (w *BlockWriter) Cut(c cid.Cid) Staged {
 	st := Staged{CID: c, ext: w.ext, data: w.data}
 	w.ext, w.data, w.n = nil, nil, 0
 	return st
+}
+
+// Discard frees the disk space of blocks staged for an instance that will
+// not be committed (rejected, cut off mid-way, or found held already),
+// and of the block w was writing (nil: none): their bytes in the blob log
+// are punched out. Call it only when no commit referenced them: after
+// a commit that failed in an unknown state, leave them. It returns the
+// bytes freed.
+func (s *Store) Discard(staged []Staged, w *BlockWriter) int64 {
+	if s.blobs == nil {
+		return 0
+	}
+	var ext []extent
+	for _, b := range staged {
+		ext = append(ext, b.ext...)
+	}
+	if w != nil {
+		ext = append(ext, w.ext...)
+		w.ext, w.n = nil, 0
+	}
+	return s.blobs.punch(ext)
 }
 
 // syncStaged makes staged blocks durable; it runs before a commit takes
