@@ -738,6 +738,11 @@ func (b *fetchBatch) flush() error {
 		if err == nil {
 			b.j.update(func(s *FetchStatus) { s.InstancesDone += len(insts) })
 		}
+		if errors.Is(err, store.ErrIntegrity) {
+			// Refused whole, nothing written: no record will ever
+			// reference these blocks.
+			b.f.store.Discard(staged, nil)
+		}
 		b.done <- err
 	}()
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pacsnet/pacsnet/api"
 	"github.com/pacsnet/pacsnet/consent"
+	"github.com/pacsnet/pacsnet/dicomio/synth"
 	"github.com/pacsnet/pacsnet/exchange"
 )
 
@@ -413,5 +414,44 @@ func TestFetchNeverReportsDoneForIncompleteStudy(t *testing.T) {
 	got, _ := b.Instances(study)
 	if st.State == FetchDone && (st.InstancesDone != st.Instances || len(got) != st.Instances) {
 		t.Errorf("fetch reported done with %d of %d instances done and %d indexed", st.InstancesDone, st.Instances, len(got))
+	}
+}
+
+// A partner's instance whose SOP Instance UID this archive holds in
+// another study is refused before any of its blocks is asked for: the
+// fetch fails with an integrity error, stores nothing, and leaves no
+// bytes in the blob log. (Should a local import of that UID win the race
+// during the fetch, the commit is refused whole and its staged blocks are
+// punched out: fetchBatch.flush.)
+func TestFetchRefusesCollidingInstance(t *testing.T) {
+	a := newNode(t, "Alpha")
+	b := newNode(t, "Beta")
+	link(t, a, b)
+	mine, files := ctStudyOf(t, synth.CTOptions{Slices: 1, Seed: 5, Rows: 512, Cols: 512})
+	// The same instance under another Study Instance UID (same length).
+	theirs := []byte(mine)
+	theirs[len(theirs)-1] = '0' + ('7'-theirs[len(theirs)-1]+10)%10
+	i := bytes.Index(files[0].Data, []byte(mine))
+	if i < 0 || string(theirs) == mine {
+		t.Fatal("study UID not found in the file")
+	}
+	other := slices.Clone(files[0].Data)
+	copy(other[i:], theirs)
+	ctx := context.Background()
+	if r := b.Import(ctx, files[0].Data); r.Outcome != OutcomeStored {
+		t.Fatalf("Beta's own import: %+v", r)
+	}
+	if r := a.Import(ctx, other); r.Outcome != OutcomeStored || r.Study != string(theirs) {
+		t.Fatalf("Alpha's import: %+v", r)
+	}
+	grant(t, a, b, string(theirs))
+	waitShared(t, b, a, string(theirs), "available", 1, deliverTimeout)
+	base := blobAllocated(t, b)
+	st := fetchWait(t, b, string(theirs), 30*time.Second)
+	if st.State != FetchFailed || st.InstancesDone != 0 {
+		t.Fatalf("fetch of a colliding instance: %+v", st)
+	}
+	if grew := blobAllocated(t, b) - base; grew > 16<<10 {
+		t.Errorf("a refused %d-byte fetch left %d bytes in the blob log", len(other), grew)
 	}
 }
