@@ -369,8 +369,14 @@ func (n *Node) Start() error {
 	return nil
 }
 
-// runGC runs the archive's value-log GC every valueLogGCInterval.
+// runGC sweeps the blob log of what an earlier run's crash left in it,
+// once, then runs the archive's value-log GC every valueLogGCInterval.
 func (n *Node) runGC(ctx context.Context) {
+	if freed, err := n.store.SweepBlobs(ctx); err != nil && ctx.Err() == nil {
+		n.log.Warn("archive: sweep of the blob log", "err", err)
+	} else if freed > 0 {
+		n.log.Info("archive: freed the space an interrupted write left in the blob log", "bytes", freed)
+	}
 	for {
 		t := n.clock.NewTimer(valueLogGCInterval)
 		select {

@@ -36,7 +36,8 @@ const maxSegment = 256 << 20
 // after a restart, writes go to a new one, so a tail torn by a crash is
 // never read (no ref points into it) and never written after. Blocks
 // staged for an instance that is then not stored are punched out at once
-// (punch); what a crash mid-instance left behind is not reclaimed yet.
+// (punch); what a crash mid-instance left behind, by the next run's
+// SweepBlobs.
 type blobs struct {
 	dir    string
 	maxSeg int64 // maxSegment; tests make it small
@@ -47,6 +48,7 @@ type blobs struct {
 	curOff    int64
 	syncedOff int64 // of cur: bytes known to be on disk
 	nextID    uint32
+	firstNew  uint32          // nextID at open: segments below it are of earlier runs (SweepBlobs)
 	failed    map[uint32]bool // segments a write or sync failed on: their tails are unknown
 
 	// smu lets one fsync run at a time, outside mu: appends of other
@@ -116,6 +118,7 @@ func openBlobs(dir string) (*blobs, error) {
 			}
 		}
 	}
+	b.firstNew = b.nextID
 	return b, nil
 }
 
