@@ -12,10 +12,9 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pacsnet/pacsnet/dicomio"
 	"github.com/pacsnet/pacsnet/dicomio/synth"
+	"github.com/pacsnet/pacsnet/node/internal/store"
 )
 
 const corpus = "../testdata/dicom"
@@ -417,7 +416,7 @@ func blobAllocated(t *testing.T, n *tnode) int64 {
 // with data that is never stored.
 func TestRejectedInstanceLeavesNoCiphertext(t *testing.T) {
 	n := newNode(t, "Alpha")
-	if !canPunch(t, n.home) {
+	if !store.PunchSupported(n.home) {
 		t.Skip("this file system cannot punch holes")
 	}
 	_, files := ctStudyOf(t, synth.CTOptions{Slices: 2, Seed: 7, Rows: 512, Cols: 512})
@@ -453,17 +452,4 @@ func TestRejectedInstanceLeavesNoCiphertext(t *testing.T) {
 	if grew := blobAllocated(t, n) - base; grew > int64(len(data))*3/2 {
 		t.Errorf("8 concurrent imports of one %d-byte instance left %d bytes in the blob log", len(data), grew)
 	}
-}
-
-// canPunch reports whether dir's file system can punch holes.
-func canPunch(t *testing.T, dir string) bool {
-	t.Helper()
-	f, err := os.CreateTemp(dir, "punch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	f.Write(make([]byte, 64<<10))
-	return unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 64<<10) == nil
 }

@@ -356,6 +356,22 @@ func (b *blobs) punch(ext []extent) int64 {
 	return freed
 }
 
+// PunchSupported reports whether dir's file system can punch holes, as
+// Discard and SweepBlobs need to free space (ext4, XFS, btrfs and tmpfs
+// can).
+func PunchSupported(dir string) bool {
+	f, err := os.CreateTemp(dir, ".punch-*")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 8<<10)); err != nil {
+		return false
+	}
+	return punchFile(f, []extent{{off: 0, n: 8 << 10}}) > 0
+}
+
 func punchFile(f *os.File, es []extent) int64 {
 	var freed int64
 	for _, e := range es {

@@ -156,6 +156,9 @@ func Open(o Options) (*Store, error) {
 			db.Close()
 			return nil, err
 		}
+		if !st.readOnly && !PunchSupported(st.outboxDir) {
+			o.Logger.Warn("archive: this file system cannot punch holes in files: the space that instances which were not stored (rejected, cut off) took in archive/blobs/ is not freed")
+		}
 	}
 	return st, nil
 }
