@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,8 +83,8 @@ func (s *Store) QueueManifest(study string, build func(version uint64) (OutboxIt
 			return err
 		}
 		it.Next = it.Created
-		if s.outboxDir != "" && len(it.Sealed) > 0 {
-			name, err := s.writeSealed(it.Seq, it.Sealed)
+		if s.sealed != nil && len(it.Sealed) > 0 {
+			name, err := s.sealed.write(it.Seq, it.Sealed)
 			if err != nil {
 				return err
 			}
@@ -95,60 +96,10 @@ func (s *Store) QueueManifest(study string, build func(version uint64) (OutboxIt
 	})
 	for _, name := range written {
 		if err != nil || name != kept {
-			s.removeSealed(name)
+			s.sealed.remove(name)
 		}
 	}
 	return err
-}
-
-// writeSealed writes a sealed manifest to a file of its own, synced, and
-// returns its name.
-func (s *Store) writeSealed(seq uint64, sealed []byte) (string, error) {
-	var r [8]byte
-	rand.Read(r[:])
-	name := fmt.Sprintf("%020d-%s.sealed", seq, hex.EncodeToString(r[:]))
-	path := filepath.Join(s.outboxDir, name)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("outbox: %w", err)
-	}
-	_, err = f.Write(sealed)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(s.outboxDir)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		os.Remove(path)
-		return "", fmt.Errorf("outbox: write sealed manifest: %w", err)
-	}
-	return name, nil
-}
-
-// removeSealed deletes a sealed manifest's file; a failure only leaves a
-// file that the next Open removes.
-func (s *Store) removeSealed(name string) {
-	if s.outboxDir == "" || !validSealedName(name) {
-		return
-	}
-	if err := os.Remove(filepath.Join(s.outboxDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.log.Warn("outbox: remove delivered manifest's file", "err", err)
-	}
-}
-
-// validSealedName reports whether name is one writeSealed makes: a record
-// never names a path outside the outbox directory.
-func validSealedName(name string) bool {
-	return strings.HasSuffix(name, ".sealed") && !strings.ContainsAny(name, `/\`) && !strings.HasPrefix(name, ".")
 }
 
 // OutboxSealed reads an item's sealed manifest.
@@ -159,18 +110,12 @@ func (s *Store) OutboxSealed(it OutboxItem) ([]byte, error) {
 		}
 		return it.Sealed, nil
 	}
-	if s.outboxDir == "" || !validSealedName(it.File) {
-		return nil, fmt.Errorf("outbox item %d names no file of the outbox", it.Seq)
+	if s.sealed == nil {
+		return nil, fmt.Errorf("outbox item %d names a file, and this archive has none", it.Seq)
 	}
-	b, err := os.ReadFile(filepath.Join(s.outboxDir, it.File))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("outbox item %d: its sealed manifest %s is missing from archive/%s/ (an archive copied without that folder?); granting the study again queues a new one", it.Seq, it.File, outboxDir)
-	}
+	b, err := s.sealed.read(it.File, it.Size)
 	if err != nil {
-		return nil, fmt.Errorf("outbox item %d: read its sealed manifest: %w", it.Seq, err)
-	}
-	if it.Size != 0 && len(b) != it.Size {
-		return nil, fmt.Errorf("outbox item %d: its sealed manifest has %d bytes, %d were written", it.Seq, len(b), it.Size)
+		return nil, fmt.Errorf("outbox item %d: %w", it.Seq, err)
 	}
 	return b, nil
 }
@@ -196,48 +141,120 @@ func (s *Store) DeleteOutbox(seq uint64) error {
 		return txn.Delete([]byte(outboxKey(seq)))
 	})
 	if err == nil && file != "" {
-		s.removeSealed(file)
+		s.sealed.remove(file)
 	}
 	return err
 }
 
-// openOutbox makes the outbox directory and removes what no record names:
-// files of a queueing that a crash cut short before its commit, of a
-// delivered item whose file was not yet removed, and temporary files.
-func (s *Store) openOutbox(dir string) error {
-	s.outboxDir = dir
-	if s.readOnly {
-		return nil
+// sealedDir is the outbox's directory of sealed manifests, one file each.
+// A nil *sealedDir (an archive in memory) holds nothing.
+type sealedDir struct {
+	dir string
+	log *slog.Logger
+}
+
+// openSealed makes the directory and, unless the archive is read-only,
+// removes what no queued item names (named): files of a queueing that a
+// crash cut short before its commit, of a delivered item whose file was
+// not yet removed, and temporary files.
+func openSealed(dir string, log *slog.Logger, readOnly bool, named func() (map[string]bool, error)) (*sealedDir, error) {
+	d := &sealedDir{dir: dir, log: log}
+	if readOnly {
+		return d, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("outbox: %w", err)
+		return nil, fmt.Errorf("outbox: %w", err)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil || len(ents) == 0 {
-		return err
+		return d, err
 	}
-	items, err := s.Outbox()
+	keep, err := named()
 	if err != nil {
-		return err
-	}
-	named := map[string]bool{}
-	for _, it := range items {
-		named[it.File] = true
+		return nil, err
 	}
 	for _, e := range ents {
-		if !named[e.Name()] {
+		if !keep[e.Name()] {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return nil
+	return d, nil
 }
 
-// outboxSize is the bytes of the sealed manifests waiting in files.
-func (s *Store) outboxSize() int64 {
-	if s.outboxDir == "" {
+// write writes a sealed manifest to a file of its own, synced into the
+// directory, and returns its name.
+func (d *sealedDir) write(seq uint64, sealed []byte) (string, error) {
+	var r [8]byte
+	rand.Read(r[:])
+	name := fmt.Sprintf("%020d-%s.sealed", seq, hex.EncodeToString(r[:]))
+	path := filepath.Join(d.dir, name)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	_, err = f.Write(sealed)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(d.dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		os.Remove(path)
+		return "", fmt.Errorf("outbox: write sealed manifest: %w", err)
+	}
+	return name, nil
+}
+
+// read reads a sealed manifest of size bytes (0: unknown).
+func (d *sealedDir) read(name string, size int) ([]byte, error) {
+	if !validSealedName(name) {
+		return nil, fmt.Errorf("%q names no file of the outbox", name)
+	}
+	b, err := os.ReadFile(filepath.Join(d.dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("its sealed manifest %s is missing from archive/%s/ (an archive copied without that folder?); granting the study again queues a new one", name, outboxDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read its sealed manifest: %w", err)
+	}
+	if size != 0 && len(b) != size {
+		return nil, fmt.Errorf("its sealed manifest has %d bytes, %d were written", len(b), size)
+	}
+	return b, nil
+}
+
+// remove deletes a sealed manifest's file; a failure only leaves a file
+// that the next open removes.
+func (d *sealedDir) remove(name string) {
+	if d == nil || !validSealedName(name) {
+		return
+	}
+	if err := os.Remove(filepath.Join(d.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.log.Warn("outbox: remove delivered manifest's file", "err", err)
+	}
+}
+
+// validSealedName reports whether name is one write makes: a record never
+// names a path outside the outbox directory.
+func validSealedName(name string) bool {
+	return strings.HasSuffix(name, ".sealed") && !strings.ContainsAny(name, `/\`) && !strings.HasPrefix(name, ".")
+}
+
+// size is the bytes of the sealed manifests waiting.
+func (d *sealedDir) size() int64 {
+	if d == nil {
 		return 0
 	}
-	ents, _ := os.ReadDir(s.outboxDir)
+	ents, _ := os.ReadDir(d.dir)
 	var n int64
 	for _, e := range ents {
 		if fi, err := e.Info(); err == nil {

@@ -60,7 +60,7 @@ func TestOutboxFiles(t *testing.T) {
 	if err != nil || len(items) != 3 {
 		t.Fatalf("outbox: %+v %v", items, err)
 	}
-	if n := s.outboxSize(); n != 300_000 {
+	if n := s.sealed.size(); n != 300_000 {
 		t.Errorf("outbox size %d, want 300000", n)
 	}
 	files := outboxFiles(t, dir)

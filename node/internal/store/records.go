@@ -622,7 +622,7 @@ func (s *Store) RemovePeer(id peer.ID) error {
 	if err == nil {
 		for _, it := range items {
 			if it.Peer == id && it.File != "" {
-				s.removeSealed(it.File)
+				s.sealed.remove(it.File)
 			}
 		}
 	}

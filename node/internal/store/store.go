@@ -76,12 +76,12 @@ type Options struct {
 type Store struct {
 	db    *badger.DB
 	blobs *blobs // block ciphertext; nil in memory (blocks then stay in Badger)
-	// outboxDir holds sealed manifests awaiting delivery (outbox.go);
-	// "" in memory (they then stay in their Badger records).
-	outboxDir string
-	log       *slog.Logger
-	readOnly  bool
-	guard     func() error
+	// sealed holds sealed manifests awaiting delivery (outbox.go); nil
+	// in memory (they then stay in their Badger records).
+	sealed   *sealedDir
+	log      *slog.Logger
+	readOnly bool
+	guard    func() error
 
 	// commitMu serialises commits that update a study record (imports,
 	// fetch batches): Badger writes one at a time anyway, and optimistic
@@ -151,12 +151,20 @@ func Open(o Options) (*Store, error) {
 			db.Close()
 			return nil, err
 		}
-		if err := st.openOutbox(filepath.Join(o.Dir, outboxDir)); err != nil {
+		named := func() (map[string]bool, error) {
+			items, err := st.Outbox()
+			keep := map[string]bool{}
+			for _, it := range items {
+				keep[it.File] = true
+			}
+			return keep, err
+		}
+		if st.sealed, err = openSealed(filepath.Join(o.Dir, outboxDir), o.Logger, st.readOnly, named); err != nil {
 			st.blobs.close()
 			db.Close()
 			return nil, err
 		}
-		if !st.readOnly && !PunchSupported(st.outboxDir) {
+		if !st.readOnly && !PunchSupported(st.sealed.dir) {
 			o.Logger.Warn("archive: this file system cannot punch holes in files: the space that instances which were not stored (rejected, cut off) took in archive/blobs/ is not freed")
 		}
 	}
@@ -171,7 +179,7 @@ func (s *Store) Size() int64 {
 	if s.blobs != nil {
 		n += s.blobs.size()
 	}
-	return n + s.outboxSize()
+	return n + s.sealed.size()
 }
 
 // ReadOnly reports whether the archive was opened read-only.
