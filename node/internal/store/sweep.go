@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,8 +38,11 @@ func (s *Store) SweepBlobs(ctx context.Context) (int64, error) {
 	var swept uint32
 	if err := s.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte(keySwept))
-		if err != nil {
+		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil // never swept
+		}
+		if err != nil {
+			return err
 		}
 		return it.Value(func(v []byte) error {
 			n, err := strconv.ParseUint(string(v), 10, 32)
