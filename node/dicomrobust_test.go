@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
+	"github.com/pacsnet/pacsnet/dicomio/synth"
+	"github.com/pacsnet/pacsnet/node/internal/store"
 )
 
 const (
@@ -291,4 +293,47 @@ func TestDICOMAssociationLimits(t *testing.T) {
 			t.Fatalf("echoscu: %v\n%s", err, out)
 		}
 	}
+}
+
+// A C-STORE whose association is aborted, or whose connection drops, in
+// the middle of a half-megabyte data set stores nothing and keeps
+// nothing: the ciphertext already written for it is freed at once.
+func TestDICOMCutOffInstanceKeepsNothing(t *testing.T) {
+	n := newNode(t, "Alpha", nodeSetup{cfg: func(c *Config) {
+		c.DICOM.AEs = []AEConfig{{Title: "MODALITY", Host: "127.0.0.1", Port: 104}}
+	}})
+	if !store.PunchSupported(n.home) {
+		t.Skip("this file system cannot punch holes")
+	}
+	study, files := ctStudyOf(t, synth.CTOptions{Slices: 3, Seed: 12, Rows: 512, Cols: 512})
+	// A first instance, stored, so that the blob log exists.
+	first, _, _, firstSOP := splitPart10(files[0].Data, "")
+	if res := storeRaw(t, n, ctStorage, explicitLE, firstSOP, first); res.Status != dimse.StatusSuccess {
+		t.Fatalf("C-STORE: status 0x%04X %q", res.Status, res.Comment)
+	}
+	for i, abort := range []bool{true, false} {
+		ds, _, _, sop := splitPart10(files[1+i].Data, "")
+		base := blobAllocated(t, n)
+		c := dialRaw(t, n)
+		associateRaw(t, n, c)
+		c.Write(pdata(3, true, true, storeCommand(sop)))
+		part := ds[:len(ds)*3/4]
+		for off := 0; off < len(part); off += 16 << 10 {
+			c.Write(pdata(3, false, false, part[off:min(off+16<<10, len(part))]))
+		}
+		if abort {
+			c.Write(pdu(&dimse.Abort{}))
+		}
+		c.Close()
+		// The node notices, drops the instance and frees what it wrote
+		// before the association ends.
+		waitFor(t, 10*time.Second, "the association to end", func() bool { return n.dicom.associations() == 0 })
+		if grew := blobAllocated(t, n) - base; grew > 16<<10 {
+			t.Errorf("abort %v: a cut-off %d-byte instance left %d bytes in the blob log", abort, len(ds), grew)
+		}
+		if _, _, err := n.InstanceData(study, sop); err == nil {
+			t.Fatal("a cut-off instance was stored")
+		}
+	}
+	echoOK(t, n)
 }
