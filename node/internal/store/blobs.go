@@ -236,10 +236,7 @@ func (b *blobs) roll() error {
 	if err != nil {
 		return fmt.Errorf("blob log: new segment: %w", err)
 	}
-	if d, err := os.Open(b.dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	syncDir(b.dir) // best effort, as before
 	b.cur, b.curID, b.curOff, b.syncedOff, b.nextID = f, id, 0, 0, id+1
 	return nil
 }
