@@ -10,6 +10,12 @@ type InitResult struct {
 	Home    string `json:"home"`     // the home directory as given
 	Name    string `json:"name"`     // facility name
 	AETitle string `json:"ae_title"` // DICOM AE title
+	// The addresses init chose (config.toml's http_addr, p2p_addrs and
+	// dicom_addr): the first ports from the defaults on that were free
+	// and not named by another home beside this one.
+	HTTPAddr  string   `json:"http_addr"`
+	P2PAddrs  []string `json:"p2p_addrs"`
+	DICOMAddr string   `json:"dicom_addr"`
 }
 
 // ImportFileResult is one file's line in ImportReport: its path and what

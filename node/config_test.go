@@ -192,6 +192,45 @@ func TestLoadConfig(t *testing.T) {
 	})
 }
 
+// Facilities initialised one after the other in one folder, before any
+// of them serves (the README's "Two hospitals by hand" in another order),
+// get distinct default ports: init skips the ports its neighbours' configs
+// name, not only the ports in use. A neighbour whose config cannot be
+// parsed is ignored.
+func TestInitPicksPortsApartFromNeighbours(t *testing.T) {
+	parent := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(parent, "broken"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(parent, "broken", "config.toml"), []byte("http_addr = [oops"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, name := range []string{"St Mary", "Riverside", "Northgate"} {
+		home := filepath.Join(parent, strings.ToLower(strings.ReplaceAll(name, " ", "")))
+		c, err := Init(home, InitOptions{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := LoadConfig(home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loaded.HTTPAddr != c.HTTPAddr || loaded.DICOMAddr != c.DICOMAddr || strings.Join(loaded.P2PAddrs, " ") != strings.Join(c.P2PAddrs, " ") {
+			t.Errorf("%s: config.toml holds %s %s %v, init returned %s %s %v", name, loaded.HTTPAddr, loaded.DICOMAddr, loaded.P2PAddrs, c.HTTPAddr, c.DICOMAddr, c.P2PAddrs)
+		}
+		_, http, _ := strings.Cut(c.HTTPAddr, ":")
+		_, dicom, _ := strings.Cut(c.DICOMAddr, ":")
+		p2p := strings.Split(c.P2PAddrs[0], "/")[4]
+		for _, port := range []string{http, dicom, p2p} {
+			if other, ok := seen[port]; ok {
+				t.Errorf("%s got port %s, which %s has too", name, port, other)
+			}
+			seen[port] = name
+		}
+	}
+}
+
 func TestInitLayout(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "facility")
 	if _, err := Init(home, InitOptions{Name: "Clinic", AETitle: "CLINIC_AE"}); err != nil {

@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/BurntSushi/toml"
+	multiaddr "github.com/multiformats/go-multiaddr"
+
 	"github.com/pacsnet/pacsnet/crypto"
 )
 
@@ -60,7 +63,7 @@ func Init(home string, opts InitOptions) (Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	cfg.pickFreePorts()
+	cfg.pickFreePorts(home)
 	if _, err := os.Stat(filepath.Join(home, "config.toml")); err == nil {
 		return cfg, fmt.Errorf("init %s: %w", home, ErrHomeExists)
 	}
@@ -203,18 +206,85 @@ func writeFileSync(path string, data []byte, mode fs.FileMode) error {
 // pickFreePorts moves the default loopback ports (API 7480, P2P 4801,
 // DICOM 11112) to the first ones free on this machine at init, so that a
 // second facility initialised next to a running one does not clash with
-// it. The ports are written to config.toml; an admin may change them.
-func (c *Config) pickFreePorts() {
-	c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(firstFreePort(7480, false))
-	p := firstFreePort(4801, true)
+// it. Ports that another home beside this one (a folder of home's parent
+// holding a config.toml) names are skipped too, so that facilities
+// initialised one after the other before any of them serves get
+// distinct ports. The ports are written to config.toml; an admin may
+// change them.
+func (c *Config) pickFreePorts(home string) {
+	taken := siblingPorts(home)
+	c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(firstFreePort(7480, false, taken))
+	p := firstFreePort(4801, true, taken)
 	c.P2PAddrs = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p)}
-	c.DICOMAddr = "127.0.0.1:" + strconv.Itoa(firstFreePort(11112, false))
+	c.DICOMAddr = "127.0.0.1:" + strconv.Itoa(firstFreePort(11112, false, taken))
+}
+
+// maxSiblings bounds how many folders beside a new home init looks into
+// for the ports their configs name.
+const maxSiblings = 256
+
+// siblingPorts returns the ports named by the http_addr, p2p_addrs and
+// dicom_addr of the config.toml of every folder beside home (at most
+// maxSiblings are read). A file that cannot be read or parsed names no
+// ports: this only helps choose defaults.
+func siblingPorts(home string) map[int]bool {
+	taken := map[int]bool{}
+	parent := filepath.Dir(filepath.Clean(home))
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return taken
+	}
+	self := filepath.Base(filepath.Clean(home))
+	n := 0
+	for _, e := range ents {
+		if !e.IsDir() || e.Name() == self {
+			continue
+		}
+		if n++; n > maxSiblings {
+			break
+		}
+		b, err := os.ReadFile(filepath.Join(parent, e.Name(), "config.toml"))
+		if err != nil || len(b) > 1<<20 {
+			continue
+		}
+		var sc struct {
+			HTTPAddr  string   `toml:"http_addr"`
+			P2PAddrs  []string `toml:"p2p_addrs"`
+			DICOMAddr string   `toml:"dicom_addr"`
+		}
+		if _, err := toml.Decode(string(b), &sc); err != nil {
+			continue
+		}
+		for _, a := range []string{sc.HTTPAddr, sc.DICOMAddr} {
+			if _, port, err := net.SplitHostPort(a); err == nil {
+				if p, err := strconv.Atoi(port); err == nil {
+					taken[p] = true
+				}
+			}
+		}
+		for _, a := range sc.P2PAddrs {
+			if m, err := multiaddr.NewMultiaddr(a); err == nil {
+				for _, proto := range []int{multiaddr.P_TCP, multiaddr.P_UDP} {
+					if v, err := m.ValueForProtocol(proto); err == nil {
+						if p, err := strconv.Atoi(v); err == nil {
+							taken[p] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	return taken
 }
 
 // firstFreePort returns the first port from start on (at most 100 tried)
-// that can be bound on 127.0.0.1 (TCP, and UDP too if udp), or start.
-func firstFreePort(start int, udp bool) int {
+// that is not in taken and can be bound on 127.0.0.1 (TCP, and UDP too if
+// udp), or start.
+func firstFreePort(start int, udp bool, taken map[int]bool) int {
 	for p := start; p < start+100; p++ {
+		if taken[p] {
+			continue
+		}
 		addr := "127.0.0.1:" + strconv.Itoa(p)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

@@ -46,9 +46,12 @@ func initCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(api.InitResult{Home: g.home, Name: cfg.Name, AETitle: cfg.AETitle})
+				return printJSON(api.InitResult{Home: g.home, Name: cfg.Name, AETitle: cfg.AETitle,
+					HTTPAddr: cfg.HTTPAddr, P2PAddrs: cfg.P2PAddrs, DICOMAddr: cfg.DICOMAddr})
 			}
-			fmt.Printf("initialised %q (AE %s) in %s\nnext: pacsnet --home %s serve\n", cfg.Name, cfg.AETitle, g.home, g.home)
+			fmt.Printf("initialised %q (AE %s) in %s\n", cfg.Name, cfg.AETitle, g.home)
+			fmt.Printf("addresses api=%s dicom=%s p2p=%s (config.toml)\n", cfg.HTTPAddr, cfg.DICOMAddr, strings.Join(cfg.P2PAddrs, ","))
+			fmt.Printf("next: pacsnet --home %s serve\n", g.home)
 			return nil
 		},
 	}
@@ -112,7 +115,7 @@ node listens; HOME/run/api.json tells the other commands.`,
 	}
 	c.Flags().StringVar(&httpAddr, "http", "", "local API listen address (config http_addr; default 127.0.0.1:7480)")
 	c.Flags().StringSliceVar(&p2p, "p2p", nil, "libp2p listen multiaddr, repeatable (config p2p_addrs)")
-	c.Flags().StringVar(&dicomAddr, "dicom", "", "DICOM listen address (config dicom_addr; default 127.0.0.1:11112 or the first free port after it at init)")
+	c.Flags().StringVar(&dicomAddr, "dicom", "", "DICOM listen address (config dicom_addr; default 127.0.0.1:11112, or the first port after it free and unnamed by a neighbouring home at init)")
 	c.Flags().Int64Var(&uploadRate, "upload-rate", 0, "cap on bytes/s served to partners, 0 = unlimited (config exchange.upload_rate)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
