@@ -127,24 +127,65 @@ func peakRSS(reset bool) float64 {
 	return 0
 }
 
+// pidPeakRSS is another process's peak resident set (VmHWM), in MB, or 0
+// where it cannot be read.
+func pidPeakRSS(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
 // BenchmarkCStore sends the generated CT with storescu to DCMTK's
 // storescp (writing plain files: the baseline) and to a pacsnet node
 // (parse, hash, encrypt, durable commit of every instance), on one
 // association and on four at once. It reports instances/s, MB/s and, for
-// pacsnet, the peak RSS of the node's process; the ratios to the baseline
-// of the same run go to docs/performance.md.
+// each receiver, the peak RSS of its process (storescp's, Orthanc's, the
+// node's); then a line of ratios per number of associations: pacsnet
+// against storescp on one association and against Orthanc on as many
+// (the targets), for docs/performance.md.
 func BenchmarkCStore(b *testing.B) {
 	if _, err := exec.LookPath("storescu"); err != nil {
 		b.Skip("storescu not installed (make deps installs dcmtk)")
 	}
 	files, size := benchCT(b)
+	rate := map[string]float64{} // inst/s by sub-benchmark, of this run
 	report := func(b *testing.B, elapsed time.Duration) {
-		b.ReportMetric(float64(len(files)*b.N)/elapsed.Seconds(), "inst/s")
+		r := float64(len(files)*b.N) / elapsed.Seconds()
+		b.ReportMetric(r, "inst/s")
 		b.ReportMetric(float64(size*int64(b.N))/1e6/elapsed.Seconds(), "MB/s")
+		_, name, _ := strings.Cut(b.Name(), "/")
+		rate[name] = r
 	}
+	defer func() {
+		for _, assocs := range []int{1, 4} {
+			p := rate[fmt.Sprintf("pacsnet/assocs=%d", assocs)]
+			if p == 0 {
+				continue
+			}
+			var ratios []string
+			if r := rate["storescp/assocs=1"]; r > 0 {
+				ratios = append(ratios, fmt.Sprintf("%.2f× storescp on 1 association", p/r))
+			}
+			if r := rate[fmt.Sprintf("orthanc/assocs=%d", assocs)]; r > 0 {
+				ratios = append(ratios, fmt.Sprintf("%.2f× Orthanc on %d", p/r, assocs))
+			}
+			if len(ratios) > 0 {
+				fmt.Printf("BenchmarkCStore ratios: pacsnet on %d association(s) = %s\n", assocs, strings.Join(ratios, ", "))
+			}
+		}
+	}()
 	for _, assocs := range []int{1, 4} {
 		b.Run(fmt.Sprintf("storescp/assocs=%d", assocs), func(b *testing.B) {
 			var total time.Duration
+			var rss float64
 			for range b.N {
 				dir := b.TempDir()
 				port := freeBenchPort(b)
@@ -157,21 +198,26 @@ func BenchmarkCStore(b *testing.B) {
 				start := time.Now()
 				storescu(b, "127.0.0.1:"+port, "STORESCP", files, assocs)
 				total += time.Since(start)
+				rss = max(rss, pidPeakRSS(scp.Process.Pid))
 				scp.Process.Kill()
 				scp.Wait()
 			}
 			report(b, total)
+			b.ReportMetric(rss, "peak-RSS-MB")
 		})
 		b.Run(fmt.Sprintf("orthanc/assocs=%d", assocs), func(b *testing.B) {
 			var total time.Duration
+			var rss float64
 			for range b.N {
 				o := startOrthanc(b, map[string]any{}, map[string]any{"DicomAet": "ORTHANC", "ConcurrentJobs": 4})
 				start := time.Now()
 				storescu(b, "127.0.0.1:"+o.dicom, "ORTHANC", files, assocs)
 				total += time.Since(start)
+				rss = max(rss, pidPeakRSS(o.cmd.Process.Pid))
 				o.cmd.Process.Kill()
 			}
 			report(b, total)
+			b.ReportMetric(rss, "peak-RSS-MB")
 		})
 		b.Run(fmt.Sprintf("pacsnet/assocs=%d", assocs), func(b *testing.B) {
 			var total, cpu time.Duration
