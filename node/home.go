@@ -224,9 +224,10 @@ func (c *Config) pickFreePorts(home string) {
 const maxSiblings = 256
 
 // siblingPorts returns the ports named by the http_addr, p2p_addrs and
-// dicom_addr of the config.toml of every folder beside home (at most
-// maxSiblings are read). A file that cannot be read or parsed names no
-// ports: this only helps choose defaults.
+// dicom_addr of the config.toml of every pacsnet home beside home (at most
+// maxSiblings folders are looked at). A file that cannot be read or
+// parsed, or that names no AE title and P2P address (another program's),
+// names no ports: this only helps choose defaults.
 func siblingPorts(home string) map[int]bool {
 	taken := map[int]bool{}
 	parent := filepath.Dir(filepath.Clean(home))
@@ -248,12 +249,13 @@ func siblingPorts(home string) map[int]bool {
 			continue
 		}
 		var sc struct {
+			AETitle   string   `toml:"ae_title"`
 			HTTPAddr  string   `toml:"http_addr"`
 			P2PAddrs  []string `toml:"p2p_addrs"`
 			DICOMAddr string   `toml:"dicom_addr"`
 		}
-		if _, err := toml.Decode(string(b), &sc); err != nil {
-			continue
+		if _, err := toml.Decode(string(b), &sc); err != nil || sc.AETitle == "" || len(sc.P2PAddrs) == 0 {
+			continue // not a pacsnet home's config (another program's config.toml beside it)
 		}
 		for _, a := range []string{sc.HTTPAddr, sc.DICOMAddr} {
 			if _, port, err := net.SplitHostPort(a); err == nil {
