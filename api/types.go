@@ -420,24 +420,25 @@ const (
 
 // FetchJob is one fetch and its progress.
 type FetchJob struct {
-	FetchID       string        `json:"fetch_id"`              // to ask for its progress
-	StudyUID      string        `json:"study_uid"`             // the study fetched
-	Holder        PartnerRef    `json:"holder"`                // the partner fetched from
-	State         string        `json:"state"`                 // Fetch* constants
-	Instances     int           `json:"instances"`             // instances the manifest lists
-	InstancesDone int           `json:"instances_done"`        // of which are verified and stored here
-	Bytes         int64         `json:"bytes"`                 // ciphertext bytes of all the study's blocks
-	BytesDone     int64         `json:"bytes_done"`            // of which are stored here (received now or before)
-	BytesResumed  int64         `json:"bytes_resumed"`         // of which were already held when the fetch started
-	Rate          float64       `json:"rate,omitempty"`        // running: bytes per second received, smoothed over the last seconds
-	ETASeconds    float64       `json:"eta_seconds,omitempty"` // running: seconds left at that rate; absent when not known yet
-	Sources       []FetchSource `json:"sources,omitempty"`     // each holder fetched from and its part, as of the last progress report
-	Attempts      int           `json:"attempts"`              // connection attempts to the holder
-	NextAttempt   time.Time     `json:"next_attempt,omitzero"` // waiting: when the holder is tried next
-	GiveUpAt      time.Time     `json:"give_up_at,omitzero"`   // waiting: when the fetch fails unless the holder answers (exchange.fetch_retry_for)
-	Started       time.Time     `json:"started"`               // when the fetch started
-	Finished      time.Time     `json:"finished,omitzero"`     // when it ended (done or failed)
-	Error         string        `json:"error,omitempty"`       // why it failed, or (waiting) why the holder is being retried: a sentence
+	FetchID       string        `json:"fetch_id"`                 // to ask for its progress
+	StudyUID      string        `json:"study_uid"`                // the study fetched
+	Holder        PartnerRef    `json:"holder"`                   // the partner fetched from
+	State         string        `json:"state"`                    // Fetch* constants
+	Instances     int           `json:"instances"`                // instances the manifest lists
+	InstancesDone int           `json:"instances_done"`           // of which are verified and stored here
+	Bytes         int64         `json:"bytes"`                    // ciphertext bytes of all the study's blocks
+	BytesDone     int64         `json:"bytes_done"`               // of which are stored here (received now or before)
+	BytesResumed  int64         `json:"bytes_resumed"`            // of which were already held when the fetch started
+	Rate          float64       `json:"rate,omitempty"`           // running: bytes per second received, smoothed over the last seconds
+	ETASeconds    float64       `json:"eta_seconds,omitempty"`    // running: seconds left at that rate; absent when not known yet
+	Sources       []FetchSource `json:"sources,omitempty"`        // each holder fetched from and its part, as of the last progress report
+	Attempts      int           `json:"attempts"`                 // connection attempts to the holder
+	NextAttempt   time.Time     `json:"next_attempt,omitzero"`    // waiting: when the holder is tried next
+	GiveUpAt      time.Time     `json:"give_up_at,omitzero"`      // waiting: when the fetch fails unless the holder answers (exchange.fetch_retry_for)
+	Started       time.Time     `json:"started"`                  // when the fetch started
+	Finished      time.Time     `json:"finished,omitzero"`        // when it ended (done or failed)
+	WaitedSeconds float64       `json:"waited_seconds,omitempty"` // of the time since Started, how long it waited for unreachable holders (attempts that got no block, and the pauses between them)
+	Error         string        `json:"error,omitempty"`          // why it failed, or (waiting) why the holder is being retried: a sentence
 }
 
 // FetchSource is one holder's part in a fetch.

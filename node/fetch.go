@@ -49,6 +49,7 @@ type FetchStatus struct {
 	Attempts      int
 	NextAttempt   time.Time // while waiting for an unreachable holder: the next try
 	GiveUpAt      time.Time // while waiting: when the fetch fails unless the holder answers
+	Waited        time.Duration // time spent on attempts that got no block and in the pauses between them
 	Started       time.Time
 	Finished      time.Time
 	Error         string
@@ -479,12 +480,16 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 	// transfer.Fetch returns, so what the sink writes (lastProgress, the
 	// batch) is read safely after it.
 	lastProgress := f.clock.Now()
+	var firstBlock time.Time // of the current attempt
 	plan.Verify = verifyFetched
 	plan.Sink = transfer.SinkFunc(func(ctx context.Context, b transfer.Block, data []byte) error {
 		if err := bt.add(b.CID, data); err != nil {
 			return err
 		}
 		lastProgress = f.clock.Now()
+		if firstBlock.IsZero() {
+			firstBlock = lastProgress
+		}
 		j.update(func(s *FetchStatus) { s.BytesDone += int64(len(data)) })
 		for _, p := range byCID[b.CID] {
 			if p.missing--; p.missing == 0 {
@@ -567,7 +572,17 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 				sources = append(sources, h)
 			}
 		}
+		attemptStart, retry := f.clock.Now(), j.status().Attempts > 1
+		firstBlock = time.Time{}
 		res, err := transfer.Fetch(ctx, plan, sources, opts)
+		switch {
+		case err != nil && res.Blocks == 0:
+			// No block came of it: waiting for the holders, not transferring.
+			j.update(func(s *FetchStatus) { s.Waited += f.clock.Now().Sub(attemptStart) })
+		case retry && !firstBlock.IsZero():
+			// A retry's dial may go on until the holder is back.
+			j.update(func(s *FetchStatus) { s.Waited += firstBlock.Sub(attemptStart) })
+		}
 		// Keep what arrived, also when the transfer failed: a retry or a
 		// new fetch resumes from it.
 		if ferr := bt.commit(); ferr != nil {
@@ -607,6 +622,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 			s.State, s.Error = FetchWaiting, fetchSentence(err, m.IssuerName)
 			s.NextAttempt, s.GiveUpAt = f.clock.Now().Add(backoff).UTC(), lastProgress.Add(f.retryFor).UTC()
 		})
+		pause := f.clock.Now()
 		t := f.clock.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -614,6 +630,7 @@ func (f *fetcher) run(ctx context.Context, j *fetchJob, m Manifest, actor string
 			return ctx.Err()
 		case <-t.C():
 		}
+		j.update(func(s *FetchStatus) { s.Waited += f.clock.Now().Sub(pause) })
 		backoff = min(backoff*2, 5*time.Second)
 		// Forget libp2p's dial backoff: we are the ones pacing retries.
 		if f.redial != nil {

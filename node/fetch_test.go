@@ -191,7 +191,12 @@ func TestFetchResumesAfterHolderOutage(t *testing.T) {
 	if first.State != FetchFailed || !strings.Contains(first.Error, "could not be reached") || first.BytesDone == 0 || first.BytesDone >= first.Bytes {
 		t.Fatalf("fetch with the holder gone: %+v", first)
 	}
-	t.Logf("first fetch: %d of %d bytes, %d of %d instances, %d attempts", first.BytesDone, first.Bytes, first.InstancesDone, first.Instances, first.Attempts)
+	t.Logf("first fetch: %d of %d bytes, %d of %d instances, %d attempts, %v of %v waiting", first.BytesDone, first.Bytes, first.InstancesDone, first.Instances, first.Attempts, first.Waited, first.Finished.Sub(first.Started))
+	// The time spent waiting for the holder is told apart from the
+	// transfer's, so that a rate is not computed over an outage.
+	if first.Waited <= 0 || first.Waited >= first.Finished.Sub(first.Started) {
+		t.Errorf("the fetch waited %v for the holder, of %v in all", first.Waited, first.Finished.Sub(first.Started))
+	}
 	waitAudit(t, b, consent.Entry{Action: consent.ActFetchFailed, Peer: a.ID(), Study: study, GrantID: g.Grant.ID, Decision: "deny"})
 	// What arrived is kept and what is indexed is whole.
 	if insts, err := b.Instances(study); err == nil {
@@ -207,6 +212,9 @@ func TestFetchResumesAfterHolderOutage(t *testing.T) {
 	second := fetchWait(t, b, study, 20*time.Second)
 	if second.State != FetchDone || second.BytesDone != second.Bytes || second.InstancesDone != second.Instances {
 		t.Fatalf("fetch after the holder is back: %+v", second)
+	}
+	if second.Waited >= second.Finished.Sub(second.Started) {
+		t.Errorf("a fetch that moved every missing block waited %v of %v", second.Waited, second.Finished.Sub(second.Started))
 	}
 	if second.BytesResumed != first.BytesDone {
 		t.Errorf("second fetch resumed %d bytes; the first had stored %d", second.BytesResumed, first.BytesDone)

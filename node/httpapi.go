@@ -722,7 +722,7 @@ func (nm namer) fetch(st FetchStatus) api.FetchJob {
 	return api.FetchJob{FetchID: st.ID, StudyUID: st.Study, Holder: nm.ref(st.Issuer, st.IssuerName), State: st.State,
 		Instances: st.Instances, InstancesDone: st.InstancesDone, Bytes: st.Bytes, BytesDone: st.BytesDone,
 		BytesResumed: st.BytesResumed, Attempts: st.Attempts, NextAttempt: st.NextAttempt, GiveUpAt: st.GiveUpAt,
-		Started: st.Started, Finished: st.Finished, Error: st.Error,
+		Started: st.Started, Finished: st.Finished, Error: st.Error, WaitedSeconds: st.Waited.Seconds(),
 		Rate: st.Rate, ETASeconds: st.ETA.Round(time.Second).Seconds(), Sources: nm.fetchSources(st.Sources)}
 }
 

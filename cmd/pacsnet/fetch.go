@@ -111,12 +111,19 @@ grant).`,
 			if !g.json && fetched == 0 {
 				fmt.Printf("already complete: all %d instances from %s are held here\n", st.Instances, partnerName(st.Holder))
 			} else if !g.json {
+				// The rate is over the time spent transferring: a holder that
+				// was down for a while is not a slow link.
+				moving := secs - st.WaitedSeconds
 				rate := 0.0
-				if secs > 0 {
-					rate = float64(fetched) / 1e6 / secs
+				if moving > 0 {
+					rate = float64(fetched) / 1e6 / moving
 				}
-				fmt.Printf("fetched %d instances (%.1f MB, %.1f MB resumed from earlier) from %s in %.2fs: %.1f MB/s\n",
-					st.Instances, float64(fetched)/1e6, float64(st.BytesResumed)/1e6, holdersText(st), secs, rate)
+				waited := ""
+				if st.WaitedSeconds >= 0.5 {
+					waited = fmt.Sprintf(" (%.1fs of it waiting for an unreachable holder)", st.WaitedSeconds)
+				}
+				fmt.Printf("fetched %d instances (%.1f MB, %.1f MB resumed from earlier) from %s in %.2fs%s: %.1f MB/s\n",
+					st.Instances, float64(fetched)/1e6, float64(st.BytesResumed)/1e6, holdersText(st), secs, waited, rate)
 			}
 			return nil
 		},

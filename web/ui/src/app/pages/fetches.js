@@ -46,11 +46,13 @@ export async function fetchPage(main, ctx) {
       if (b.t > a.t) rate = (b.b - a.b) / ((b.t - a.t) / 1000);
     }
     if (job.state !== 'running' || rate <= 0) {
-      // Over the whole fetch, when it is over or no samples yet.
+      // Over the whole fetch, when it is over or no samples yet, less the
+      // time it waited for an unreachable holder (not a slow link).
       const end = job.finished ? new Date(job.finished).getTime() : now;
       const start = new Date(job.started).getTime();
       const got = (job.bytes_done || 0) - (job.bytes_resumed || 0);
-      if (end > start && got > 0) rate = got / ((end - start) / 1000);
+      const secs = (end - start) / 1000 - (job.waited_seconds || 0);
+      if (secs > 0 && got > 0) rate = got / secs;
     }
     // The node's own smoothed rate and time left, from the transfer engine,
     // when it reports them.
@@ -79,6 +81,7 @@ export async function fetchPage(main, ctx) {
       ['Started', dateTime(job.started)],
     ];
     if (job.finished) pairs.push(['Finished', dateTime(job.finished)]);
+    if (job.waited_seconds >= 1) pairs.push(['Waited for the holder', duration(job.waited_seconds)]);
     if (job.give_up_at) pairs.push(['Gives up at', dateTime(job.give_up_at)]);
     for (const [k, v] of pairs) facts.append(h('dt', { text: k }), h('dd', { text: v, 'data-field': k.toLowerCase().replace(/\s+/g, '-') }));
     if (job.error) messages.show(job.state === 'waiting' ? `Waiting: ${job.error}` : job.error, job.state === 'failed' ? 'error' : 'warn');
