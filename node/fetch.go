@@ -47,8 +47,8 @@ type FetchStatus struct {
 	ETA           time.Duration // time left at that rate while running; 0 when unknown
 	Sources       []FetchSource // each holder's part, as of the last progress report
 	Attempts      int
-	NextAttempt   time.Time // while waiting for an unreachable holder: the next try
-	GiveUpAt      time.Time // while waiting: when the fetch fails unless the holder answers
+	NextAttempt   time.Time     // while waiting for an unreachable holder: the next try
+	GiveUpAt      time.Time     // while waiting: when the fetch fails unless the holder answers
 	Waited        time.Duration // time spent on attempts that got no block and in the pauses between them
 	Started       time.Time
 	Finished      time.Time
