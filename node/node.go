@@ -555,6 +555,9 @@ func ReadRunInfo(home string) (RunInfo, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
+			if _, cerr := os.Stat(filepath.Join(home, "config.toml")); errors.Is(cerr, os.ErrNotExist) {
+				return ri, noHomeError{home}
+			}
 			return ri, fmt.Errorf("no node is serving %s (start one with `pacsnet serve`)", home)
 		}
 		return ri, fmt.Errorf("read run info: %w", err)
