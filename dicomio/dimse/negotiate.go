@@ -89,6 +89,7 @@ func (ac *Acceptor) Accept(conn net.Conn) (*Assoc, error) {
 	lim := ac.Limits.withDefaults()
 	im := ac.Implementation.withDefaults()
 	rd := NewReader(conn, lim.MaxPDU)
+	rd.quickAck = quickAck(conn)
 	conn.SetReadDeadline(time.Now().Add(lim.ARTIM))
 	p, err := rd.Read()
 	if err != nil {
@@ -263,6 +264,7 @@ func (r *Requestor) Associate(conn net.Conn) (*Assoc, error) {
 		return nil, fmt.Errorf("send association request: %w", err)
 	}
 	rd := NewReader(conn, lim.MaxPDU)
+	rd.quickAck = quickAck(conn)
 	conn.SetReadDeadline(time.Now().Add(lim.ARTIM))
 	p, err := rd.Read()
 	if err != nil {

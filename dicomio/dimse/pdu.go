@@ -212,10 +212,11 @@ const maxAssociatePDU = 256 << 10
 // Reader reads PDUs from a stream into a buffer it reuses: a PDU's byte
 // slices (PDV data, raw items) are valid until the next Read.
 type Reader struct {
-	r   io.Reader
-	max uint32 // the largest P-DATA-TF body accepted
-	hdr [pduHeaderLen]byte
-	buf []byte
+	r        io.Reader
+	quickAck func() // after each PDU's header, when r is a TCP connection (quickack_linux.go)
+	max      uint32 // the largest P-DATA-TF body accepted
+	hdr      [pduHeaderLen]byte
+	buf      []byte
 }
 
 // NewReader returns a Reader that accepts P-DATA-TF PDUs of at most
@@ -231,6 +232,9 @@ func NewReader(r io.Reader, maxPData uint32) *Reader {
 func (rd *Reader) Read() (PDU, error) {
 	if _, err := io.ReadFull(rd.r, rd.hdr[:]); err != nil {
 		return nil, err
+	}
+	if rd.quickAck != nil {
+		rd.quickAck() // acknowledge what came at once: the sender may hold the rest for it
 	}
 	t := rd.hdr[0]
 	n := binary.BigEndian.Uint32(rd.hdr[2:])
