@@ -845,8 +845,10 @@ func (d *demo) modalityStores(stMary *facility.Facility) (string, error) {
 	}
 	host, port, _ := strings.Cut(st.DICOM, ":")
 	t0 := time.Now()
+	// storescu as a scanner runs it, Nagle's algorithm on (DCMTK's
+	// default): the node acknowledges each PDU at once, so it costs
+	// nothing (docs/conformance.md, Association policies).
 	cmd := exec.CommandContext(d.ctx, "storescu", append([]string{"-aet", "CT_SCANNER", "-aec", st.AETitle, host, port}, files...)...)
-	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("storescu: %v\n%s", err, out)
 	}
@@ -895,8 +897,9 @@ func (d *demo) workstationRetrieves(stMary, riverside *facility.Facility, study 
 	}
 	recv := filepath.Join(d.dir, "workstation")
 	os.MkdirAll(recv, 0o755)
+	// The workstation's DCMTK tools at their defaults (Nagle on), like
+	// the scanner's.
 	scp := exec.Command("storescp", "-aet", "WORKSTATION", "-od", recv, "--accept-all", fmt.Sprint(port))
-	scp.Env = append(os.Environ(), "TCP_NODELAY=1")
 	if err := scp.Start(); err != nil {
 		return fmt.Errorf("storescp: %w", err)
 	}
@@ -913,7 +916,6 @@ func (d *demo) workstationRetrieves(stMary, riverside *facility.Facility, study 
 	t0 := time.Now()
 	move := exec.CommandContext(d.ctx, "movescu", "-S", "-aet", "WORKSTATION", "-aec", st.AETitle, "-aem", "WORKSTATION",
 		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+study, host, dport)
-	move.Env = append(os.Environ(), "TCP_NODELAY=1")
 	if out, err := move.CombinedOutput(); err != nil {
 		return fmt.Errorf("movescu: %v\n%s", err, out)
 	}
