@@ -62,7 +62,11 @@ exit status is 1 when any instance was not stored.`,
 				if bar != nil {
 					bar.Set(done)
 				} else if !g.json && (done-lastLine >= sendLineEvery || (st.State != api.SendRunning && done > lastLine)) {
-					fmt.Fprintf(os.Stderr, "sent %d/%d instances to %s\n", done, st.Instances, printable(st.To))
+					line := fmt.Sprintf("sent %d/%d instances to %s", st.Completed+st.Warning, st.Instances, printable(st.To))
+					if st.Failed > 0 {
+						line += fmt.Sprintf(" (%d not stored)", st.Failed)
+					}
+					fmt.Fprintln(os.Stderr, line)
 					lastLine = done
 				}
 				if st.State != api.SendRunning {

@@ -66,7 +66,13 @@ func TestSendToStorescp(t *testing.T) {
 	}
 	cfgPath := filepath.Join(f.Home, "config.toml")
 	cfg, _ := os.ReadFile(cfgPath)
-	cfg = fmt.Appendf(cfg, "\n[[dicom.ae]]\ntitle = \"PACS\"\nhost = \"127.0.0.1\"\nport = %d\n\n[[dicom.ae]]\ntitle = \"OLDPACS\"\nhost = \"127.0.0.1\"\nport = %d\n", okPort, implicitPort)
+	down, err := net.Listen("tcp", "127.0.0.1:0") // a port nothing listens on once closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	downPort := down.Addr().(*net.TCPAddr).Port
+	down.Close()
+	cfg = fmt.Appendf(cfg, "\n[[dicom.ae]]\ntitle = \"PACS\"\nhost = \"127.0.0.1\"\nport = %d\n\n[[dicom.ae]]\ntitle = \"OLDPACS\"\nhost = \"127.0.0.1\"\nport = %d\n\n[[dicom.ae]]\ntitle = \"DOWNPACS\"\nhost = \"127.0.0.1\"\nport = %d\n", okPort, implicitPort, downPort)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +119,16 @@ func TestSendToStorescp(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(implicitDir); len(left) != 0 {
 		t.Errorf("the implicit-only AE received %d files", len(left))
+	}
+	// A PACS that is down: the progress does not count the instances it
+	// never got as sent.
+	stderr.Reset()
+	_, err = f.RunContext(t.Context(), &stderr, "send", "--study", study, "--to", "DOWNPACS")
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("send to an AE that is down: %v", err)
+	}
+	if strings.Contains(stderr.String(), "sent 60/60") || !strings.Contains(stderr.String(), "sent 0/60 instances to DOWNPACS (60 not stored)") {
+		t.Errorf("send to an AE that is down, progress: %s", stderr.String())
 	}
 	_, err = f.Run("send", "--study", study, "--to", "NOBODY")
 	if exitCode(err) == 0 || !strings.Contains(err.Error(), `no AE is called "NOBODY"`) {
