@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -125,21 +124,11 @@ func peakRSS(reset bool) float64 {
 		os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 		return 0
 	}
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
+	return pidPeakRSS(os.Getpid())
 }
 
-// pidPeakRSS is another process's peak resident set (VmHWM), in MB, or 0
-// where it cannot be read.
+// pidPeakRSS is a process's peak resident set (VmHWM), in MB, or 0 where
+// it cannot be read.
 func pidPeakRSS(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -330,18 +319,7 @@ func BenchmarkSend(b *testing.B) {
 	n := benchNode(b, "Sender", func(c *Config) {
 		c.DICOM.AEs = []AEConfig{{Title: "STORESCP", Host: "127.0.0.1", Port: p}}
 	})
-	var study string
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r := n.ingest.Import(context.Background(), data)
-		if r.Outcome != OutcomeStored {
-			b.Fatalf("import: %+v", r)
-		}
-		study = r.Study
-	}
+	study := benchImport(b, n, files)
 	for _, nagle := range []bool{true, false} {
 		b.Run(fmt.Sprintf("storescp/nagle=%v", nagle), func(b *testing.B) {
 			var total time.Duration

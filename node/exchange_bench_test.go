@@ -194,6 +194,24 @@ func profileTimed(b *testing.B) func() {
 
 var profileRuns int
 
+// benchImport imports files (one study) into n and returns the study.
+func benchImport(b *testing.B, n *Node, files []string) string {
+	b.Helper()
+	var study string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := n.ingest.Import(context.Background(), data)
+		if r.Outcome != OutcomeStored {
+			b.Fatalf("import: %+v", r)
+		}
+		study = r.Study
+	}
+	return study
+}
+
 // pacsnetFetch imports the files at a holder node (not timed), grants
 // the study to a new grantee node and times the grantee's fetch.
 func pacsnetFetch(b *testing.B, files []string) time.Duration {
@@ -201,18 +219,7 @@ func pacsnetFetch(b *testing.B, files []string) time.Duration {
 	defer b.StartTimer()
 	holder := benchNode(b, "Holder")
 	grantee := benchNode(b, "Grantee")
-	var study string
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r := holder.ingest.Import(context.Background(), data)
-		if r.Outcome != OutcomeStored {
-			b.Fatalf("import: %+v", r)
-		}
-		study = r.Study
-	}
+	study := benchImport(b, holder, files)
 	benchShare(b, holder, grantee, study)
 	stop := profileTimed(b)
 	cpu0 := cpuTime()
