@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/pacsnet/pacsnet/internal/durable"
 )
 
 // FileCursor is a [Cursor] kept in a small file holding the decimal seq
@@ -39,37 +40,8 @@ func (c *FileCursor) Load() (uint64, error) {
 // never a torn one: write a temporary file, sync it, rename it over the
 // old one and sync the directory so the rename itself is durable.
 func (c *FileCursor) Save(seq uint64) error {
-	dir := filepath.Dir(c.Path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(c.Path)+".tmp*")
-	if err != nil {
+	if err := durable.WriteFile(c.Path, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("save audit cursor: %w", err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.WriteString(strconv.FormatUint(seq, 10) + "\n")
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, c.Path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save audit cursor: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("save audit cursor: %w", err)
-	}
-	err = d.Sync()
-	d.Close()
-	if err != nil {
-		return fmt.Errorf("save audit cursor: sync dir: %w", err)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/pacsnet/pacsnet/internal/durable"
 )
 
 // MaxKeyFileSize is the largest key file [ReadKeyFile] reads. A hybrid age
@@ -39,19 +41,10 @@ func WriteKeyFile(path string, data []byte) (err error) {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close key file: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("sync key file directory: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // ReadKeyFile reads a secret written by [WriteKeyFile]. It refuses, with

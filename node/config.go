@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/pacsnet/pacsnet/internal/durable"
 	"github.com/pacsnet/pacsnet/internal/wire"
 )
 
@@ -465,5 +466,5 @@ func writeConfig(home string, c Config) error {
 	if err := toml.NewEncoder(&b).Encode(c); err != nil {
 		return fmt.Errorf("encode config: %w", err)
 	}
-	return writeFileSync(filepath.Join(home, "config.toml"), []byte(b.String()), 0o644)
+	return durable.WriteFile(filepath.Join(home, "config.toml"), []byte(b.String()), 0o644)
 }

@@ -167,42 +167,6 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// writeFileSync writes a file atomically (temp file, fsync, rename, fsync of
-// the directory) so that a crash leaves either the old or the new file.
-func writeFileSync(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // pickFreePorts moves the default loopback ports (API 7480, P2P 4801,
 // DICOM 11112) to the first ones free on this machine at init, so that a
 // second facility initialised next to a running one does not clash with

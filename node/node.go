@@ -24,6 +24,7 @@ import (
 	"github.com/pacsnet/pacsnet/consent"
 	"github.com/pacsnet/pacsnet/dicomio/dimse"
 	"github.com/pacsnet/pacsnet/exchange"
+	"github.com/pacsnet/pacsnet/internal/durable"
 	"github.com/pacsnet/pacsnet/internal/wire"
 	"github.com/pacsnet/pacsnet/node/clock"
 	"github.com/pacsnet/pacsnet/node/internal/store"
@@ -517,7 +518,7 @@ func (n *Node) writeRunInfo() error {
 	if err := os.MkdirAll(filepath.Join(n.home, runDir), 0o700); err != nil {
 		return err
 	}
-	return writeFileSync(filepath.Join(n.home, runDir, apiInfoFile), b, 0o600)
+	return durable.WriteFile(filepath.Join(n.home, runDir, apiInfoFile), b, 0o600)
 }
 
 // RunInfo is HOME/run/api.json, written while the node serves.

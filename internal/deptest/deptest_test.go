@@ -57,7 +57,13 @@ var rules = []rule{
 		pkgs: []string{our("crypto/...")},
 		deny: []deny{{our("..."), "crypto is the bottom layer: keys, signatures and encryption are reviewed on their own, " +
 			"and everything else depends on it"}},
-		allow: []string{our("crypto/...")},
+		allow: []string{our("crypto/..."), our("internal/durable")},
+	},
+	{
+		name: "durable",
+		pkgs: []string{our("internal/durable")},
+		stdOnly: "synced, atomic file writes are shared by crypto (key files), the archive, the home and the audit " +
+			"shipper, below all of them: it must not import anything of ours or anyone else's",
 	},
 	{
 		name: "dicomio",
@@ -105,7 +111,7 @@ var rules = []rule{
 			{"github.com/dgraph-io/...", "storage comes in through consent.Store; node plugs Badger in"},
 			{"github.com/libp2p/go-libp2p/p2p/...", "consent uses only libp2p's core peer and key types: no hosts or transports"},
 		},
-		allow: []string{our("crypto"), our("consent/..."), our("internal/uid")},
+		allow: []string{our("crypto"), our("consent/..."), our("internal/uid"), our("internal/durable")},
 	},
 	{
 		// Direct only: the libp2p key types consent needs import these
@@ -179,7 +185,7 @@ var rules = []rule{
 			{"github.com/dgraph-io/...", "wire is pure functions over bytes: no storage"},
 			{"github.com/libp2p/go-libp2p/p2p/...", "wire uses only libp2p's core peer and key types: no hosts or transports"},
 		},
-		allow: []string{our("crypto"), our("consent"), our("internal/wire/..."), our("internal/uid")},
+		allow: []string{our("crypto"), our("consent"), our("internal/wire/..."), our("internal/uid"), our("internal/durable")},
 	},
 	{
 		name:   "wire-pure",

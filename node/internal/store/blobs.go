@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pacsnet/pacsnet/internal/durable"
 )
 
 // blobsDir is where block ciphertext lives, beside Badger in the archive
@@ -236,7 +238,7 @@ func (b *blobs) roll() error {
 	if err != nil {
 		return fmt.Errorf("blob log: new segment: %w", err)
 	}
-	syncDir(b.dir) // best effort, as before
+	durable.SyncDir(b.dir) // best effort, as before
 	b.cur, b.curID, b.curOff, b.syncedOff, b.nextID = f, id, 0, 0, id+1
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pacsnet/pacsnet/internal/durable"
 )
 
 // outboxDir holds the sealed manifests the outbox is waiting to deliver,
@@ -188,27 +190,8 @@ func (d *sealedDir) write(seq uint64, sealed []byte) (string, error) {
 	rand.Read(r[:])
 	name := fmt.Sprintf("%020d-%s.sealed", seq, hex.EncodeToString(r[:]))
 	path := filepath.Join(d.dir, name)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("outbox: %w", err)
-	}
-	_, err = f.Write(sealed)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(d.dir)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		os.Remove(path)
+	if err := durable.WriteFile(path, sealed, 0o600); err != nil {
+		os.Remove(path) // renamed but its directory not synced: no record will name it
 		return "", fmt.Errorf("outbox: write sealed manifest: %w", err)
 	}
 	return name, nil
@@ -262,17 +245,4 @@ func (d *sealedDir) size() int64 {
 		}
 	}
 	return n
-}
-
-// syncDir fsyncs a directory, so a file created or renamed in it stays.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
