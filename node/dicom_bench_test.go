@@ -93,19 +93,7 @@ func storescuNagle(b *testing.B, addr, called string, files []string, assocs int
 }
 
 // procStatus reads a "kB" field of /proc/self/status, in MB.
-func procStatus(field string) float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
-}
+func procStatus(field string) float64 { return pidStatus(os.Getpid(), field) }
 
 // cpuTime is this process's CPU time so far, user and system.
 func cpuTime() time.Duration {
@@ -129,13 +117,17 @@ func peakRSS(reset bool) float64 {
 
 // pidPeakRSS is a process's peak resident set (VmHWM), in MB, or 0 where
 // it cannot be read.
-func pidPeakRSS(pid int) float64 {
+func pidPeakRSS(pid int) float64 { return pidStatus(pid, "VmHWM") }
+
+// pidStatus reads a "kB" field of /proc/PID/status, in MB (0 where it
+// cannot be read).
+func pidStatus(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
 			return float64(kb) / 1024
 		}
